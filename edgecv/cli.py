@@ -1,0 +1,102 @@
+"""The ``edgecv`` command. Each command only parses its options and calls one library function with
+the same arguments; library imports happen inside commands so the device (no torch) can run the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from edgecv import __version__
+from edgecv.errors import EdgecvError
+
+
+class _Group(click.Group):
+    """Turn EdgecvError into one line on stderr and exit code 2: no traceback for a user's mistake."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgecvError as exc:
+            click.echo(f"edgecv: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("edgecv: interrupted; the last completed epoch is in last.pt (continue with --resume)", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecv")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(quiet: bool) -> None:
+    """Train, quantize and deploy vision models to the edge."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="edgecv: %(message)s")
+
+
+@cli.command("train")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--data", help="Dataset root (overrides data.root).")
+@click.option("--epochs", type=click.IntRange(min=0), help="Epochs for every enabled stage (head and fine-tune).")
+@click.option("--out", help="Run directory (default runs/<recipe name>).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field, e.g. train.batch_size=16.")
+def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -> None:
+    """Train the model a RECIPE (YAML) describes by transfer learning."""
+    from edgecv.train.run import train
+
+    result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
+                   overwrite=overwrite, overrides=tuple(overrides))
+    if result.metrics:
+        t = result.metrics["test"]
+        click.echo(f"run: {result.run_dir}")
+        click.echo(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}  (n={t['n']})")
+
+
+@cli.command("eval")
+@click.argument("run", type=click.Path(file_okay=False, exists=True))
+@click.option("--data", help="Dataset root to read the recorded split's files from.")
+@click.option("--split", default="test", show_default=True, help="Recorded split to evaluate (train, val, test).")
+@click.option("--tta", is_flag=True, help="Test-time augmentation: flip + multi-crop, softmax averaged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON.")
+def eval_cmd(run, data, split, tta, as_json) -> None:
+    """Evaluate RUN's best checkpoint on its recorded split and extra test sets."""
+    from edgecv.evaluate.run import evaluate_run
+
+    result = evaluate_run(run, data=data, split=split, tta=tta, write="eval_tta.json" if tta else "eval.json")
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    m = result[split]
+    click.echo(f"{split}{' (tta)' if tta else ''} top-1: {m['top1']:.4f}  top-5: {m['top5']:.4f}  (n={m['n']})")
+    for name, e in result["extra"].items():
+        click.echo(f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})")
+
+
+@cli.group("sample")
+def sample_group() -> None:
+    """Write the built-in sample datasets."""
+
+
+@sample_group.command("classify")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--per-class", type=click.IntRange(min=3), default=60, show_default=True)
+@click.option("--size", type=click.IntRange(min=32), default=192, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_classify(out, per_class, size, seed) -> None:
+    """Shapes on real photos, as an ImageFolder in OUT."""
+    from edgecv.data.samples import SHAPES, write_classify_sample
+
+    path = write_classify_sample(out, per_class=per_class, size=size, seed=seed)
+    click.echo(f"wrote {per_class * len(SHAPES)} images in {len(SHAPES)} classes to {path}")
+
+
+def main() -> None:
+    cli(prog_name="edgecv")
+
+
+if __name__ == "__main__":
+    main()

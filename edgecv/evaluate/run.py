@@ -1,0 +1,96 @@
+"""Evaluate a run directory's best checkpoint on its recorded split and on extra named test sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edgecv.data.augment import eval_transform, tta_views
+from edgecv.data.dataset import ImageListDataset
+from edgecv.data.imagefolder import UnreadableImage, read_rgb
+from edgecv.data.splits import Split, folder_as_split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.classify import classification_metrics
+from edgecv.evaluate.plots import plot_confusion
+from edgecv.models import create_backbone
+from edgecv.models.classifier import Classifier
+from edgecv.recipes import load_recipe
+from edgecv.train.checkpoint import load_checkpoint
+from edgecv.train.distributed import DistInfo
+from edgecv.train.stages import predict_logits
+
+
+def load_classifier(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild the classifier a checkpoint describes (no download: the weights are in the file)."""
+    ckpt = load_checkpoint(checkpoint)
+    meta = ckpt["meta"]
+    backbone = create_backbone(meta["backbone"], pretrained="none")
+    model = Classifier(backbone, len(meta["classes"]), meta["dropout"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), meta
+
+
+@torch.no_grad()
+def tta_scores(model: Classifier, root: Path, files: list[str], meta: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
+    """Softmax averaged over flip + multi-crop views; returns scores and the indices that were readable."""
+    out, kept = [], []
+    for i, rel in enumerate(tqdm(files, desc="tta", disable=None, leave=False)):
+        try:
+            rgb = read_rgb(root / rel)
+        except UnreadableImage:
+            continue
+        views = torch.from_numpy(tta_views(rgb, meta["input_size"], meta["mean"], meta["std"]))
+        out.append(model(views).softmax(1).mean(0).numpy())
+        kept.append(i)
+    return np.stack(out) if out else np.zeros((0, len(meta["classes"]))), kept
+
+
+def score_split(model: Classifier, meta: dict[str, Any], split: Split, name: str, root: Path,
+                tta: bool = False, batch_size: int = 32, workers: int = 0) -> dict[str, Any]:
+    files, labels = split.files[name], split.labels[name]
+    if tta:
+        scores, kept = tta_scores(model, root, files, meta)
+        y = np.asarray(labels)[kept]
+    else:
+        ds = ImageListDataset(root, files, labels, eval_transform(meta["input_size"], meta["mean"], meta["std"]))
+        logits, y_t = predict_logits(model, ds, batch_size, workers, DistInfo(0, 1, torch.device("cpu")))
+        scores, y = logits.softmax(1).numpy(), y_t.numpy()
+    m = classification_metrics(scores, y, meta["classes"])
+    m["unreadable"] = len(files) - len(y)
+    return m
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test", tta: bool = False,
+                 splits: tuple[str, ...] | None = None, write: str | None = "eval.json") -> dict[str, Any]:
+    """Metrics of ``run_dir/best.pt`` on ``split`` (or ``splits``) of the recorded split.json, plus every
+    extra test set the recipe names. ``data`` re-roots the recorded relative file lists."""
+    run_dir = Path(run_dir)
+    model, meta = load_classifier(run_dir / "best.pt")
+    rec = Split.load(run_dir / "split.json")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    root = Path(data) if data else Path(rec.root)
+    wanted = splits or (split,)
+    for s in wanted:
+        if s not in rec.files:
+            raise EdgecvError(f"{run_dir}/split.json: no split {s!r}; recorded: {', '.join(rec.files)}")
+    result: dict[str, Any] = {"task": "classify", "tta": tta}
+    for s in wanted:
+        result[s] = score_split(model, meta, rec, s, root, tta)
+    result["extra"] = {}
+    for name, folder in recipe.data.extra_test.items():
+        extra = folder_as_split(folder, meta["classes"], name)
+        result["extra"][name] = score_split(model, meta, extra, name, Path(extra.root), tta)
+        result["extra"][name]["skipped_files"] = extra.skipped
+    result["data"] = {"skipped_at_split": len(rec.skipped), "counts": rec.counts()}
+    if write:
+        (run_dir / write).write_text(json.dumps(result, indent=1))
+        for s in wanted:
+            suffix = "" if s == "test" else f"_{s}"
+            plot_confusion(result[s]["confusion_matrix"], meta["classes"], run_dir / f"confusion_matrix{suffix}.png",
+                           f"{s} top-1 {result[s]['top1']:.3f}")
+    return result

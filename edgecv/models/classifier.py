@@ -1,0 +1,22 @@
+"""Image classifier = registry backbone + dropout + linear head. No training code here."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgecv.models._registry import Backbone
+
+
+class Classifier(nn.Module):
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float = 0.2):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.num_features, num_classes)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.backbone(x))

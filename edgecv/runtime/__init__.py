@@ -1,0 +1,1 @@
+"""The device side: numpy + OpenCV + one inference runtime. Never imports torch or tensorflow."""

@@ -1,0 +1,1 @@
+"""Training: the shared loop (checkpoints, resume, DDP, progress), feature cache, stages."""

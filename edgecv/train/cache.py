@@ -1,0 +1,101 @@
+"""Stage 1 of transfer learning runs the frozen backbone once and keeps the features.
+
+The head then trains on cached features: an epoch costs a few matrix multiplies instead of a pass
+through the network. ``copies`` augmented views of each training image are cached so the head still
+sees augmentation. Caches live in the run directory, keyed by everything that changes them, so
+``--resume`` reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset, get_worker_info
+from tqdm import tqdm
+
+from edgecv.data.dataset import ImageListDataset, collate_skip_unreadable
+from edgecv.train.checkpoint import save_atomic
+from edgecv.train.distributed import DistInfo, barrier, gather_rows
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    features: torch.Tensor  # [M, C] float32
+    labels: torch.Tensor  # [M] int64
+    skipped: int = 0
+
+
+def _reseed_worker(_: int) -> None:
+    info = get_worker_info()
+    ds = info.dataset.dataset if isinstance(info.dataset, Subset) else info.dataset
+    if hasattr(ds.transform, "reseed"):
+        ds.transform.reseed(info.seed)
+
+
+def make_loader(dataset: ImageListDataset, batch_size: int, workers: int, seed: int, info: DistInfo,
+                shuffle: bool = False) -> DataLoader:
+    """A loader over this rank's shard (every world-th item); reproducible for a given seed."""
+    n = len(dataset)
+    if shuffle:  # training: pad to a multiple of the world size so every DDP rank takes the same steps
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        order += order[: (-n) % info.world]
+    else:
+        order = list(range(n))
+    shard = Subset(dataset, order[info.rank :: info.world])
+    if workers == 0 and hasattr(dataset.transform, "reseed"):
+        dataset.transform.reseed(seed)
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      collate_fn=collate_skip_unreadable, worker_init_fn=_reseed_worker if workers else None,
+                      generator=torch.Generator().manual_seed(seed), persistent_workers=False)
+
+
+@torch.no_grad()
+def extract_features(backbone: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int,
+                     info: DistInfo, seed: int = 0, desc: str = "features") -> FeatureSet:
+    """Pooled features of every dataset item in dataset order, gathered across ranks."""
+    was = backbone.training
+    backbone.eval()
+    feats, index, skipped = [], [], 0
+    loader = make_loader(dataset, batch_size, workers, seed, info)
+    for batch, n_bad in tqdm(loader, desc=desc, disable=None if info.main else True, leave=False):
+        skipped += n_bad
+        if batch is None:
+            continue
+        x, _, idx = batch
+        feats.append(backbone(x.to(info.device)).float().cpu())
+        index.append(idx)
+    backbone.train(was)
+    if not feats:
+        feats, index = [torch.zeros(0, 1)], [torch.zeros(0, dtype=torch.long)]
+    rows, idx = gather_rows(info, torch.cat(feats), torch.cat(index))
+    labels = torch.as_tensor(dataset.labels, dtype=torch.long)[idx]
+    return FeatureSet(rows, labels, skipped)
+
+
+def cache_key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached(path: Path, info: DistInfo, compute: Callable[[], FeatureSet]) -> FeatureSet:
+    """Load ``path`` if present; otherwise compute (all ranks take part), rank 0 saves it."""
+    if path.is_file():
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return FeatureSet(data["features"], data["labels"], int(data["skipped"]))
+    fs = compute()
+    if info.main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic({"features": fs.features, "labels": fs.labels, "skipped": fs.skipped}, path)
+    barrier(info)
+    return fs
+
+
+def concat(sets: list[FeatureSet]) -> FeatureSet:
+    return FeatureSet(torch.cat([s.features for s in sets]), torch.cat([s.labels for s in sets]),
+                      int(np.sum([s.skipped for s in sets])))

@@ -1,0 +1,120 @@
+"""The shared epoch loop: seeding, validation, best/last checkpoints, early stopping, resume, callbacks.
+
+Every stage of every task runs through ``fit``: a stage supplies ``train_epoch`` and ``validate``;
+the loop owns everything that must be identical between them (and between a run and its resume).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecv.train.checkpoint import save_atomic
+from edgecv.train.distributed import DistInfo, broadcast_flag
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class LoopState:
+    """What a resume needs beyond the weights: where we are, the best so far, the curves."""
+
+    stage: str = "head"
+    epoch: int = 0  # epochs completed in ``stage``
+    best: dict[str, Any] | None = None
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
+                "history": self.history, "stopped_early": self.stopped_early}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LoopState":
+        return cls(**d)
+
+
+@dataclass
+class Stage:
+    name: str
+    epochs: int
+    model: nn.Module  # what best.pt/last.pt store (the whole task model)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train_epoch: Callable[[int], dict[str, float]]  # epoch -> {"loss": ...}
+    validate: Callable[[], dict[str, float]]  # -> {"top1": ..., "loss": ...} or {} when there is no val split
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(base: int, stage: str, epoch: int) -> int:
+    """A seed per (stage, epoch): a resumed run draws exactly what the uninterrupted run drew."""
+    return (base * 1_000_003 + (0 if stage == "head" else 500_009) + epoch) % 2**31
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int = 0):
+    total_steps = max(1, total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _improved(val: dict[str, float], best: dict[str, Any] | None) -> bool:
+    if best is None:
+        return True
+    if not val:  # no val split: the latest epoch is the best we know
+        return True
+    return (val["top1"], -val["loss"]) > (best["val_top1"], -best["val_loss"])
+
+
+def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int, patience: int,
+        checkpoint_meta: Callable[[], dict[str, Any]], callbacks: list[EpochCallback] | tuple = ()) -> LoopState:
+    """Run ``stage`` from ``state.epoch`` to ``stage.epochs``; write last.pt every epoch, best.pt on improvement."""
+    while state.epoch < stage.epochs and not state.stopped_early:
+        epoch = state.epoch
+        seed_everything(epoch_seed(seed, stage.name, epoch))
+        train = stage.train_epoch(epoch)
+        val = stage.validate()
+        row = {"stage": stage.name, "epoch": epoch + 1, "train_loss": train["loss"], "lr": stage.optimizer.param_groups[0]["lr"]}
+        if val:
+            row.update(val_loss=val["loss"], val_top1=val["top1"])
+        state.history.append(row)
+        state.epoch = epoch + 1
+        improved = _improved(val, state.best)
+        if improved:
+            state.best = {"stage": stage.name, "epoch": epoch + 1, "val_top1": val.get("top1", float("nan")),
+                          "val_loss": val.get("loss", float("nan"))}
+            state.bad_epochs = 0
+        else:
+            state.bad_epochs += 1
+        stop = bool(patience) and bool(val) and state.bad_epochs >= patience
+        state.stopped_early = broadcast_flag(info, stop)
+        if info.main:
+            meta = checkpoint_meta()
+            weights = {k: v.detach().cpu() for k, v in stage.model.state_dict().items()}
+            if improved:
+                save_atomic({"model": weights, "meta": meta, "best": state.best}, run_dir / "best.pt")
+            save_atomic({"model": weights, "meta": meta, "loop": state.to_dict(),
+                         "optimizer": stage.optimizer.state_dict(), "scheduler": stage.scheduler.state_dict()},
+                        run_dir / "last.pt")
+        for cb in callbacks:
+            cb(row)
+    return state

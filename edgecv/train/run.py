@@ -1,0 +1,184 @@
+"""``edgecv train``: recipe -> run directory with best.pt, last.pt, recipe.yaml, split.json, metrics.json,
+curves.png and confusion_matrix.png. Works unchanged under ``torchrun --nproc_per_node=N``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import edgecv
+from edgecv.data.augment import TrainTransform, eval_transform
+from edgecv.data.dataset import ImageListDataset
+from edgecv.data.splits import Split, make_split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.plots import plot_curves
+from edgecv.models import create_backbone
+from edgecv.models.classifier import Classifier
+from edgecv.recipes import TrainRecipe, dump_recipe, load_recipe
+from edgecv.train.cache import FeatureSet, cache_key, cached, concat, extract_features
+from edgecv.train.checkpoint import load_checkpoint
+from edgecv.train.distributed import DistInfo, barrier, init_distributed, shutdown
+from edgecv.train.loop import EpochCallback, LoopState, Stage, fit, seed_everything
+from edgecv.train.stages import finetune_stage, head_stage
+
+log = logging.getLogger("edgecv")
+RUN_FILES = ("best.pt", "last.pt", "recipe.yaml", "split.json", "metrics.json", "eval.json", "curves.png",
+             "confusion_matrix.png", "confusion_matrix_val.png", "cache")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    resumed_from: str | None
+
+
+def _overrides(epochs: int | None, data: str | None, extra: tuple[str, ...]) -> list[str]:
+    out = list(extra)
+    if epochs is not None:
+        out += [f"train.head.epochs={epochs}"]
+    if data is not None:
+        out += [f"data.root={data!r}"]
+    return out
+
+
+def _prepare_run_dir(recipe_path: str, out: Path, resume: bool, overwrite: bool, overrides: list[str],
+                     epochs: int | None, info: DistInfo) -> TrainRecipe:
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise EdgecvError(f"{out}: nothing to resume (no last.pt); run without --resume to start")
+        recipe = load_recipe(out / "recipe.yaml", overrides)  # the run's own resolved recipe is authoritative
+    else:
+        recipe = load_recipe(recipe_path, overrides)
+        if epochs is not None and recipe.train.finetune.epochs > 0:
+            recipe = load_recipe(recipe_path, overrides + [f"train.finetune.epochs={epochs}"])
+        existing = [f for f in RUN_FILES if (out / f).exists()]
+        if existing and not overwrite and info.main:
+            raise EdgecvError(f"{out}: already holds a run ({', '.join(existing[:3])}...); "
+                              "pass --resume to continue it, --overwrite to replace it, or another --out")
+    if info.main:
+        if not resume and overwrite:
+            for f in RUN_FILES:
+                p = out / f
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        dump_recipe(recipe, out / "recipe.yaml")
+    return recipe
+
+
+def _split(recipe: TrainRecipe, out: Path, info: DistInfo, resume: bool) -> Split:
+    path = out / "split.json"
+    if info.main and not (resume and path.is_file()):
+        s = recipe.data.split
+        split = make_split(recipe.data.root, s.test, s.val, s.seed, workers=max(2, recipe.train.workers))
+        split.save(path)
+        if split.skipped:
+            log.warning("skipped %d unreadable images (listed in %s), e.g. %s: %s", len(split.skipped), path,
+                        split.skipped[0]["file"], split.skipped[0]["reason"])
+    barrier(info)
+    return Split.load(path)
+
+
+def _features(model: Classifier, recipe: TrainRecipe, split: Split, out: Path, info: DistInfo) -> tuple[FeatureSet, FeatureSet]:
+    size, bb = recipe.data.input_size, model.backbone
+    mean, std = bb.spec.mean, bb.spec.std
+    root, tr = Path(split.root), recipe.train
+    key = dict(backbone=bb.spec.name, weights=bb.weights_source, size=size, root=split.root)
+
+    def ds(name: str, transform) -> ImageListDataset:
+        return ImageListDataset(root, split.files[name], split.labels[name], transform)
+
+    def one(name: str, transform, copy: int) -> FeatureSet:
+        k = cache_key(**key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None,
+                      copy=copy, seed=tr.seed)
+        return cached(out / "cache" / f"{name}-{copy}-{k}.pt", info,
+                      lambda: extract_features(bb, ds(name, transform), tr.batch_size, tr.workers, info,
+                                               seed=tr.seed * 1000 + copy, desc=f"caching {name} features #{copy}"))
+
+    clean = eval_transform(size, mean, std)
+    aug = TrainTransform(recipe.augment, size, mean, std)
+    train = concat([one("train", clean, 0)] + [one("train", aug, c) for c in range(1, tr.head.cache_augmentations + 1)])
+    return train, one("val", clean, 0)
+
+
+def _meta(model: Classifier, recipe: TrainRecipe, split: Split) -> dict[str, Any]:
+    bb = model.backbone
+    return {"task": "classify", "classes": split.classes, "backbone": bb.spec.name,
+            "weights_source": bb.weights_source, "input_size": recipe.data.input_size, "mean": list(bb.spec.mean),
+            "std": list(bb.spec.std), "dropout": recipe.model.dropout, "recipe_name": recipe.name,
+            "edgecv_version": edgecv.__version__}
+
+
+def _restore(stage: Stage, state: LoopState, last: dict[str, Any] | None) -> None:
+    if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
+        stage.optimizer.load_state_dict(last["optimizer"])
+        stage.scheduler.load_state_dict(last["scheduler"])
+
+
+def train(recipe: str, data: str | None = None, epochs: int | None = None, out: str | None = None,
+          device: str = "cpu", resume: bool = False, overwrite: bool = False, overrides: tuple[str, ...] = (),
+          callbacks: list[EpochCallback] | tuple = ()) -> RunResult:
+    """Train the classifier a recipe describes; ``--epochs`` sets the epochs of every enabled stage."""
+    info = init_distributed(device)
+    try:
+        ov = _overrides(epochs, data, overrides)
+        name = load_recipe(recipe, ov).name if not resume or out is None else None
+        run_dir = Path(out) if out else Path("runs") / str(name)
+        rec = _prepare_run_dir(recipe, run_dir, resume, overwrite, ov, epochs, info)
+        seed_everything(rec.train.seed)
+        split = _split(rec, run_dir, info, resume)
+        last = load_checkpoint(run_dir / "last.pt") if resume else None
+        state = LoopState.from_dict(last["loop"]) if last else LoopState()
+        if info.main:
+            counts = split.counts()
+            log.info("run %s: %d classes, train/val/test = %d/%d/%d images%s", run_dir, len(split.classes),
+                     counts["train"], counts["val"], counts["test"],
+                     f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+        backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
+        if info.main:
+            log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
+        model = Classifier(backbone, len(split.classes), rec.model.dropout).to(info.device)
+        if last is not None:
+            model.load_state_dict(last["model"])
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        meta = lambda: _meta(model, rec, split)  # noqa: E731
+        kw = dict(info=info, run_dir=run_dir, seed=rec.train.seed, patience=rec.train.early_stopping,
+                  checkpoint_meta=meta, callbacks=callbacks)
+
+        if state.stage == "head":
+            train_f, val_f = _features(model, rec, split, run_dir, info)
+            stage = head_stage(model, rec, info, train_f, val_f)
+            _restore(stage, state, last)
+            fit(stage, state, **kw)
+            state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
+        if rec.train.finetune.epochs > 0:
+            if state.epoch == 0:  # stage 2 starts from stage 1's best head
+                model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+            mean, std, size = backbone.spec.mean, backbone.spec.std, rec.data.input_size
+            root = Path(split.root)
+            train_ds = ImageListDataset(root, split.files["train"], split.labels["train"],
+                                        TrainTransform(rec.augment, size, mean, std))
+            val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
+            stage = finetune_stage(model, rec, info, train_ds, val_ds)
+            _restore(stage, state, last)
+            fit(stage, state, **kw)
+
+        metrics: dict[str, Any] = {}
+        if info.main:
+            from edgecv.evaluate.run import evaluate_run
+
+            metrics = evaluate_run(run_dir, splits=("test", "val"), write="metrics.json")
+            metrics["best"] = state.best
+            metrics["world_size"] = info.world
+            (run_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=1))
+            plot_curves(state.history, run_dir / "curves.png")
+        barrier(info)
+        return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)
+    finally:
+        shutdown(info)
