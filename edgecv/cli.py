@@ -10,6 +10,7 @@ import sys
 import click
 
 from edgecv import __version__
+from edgecv._deps import require
 from edgecv.errors import EdgecvError
 
 
@@ -46,6 +47,7 @@ def cli(quiet: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe field, e.g. train.batch_size=16.")
 def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -> None:
     """Train the model a RECIPE (YAML) describes by transfer learning."""
+    require("torch", "train", "edgecv train")
     from edgecv.train.run import train
 
     result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
@@ -64,6 +66,7 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
 @click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON.")
 def eval_cmd(run, data, split, tta, as_json) -> None:
     """Evaluate RUN's best checkpoint on its recorded split and extra test sets."""
+    require("torch", "train", "edgecv eval")
     from edgecv.evaluate.run import evaluate_run
 
     result = evaluate_run(run, data=data, split=split, tta=tta, write="eval_tta.json" if tta else "eval.json")

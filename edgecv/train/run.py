@@ -3,13 +3,13 @@ curves.png and confusion_matrix.png. Works unchanged under ``torchrun --nproc_pe
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 
 import edgecv
 from edgecv.data.augment import TrainTransform, eval_transform
@@ -176,7 +176,7 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
             metrics = evaluate_run(run_dir, splits=("test", "val"), write="metrics.json")
             metrics["best"] = state.best
             metrics["world_size"] = info.world
-            (run_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=1))
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
             plot_curves(state.history, run_dir / "curves.png")
         barrier(info)
         return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)

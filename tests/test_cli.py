@@ -1,0 +1,58 @@
+"""The CLI: README command 1's edgecv steps run for real (shrunk), errors are one line, --help works."""
+
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgecv.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SHRINK = {"sample": ["--per-class", "8", "--size", "72"],
+          "train": ["--epochs", "1", "--set", "data.input_size=64", "--set", "train.workers=0"],
+          "eval": []}
+
+
+def quickstart_commands() -> list[list[str]]:
+    lines = (ROOT / "scripts" / "quickstart.sh").read_text().splitlines()
+    return [shlex.split(line)[1:] for line in lines if line.startswith("edgecv ")]
+
+
+def test_readme_runs_the_scripts_and_ci_runs_command_2():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/quickstart.sh" in readme and "bash scripts/test.sh" in readme
+    assert readme.index("bash scripts/quickstart.sh") < readme.index("bash scripts/test.sh")
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+    assert [c[0] for c in quickstart_commands()] == ["sample", "train", "eval"]
+
+
+def test_quickstart_edgecv_commands(tmp_path, monkeypatch):
+    """The quickstart's own edgecv lines, with only their sizes shrunk so the test takes seconds."""
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    outputs = []
+    for args in quickstart_commands():
+        r = runner.invoke(cli, args + SHRINK[args[0]], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        outputs.append(r.output)
+    assert "wrote 48 images in 6 classes" in outputs[0]
+    assert "test top-1:" in outputs[1] and "test (tta) top-1:" in outputs[2]
+    assert (tmp_path / "runs" / "sample" / "eval_tta.json").is_file()
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {root: d}\ntrain: {batch_size: -1}\n")
+    r = CliRunner().invoke(cli, ["train", str(bad)])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        f"edgecv: error: {bad}: train.batch_size: Input should be greater than or equal to 1 (got -1)"]
+
+
+@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["sample"], ["sample", "classify"]])
+def test_help_everywhere(args):
+    r = CliRunner().invoke(cli, args + ["--help"], prog_name="edgecv")
+    assert r.exit_code == 0 and "Usage: edgecv" in r.output

