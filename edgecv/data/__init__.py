@@ -1,0 +1,1 @@
+"""Datasets on disk: ImageFolder scanning, robust image reading, recorded splits, augmentation, samples."""

@@ -1,0 +1,123 @@
+"""The random, stratified, seeded train/val/test split, verified and recorded in ``split.json``.
+
+Every image is decoded once here; unreadable ones are skipped, counted and listed with the reason, so
+training, evaluation and export calibration all see the same clean file lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecv.data.imagefolder import ImageFolder, UnreadableImage, read_rgb, scan_imagefolder
+from edgecv.errors import EdgecvError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    root: str
+    classes: list[str]
+    seed: int
+    fractions: dict[str, float]
+    files: dict[str, list[str]]
+    labels: dict[str, list[int]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.files.items()}
+
+    def file_hash(self, split: str) -> str:
+        """Hash of a split's file list (recorded with calibration data and artifacts)."""
+        return hashlib.sha256("\n".join(self.files[split]).encode()).hexdigest()[:16]
+
+    def save(self, path: str | Path) -> None:
+        tmp = Path(path).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Split":
+        path = Path(path)
+        if not path.is_file():
+            raise EdgecvError(f"{path}: split file not found (is this a run directory?)")
+        return cls(**json.loads(path.read_text()))
+
+
+def find_unreadable(root: Path, files: tuple[str, ...] | list[str], workers: int = 4) -> dict[str, str]:
+    """Decode every file (OpenCV releases the GIL, so threads overlap); return {file: reason} for failures."""
+
+    def check(rel: str) -> tuple[str, str | None]:
+        try:
+            read_rgb(root / rel)
+            return rel, None
+        except UnreadableImage as exc:
+            return rel, str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return {rel: why for rel, why in pool.map(check, files) if why is not None}
+
+
+def stratified_split(labels: np.ndarray, test: float, val: float, seed: int) -> dict[str, np.ndarray]:
+    """Indices per split; each class is shuffled with ``seed`` and cut by the fractions (at least one
+    test image per class that has three or more)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        n_test = int(round(n * test))
+        n_val = int(round(n * val))
+        if n >= 3:
+            n_test = max(n_test, 1)
+            n_val = max(n_val, 1) if val > 0 else 0
+        n_test = min(n_test, n - 1)
+        n_val = min(n_val, n - 1 - n_test)
+        out["test"] += idx[:n_test].tolist()
+        out["val"] += idx[n_test : n_test + n_val].tolist()
+        out["train"] += idx[n_test + n_val :].tolist()
+    return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+
+
+def make_split(root: str | Path, test: float, val: float, seed: int, workers: int = 4) -> Split:
+    folder: ImageFolder = scan_imagefolder(root)
+    bad = find_unreadable(folder.root, folder.files, workers)
+    keep = [i for i, f in enumerate(folder.files) if f not in bad]
+    files = np.asarray(folder.files, dtype=object)[keep]
+    labels = np.asarray(folder.labels, dtype=np.int64)[keep]
+    idx = stratified_split(labels, test, val, seed)
+    missing = [folder.classes[c] for c in range(len(folder.classes)) if not np.any(labels[idx["train"]] == c)]
+    if missing:
+        raise EdgecvError(f"{root}: classes {missing} have no readable training images")
+    return Split(
+        root=str(folder.root),
+        classes=list(folder.classes),
+        seed=seed,
+        fractions={"test": test, "val": val},
+        files={s: files[idx[s]].tolist() for s in SPLITS},
+        labels={s: labels[idx[s]].tolist() for s in SPLITS},
+        skipped=[{"file": f, "reason": r} for f, r in sorted(bad.items())],
+    )
+
+
+def folder_as_split(root: str | Path, classes: list[str], name: str, workers: int = 4) -> Split:
+    """An extra named test set: every readable image of ``root`` in the single split ``name``."""
+    folder = scan_imagefolder(root, tuple(classes))
+    bad = find_unreadable(folder.root, folder.files, workers)
+    keep = [i for i, f in enumerate(folder.files) if f not in bad]
+    return Split(
+        root=str(folder.root),
+        classes=list(classes),
+        seed=0,
+        fractions={},
+        files={name: [folder.files[i] for i in keep]},
+        labels={name: [folder.labels[i] for i in keep]},
+        skipped=[{"file": f, "reason": r} for f, r in sorted(bad.items())],
+    )
