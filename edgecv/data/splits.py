@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from edgecv.data.imagefolder import ImageFolder, UnreadableImage, read_rgb, scan_imagefolder
 from edgecv.errors import EdgecvError
@@ -61,7 +62,8 @@ def find_unreadable(root: Path, files: tuple[str, ...] | list[str], workers: int
             return rel, str(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return {rel: why for rel, why in pool.map(check, files) if why is not None}
+        results = tqdm(pool.map(check, files), total=len(files), desc="checking images", disable=None, leave=False)
+        return {rel: why for rel, why in results if why is not None}
 
 
 def stratified_split(labels: np.ndarray, test: float, val: float, seed: int) -> dict[str, np.ndarray]:

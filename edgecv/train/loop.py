@@ -6,6 +6,7 @@ the loop owns everything that must be identical between them (and between a run 
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from torch import nn
 from edgecv.train.checkpoint import save_atomic
 from edgecv.train.distributed import DistInfo, broadcast_flag
 
+log = logging.getLogger("edgecv")
 EpochCallback = Callable[[dict[str, Any]], None]
 
 
@@ -115,6 +117,10 @@ def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int
             save_atomic({"model": weights, "meta": meta, "loop": state.to_dict(),
                          "optimizer": stage.optimizer.state_dict(), "scheduler": stage.scheduler.state_dict()},
                         run_dir / "last.pt")
+        if info.main:
+            val_txt = f"  val top-1 {val['top1']:.4f}  val loss {val['loss']:.4f}" if val else ""
+            log.info("%s %d/%d  train loss %.4f%s%s", stage.name, epoch + 1, stage.epochs, train["loss"], val_txt,
+                     "  *best" if improved else "")
         for cb in callbacks:
             cb(row)
     return state

@@ -58,7 +58,8 @@ def _prepare_run_dir(recipe_path: str, out: Path, resume: bool, overwrite: bool,
         if epochs is not None and recipe.train.finetune.epochs > 0:
             recipe = load_recipe(recipe_path, overrides + [f"train.finetune.epochs={epochs}"])
         existing = [f for f in RUN_FILES if (out / f).exists()]
-        if existing and not overwrite and info.main:
+        barrier(info)  # every rank has looked before rank 0 writes anything
+        if existing and not overwrite:
             raise EdgecvError(f"{out}: already holds a run ({', '.join(existing[:3])}...); "
                               "pass --resume to continue it, --overwrite to replace it, or another --out")
     if info.main:
@@ -159,6 +160,7 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
             state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
         if rec.train.finetune.epochs > 0:
             if state.epoch == 0:  # stage 2 starts from stage 1's best head
+                barrier(info)  # rank 0 has finished writing best.pt
                 model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
             mean, std, size = backbone.spec.mean, backbone.spec.std, rec.data.input_size
             root = Path(split.root)
