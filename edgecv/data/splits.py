@@ -88,10 +88,16 @@ def stratified_split(labels: np.ndarray, test: float, val: float, seed: int) -> 
     return {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
 
 
-def make_split(root: str | Path, test: float, val: float, seed: int, workers: int = 4) -> Split:
-    folder: ImageFolder = scan_imagefolder(root)
+def _readable(folder: ImageFolder, workers: int) -> tuple[list[int], list[dict[str, str]]]:
+    """Indices of the decodable files, and the skipped ones with their reasons."""
     bad = find_unreadable(folder.root, folder.files, workers)
     keep = [i for i, f in enumerate(folder.files) if f not in bad]
+    return keep, [{"file": f, "reason": r} for f, r in sorted(bad.items())]
+
+
+def make_split(root: str | Path, test: float, val: float, seed: int, workers: int = 4) -> Split:
+    folder: ImageFolder = scan_imagefolder(root)
+    keep, skipped = _readable(folder, workers)
     files = np.asarray(folder.files, dtype=object)[keep]
     labels = np.asarray(folder.labels, dtype=np.int64)[keep]
     idx = stratified_split(labels, test, val, seed)
@@ -105,15 +111,14 @@ def make_split(root: str | Path, test: float, val: float, seed: int, workers: in
         fractions={"test": test, "val": val},
         files={s: files[idx[s]].tolist() for s in SPLITS},
         labels={s: labels[idx[s]].tolist() for s in SPLITS},
-        skipped=[{"file": f, "reason": r} for f, r in sorted(bad.items())],
+        skipped=skipped,
     )
 
 
 def folder_as_split(root: str | Path, classes: list[str], name: str, workers: int = 4) -> Split:
     """An extra named test set: every readable image of ``root`` in the single split ``name``."""
     folder = scan_imagefolder(root, tuple(classes))
-    bad = find_unreadable(folder.root, folder.files, workers)
-    keep = [i for i, f in enumerate(folder.files) if f not in bad]
+    keep, skipped = _readable(folder, workers)
     return Split(
         root=str(folder.root),
         classes=list(classes),
@@ -121,5 +126,5 @@ def folder_as_split(root: str | Path, classes: list[str], name: str, workers: in
         fractions={},
         files={name: [folder.files[i] for i in keep]},
         labels={name: [folder.labels[i] for i in keep]},
-        skipped=[{"file": f, "reason": r} for f, r in sorted(bad.items())],
+        skipped=skipped,
     )

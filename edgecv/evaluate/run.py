@@ -88,9 +88,14 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
         result["extra"][name]["skipped_files"] = extra.skipped
     result["data"] = {"skipped_at_split": len(rec.skipped), "counts": rec.counts()}
     if write:
-        (run_dir / write).write_text(json.dumps(result, indent=1))
-        for s in wanted:
-            suffix = "" if s == "test" else f"_{s}"
-            plot_confusion(result[s]["confusion_matrix"], meta["classes"], run_dir / f"confusion_matrix{suffix}.png",
-                           f"{s} top-1 {result[s]['top1']:.3f}")
+        write_eval(run_dir, result, write, wanted, meta["classes"])
     return result
+
+
+def write_eval(run_dir: Path, result: dict[str, Any], name: str, splits: tuple[str, ...], classes: list[str]) -> None:
+    """The metrics as JSON, and a confusion-matrix PNG per split."""
+    (run_dir / name).write_text(json.dumps(result, indent=1))
+    for s in splits:
+        suffix = "" if s == "test" else f"_{s}"
+        plot_confusion(result[s]["confusion_matrix"], classes, run_dir / f"confusion_matrix{suffix}.png",
+                       f"{s} top-1 {result[s]['top1']:.3f}")

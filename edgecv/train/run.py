@@ -3,7 +3,6 @@ curves.png and confusion_matrix.png. Works unchanged under ``torchrun --nproc_pe
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -173,12 +172,11 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
 
         metrics: dict[str, Any] = {}
         if info.main:
-            from edgecv.evaluate.run import evaluate_run
+            from edgecv.evaluate.run import evaluate_run, write_eval
 
-            metrics = evaluate_run(run_dir, splits=("test", "val"), write="metrics.json")
-            metrics["best"] = state.best
-            metrics["world_size"] = info.world
-            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            metrics = evaluate_run(run_dir, splits=("test", "val"), write=None)
+            metrics.update(best=state.best, world_size=info.world)
+            write_eval(run_dir, metrics, "metrics.json", ("test", "val"), split.classes)
             plot_curves(state.history, run_dir / "curves.png")
         barrier(info)
         return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)

@@ -23,6 +23,14 @@ from edgecv.train.distributed import DistInfo
 from edgecv.train.loop import Stage, cosine_schedule, epoch_seed
 
 
+def _step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> float:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def _accuracy_and_loss(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     if len(labels) == 0:
         return {}
@@ -49,11 +57,7 @@ def head_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train: Fe
         for i in range(0, len(order), spec.batch_size):
             b = order[i : i + spec.batch_size].to(info.device)
             loss = F.cross_entropy(net(x_all[b]), y_all[b], label_smoothing=spec.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(b)
+            total += _step(opt, sched, loss) * len(b)
             n += len(b)
         return {"loss": total / max(n, 1)}
 
@@ -123,11 +127,7 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
             x, y, _ = batch
             x, y = x.to(info.device), y.to(info.device)
             loss = F.cross_entropy(net(x), y, label_smoothing=spec.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(y)
+            total += _step(opt, sched, loss) * len(y)
             n += len(y)
         return {"loss": total / max(n, 1)}
 
