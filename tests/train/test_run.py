@@ -81,3 +81,14 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         save_atomic({"model": {}, "x": Unpicklable()}, path)
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_extra_named_test_sets_are_reported_separately(tmp_path, shapes_dir):
+    from tests.conftest import fast_recipe
+
+    recipe = fast_recipe(tmp_path / "r.yaml", shapes_dir, head={"epochs": 1, "cache_augmentations": 0},
+                         finetune={"epochs": 0})
+    result = train(str(recipe), out=str(tmp_path / "run"), overrides=(f"data.extra_test={{again: {shapes_dir}}}",))
+    extra = result.metrics["extra"]["again"]
+    assert extra["n"] == 60 and extra["skipped_files"] == []  # every image of the folder, scored on its own
+    assert set(extra["per_class"]) == set(result.metrics["test"]["per_class"])
