@@ -1,0 +1,89 @@
+"""The artifact metadata contract between the train side and the device side (numpy/stdlib only).
+
+Export writes one ``ArtifactMeta`` into every artifact (ONNX ``metadata_props`` under the key
+``edgecv``); the runtime reads it back and needs nothing else: no labels.txt, no recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgecv.errors import EdgecvError
+
+SCHEMA_VERSION = 1
+META_KEY = "edgecv"
+TASKS = ("classify", "detect", "embed")
+LAYOUTS = ("NCHW", "NHWC")
+COLORS = ("RGB", "BGR")
+PRECISIONS = ("fp32", "fp16", "int8")
+RESIZES = ("stretch", "letterbox")
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    task: str
+    labels: list[str]
+    input_size: tuple[int, int]  # (height, width)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    layout: str = "NCHW"
+    color: str = "RGB"
+    resize: str = "stretch"
+    precision: str = "fp32"
+    input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} when the input tensor is int8
+    decoder: dict[str, Any] | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # backbone, weights, recipe hash, edgecv version
+    calibration_hash: str | None = None
+    fidelity: dict[str, Any] | None = None
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        checks = (("task", self.task, TASKS), ("layout", self.layout, LAYOUTS), ("color", self.color, COLORS),
+                  ("precision", self.precision, PRECISIONS), ("resize", self.resize, RESIZES))
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise EdgecvError(f"artifact metadata: {name} {value!r} is not one of {', '.join(allowed)}")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise EdgecvError(f"artifact metadata: input_size must be (height, width), got {self.input_size!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise EdgecvError("artifact metadata: mean and std need 3 values each, std > 0")
+        if self.task == "classify" and len(self.labels) < 2:
+            raise EdgecvError("artifact metadata: a classifier needs at least 2 labels")
+        if self.precision == "int8" and self.input_quant is not None and set(self.input_quant) != {"scale", "zero_point"}:
+            raise EdgecvError("artifact metadata: input_quant needs exactly scale and zero_point")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "artifact") -> "ArtifactMeta":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EdgecvError(f"{source}: edgecv metadata is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise EdgecvError(f"{source}: edgecv metadata is not a JSON object")
+        if data.get("schema", 0) > SCHEMA_VERSION:
+            raise EdgecvError(f"{source}: metadata schema {data['schema']} is newer than this edgecv "
+                              f"understands ({SCHEMA_VERSION}); upgrade edgecv on the device")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise EdgecvError(f"{source}: unknown metadata fields {unknown}")
+        for key in ("input_size", "mean", "std"):
+            if key in data:
+                data[key] = tuple(data[key])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise EdgecvError(f"{source}: incomplete edgecv metadata ({exc})") from None
+
+
+def meta_from_props(props: dict[str, str], source: str) -> ArtifactMeta:
+    """From a model's string metadata map (ONNX metadata_props, onnxruntime's custom_metadata_map)."""
+    if META_KEY not in props:
+        raise EdgecvError(f"{source}: carries no edgecv metadata (was it exported by `edgecv export`?)")
+    return ArtifactMeta.from_json(props[META_KEY], source)

@@ -1,0 +1,1 @@
+"""Export: one converter per path, named source-to-target, each a plain function (source, spec) -> Path."""
