@@ -7,7 +7,6 @@ inference); their identity is stored in the artifact as ``calibration_hash``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from edgecv._deps import require
 from edgecv.artifact import META_KEY, meta_from_props
+from edgecv.export._atomic import atomic_output
 
 
 def _reader(batches: Iterable[np.ndarray], input_name: str):
@@ -46,6 +46,7 @@ def onnx_int8(source: str | Path, out: str | Path, calibration: Iterable[np.ndar
     proto = onnx.load(str(source))
     props = {p.key: p.value for p in proto.metadata_props}
     meta = meta_from_props(props, str(source))
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
@@ -63,11 +64,6 @@ def onnx_int8(source: str | Path, out: str | Path, calibration: Iterable[np.ndar
         entry = qproto.metadata_props.add()
         entry.key, entry.value = META_KEY, int8_meta.to_json()
         onnx.checker.check_model(qproto)
-        fd, final_tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-        os.close(fd)
-        try:
-            onnx.save(qproto, final_tmp)
-            os.replace(final_tmp, out)
-        finally:
-            Path(final_tmp).unlink(missing_ok=True)
+        with atomic_output(out) as final_tmp:
+            onnx.save(qproto, str(final_tmp))
     return out

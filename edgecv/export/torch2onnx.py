@@ -5,8 +5,6 @@ Written to a temp file and renamed: a failed export leaves any previous artifact
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -15,6 +13,7 @@ from torch import nn
 from edgecv._deps import require
 from edgecv.artifact import META_KEY, ArtifactMeta
 from edgecv.errors import EdgecvError
+from edgecv.export._atomic import atomic_output
 
 OPSET = 18
 
@@ -26,21 +25,15 @@ def torch2onnx(model: nn.Module, meta: ArtifactMeta, out: str | Path, max_batch:
     if meta.layout != "NCHW":
         raise EdgecvError("torch2onnx exports NCHW graphs; NHWC is a TFLite layout")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     h, w = meta.input_size
     example = (torch.zeros(1, 3, h, w),)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    try:
-        torch.onnx.export(model.eval(), example, tmp, opset_version=OPSET, external_data=False,
+    with atomic_output(out) as tmp:
+        torch.onnx.export(model.eval(), example, str(tmp), opset_version=OPSET, external_data=False,
                           input_names=["input"], output_names=["output"],
                           dynamic_shapes=({0: torch.export.Dim("batch", max=max_batch)},))
-        proto = onnx.load(tmp)
+        proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, meta.to_json()
         onnx.checker.check_model(proto)
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        onnx.save(proto, str(tmp))
     return out
