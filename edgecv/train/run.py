@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 import edgecv
 from edgecv.data.augment import TrainTransform, eval_transform
 from edgecv.data.dataset import ImageListDataset
@@ -37,25 +36,31 @@ class RunResult:
     resumed_from: str | None
 
 
-def _overrides(epochs: int | None, data: str | None, extra: tuple[str, ...]) -> list[str]:
-    out = list(extra)
-    if epochs is not None:
-        out += [f"train.head.epochs={epochs}"]
-    if data is not None:
-        out += [f"data.root={data!r}"]
-    return out
+def _with_epochs(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
+    """``--epochs N``: N epochs for every enabled stage (fine-tuning stays off when the recipe has it off)."""
+    if epochs < 0:
+        raise EdgecvError(f"--epochs must be >= 0, got {epochs}")
+    t = recipe.train
+    head = t.head.model_copy(update={"epochs": epochs})
+    ft = t.finetune.model_copy(update={"epochs": epochs}) if t.finetune.epochs > 0 else t.finetune
+    return recipe.model_copy(update={"train": t.model_copy(update={"head": head, "finetune": ft})})
 
 
-def _prepare_run_dir(recipe_path: str, out: Path, resume: bool, overwrite: bool, overrides: list[str],
-                     epochs: int | None, info: DistInfo) -> TrainRecipe:
+def _resolve_recipe(recipe_path: str, out: str | None, resume: bool, epochs: int | None, data: str | None,
+                    overrides: tuple[str, ...]) -> tuple[TrainRecipe, Path]:
+    """The recipe this run trains and its directory. On --resume the run's own recipe.yaml is authoritative."""
+    sets = list(overrides) + ([f"data.root={data!r}"] if data is not None else [])
+    recipe = None if (resume and out) else load_recipe(recipe_path, sets)
+    run_dir = Path(out) if out else Path("runs") / recipe.name
     if resume:
-        if not (out / "last.pt").is_file():
-            raise EdgecvError(f"{out}: nothing to resume (no last.pt); run without --resume to start")
-        recipe = load_recipe(out / "recipe.yaml", overrides)  # the run's own resolved recipe is authoritative
-    else:
-        recipe = load_recipe(recipe_path, overrides)
-        if epochs is not None and recipe.train.finetune.epochs > 0:
-            recipe = load_recipe(recipe_path, overrides + [f"train.finetune.epochs={epochs}"])
+        if not (run_dir / "last.pt").is_file():
+            raise EdgecvError(f"{run_dir}: nothing to resume (no last.pt); run without --resume to start")
+        recipe = load_recipe(run_dir / "recipe.yaml", sets)
+    return (_with_epochs(recipe, epochs) if epochs is not None else recipe), run_dir
+
+
+def _prepare_run_dir(recipe: TrainRecipe, out: Path, resume: bool, overwrite: bool, info: DistInfo) -> None:
+    if not resume:
         existing = [f for f in RUN_FILES if (out / f).exists()]
         barrier(info)  # every rank has looked before rank 0 writes anything
         if existing and not overwrite:
@@ -68,7 +73,6 @@ def _prepare_run_dir(recipe_path: str, out: Path, resume: bool, overwrite: bool,
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, out / "recipe.yaml")
-    return recipe
 
 
 def _split(recipe: TrainRecipe, out: Path, info: DistInfo, resume: bool) -> Split:
@@ -126,10 +130,8 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
     """Train the classifier a recipe describes; ``--epochs`` sets the epochs of every enabled stage."""
     info = init_distributed(device)
     try:
-        ov = _overrides(epochs, data, overrides)
-        name = load_recipe(recipe, ov).name if not resume or out is None else None
-        run_dir = Path(out) if out else Path("runs") / str(name)
-        rec = _prepare_run_dir(recipe, run_dir, resume, overwrite, ov, epochs, info)
+        rec, run_dir = _resolve_recipe(recipe, out, resume, epochs, data, overrides)
+        _prepare_run_dir(rec, run_dir, resume, overwrite, info)
         seed_everything(rec.train.seed)
         split = _split(rec, run_dir, info, resume)
         last = load_checkpoint(run_dir / "last.pt") if resume else None
