@@ -1,11 +1,12 @@
-"""ONNX fp32 -> ONNX int8 (QDQ, per-channel weights) with onnxruntime's static quantization.
-
-Calibration batches come from the caller (the run's own train split, preprocessed exactly as at
-inference); their identity is stored in the artifact as ``calibration_hash``.
+"""ONNX fp32 -> ONNX int8 (QDQ, per-channel int8 weights, int8 activations) with onnxruntime's static
+quantization. Calibration batches are the run's own train images, preprocessed as at inference; their
+identity is stored in the artifact as ``calibration_hash``. ``spec.keep_float`` names torch modules whose
+nodes stay float (mixed precision for sensitive layers).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -14,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.artifact import META_KEY, meta_from_props
 from edgecv.export._atomic import atomic_output
+from edgecv.export._registry import register_converter
+from edgecv.export.spec import ConvertSpec
+from edgecv.export.torch2onnx import set_onnx_meta
 
 
 def _reader(batches: Iterable[np.ndarray], input_name: str):
@@ -32,37 +35,57 @@ def _reader(batches: Iterable[np.ndarray], input_name: str):
     return Reader()
 
 
-def onnx_int8(source: str | Path, out: str | Path, calibration: Iterable[np.ndarray], calibration_hash: str,
-              method: str = "minmax", keep_float: Sequence[str] = ()) -> Path:
-    """Quantize ``source`` into ``out`` (temp file + rename). ``keep_float`` names nodes left in float
-    (mixed precision for sensitive layers)."""
+def _module_of(node, initializers: set[str]) -> list[str]:
+    """Torch module paths a node belongs to: the owner of its weight initializer (the dynamo exporter keeps
+    parameter names, e.g. ``head.weight``, also after folding BatchNorm into a Conv), and its name scopes."""
+    owners = [name.rsplit(".", 1)[0] for name in node.input[1:2] if name in initializers and "." in name]
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            owners += [s for s in ast.literal_eval(prop.value)[:-1] if s]
+    return owners
+
+
+def nodes_for_modules(proto, modules: Sequence[str]) -> list[str]:
+    """Names of the graph's nodes that belong to any of ``modules`` (or their submodules)."""
+    inits = {t.name for t in proto.graph.initializer}
+    wanted = tuple(modules)
+    out = []
+    for node in proto.graph.node:
+        owners = _module_of(node, inits)
+        if any(o == m or o.startswith(m + ".") for o in owners for m in wanted):
+            out.append(node.name)
+    return out
+
+
+@register_converter("onnx_int8", source="onnx")
+def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
+    """Quantize the fp32 ONNX ``source`` into ``spec.out`` (temp file + rename)."""
     onnx = require("onnx", "export", "int8 quantization")
     q = require("onnxruntime.quantization", "export", "int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
                "entropy": q.CalibrationMethod.Entropy}
-    source, out = Path(source), Path(out)
+    source, out = Path(source), Path(spec.out)
     proto = onnx.load(str(source))
-    props = {p.key: p.value for p in proto.metadata_props}
-    meta = meta_from_props(props, str(source))
+    meta = spec.meta
+    float_nodes = nodes_for_modules(proto, spec.keep_float)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quant.") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         qpath = Path(tmp) / "int8.onnx"
-        q.quantize_static(str(pre), str(qpath), _reader(calibration, proto.graph.input[0].name),
+        q.quantize_static(str(pre), str(qpath), _reader(spec.calibration.inputs(meta), proto.graph.input[0].name),
                           quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QInt8,
-                          weight_type=q.QuantType.QInt8, calibrate_method=methods[method],
-                          nodes_to_exclude=list(keep_float))
+                          weight_type=q.QuantType.QInt8, calibrate_method=methods[spec.calib_method],
+                          nodes_to_exclude=float_nodes)
         qproto = onnx.load(str(qpath))
-        del qproto.metadata_props[:]
-        int8_meta = dataclasses.replace(meta, precision="int8", calibration_hash=calibration_hash,
-                                        source={**meta.source, "quantization": {"method": method, "format": "QDQ",
-                                                                              "per_channel": True,
-                                                                              "float_nodes": list(keep_float)}})
-        entry = qproto.metadata_props.add()
-        entry.key, entry.value = META_KEY, int8_meta.to_json()
+        quant = {"method": spec.calib_method, "format": "QDQ", "per_channel": True, "weights": "int8",
+                 "activations": "int8", "float_modules": list(spec.keep_float), "float_nodes": float_nodes,
+                 "calibration_images": len(spec.calibration)}
+        int8_meta = dataclasses.replace(meta, precision="int8", calibration_hash=spec.calibration.hash,
+                                        source={**meta.source, "quantization": quant})
+        set_onnx_meta(qproto, int8_meta)
         onnx.checker.check_model(qproto)
         with atomic_output(out) as final_tmp:
             onnx.save(qproto, str(final_tmp))

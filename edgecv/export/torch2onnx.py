@@ -14,26 +14,38 @@ from edgecv._deps import require
 from edgecv.artifact import META_KEY, ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
+from edgecv.export._registry import register_converter
+from edgecv.export.spec import ConvertSpec
 
 OPSET = 18
+MAX_BATCH = 64
 
 
-def torch2onnx(model: nn.Module, meta: ArtifactMeta, out: str | Path, max_batch: int = 64) -> Path:
-    """Export ``model`` (NCHW float input named ``input``, dynamic batch) to ``out`` with ``meta`` inside."""
+def set_onnx_meta(proto, meta: ArtifactMeta) -> None:
+    """Replace the edgecv entry of an ONNX ModelProto's metadata_props."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != META_KEY]
+    del proto.metadata_props[:]
+    for key, value in [*keep, (META_KEY, meta.to_json())]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+@register_converter("torch2onnx", source="torch")
+def torch2onnx(model: nn.Module, spec: ConvertSpec) -> Path:
+    """Export ``model`` (NCHW float input named ``input``, dynamic batch) to ``spec.out`` with ``spec.meta`` inside."""
     onnx = require("onnx", "export", "ONNX export")
     require("onnxscript", "export", "torch.onnx's dynamo exporter")
-    if meta.layout != "NCHW":
-        raise EdgecvError("torch2onnx exports NCHW graphs; NHWC is a TFLite layout")
-    out = Path(out)
+    meta = spec.meta
+    if meta.layout != "NCHW" or spec.precision != "fp32":
+        raise EdgecvError(f"{spec.out}: torch2onnx writes fp32 NCHW graphs (int8 comes from onnx_int8)")
     h, w = meta.input_size
     example = (torch.zeros(1, 3, h, w),)
-    with atomic_output(out) as tmp:
+    with atomic_output(Path(spec.out)) as tmp:
         torch.onnx.export(model.eval(), example, str(tmp), opset_version=OPSET, external_data=False,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_shapes=({0: torch.export.Dim("batch", max=max_batch)},))
+                          input_names=["input"], output_names=["output"], verbose=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch", max=MAX_BATCH)},))
         proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, meta.to_json()
+        set_onnx_meta(proto, meta)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-    return out
+    return Path(spec.out)

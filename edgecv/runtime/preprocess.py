@@ -33,3 +33,25 @@ def to_chw(hwc: np.ndarray) -> np.ndarray:
 def classify_input_chw(rgb_u8: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """RGB uint8 image -> float32 3xSxS: resize, normalise, channels first."""
     return to_chw(normalize_hwc(resize_rgb(rgb_u8, size), mean, std))
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 with the model input's own scale and zero point (round half to even, saturated)."""
+    q = np.rint(x / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def prepare_input(rgb_u8: np.ndarray, meta) -> np.ndarray:
+    """RGB uint8 image -> one input tensor (no batch axis) exactly as the artifact's metadata says:
+    resize, colour order, normalisation, layout and, for int8-input models, quantization."""
+    if meta.resize != "stretch":
+        raise ValueError(f"resize mode {meta.resize!r} is not supported by prepare_input yet")
+    h, w = meta.input_size
+    img = rgb_u8 if rgb_u8.shape[:2] == (h, w) else cv2.resize(rgb_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+    if meta.color == "BGR":
+        img = img[..., ::-1]
+    x = normalize_hwc(img, meta.mean, meta.std)
+    x = to_chw(x) if meta.layout == "NCHW" else np.ascontiguousarray(x)
+    if meta.input_quant:
+        x = quantize_input(x, meta.input_quant["scale"], int(meta.input_quant["zero_point"]))
+    return x

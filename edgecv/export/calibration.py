@@ -1,0 +1,84 @@
+"""Calibration data: a stratified, seeded sample of the run's own train split, preprocessed exactly as on
+the device (``runtime.preprocess.prepare_input``). Its file list's hash goes into every int8 artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.data.imagefolder import UnreadableImage, read_rgb
+from edgecv.errors import EdgecvError
+from edgecv.runtime.preprocess import prepare_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    images: np.ndarray  # N x H x W x 3 uint8 RGB, already at the model's input size
+    files: tuple[str, ...]
+    hash: str
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def inputs(self, meta: ArtifactMeta, batch: int = 1) -> Iterator[np.ndarray]:
+        """Float input batches in ``meta``'s layout (a float graph's input: never int8-quantized)."""
+        float_meta = dataclasses.replace(meta, input_quant=None)
+        for i in range(0, len(self.images), batch):
+            yield np.stack([prepare_input(im, float_meta) for im in self.images[i : i + batch]])
+
+
+def stratified_sample(labels: Sequence[int], n: int, seed: int) -> list[int]:
+    """``n`` indices spread over the classes in proportion to their size (at least one each while n allows)."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return list(range(len(labels)))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.maximum(1, np.floor(counts / counts.sum() * n)).astype(int)
+    while quota.sum() > n:
+        quota[np.argmax(quota)] -= 1
+    order = np.argsort(-(counts / counts.sum() * n - quota))
+    for k in order[: n - quota.sum()]:
+        quota[k] += 1
+    picked = []
+    for c, q in zip(classes, quota):
+        members = np.flatnonzero(labels == c)
+        picked += rng.choice(members, size=min(q, len(members)), replace=False).tolist()
+    return sorted(picked)
+
+
+def files_hash(files: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()[:16]
+
+
+def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[int], n: int,
+                     input_size: tuple[int, int], seed: int = 0) -> Calibration:
+    """Read a stratified sample of ``n`` of ``files``; unreadable images are skipped and counted."""
+    root = Path(root)
+    chosen = [files[i] for i in stratified_sample(labels, n, seed)]
+    h, w = input_size
+    images, kept, skipped = [], [], 0
+    for rel in tqdm(chosen, desc="calibration images", disable=None, leave=False):
+        try:
+            rgb = read_rgb(root / rel)
+        except UnreadableImage as exc:
+            log.warning("calibration: skipping %s (%s)", rel, exc)
+            skipped += 1
+            continue
+        images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (h, w) else rgb)
+        kept.append(rel)
+    if not images:
+        raise EdgecvError(f"{root}: none of the {len(chosen)} calibration images could be read")
+    return Calibration(np.stack(images), tuple(kept), files_hash(kept), skipped)

@@ -1,0 +1,88 @@
+"""What an export is asked to produce, validated against what each format can hold.
+
+``ExportSpec`` is the user's request (the CLI's options); ``FORMATS`` is the capability table; an
+impossible combination is an error naming the format and what it supports, never a silent change.
+``ConvertSpec`` is what one converter gets: where to write, the metadata to embed, precision and data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.errors import EdgecvError
+from edgecv.export.calibration import Calibration
+
+
+@dataclass(frozen=True)
+class FormatCaps:
+    suffix: str
+    precisions: tuple[str, ...]
+    converters: dict[str, str]  # precision -> converter name
+    note: str = ""
+
+
+FORMATS: dict[str, FormatCaps] = {
+    "onnx": FormatCaps(".onnx", ("fp32", "int8"), {"fp32": "torch2onnx", "int8": "onnx_int8"},
+                       "fp16 ONNX is not built: CPU runtimes run it slower than fp32; use tflite or engine"),
+    "tflite": FormatCaps(".tflite", ("fp32", "fp16", "int8"),
+                         {"fp32": "torch2tflite", "fp16": "torch2tflite", "int8": "torch2tflite"}),
+    "engine": FormatCaps(".engine", ("fp32", "fp16", "int8"), {"fp32": "onnx2trt", "fp16": "onnx2trt", "int8": "onnx2trt"},
+                         "built on the target device with TensorRT"),
+}
+CALIB_METHODS = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    formats: tuple[str, ...] = ("onnx", "tflite")
+    int8: bool = False
+    fp16: bool = False
+    calib_images: int = 256
+    calib_method: str = "minmax"
+    max_drop: float = 1.0  # points of the task's metric an int8 artifact may lose against torch fp32
+    out: Path | None = None
+    threads: int | None = None  # for the fidelity measurements
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise EdgecvError(f"export: unknown format(s) {unknown}; known: {', '.join(FORMATS)}")
+        for fmt, prec in self.targets():
+            caps = FORMATS[fmt]
+            if prec not in caps.precisions:
+                hint = f" ({caps.note})" if caps.note else ""
+                raise EdgecvError(f"export: {fmt} cannot be {prec}; it supports {', '.join(caps.precisions)}{hint}")
+        if self.calib_method not in CALIB_METHODS:
+            raise EdgecvError(f"export: calibration method {self.calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
+        if self.int8 and self.calib_images < 1:
+            raise EdgecvError("export: --int8 needs --calib-images >= 1")
+        if self.max_drop < 0:
+            raise EdgecvError("export: --max-drop must be >= 0 points")
+
+    def targets(self) -> list[tuple[str, str]]:
+        """(format, precision) pairs, in build order. fp32 comes first wherever the format holds it: it is the
+        reference every lower precision is measured against and the artifact kept if int8 fails its gate."""
+        out = []
+        for fmt in self.formats:
+            wanted = ["fp32"] + (["fp16"] if self.fp16 else []) + (["int8"] if self.int8 else [])
+            if fmt == "engine" and (self.fp16 or self.int8):
+                wanted.remove("fp32")
+            out += [(fmt, p) for p in wanted]
+        return out
+
+
+@dataclass(frozen=True)
+class ConvertSpec:
+    out: Path
+    meta: ArtifactMeta
+    precision: str = "fp32"
+    calibration: Calibration | None = None
+    calib_method: str = "minmax"
+    keep_float: tuple[str, ...] = field(default_factory=tuple)  # module paths left in float (mixed precision)
+
+    def __post_init__(self) -> None:
+        if self.precision == "int8" and self.calibration is None:
+            raise EdgecvError(f"{self.out}: int8 needs calibration data")

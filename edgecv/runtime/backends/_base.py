@@ -1,0 +1,74 @@
+"""The backend interface and its registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.errors import EdgecvError
+
+
+class Backend(ABC):
+    """One loaded artifact. ``infer`` takes a batch in the artifact's input layout and dtype (float32, or
+    int8 when ``meta.input_quant`` is set) and returns the outputs as float32 arrays with a batch axis."""
+
+    name: str
+    meta: ArtifactMeta
+    path: Path
+
+    @abstractmethod
+    def infer(self, x: np.ndarray) -> list[np.ndarray]: ...
+
+    @property
+    def providers(self) -> list[str]:
+        """What actually runs the graph (execution providers, delegates), for reports."""
+        return [self.name]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    suffixes: tuple[str, ...]
+    factory: Callable[..., Backend]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_backend(name: str, suffixes: tuple[str, ...]) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
+    def wrap(factory: Callable[..., Backend]) -> Callable[..., Backend]:
+        if name in _REGISTRY:
+            raise EdgecvError(f"backend {name!r} is registered twice")
+        _REGISTRY[name] = _Entry(name, suffixes, factory)
+        return factory
+
+    return wrap
+
+
+def list_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def backend_for(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    for entry in _REGISTRY.values():
+        if suffix in entry.suffixes:
+            return entry.name
+    known = ", ".join(s for e in _REGISTRY.values() for s in e.suffixes)
+    raise EdgecvError(f"{path}: no backend runs {suffix or 'files without a suffix'!r} (known: {known})")
+
+
+def create_backend(path: str | Path, name: str | None = None, threads: int | None = None, **options) -> Backend:
+    """Load ``path`` with backend ``name`` (default: chosen by file type)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgecvError(f"{path}: no such model file")
+    name = name or backend_for(path)
+    if name not in _REGISTRY:
+        raise EdgecvError(f"unknown backend {name!r}; known: {', '.join(list_backends())}")
+    return _REGISTRY[name].factory(path, threads=threads, **options)

@@ -1,0 +1,69 @@
+"""LiteRT backend (``ai-edge-litert``, XNNPACK on). Models take batch 1; int8 models take int8 input and
+give int8 output, which is dequantized here with the output tensor's own scale and zero point."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgecv.errors import EdgecvError, MissingDependency
+from edgecv.runtime._tflite_meta import read_tflite_meta
+from edgecv.runtime.backends._base import Backend, register_backend
+
+log = logging.getLogger(__name__)
+
+
+def _interpreter_class():
+    try:
+        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+    except ImportError:
+        pass
+    try:
+        cls = importlib.import_module("tflite_runtime.interpreter").Interpreter
+    except ImportError:
+        raise MissingDependency("running .tflite models needs ai-edge-litert: pip install 'edgecv[runtime]'") from None
+    log.info("ai-edge-litert is not installed; using tflite-runtime (int8 runs without XNNPACK there)")
+    return cls
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+
+    def __init__(self, path: Path, threads: int | None = None):
+        self.path = path
+        self.meta = read_tflite_meta(path)
+        try:
+            self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+        self._in = self.interpreter.get_input_details()[0]
+        self._outs = self.interpreter.get_output_details()
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        if x.dtype != self._in["dtype"]:
+            raise EdgecvError(f"{self.path}: input is {x.dtype}, the model takes {np.dtype(self._in['dtype'])}")
+        rows: list[list[np.ndarray]] = [[] for _ in self._outs]
+        for sample in x:
+            self.interpreter.set_tensor(self._in["index"], sample[None])
+            self.interpreter.invoke()
+            for k, d in enumerate(self._outs):
+                rows[k].append(self._dequantize(self.interpreter.get_tensor(d["index"]), d))
+        return [np.concatenate(r) for r in rows]
+
+    @staticmethod
+    def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+        scale, zero = detail["quantization"]
+        if np.issubdtype(y.dtype, np.integer) and scale:
+            return (y.astype(np.float32) - zero) * np.float32(scale)
+        return y.astype(np.float32, copy=False)
+
+
+@register_backend("litert", (".tflite",))
+def _create(path: Path, threads: int | None = None, **options) -> Backend:
+    if options:
+        raise EdgecvError(f"litert backend: unknown options {sorted(options)}")
+    return LiteRTBackend(path, threads)

@@ -1,0 +1,47 @@
+"""onnxruntime backend: CPU by default; CUDA / TensorRT execution providers when asked for and present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecv._deps import require
+from edgecv.artifact import meta_from_props
+from edgecv.errors import EdgecvError
+from edgecv.runtime.backends._base import Backend, register_backend
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        ort = require("onnxruntime", "runtime", "running ONNX models")
+        missing = [p for p in providers if p not in ort.get_available_providers()]
+        if missing:
+            raise EdgecvError(f"{path}: execution provider(s) {missing} are not in this onnxruntime build "
+                              f"(available: {ort.get_available_providers()})")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.path = path
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise EdgecvError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+        self.meta = meta_from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self._input = self.session.get_inputs()[0].name
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o, dtype=np.float32) for o in self.session.run(None, {self._input: x})]
+
+
+@register_backend("onnxruntime", (".onnx",))
+def _create(path: Path, threads: int | None = None, **options) -> Backend:
+    return OrtBackend(path, threads, **options)

@@ -1,0 +1,108 @@
+"""TensorRT engine backend (Jetson / NVIDIA GPUs). An engine cannot hold metadata, so export writes a sidecar
+``<engine>.json`` keyed by the engine file's sha256; a sidecar for another engine is refused. Device memory
+through cuda-python. Not runnable on machines without an NVIDIA GPU: there it fails with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgecv._deps import require
+from edgecv.artifact import ArtifactMeta
+from edgecv.errors import EdgecvError, MissingDependency
+from edgecv.runtime.backends._base import Backend, register_backend
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    return Path(str(engine) + ".json")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_engine_meta(engine: str | Path) -> ArtifactMeta:
+    side = sidecar_path(engine)
+    if not side.is_file():
+        raise EdgecvError(f"{engine}: its metadata sidecar {side.name} is missing (re-export the engine)")
+    data = json.loads(side.read_text())
+    if data.get("engine_sha256") != file_sha256(engine):
+        raise EdgecvError(f"{engine}: {side.name} describes a different engine (hash mismatch); re-export")
+    return ArtifactMeta.from_json(json.dumps(data["meta"]), str(side))
+
+
+def _cudart():
+    for name in ("cuda.bindings.runtime", "cuda.cudart"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise MissingDependency("running TensorRT engines needs cuda-python: pip install cuda-python")
+
+
+def _check(result):
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise EdgecvError(f"CUDA error {err}")
+    return rest[0] if len(rest) == 1 else rest
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, path: Path, threads: int | None = None):
+        trt = require("tensorrt", "runtime", "running TensorRT engines (ships with JetPack / NVIDIA's wheels)")
+        self.cudart = _cudart()
+        self.path, self.meta = path, read_engine_meta(path)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise EdgecvError(f"{path}: TensorRT cannot deserialize it (built for another TensorRT or GPU?)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        self._buffers: dict[str, tuple[int, int]] = {}
+
+    def _device(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                _check(self.cudart.cudaFree(ptr))
+            ptr = _check(self.cudart.cudaMalloc(nbytes))
+            self._buffers[name] = (ptr, nbytes)
+        return ptr
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        cu, h2d, d2h = self.cudart, self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        x = np.ascontiguousarray(x)
+        self.context.set_input_shape(self.inputs[0], x.shape)
+        ptr = self._device(self.inputs[0], x.nbytes)
+        _check(cu.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, h2d, self.stream))
+        self.context.set_tensor_address(self.inputs[0], ptr)
+        outs = []
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            host = np.empty(shape, dtype=np.float32)
+            self.context.set_tensor_address(name, self._device(name, host.nbytes))
+            outs.append(host)
+        if not self.context.execute_async_v3(self.stream):
+            raise EdgecvError(f"{self.path}: TensorRT execution failed")
+        for name, host in zip(self.outputs, outs):
+            _check(cu.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes, d2h, self.stream))
+        _check(cu.cudaStreamSynchronize(self.stream))
+        return outs
+
+
+@register_backend("tensorrt", (".engine", ".plan"))
+def _create(path: Path, threads: int | None = None, **options) -> Backend:
+    return TensorRTBackend(path, threads)
