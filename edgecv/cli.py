@@ -33,7 +33,8 @@ class _Group(click.Group):
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 def cli(quiet: bool) -> None:
     """Train, quantize and deploy vision models to the edge."""
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="edgecv: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="edgecv: %(message)s")
+    logging.getLogger("edgecv").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 @cli.command("train")
@@ -77,6 +78,40 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     click.echo(f"{split}{' (tta)' if tta else ''} top-1: {m['top1']:.4f}  top-5: {m['top5']:.4f}  (n={m['n']})")
     for name, e in result["extra"].items():
         click.echo(f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})")
+
+
+@cli.command("export")
+@click.argument("run", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "formats", default="onnx,tflite", show_default=True,
+              help="Comma-separated: onnx, tflite, engine (TensorRT, on the target device).")
+@click.option("--int8", is_flag=True, help="Also build int8 artifacts, calibrated on the run's train split and gated.")
+@click.option("--fp16", is_flag=True, help="Also build fp16 artifacts (tflite, engine).")
+@click.option("--calib-images", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
+              show_default=True, help="ONNX int8 calibration (TFLite int8 uses PT2E histogram observers).")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32.")
+@click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
+def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out) -> None:
+    """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
+    require("torch", "train", "edgecv export")
+    require("onnx", "export", "edgecv export")
+    from edgecv.export.run import export_run, format_table
+    from edgecv.export.spec import ExportSpec
+
+    spec = ExportSpec(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), int8=int8, fp16=fp16,
+                      calib_images=calib_images, calib_method=calib_method, max_drop=max_drop, out=out,
+                      threads=threads)
+    for line in spec.skipped():
+        click.echo(f"note: {line}")
+    result = export_run(run, spec)
+    click.echo(format_table(result.rows))
+    click.echo(f"report: {result.report}")
+    if result.failures:
+        for line in result.failures:
+            click.echo(f"edgecv: error: {line}", err=True)
+        sys.exit(1)
 
 
 @cli.group("sample")

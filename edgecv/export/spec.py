@@ -50,11 +50,10 @@ class ExportSpec:
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise EdgecvError(f"export: unknown format(s) {unknown}; known: {', '.join(FORMATS)}")
-        for fmt, prec in self.targets():
-            caps = FORMATS[fmt]
-            if prec not in caps.precisions:
-                hint = f" ({caps.note})" if caps.note else ""
-                raise EdgecvError(f"export: {fmt} cannot be {prec}; it supports {', '.join(caps.precisions)}{hint}")
+        for prec, asked in (("fp16", self.fp16), ("int8", self.int8)):
+            if asked and not any(prec in FORMATS[f].precisions for f in self.formats):
+                raise EdgecvError(f"export: none of {', '.join(self.formats)} can hold {prec}; "
+                                  + "; ".join(f"{f} supports {', '.join(FORMATS[f].precisions)}" for f in self.formats))
         if self.calib_method not in CALIB_METHODS:
             raise EdgecvError(f"export: calibration method {self.calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
         if self.int8 and self.calib_images < 1:
@@ -64,14 +63,24 @@ class ExportSpec:
 
     def targets(self) -> list[tuple[str, str]]:
         """(format, precision) pairs, in build order. fp32 comes first wherever the format holds it: it is the
-        reference every lower precision is measured against and the artifact kept if int8 fails its gate."""
+        reference every lower precision is measured against and the artifact kept if int8 fails its gate.
+        --fp16 / --int8 apply to each format that can hold them (``skipped`` says which cannot, and why)."""
         out = []
-        for fmt in self.formats:
+        for fmt in sorted(self.formats, key=list(FORMATS).index):  # ONNX first: engines are built from it
             wanted = ["fp32"] + (["fp16"] if self.fp16 else []) + (["int8"] if self.int8 else [])
             if fmt == "engine" and (self.fp16 or self.int8):
                 wanted.remove("fp32")
-            out += [(fmt, p) for p in wanted]
+            out += [(fmt, p) for p in wanted if p in FORMATS[fmt].precisions]
         return out
+
+    def skipped(self) -> list[str]:
+        lines = []
+        for fmt in self.formats:
+            caps = FORMATS[fmt]
+            for prec, asked in (("fp16", self.fp16), ("int8", self.int8)):
+                if asked and prec not in caps.precisions:
+                    lines.append(f"{fmt}: no {prec} artifact ({caps.note or 'not supported'})")
+        return lines
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,17 @@ def _nhwc(model: nn.Module) -> nn.Module:
 
 
 def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from edgecv.export._pt2e import EdgeQuantizer
 
     quantizer = EdgeQuantizer(keep_float=[f"wrapped.{m}" for m in spec.keep_float])
-    program = prepare_pt2e(torch.export.export(wrapped, (example,)).module(), quantizer)
+    program = move_exported_model_to_eval(prepare_pt2e(torch.export.export(wrapped, (example,)).module(), quantizer))
     with torch.no_grad():
         for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC")):
             program(torch.from_numpy(x))
-    return convert_pt2e(program, fold_quantize=False), quantizer
+    return move_exported_model_to_eval(convert_pt2e(program, fold_quantize=False)), quantizer
 
 
 def _input_quant(path: Path) -> dict[str, float] | None:

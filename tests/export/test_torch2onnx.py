@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from edgecv.artifact import ArtifactMeta
+from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
@@ -25,7 +26,7 @@ def _meta() -> ArtifactMeta:
 
 
 def test_onnx_runs_without_torch_and_matches_torch(classifier, tmp_path):
-    path = torch2onnx(classifier, _meta(), tmp_path / "m.onnx")
+    path = torch2onnx(classifier, ConvertSpec(tmp_path / "m.onnx", _meta()))
     rgb = np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)
     np.save(tmp_path / "rgb.npy", rgb)
     x = torch.from_numpy(classify_input_chw(rgb, 64, _meta().mean, _meta().std))[None]
@@ -51,7 +52,7 @@ print('ok')
 
 
 def test_failed_export_leaves_the_previous_artifact_intact(classifier, tmp_path):
-    path = torch2onnx(classifier, _meta(), tmp_path / "m.onnx")
+    path = torch2onnx(classifier, ConvertSpec(tmp_path / "m.onnx", _meta()))
     before = path.read_bytes()
 
     class Broken(torch.nn.Module):
@@ -59,6 +60,6 @@ def test_failed_export_leaves_the_previous_artifact_intact(classifier, tmp_path)
             raise RuntimeError("cannot trace this")
 
     with pytest.raises(Exception, match="cannot trace this"):
-        torch2onnx(Broken(), _meta(), path)
+        torch2onnx(Broken(), ConvertSpec(path, _meta()))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

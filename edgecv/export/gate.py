@@ -1,0 +1,107 @@
+"""The int8 accuracy gate: rank layers by int8 sensitivity, then keep the most sensitive ones in float
+until an artifact's drop is within budget.
+
+Sensitivity is measured in torch, one layer at a time: that layer's weights are fake-quantized per output
+channel (symmetric int8, as every int8 path here does) and its input per tensor (int8, range observed on
+the calibration images); everything else stays float. The score is the normalised squared error of the
+model's outputs against fp32 on calibration images: label-free and format-neutral, so one ranking serves
+the ONNX and the TFLite converters (which both take module names to keep in float).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.export.calibration import Calibration
+
+log = logging.getLogger(__name__)
+QUANTIZED_LAYERS = (nn.Conv2d, nn.Linear)
+
+
+def _fq_weight(w: torch.Tensor) -> torch.Tensor:
+    flat = w.detach().reshape(w.shape[0], -1)
+    scale = (flat.abs().amax(1) / 127).clamp_min(1e-12).float()
+    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -127, 127)
+
+
+def _fq_input(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255, 1e-12)
+    zero = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return torch.fake_quantize_per_tensor_affine(x, scale, zero, -128, 127)
+
+
+@torch.no_grad()
+def layer_sensitivity(model: nn.Module, calibration: Calibration, meta: ArtifactMeta, n: int = 32) -> list[tuple[str, float]]:
+    """(module name, score) for every Conv2d / Linear, most sensitive first."""
+    model = model.eval()
+    x = torch.from_numpy(np.concatenate(list(calibration.inputs(meta, batch=n)))[:n])
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, QUANTIZED_LAYERS)}
+    ranges: dict[str, list[float]] = {}
+
+    def observe(name: str):
+        def hook(_m, args):
+            t = args[0]
+            lo, hi = ranges.get(name, (np.inf, -np.inf))
+            ranges[name] = [min(lo, float(t.min())), max(hi, float(t.max()))]
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(observe(name)) for name, m in layers.items()]
+    try:
+        ref = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    denom = float((ref**2).mean()) + 1e-12
+    scores = []
+    for name, layer in layers.items():
+        original = layer.weight.data.clone()
+        lo, hi = ranges[name]
+        handle = layer.register_forward_pre_hook(lambda _m, args, lo=lo, hi=hi: (_fq_input(args[0], lo, hi), *args[1:]))
+        layer.weight.data = _fq_weight(original)
+        try:
+            scores.append((name, float(((model(x) - ref) ** 2).mean()) / denom))
+        finally:
+            layer.weight.data = original
+            handle.remove()
+    return sorted(scores, key=lambda s: -s[1])
+
+
+@dataclass(frozen=True)
+class GateResult:
+    path: Any  # the staged artifact that passed (None if none did)
+    row: dict[str, Any]
+    keep_float: tuple[str, ...]
+    attempts: list[dict[str, Any]]
+
+
+def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], dict[str, Any]],
+            ranking: Callable[[], list[tuple[str, float]]], max_drop: float, max_float: int = 16) -> GateResult:
+    """Build with no float layers; while the drop exceeds ``max_drop``, keep the 1, 2, 4, ... most
+    sensitive layers in float (at most ``max_float``). Returns the first artifact within budget."""
+    path = build(())
+    row = evaluate(path)
+    attempts = [{"float_layers": [], "drop_points": row["drop_points"], "value": row["value"]}]
+    if row["drop_points"] <= max_drop:
+        return GateResult(path, row, (), attempts)
+    ranked = [name for name, _ in ranking()]
+    limit = min(max_float, len(ranked))
+    for k in sorted({min(2**i, limit) for i in range(limit.bit_length() + 1)} - {0}):
+        keep = tuple(ranked[:k])
+        log.info("int8 drop %.2f points > %.2f: keeping %d layer(s) in float: %s", row["drop_points"], max_drop, k,
+                 ", ".join(keep))
+        path = build(keep)
+        row = evaluate(path)
+        attempts.append({"float_layers": list(keep), "drop_points": row["drop_points"], "value": row["value"]})
+        if row["drop_points"] <= max_drop:
+            return GateResult(path, row, keep, attempts)
+    return GateResult(None, row, (), attempts)

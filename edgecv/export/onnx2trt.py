@@ -1,0 +1,84 @@
+"""ONNX -> TensorRT engine, built on the target device (fp32, fp16, or int8 from the QDQ ONNX: explicit
+quantization with the calibration that made the QDQ model). Engines are cached under a key of the ONNX
+file's hash + TensorRT version + GPU name, so an engine built for another GPU or TensorRT is never reused.
+Needs ``tensorrt`` (JetPack, or NVIDIA's wheels) and an NVIDIA GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from edgecv._deps import require
+from edgecv.errors import EdgecvError
+from edgecv.export._atomic import atomic_output
+from edgecv.export._embed import write_engine_sidecar
+from edgecv.export._registry import register_converter
+from edgecv.export.spec import ConvertSpec
+from edgecv.runtime.backends.tensorrt import _check, _cudart, file_sha256, sidecar_path
+
+MAX_BATCH = 8
+
+
+def engine_cache_dir() -> Path:
+    return Path(os.environ.get("EDGECV_ENGINE_CACHE", Path.home() / ".cache" / "edgecv" / "engines"))
+
+
+def engine_key(onnx_path: Path, precision: str, trt_version: str, gpu: str) -> str:
+    text = f"{file_sha256(onnx_path)}|{precision}|{trt_version}|{gpu}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _gpu_name() -> str:
+    props = _check(_cudart().cudaGetDeviceProperties(0))
+    name = props.name
+    return (name.decode() if isinstance(name, bytes) else str(name)).strip("\x00")
+
+
+def _build(trt, onnx_path: Path, precision: str, input_size: tuple[int, int]) -> bytes:
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EdgecvError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
+    config = builder.create_builder_config()
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)  # explicit quantization: scales come from the QDQ nodes
+    h, w = input_size
+    profile = builder.create_optimization_profile()
+    name = network.get_input(0).name
+    profile.set_shape(name, (1, 3, h, w), (1, 3, h, w), (MAX_BATCH, 3, h, w))
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise EdgecvError(f"{onnx_path}: TensorRT could not build a {precision} engine (see its log above)")
+    return bytes(engine)
+
+
+@register_converter("onnx2trt", source="onnx")
+def onnx2trt(source: str | Path, spec: ConvertSpec) -> Path:
+    """Build (or reuse from the cache) the engine for ``source``; ``spec.out`` gets the engine and its sidecar."""
+    trt = require("tensorrt", "runtime", "building TensorRT engines (ships with JetPack / NVIDIA's wheels)")
+    source, out = Path(source), Path(spec.out)
+    if spec.precision == "int8" and "QuantizeLinear" not in source.read_bytes().decode("latin-1"):
+        raise EdgecvError(f"{source}: an int8 engine is built from the QDQ int8 ONNX, not from an fp32 graph")
+    gpu = _gpu_name()
+    key = engine_key(source, spec.precision, trt.__version__, gpu)
+    cached = engine_cache_dir() / f"{key}.engine"
+    if not cached.is_file():
+        data = _build(trt, source, spec.precision, spec.meta.input_size)
+        with atomic_output(cached) as tmp:
+            tmp.write_bytes(data)
+    with atomic_output(out) as tmp:
+        shutil.copyfile(cached, tmp)
+    meta = dataclasses.replace(spec.meta, precision=spec.precision)
+    write_engine_sidecar(out, meta, sidecar_path(out),
+                         {"cache_key": key, "tensorrt": trt.__version__, "gpu": gpu, "onnx_sha256": file_sha256(source)})
+    return out

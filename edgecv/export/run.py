@@ -1,0 +1,192 @@
+"""``edgecv export RUN``: build every requested artifact from a run's best checkpoint, measure each one
+through the device's own backends on the run's test split, gate int8 on its accuracy drop (repairing it
+with mixed precision when it can), embed the report in each artifact and write ``export_report.json``.
+
+Artifacts are built in a staging folder and published (temp file + rename) only after they pass: a failed
+or interrupted export leaves every previous artifact intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import edgecv
+from edgecv.artifact import ArtifactMeta
+from edgecv.data.splits import Split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.run import load_classifier
+from edgecv.export import _converters  # noqa: F401  (registers every converter)
+from edgecv.export._embed import publish, read_meta
+from edgecv.export._registry import get_converter
+from edgecv.export.calibration import Calibration, load_calibration
+from edgecv.export.fidelity import EvalSet, load_eval_set, measure
+from edgecv.export.gate import layer_sensitivity, recover
+from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
+from edgecv.runtime.preprocess import prepare_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+
+def _base_meta(run_dir: Path, ck: dict[str, Any]) -> ArtifactMeta:
+    recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
+    size = ck["input_size"]
+    return ArtifactMeta(task=ck.get("task", "classify"), labels=list(ck["classes"]), input_size=(size, size),
+                        mean=tuple(ck["mean"]), std=tuple(ck["std"]),
+                        source={"run": run_dir.name, "backbone": ck["backbone"], "weights": ck["weights_source"],
+                                "recipe": ck.get("recipe_name"), "recipe_hash": recipe_hash,
+                                "edgecv_version": edgecv.__version__})
+
+
+@torch.no_grad()
+def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    """torch fp32 outputs on the same pixels the artifacts get (``prepare_input``)."""
+    outs = []
+    for i in range(0, len(images), batch):
+        x = np.stack([prepare_input(im, meta) for im in images[i : i + batch]])
+        outs.append(model(torch.from_numpy(x)).numpy())
+    return np.concatenate(outs)
+
+
+class _Exporter:
+    def __init__(self, model, meta: ArtifactMeta, spec: ExportSpec, stage: Path, eval_set: EvalSet,
+                 reference: np.ndarray, calibration: Calibration | None):
+        self.model, self.meta, self.spec, self.stage = model, meta, spec, stage
+        self.eval_set, self.reference, self.calibration = eval_set, reference, calibration
+        self._staged: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+        self._ranking: list[tuple[str, float]] | None = None
+
+    def ranking(self) -> list[tuple[str, float]]:
+        if self._ranking is None:
+            log.info("measuring per-layer int8 sensitivity on %d calibration images", min(32, len(self.calibration)))
+            self._ranking = layer_sensitivity(self.model, self.calibration, self.meta)
+        return self._ranking
+
+    def _convert(self, fmt: str, precision: str, keep: tuple[str, ...]) -> Path:
+        conv = get_converter(FORMATS[fmt].converters[precision])
+        tag = f"-float{len(keep)}" if keep else ""
+        out = self.stage / f"model_{precision}{tag}{FORMATS[fmt].suffix}"
+        spec = ConvertSpec(out=out, meta=self.meta, precision=precision, calib_method=self.spec.calib_method,
+                           calibration=self.calibration if precision == "int8" else None, keep_float=keep)
+        if conv.source == "torch":
+            return conv.fn(self.model, spec)
+        # ONNX-sourced: the int8 engine is built from the gated QDQ ONNX, everything else from the fp32 ONNX
+        if fmt == "engine" and precision == "int8":
+            source = self._staged[("onnx", "int8")][0]
+        else:
+            source = self.build("onnx", "fp32")[0]
+        return conv.fn(source, spec)
+
+    def _evaluate(self, path: Path) -> dict[str, Any]:
+        return measure(path, self.eval_set, self.reference, self.meta.task, self.spec.threads)
+
+    def build(self, fmt: str, precision: str, keep: tuple[str, ...] = ()) -> tuple[Path | None, dict[str, Any]]:
+        """Staged artifact + its report row; int8 goes through the gate (mixed precision when needed)."""
+        if (fmt, precision) in self._staged and not keep:
+            return self._staged[(fmt, precision)]
+        if precision == "int8" and not keep:
+            if fmt == "engine":  # built from the gated int8 ONNX: inherits its float layers
+                onnx_path, onnx_row = self.build("onnx", "int8")
+                if onnx_path is None:
+                    return None, onnx_row
+                keep = tuple(onnx_row.get("gate", {}).get("float_layers", ()))
+            else:
+                res = recover(lambda k: self._convert(fmt, precision, k), self._evaluate, self.ranking,
+                              self.spec.max_drop)
+                row = {**res.row, "gate": {"max_drop": self.spec.max_drop, "passed": res.path is not None,
+                                           "float_layers": list(res.keep_float), "attempts": res.attempts}}
+                self._staged[(fmt, precision)] = (res.path, row)
+                return res.path, row
+        path = self._convert(fmt, precision, keep)
+        row = self._evaluate(path)
+        if precision != "fp32":
+            row["gate"] = {"max_drop": self.spec.max_drop, "passed": row["drop_points"] <= self.spec.max_drop,
+                           "float_layers": list(keep), "attempts": []}
+        result = (path if precision == "fp32" or row["gate"]["passed"] else None, row)
+        if not keep:
+            self._staged[(fmt, precision)] = result
+        return result
+
+
+def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
+    run_dir = Path(run_dir)
+    for name in ("best.pt", "split.json", "recipe.yaml"):
+        if not (run_dir / name).is_file():
+            raise EdgecvError(f"{run_dir}: no {name}; is this a finished `edgecv train` run directory?")
+    model, ck = load_classifier(run_dir / "best.pt")
+    meta = _base_meta(run_dir, ck)
+    split = Split.load(run_dir / "split.json")
+    if not split.files.get("test"):
+        raise EdgecvError(f"{run_dir}/split.json: the test split is empty; fidelity needs test images")
+    out_dir = Path(spec.out) if spec.out else run_dir / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out_dir)
+
+    eval_set = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
+    reference = torch_reference(model, meta, eval_set.images)
+    calibration = None
+    if spec.int8:
+        calibration = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
+                                       meta.input_size, spec.seed)
+        log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
+                 len(calibration), spec.seed, calibration.hash, calibration.skipped)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
+        exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration)
+        for fmt, precision in spec.targets():
+            staged, row = exporter.build(fmt, precision)
+            final = out_dir / f"model_{precision}{FORMATS[fmt].suffix}"
+            row = {**row, "file": final.name}
+            if staged is None:
+                tried = row.get("gate", {}).get("attempts") or [{"float_layers": []}]
+                result.failures.append(
+                    f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (> {spec.max_drop}) even with "
+                    f"{len(tried[-1]['float_layers'])} layer(s) kept in float; not written "
+                    f"(the fp32 artifacts and any previous {final.name} are kept)")
+                row["published"] = False
+            else:
+                fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
+                publish(staged, final, dataclasses.replace(read_meta(staged), fidelity=fidelity))
+                row["published"] = True
+            result.rows.append(row)
+    report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
+                                                 "n": len(eval_set.labels), "unreadable": eval_set.skipped},
+              "max_drop_points": spec.max_drop,
+              "calibration": None if calibration is None else {"images": len(calibration), "hash": calibration.hash,
+                                                                "method": spec.calib_method, "skipped": calibration.skipped},
+              "artifacts": result.rows, "failures": result.failures}
+    result.report = out_dir / "export_report.json"
+    tmp = result.report.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    tmp.replace(result.report)
+    return result
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts':>9} {'agree':>6} {'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        gate = r.get("gate")
+        note = "-" if gate is None else ("pass" if gate["passed"] else "FAIL")
+        if gate and gate["float_layers"]:
+            note += f" ({len(gate['float_layers'])} float: {', '.join(gate['float_layers'][:3])}{'...' if len(gate['float_layers']) > 3 else ''})"
+        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {r['drop_points']:>9.2f} "
+                     f"{r['top1_agreement']:>6.3f} {r['max_abs_diff']:>8.4f} {r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
+    return "\n".join(lines)
