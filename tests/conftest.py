@@ -34,3 +34,13 @@ def fast_recipe(path: Path, data: Path, **train) -> Path:
 @pytest.fixture
 def tiny_recipe(tmp_path, shapes_dir) -> Path:
     return fast_recipe(tmp_path / "tiny.yaml", shapes_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, shapes_dir) -> Path:
+    """One finished run of the fast recipe, shared by the tests that only read a run (export, ...)."""
+    from edgecv.train.run import train
+
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    recipe = fast_recipe(tmp / "tiny.yaml", shapes_dir)
+    return train(str(recipe), out=str(tmp / "run")).run_dir
