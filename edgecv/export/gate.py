@@ -90,7 +90,8 @@ def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], d
     sensitive layers in float (at most ``max_float``). Returns the first artifact within budget."""
     path = build(())
     row = evaluate(path)
-    attempts = [{"float_layers": [], "drop_points": row["drop_points"], "value": row["value"]}]
+    attempts = [{"float_layers": [], "drop_points": row["drop_points"], "value": row["value"],
+                 "agreement": row["top1_agreement"]}]
     if row["drop_points"] <= max_drop:
         return GateResult(path, row, (), attempts)
     ranked = [name for name, _ in ranking()]
@@ -101,7 +102,8 @@ def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], d
                  ", ".join(keep))
         path = build(keep)
         row = evaluate(path)
-        attempts.append({"float_layers": list(keep), "drop_points": row["drop_points"], "value": row["value"]})
+        attempts.append({"float_layers": list(keep), "drop_points": row["drop_points"], "value": row["value"],
+                         "agreement": row["top1_agreement"]})
         if row["drop_points"] <= max_drop:
             return GateResult(path, row, keep, attempts)
     return GateResult(None, row, (), attempts)
