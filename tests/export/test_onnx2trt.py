@@ -1,0 +1,45 @@
+"""TensorRT engines: built and run only where `tensorrt` and an NVIDIA GPU exist; skipped here with a reason."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.export.onnx2trt import engine_key
+from edgecv.export.spec import ConvertSpec
+
+needs_trt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
+                               reason="tensorrt is not installed (no NVIDIA GPU on this machine)")
+
+
+def test_engine_cache_key_changes_with_model_precision_tensorrt_and_gpu(tmp_path):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"model a")
+    b.write_bytes(b"model b")
+    base = engine_key(a, "fp16", "10.3.0", "Orin")
+    others = [engine_key(b, "fp16", "10.3.0", "Orin"), engine_key(a, "int8", "10.3.0", "Orin"),
+              engine_key(a, "fp16", "10.4.0", "Orin"), engine_key(a, "fp16", "10.3.0", "H100")]
+    assert base == engine_key(a, "fp16", "10.3.0", "Orin") and base not in others and len(set(others)) == 4
+
+
+@needs_trt
+def test_fp16_engine_matches_onnx(tmp_path, monkeypatch):
+    import torch
+
+    from edgecv.export.onnx2trt import onnx2trt
+    from edgecv.export.torch2onnx import torch2onnx
+    from edgecv.runtime.backends import create_backend
+
+    monkeypatch.setenv("EDGECV_ENGINE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
+    onnx_path = torch2onnx(net, ConvertSpec(tmp_path / "m.onnx", meta))
+    engine = onnx2trt(onnx_path, ConvertSpec(tmp_path / "m.engine", meta, "fp16"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    y = create_backend(engine).infer(x)[0]
+    ref = create_backend(onnx_path).infer(x)[0]
+    np.testing.assert_allclose(y, ref, atol=1e-2)
+    assert len(list((tmp_path / "cache").glob("*.engine"))) == 1

@@ -1,0 +1,108 @@
+"""`edgecv export` on a finished run: five artifacts, each self-describing and runnable without torch,
+the report inside every artifact and in export_report.json, and nothing half-written on failure."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgecv.cli import cli
+from edgecv.export import run as export_module
+from edgecv.export.gate import GateResult
+from edgecv.export.run import export_run
+from edgecv.export.spec import ExportSpec
+from tests.runtime.test_preprocess import BLOCK_TORCH
+
+FILES = ["model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24",
+                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
+    return out, r
+
+
+def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):
+    out, r = exported
+    assert r.exit_code == 0, r.output
+    assert "note: onnx: no fp16 artifact" in r.output
+    report = json.loads((out / "export_report.json").read_text())
+    assert [row["file"] for row in report["artifacts"]] == FILES
+    for row in report["artifacts"]:
+        assert row["published"] and (out / row["file"]).is_file()
+        assert row["file"] in r.output  # one table line per artifact
+        assert row["n"] == report["reference"]["n"] > 0
+        if row["precision"] != "fp32":
+            assert row["gate"]["passed"] and row["drop_points"] <= 1.0
+    assert report["calibration"]["images"] == 24 and len(report["calibration"]["hash"]) == 16
+    assert not list(out.glob(".staging*")) and not list(out.glob(".*.tmp*"))
+
+
+def test_every_artifact_runs_with_torch_blocked_and_carries_its_report(exported):
+    out, _ = exported
+    report = {row["file"]: row for row in json.loads((out / "export_report.json").read_text())["artifacts"]}
+    code = BLOCK_TORCH + f"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from edgecv.runtime.backends import create_backend
+from edgecv.runtime.preprocess import prepare_input
+rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+rows = {{}}
+for name in {FILES!r}:
+    b = create_backend(Path({str(out)!r}) / name, threads=1)
+    y = b.infer(prepare_input(rgb, b.meta)[None])[0]
+    m = b.meta
+    rows[name] = dict(shape=list(y.shape), layout=m.layout, precision=m.precision, labels=m.labels,
+                      calib=m.calibration_hash, value=m.fidelity["value"], drop=m.fidelity["drop_points"])
+assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
+print(json.dumps(rows))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, row in rows.items():
+        labels = row["labels"]
+        assert row["shape"] == [1, len(labels)] and len(labels) == 6
+        assert row["layout"] == ("NCHW" if name.endswith(".onnx") else "NHWC")
+        assert row["precision"] == name.split("_")[1].split(".")[0]
+        assert (row["calib"] is not None) == (row["precision"] == "int8")
+        assert (row["value"], row["drop"]) == (report[name]["value"], report[name]["drop_points"])
+
+
+def test_a_failed_export_leaves_the_previous_artifacts_intact(exported, tiny_run, monkeypatch):
+    out, _ = exported
+    before = {p.name: p.read_bytes() for p in out.glob("model_*")}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("fidelity measurement crashed half way")
+
+    monkeypatch.setattr(export_module, "measure", broken)
+    with pytest.raises(RuntimeError, match="half way"):
+        export_run(tiny_run, ExportSpec(formats=("onnx",), out=out))
+    assert {p.name: p.read_bytes() for p in out.glob("model_*")} == before
+    assert not list(out.glob(".staging*"))
+
+
+def test_gate_failure_keeps_fp32_and_the_previous_int8_and_says_so(exported, tiny_run, monkeypatch):
+    out, _ = exported
+    previous = (out / "model_int8.onnx").read_bytes()
+
+    def never(build, evaluate, ranking, max_drop, max_float=16):
+        row = evaluate(build(()))
+        row = {**row, "drop_points": 42.0}
+        return GateResult(None, row, (), [{"float_layers": ["head"], "drop_points": 42.0, "value": 0.0}])
+
+    monkeypatch.setattr(export_module, "recover", never)
+    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--format", "onnx", "--int8", "--calib-images", "8",
+                                 "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 1
+    assert ("edgecv: error: model_int8.onnx: top1 drops 42.00 points (> 1.0) even with 1 layer(s) kept in float; "
+            "not written") in r.output
+    assert (out / "model_int8.onnx").read_bytes() == previous and (out / "model_fp32.onnx").is_file()
+    report = json.loads((out / "export_report.json").read_text())
+    assert [a["published"] for a in report["artifacts"]] == [True, False] and report["failures"]

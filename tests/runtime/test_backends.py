@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from edgecv.errors import EdgecvError
+from edgecv.runtime.backends import create_backend, list_backends
+from edgecv.runtime.backends._base import _REGISTRY, backend_for
+
+
+def test_registry_maps_file_types_to_backends():
+    assert list_backends() == ["litert", "onnxruntime", "tensorrt"]
+    assert [backend_for(p) for p in ("a.onnx", "b.tflite", "c.engine")] == ["onnxruntime", "litert", "tensorrt"]
+    for name in list_backends():
+        assert _REGISTRY[name].suffixes
+
+
+def test_unknown_or_missing_files_are_one_line_errors(tmp_path):
+    with pytest.raises(EdgecvError, match="no such model file"):
+        create_backend(tmp_path / "nope.onnx")
+    (tmp_path / "m.pb").write_bytes(b"x")
+    with pytest.raises(EdgecvError, match=r"no backend runs '.pb'"):
+        create_backend(tmp_path / "m.pb")
+
+
+def test_tflite_without_edgecv_metadata_is_refused(tmp_path):
+    litert_torch = pytest.importorskip("litert_torch")
+    import torch
+
+    path = tmp_path / "plain.tflite"
+    litert_torch.convert(torch.nn.Linear(3, 2).eval(), (torch.zeros(1, 3),)).export(str(path))
+    with pytest.raises(EdgecvError, match="carries no edgecv metadata"):
+        create_backend(path)
+
+
+def test_engine_sidecar_must_match_the_engine(tmp_path):
+    """The TensorRT backend reads its metadata from a sidecar keyed by the engine's hash (checked before
+    TensorRT itself is needed, so this runs everywhere)."""
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.export._embed import write_engine_sidecar
+    from edgecv.runtime.backends.tensorrt import read_engine_meta, sidecar_path
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine-bytes")
+    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(8, 8), mean=(0,) * 3, std=(1,) * 3,
+                        precision="fp16")
+    write_engine_sidecar(engine, meta, sidecar_path(engine))
+    assert read_engine_meta(engine) == meta
+    engine.write_bytes(b"another engine")
+    with pytest.raises(EdgecvError, match="describes a different engine"):
+        read_engine_meta(engine)
+
+
+def test_int8_input_quantization_rounds_and_saturates():
+    from edgecv.runtime.preprocess import quantize_input
+
+    x = np.array([-2.0, -0.26, 0.26, 0.149, 0.151, 5.0], np.float32)
+    assert quantize_input(x, 0.1, 3).tolist() == [-17, 0, 6, 4, 5, 53]
+    assert quantize_input(np.array([100.0, -100.0], np.float32), 0.1, 0).tolist() == [127, -128]
