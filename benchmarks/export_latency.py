@@ -1,0 +1,127 @@
+"""fp32 vs int8 latency, measured side by side in one run, in the runtimes edgecv ships.
+
+For each model: fp32 and int8 ONNX (onnxruntime, QDQ) and fp32 and int8 TFLite (LiteRT + XNNPACK), built
+by edgecv's own converters, calibrated on scikit-image's real photos; each timed at batch 1 through the
+runtime backends `edgecv run` uses, at 1 and 2 threads, interleaved round-robin so machine noise hits all
+variants alike. Prints p50 latency and the int8 speed-up (fp32 p50 / int8 p50), and int8 top-1 agreement
+with fp32 on the photos. efficientnet_lite0 uses its offline ImageNet weights; models without offline
+weights here (mobilenetv3) run from random init, which times the same graph.
+
+    python benchmarks/export_latency.py [--models efficientnet_lite0,mobilenetv3_small_100] [--size 224] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.export.onnx_int8 import onnx_int8
+from edgecv.export.torch2onnx import torch2onnx
+from edgecv.export.torch2tflite import torch2tflite
+from edgecv.export.calibration import Calibration
+from edgecv.export.spec import ConvertSpec
+from edgecv.models import get_spec
+from edgecv.models.weights import load_imagenet_model
+from edgecv.runtime.backends import create_backend
+from edgecv.runtime.preprocess import prepare_input
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
+          "coins", "camera", "brick", "grass", "gravel", "page", "horse")
+
+
+def photos(size: int) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    out = []
+    for name in PHOTOS:
+        im = np.asarray(getattr(data, name)())
+        im = (np.repeat(im[..., None], 3, 2) if im.ndim == 2 else im[..., :3]).astype(np.uint8)
+        h, w = im.shape[:2]
+        s = min(h, w)
+        for y, x, side in ((0, 0, s), (h - s // 2, w - s // 2, s // 2), (h // 4, w // 4, s // 2)):
+            out.append(cv2.resize(np.ascontiguousarray(im[y : y + side, x : x + side]), (size, size)))
+    return np.stack(out)
+
+
+def load_model(name: str):
+    """ImageNet weights when an offline package has them (no hub download attempts: this may be offline)."""
+    spec = get_spec(name)
+    if spec.offline is not None and importlib.util.find_spec(spec.offline.package) is not None:
+        model, source = load_imagenet_model(spec)
+    else:
+        model, source = load_imagenet_model(spec, pretrained="none")[0], "random init (no offline weights)"
+    return model.eval(), spec, source
+
+
+def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[str, Path], str]:
+    model, spec, source = load_model(name)
+    meta = ArtifactMeta(task="classify", labels=[str(i) for i in range(1000)], input_size=(size, size),
+                        mean=spec.mean, std=spec.std)
+    cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
+    fp32 = torch2onnx(model, ConvertSpec(folder / f"{name}_fp32.onnx", meta))
+    paths = {"onnx fp32": fp32, "onnx int8": onnx_int8(fp32, ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal))}
+    for prec in ("fp32", "int8"):
+        spec_ = ConvertSpec(folder / f"{name}_{prec}.tflite", meta, prec, cal if prec == "int8" else None)
+        paths[f"tflite {prec}"] = torch2tflite(model, spec_)
+    return paths, source
+
+
+def time_variants(paths: dict[str, Path], images: np.ndarray, threads: int, runs: int) -> dict[str, dict]:
+    backends = {k: create_backend(p, threads=threads) for k, p in paths.items()}
+    inputs = {k: prepare_input(images[0], b.meta)[None] for k, b in backends.items()}
+    ms: dict[str, list[float]] = {k: [] for k in backends}
+    for k, b in backends.items():
+        for _ in range(5):
+            b.infer(inputs[k])  # warm-up
+    for _ in range(runs):  # round-robin: every variant sees the same machine state
+        for k, b in backends.items():
+            t = time.perf_counter()
+            b.infer(inputs[k])
+            ms[k].append((time.perf_counter() - t) * 1e3)
+    tops = {k: np.concatenate([b.infer(prepare_input(im, b.meta)[None])[0] for im in images]).argmax(1)
+            for k, b in backends.items()}
+    out = {}
+    for k in backends:
+        fmt = k.split()[0]
+        out[k] = {"p50_ms": float(np.median(ms[k])), "p99_ms": float(np.percentile(ms[k], 99)),
+                  "agreement_vs_fp32": float(np.mean(tops[k] == tops[f"{fmt} fp32"]))}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="efficientnet_lite0,mobilenetv3_small_100")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    images = photos(args.size)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            paths, source = build(name, args.size, images, Path(tmp))
+            print(f"\n{name} @ {args.size}px ({source}); p50 ms at batch 1, {args.runs} runs interleaved")
+            print(f"{'threads':>7} {'runtime':<8} {'fp32 p50':>9} {'int8 p50':>9} {'int8 speed-up':>14} {'int8 agree':>11}")
+            for threads in map(int, args.threads.split(",")):
+                t = time_variants(paths, images, threads, args.runs)
+                for fmt in ("onnx", "tflite"):
+                    f, q = t[f"{fmt} fp32"], t[f"{fmt} int8"]
+                    ratio = f["p50_ms"] / q["p50_ms"]
+                    print(f"{threads:>7} {fmt:<8} {f['p50_ms']:>9.2f} {q['p50_ms']:>9.2f} {ratio:>13.2f}x "
+                          f"{q['agreement_vs_fp32']:>11.2f}")
+                    results[f"{name}/{fmt}/{threads}"] = {"fp32": f, "int8": q, "speedup": ratio}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

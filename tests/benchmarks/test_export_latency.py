@@ -1,0 +1,20 @@
+"""The export latency benchmark runs (shrunk to seconds); its figures come from the full run."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_export_latency_prints_fp32_int8_ratios_per_runtime_and_thread_count(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "export_latency.py"), "--models", "mobilenetv3_small_100",
+           "--size", "64", "--runs", "5", "--json", str(tmp_path / "r.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = re.findall(r"^\s+([12]) (onnx|tflite)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)$", proc.stdout, re.M)
+    assert sorted((t, f) for t, f, *_ in rows) == [("1", "onnx"), ("1", "tflite"), ("2", "onnx"), ("2", "tflite")]
+    for _, _, fp32, int8, ratio, _ in rows:
+        assert abs(float(fp32) / float(int8) - float(ratio)) < 0.02 * float(ratio) + 0.01
+    assert (tmp_path / "r.json").is_file()
