@@ -39,7 +39,9 @@ def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
     with torch.no_grad():
         for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC")):
             program(torch.from_numpy(x))
-    return move_exported_model_to_eval(convert_pt2e(program, fold_quantize=False)), quantizer
+    program = move_exported_model_to_eval(convert_pt2e(program, fold_quantize=False))
+    program.training = False  # move_exported_model_to_eval rewrites the ops but leaves the flag litert-torch checks
+    return program, quantizer
 
 
 def _input_quant(path: Path) -> dict[str, float] | None:
