@@ -38,6 +38,7 @@ class ArtifactMeta:
     source: dict[str, Any] = field(default_factory=dict)  # backbone, weights, recipe hash, edgecv version
     calibration_hash: str | None = None
     fidelity: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None  # reference input statistics (edgecv.runtime.drift.build_reference)
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

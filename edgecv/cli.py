@@ -114,6 +114,37 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         sys.exit(1)
 
 
+@cli.command("run")
+@click.argument("model", type=click.Path(dir_okay=False, exists=True))
+@click.option("--camera", "camera", help="Camera index (V4L2), e.g. 0.")
+@click.option("--source", help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., http://..., a video, a folder or a glob.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Detection score threshold.")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.45, show_default=True, help="NMS IoU threshold.")
+@click.option("--topk", type=click.IntRange(min=1), default=3, show_default=True, help="Classes per frame (classify).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option("--save", type=click.Path(dir_okay=False), help="Annotated video, e.g. out.mp4.")
+@click.option("--events", type=click.Path(dir_okay=False), help="JSON-lines events file.")
+@click.option("--telemetry", type=click.Path(dir_okay=False), help="Telemetry JSON (default: beside --events).")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
+@click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
+@click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
+def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
+            capture_drift, stats_every) -> None:
+    """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
+    from edgecv.runtime.pipeline import PipelineSpec, run_pipeline
+    from edgecv.runtime.telemetry import format_summary
+
+    if (camera is None) == (source is None):
+        raise click.UsageError("give exactly one of --camera INDEX or --source URI")
+    spec = PipelineSpec(model=model, source=camera if camera is not None else source, threads=threads, backend=backend,
+                        conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events, show=show,
+                        telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every)
+    summary = run_pipeline(spec)
+    click.echo(format_summary(summary))
+
+
 @cli.group("sample")
 def sample_group() -> None:
     """Write the built-in sample datasets."""

@@ -44,3 +44,36 @@ def tiny_run(tmp_path_factory, shapes_dir) -> Path:
     tmp = tmp_path_factory.mktemp("tiny_run")
     recipe = fast_recipe(tmp / "tiny.yaml", shapes_dir)
     return train(str(recipe), out=str(tmp / "run")).run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """`edgecv export --int8 --fp16` of the tiny run (the CLI's result and the output folder)."""
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    out = tmp_path_factory.mktemp("export")
+    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24",
+                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
+    return out, r
+
+
+def write_video(path: Path, frames, fps: float = 10.0) -> Path:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def shapes_video(shapes_dir, tmp_path_factory) -> Path:
+    """A 36-frame MJPEG clip of the sample images (BGR frames, 72x72)."""
+    import cv2
+
+    files = sorted(shapes_dir.rglob("*.jpg"))[:36]
+    return write_video(tmp_path_factory.mktemp("video") / "shapes.avi", [cv2.imread(str(f)) for f in files])

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,8 @@ from edgecv.export.calibration import Calibration, load_calibration
 from edgecv.export.fidelity import EvalSet, load_eval_set, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
+from edgecv.runtime.drift import build_reference, frame_stats
+from edgecv.runtime.postprocess.classify import softmax
 from edgecv.runtime.preprocess import prepare_input
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,14 @@ def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarr
         x = np.stack([prepare_input(im, meta) for im in images[i : i + batch]])
         outs.append(model(torch.from_numpy(x)).numpy())
     return np.concatenate(outs)
+
+
+def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, sample: Calibration) -> dict[str, Any]:
+    """What the runtime's drift monitor compares live frames with: image statistics and model confidence
+    on training images, computed by the device's own code."""
+    confidence = softmax(torch_reference(model, meta, sample.images)).max(1)
+    stats = [{**frame_stats(im, order="RGB"), "confidence": float(c)} for im, c in zip(sample.images, confidence)]
+    return build_reference(stats)
 
 
 class _Exporter:
@@ -142,12 +151,14 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
 
     eval_set = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
     reference = torch_reference(model, meta, eval_set.images)
-    calibration = None
-    if spec.int8:
-        calibration = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
-                                       meta.input_size, spec.seed)
+    # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
+    sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
+                              meta.input_size, spec.seed)
+    calibration = sample if spec.int8 else None
+    if calibration is not None:
         log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
                  len(calibration), spec.seed, calibration.hash, calibration.skipped)
+    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, sample))
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration)
         for fmt, precision in spec.targets():

@@ -7,6 +7,7 @@ time and on the device (the usual source of "accurate in training, wrong on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -41,17 +42,54 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def prepare_input(rgb_u8: np.ndarray, meta) -> np.ndarray:
-    """RGB uint8 image -> one input tensor (no batch axis) exactly as the artifact's metadata says:
-    resize, colour order, normalisation, layout and, for int8-input models, quantization."""
-    if meta.resize != "stretch":
-        raise ValueError(f"resize mode {meta.resize!r} is not supported by prepare_input yet")
+@dataclass(frozen=True)
+class Transform:
+    """How a frame became the model input, to map model-input coordinates back to frame pixels."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+    def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
+        out = xyxy.astype(np.float32, copy=True)
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
+        return out
+
+
+def letterbox(img: np.ndarray, size: tuple[int, int], fill: int = 114) -> tuple[np.ndarray, Transform]:
+    """Resize keeping the aspect ratio, then pad (centred) to ``size`` = (height, width)."""
+    h, w = size
+    ih, iw = img.shape[:2]
+    r = min(h / ih, w / iw)
+    nh, nw = round(ih * r), round(iw * r)
+    resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (ih, iw) else img
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out = cv2.copyMakeBorder(resized, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(fill,) * 3)
+    return out, Transform(nw / iw, nh / ih, left, top)
+
+
+def prepare_frame(img: np.ndarray, meta, order: str = "RGB") -> tuple[np.ndarray, Transform]:
+    """A uint8 image (``order`` RGB or BGR, e.g. a camera frame) -> one input tensor (no batch axis) exactly as
+    the artifact's metadata says: resize or letterbox, colour order, normalisation, layout and, for int8-input
+    models, quantization; plus the transform back to the image's pixels."""
     h, w = meta.input_size
-    img = rgb_u8 if rgb_u8.shape[:2] == (h, w) else cv2.resize(rgb_u8, (w, h), interpolation=cv2.INTER_LINEAR)
-    if meta.color == "BGR":
+    if meta.resize == "letterbox":
+        img, tf = letterbox(img, (h, w))
+    else:
+        tf = Transform(w / img.shape[1], h / img.shape[0])
+        if img.shape[:2] != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    if order != meta.color:
         img = img[..., ::-1]
     x = normalize_hwc(img, meta.mean, meta.std)
     x = to_chw(x) if meta.layout == "NCHW" else np.ascontiguousarray(x)
     if meta.input_quant:
         x = quantize_input(x, meta.input_quant["scale"], int(meta.input_quant["zero_point"]))
-    return x
+    return x, tf
+
+
+def prepare_input(rgb_u8: np.ndarray, meta) -> np.ndarray:
+    """RGB uint8 image -> the artifact's input tensor (see ``prepare_frame``)."""
+    return prepare_frame(rgb_u8, meta, "RGB")[0]

@@ -19,11 +19,8 @@ FILES = ["model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_fp16.
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24",
-                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
-    return out, r
+def exported(tiny_export):
+    return tiny_export
 
 
 def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):

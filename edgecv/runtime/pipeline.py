@@ -1,0 +1,188 @@
+"""``edgecv run``: source -> preprocess -> backend -> postprocess -> drift/telemetry -> sinks.
+
+Three threads overlap the work of consecutive frames: one reads and preprocesses frame n+1 while the main
+thread runs inference on frame n and another postprocesses and writes frame n-1 (OpenCV, onnxruntime and
+LiteRT release the GIL while they work). Queues hold at most two frames, so a live camera is never more
+than a couple of frames behind. SIGINT/SIGTERM finish the frame in flight, close the video (it plays) and
+flush the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecv.errors import EdgecvError
+from edgecv.runtime.backends import create_backend
+from edgecv.runtime.drift import DriftMonitor
+from edgecv.runtime.postprocess import get_postprocess
+from edgecv.runtime.preprocess import prepare_frame
+from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
+from edgecv.runtime.sources import open_source
+from edgecv.runtime.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    model: str
+    source: str
+    threads: int | None = None
+    backend: str | None = None
+    conf: float = 0.25
+    iou: float = 0.45
+    topk: int = 3
+    max_frames: int | None = None
+    save: str | None = None
+    events: str | None = None
+    show: bool = False
+    telemetry: str | None = None
+    capture_drift: str | None = None
+    drift: bool = True
+    stats_every_s: float = 0.0
+    give_up_after_s: float | None = None  # live sources: stop after this long without frames (None: keep trying)
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM (installed only in the main thread) or by the caller."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        log.warning("%s: finishing the current frame and closing the outputs", signal.Signals(signum).name)
+        self.event.set()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
+    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads)
+    meta = backend.meta
+    post = get_postprocess(meta.task)
+    source = open_source(spec.source, give_up_after=spec.give_up_after_s)
+    fps = getattr(source, "fps", 30.0) or 30.0
+    sinks: list[Any] = []
+    events = EventsSink(spec.events) if spec.events else None
+    if spec.save:
+        sinks.append(VideoSink(spec.save, fps))
+    if events:
+        sinks.append(events)
+    if spec.show:
+        sinks.append(WindowSink())
+    drift = None
+    if spec.drift and meta.drift:
+        drift = DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
+    elif spec.capture_drift:
+        raise EdgecvError(f"{spec.model}: carries no drift reference (re-export it with this edgecv) for --capture-drift")
+    tel = Telemetry()
+    q_in: queue.Queue = queue.Queue(maxsize=2)
+    q_out: queue.Queue = queue.Queue(maxsize=2)
+    errors: list[BaseException] = []
+
+    with _Stop() as stopper:
+        halt = stopper.event if stop is None else stop
+
+        def produce() -> None:
+            try:
+                it, n = iter(source), 0
+                while not halt.is_set() and not stopper.event.is_set():
+                    t0 = time.perf_counter()
+                    frame = next(it, None)
+                    if frame is None:
+                        break
+                    t1 = time.perf_counter()
+                    x, tf = prepare_frame(frame.bgr, meta, "BGR")
+                    tel.add("capture_wait", (t1 - t0) * 1e3)
+                    tel.add("preprocess", (time.perf_counter() - t1) * 1e3)
+                    q_in.put((frame, x[None], tf))
+                    n += 1
+                    if spec.max_frames and n >= spec.max_frames:
+                        break
+            except BaseException as exc:  # surfaced in the main thread
+                errors.append(exc)
+            finally:
+                q_in.put(_END)
+
+        def consume() -> None:
+            seen_events, last_stats = 0, time.monotonic()
+            try:
+                while (item := q_out.get()) is not _END:
+                    frame, outputs, tf = item
+                    t0 = time.perf_counter()
+                    result = post(outputs, meta, k=spec.topk, conf=spec.conf, iou=spec.iou, transform=tf)
+                    t1 = time.perf_counter()
+                    tel.add("postprocess", (t1 - t0) * 1e3)
+                    pending = list(source.stats.events[seen_events:])
+                    seen_events += len(pending)
+                    if drift is not None:
+                        pending += drift.observe(frame.bgr, result.confidence)
+                    for sink in sinks:
+                        sink.write(frame, result)
+                    if events:
+                        for ev in pending:
+                            events.event(ev)
+                    tel.add("sinks", (time.perf_counter() - t1) * 1e3)
+                    tel.frame_done()
+                    if spec.stats_every_s and time.monotonic() - last_stats >= spec.stats_every_s:
+                        last_stats = time.monotonic()
+                        s = tel.summary()
+                        log.info("frames %d  fps %.1f  infer p50 %.2f ms", s["frames"], s["fps"],
+                                 s["stages"].get("infer", {}).get("p50_ms", 0.0))
+            except BaseException as exc:
+                errors.append(exc)
+                halt.set()
+                while q_out.get() is not _END:  # drain so the main thread never blocks
+                    pass
+
+        producer = threading.Thread(target=produce, name="capture+preprocess", daemon=True)
+        consumer = threading.Thread(target=consume, name="postprocess+sinks", daemon=True)
+        producer.start()
+        consumer.start()
+        try:
+            while (item := q_in.get()) is not _END:
+                frame, x, tf = item
+                t0 = time.perf_counter()
+                outputs = backend.infer(x)
+                tel.add("infer", (time.perf_counter() - t0) * 1e3)
+                q_out.put((frame, outputs, tf))
+        finally:
+            halt.set()
+            q_out.put(_END)
+            consumer.join()
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    q_in.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            tel.end = time.perf_counter()
+            source.close()
+            for sink in sinks:
+                sink.close()
+    summary = tel.summary(source.stats)
+    summary["model"], summary["backend"], summary["task"] = str(spec.model), backend.name, meta.task
+    if drift is not None:
+        summary["drift"] = {"drifting": sorted(drift.drifting), "captured_frames": drift.captured}
+    telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if spec.events else None)
+    if telemetry_path:
+        tel.write(telemetry_path, source.stats)
+    if errors:
+        raise errors[0]
+    return summary

@@ -1,0 +1,24 @@
+"""Classifier logits -> ``Classification`` (softmax, top-k)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.results import Classification
+from edgecv.runtime.postprocess import register_postprocess
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+@register_postprocess("classify")
+def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, k: int = 3, **_) -> Classification:
+    probs = softmax(outputs[0][0].astype(np.float32))
+    k = min(k, len(probs))
+    top = np.argpartition(-probs, k - 1)[:k]
+    top = top[np.argsort(-probs[top], kind="stable")]
+    return Classification(top, probs[top], tuple(meta.labels[i] for i in top), probs)

@@ -1,0 +1,62 @@
+"""Per-stage latency (p50/p99), FPS and dropped frames for a pipeline run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sinks")
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self._ms: dict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.start = time.perf_counter()
+        self.end: float | None = None
+
+    def add(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self._ms[stage].append(ms)
+
+    def frame_done(self) -> None:
+        with self._lock:
+            self.frames += 1
+
+    def summary(self, source_stats=None) -> dict[str, Any]:
+        wall = (self.end or time.perf_counter()) - self.start
+        stages = {}
+        for name in STAGES:
+            values = self._ms.get(name)
+            if values:
+                stages[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
+                                "mean_ms": float(np.mean(values)), "n": len(values)}
+        out = {"frames": self.frames, "wall_s": wall, "fps": self.frames / wall if wall > 0 else 0.0, "stages": stages}
+        if "infer" in stages:
+            out["infer_only_fps"] = 1000.0 / stages["infer"]["mean_ms"]
+        if source_stats is not None:
+            out["source"] = {"read": source_stats.read, "dropped": source_stats.dropped,
+                             "corrupt": source_stats.corrupt, "reconnects": source_stats.reconnects}
+        return out
+
+    def write(self, path: str | Path, source_stats=None) -> None:
+        Path(path).write_text(json.dumps(self.summary(source_stats), indent=1))
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    lines = [f"frames {s['frames']}  fps {s['fps']:.1f}  wall {s['wall_s']:.1f} s"
+             + (f"  (inference alone: {s['infer_only_fps']:.1f} fps)" if "infer_only_fps" in s else "")]
+    for name, v in s["stages"].items():
+        lines.append(f"  {name:<13} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms")
+    if "source" in s:
+        src = s["source"]
+        lines.append(f"  source: read {src['read']}  dropped {src['dropped']}  corrupt {src['corrupt']}  "
+                     f"reconnects {src['reconnects']}")
+    return "\n".join(lines)
