@@ -163,6 +163,19 @@ def sample_classify(out, per_class, size, seed) -> None:
     click.echo(f"wrote {per_class * len(SHAPES)} images in {len(SHAPES)} classes to {path}")
 
 
+@sample_group.command("video")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--images", type=click.Path(file_okay=False, exists=True), required=True, help="Folder of images.")
+@click.option("--frames", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--fps", type=click.FloatRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_video(out, images, frames, fps, seed) -> None:
+    """A video (OUT.avi / OUT.mp4) of images drawn at random from --images, for `edgecv run --source`."""
+    from edgecv.data.samples import write_sample_video
+
+    click.echo(f"wrote {frames} frames to {write_sample_video(out, images, frames=frames, fps=fps, seed=seed)}")
+
+
 def main() -> None:
     cli(prog_name="edgecv")
 

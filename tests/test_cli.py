@@ -11,9 +11,11 @@ from edgecv.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = {"sample": ["--per-class", "8", "--size", "72"],
+          "sample video": ["--frames", "12"],
           "train": ["--epochs", "1", "--set", "data.input_size=64", "--set", "train.workers=0"],
           "eval": [],
-          "export": ["--calib-images", "16", "--threads", "1"]}
+          "export": ["--calib-images", "16", "--threads", "1"],
+          "run": ["--max-frames", "12", "--threads", "1"]}
 
 
 def quickstart_commands() -> list[list[str]]:
@@ -26,7 +28,7 @@ def test_readme_runs_the_scripts_and_ci_runs_command_2():
     assert "bash scripts/quickstart.sh" in readme and "bash scripts/test.sh" in readme
     assert readme.index("bash scripts/quickstart.sh") < readme.index("bash scripts/test.sh")
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
-    assert [c[0] for c in quickstart_commands()] == ["sample", "train", "eval", "export"]
+    assert [c[0] for c in quickstart_commands()] == ["sample", "train", "eval", "export", "sample", "run"]
 
 
 def test_quickstart_edgecv_commands(tmp_path, monkeypatch):
@@ -36,13 +38,16 @@ def test_quickstart_edgecv_commands(tmp_path, monkeypatch):
     runner = CliRunner()
     outputs = []
     for args in quickstart_commands():
-        r = runner.invoke(cli, args + SHRINK[args[0]], catch_exceptions=False)
+        shrink = SHRINK[" ".join(args[:2])] if args[:2] == ["sample", "video"] else SHRINK[args[0]]
+        r = runner.invoke(cli, args + shrink, catch_exceptions=False)
         assert r.exit_code == 0, r.output
         outputs.append(r.output)
     assert "wrote 48 images in 6 classes" in outputs[0]
     assert "test top-1:" in outputs[1] and "test (tta) top-1:" in outputs[2]
     assert (tmp_path / "runs" / "sample" / "eval_tta.json").is_file()
     assert "model_int8.tflite" in outputs[3] and (tmp_path / "runs" / "sample" / "export" / "export_report.json").is_file()
+    assert "wrote 12 frames" in outputs[4] and "frames 12" in outputs[5]
+    assert (tmp_path / "runs" / "sample" / "run.mp4").is_file() and (tmp_path / "runs" / "sample" / "events.jsonl").is_file()
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
@@ -54,7 +59,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
         f"edgecv: error: {bad}: train.batch_size: Input should be greater than or equal to 1 (got -1)"]
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export"], ["sample"], ["sample", "classify"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export"], ["run"], ["sample"], ["sample", "classify"], ["sample", "video"]])
 def test_help_everywhere(args):
     r = CliRunner().invoke(cli, args + ["--help"], prog_name="edgecv")
     assert r.exit_code == 0 and "Usage: edgecv" in r.output

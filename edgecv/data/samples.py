@@ -106,3 +106,20 @@ def write_classify_sample(out: str | Path, per_class: int = 60, size: int = 192,
             cv2.imwrite(str(out / kind / f"{i:04d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 92])
     return out
+
+
+def write_sample_video(out: str | Path, images: str | Path, frames: int = 120, fps: float = 10.0, seed: int = 0,
+                       size: tuple[int, int] = (320, 240)) -> Path:
+    """A clip (MJPEG .avi or mp4v .mp4) of ``frames`` images drawn at random from the folder ``images``."""
+    files = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise EdgecvError(f"{images}: no images to make a video of")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    writer = cv2.VideoWriter(str(out), fourcc, fps, size)
+    rng = np.random.default_rng(seed)
+    for i in rng.integers(0, len(files), frames):
+        writer.write(cv2.resize(cv2.imread(str(files[i])), size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    return out

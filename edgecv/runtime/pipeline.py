@@ -10,6 +10,7 @@ flush the events.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
@@ -73,8 +74,14 @@ class _Stop:
             signal.signal(sig, handler)
 
 
+def default_threads() -> int:
+    """Inference threads when not given: all cores but one, which capture, preprocessing, postprocessing and
+    the sinks run on (on 2 cores: 197 fps end to end with 1 inference thread vs 145 with 2, lite0 int8 ONNX)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
-    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads)
+    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads or default_threads())
     meta = backend.meta
     post = get_postprocess(meta.task)
     source = open_source(spec.source, give_up_after=spec.give_up_after_s)

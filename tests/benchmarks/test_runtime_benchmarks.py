@@ -1,0 +1,28 @@
+"""The NMS and pipeline-overhead benchmarks run (shrunk to seconds); their figures come from full runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args, timeout=240):
+    proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_nms_benchmark_prints_ratios_and_agrees_with_torchvision():
+    out = run([ROOT / "benchmarks" / "nms.py", "--sizes", "300", "--runs", "3"])
+    rows = re.findall(r"^\s+300 (agnostic|class-aware)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+(True|False)$", out, re.M)
+    assert [r[0] for r in rows] == ["agnostic", "class-aware"] and all(r[4] == "True" for r in rows), out
+
+
+def test_pipeline_overhead_prints_the_share_of_pure_inference(tiny_export, shapes_video):
+    out_dir, _ = tiny_export
+    out = run([ROOT / "benchmarks" / "pipeline_overhead.py", "--video", shapes_video, "--model",
+               out_dir / "model_int8.onnx", "--threads", "1"])
+    rows = re.findall(r"^(pure inference \(pre-decoded frames\)|edgecv run[^\d]*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+    assert len(rows) == 3 and rows[0][3] == "1.00" and all(r[1] == "36" for r in rows), out
