@@ -28,6 +28,9 @@ def test_readme_runs_the_scripts_and_ci_runs_command_2():
     assert "bash scripts/quickstart.sh" in readme and "bash scripts/test.sh" in readme
     assert readme.index("bash scripts/quickstart.sh") < readme.index("bash scripts/test.sh")
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+    for line in (ROOT / "scripts" / "quickstart.sh").read_text().splitlines():
+        if line.startswith("edgecv "):
+            assert line in readme, f"README does not show the quickstart's `{line}`"
     assert [c[0] for c in quickstart_commands()] == ["sample", "train", "eval", "export", "sample", "run"]
 
 
