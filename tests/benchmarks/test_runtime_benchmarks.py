@@ -16,7 +16,7 @@ def run(args, timeout=240):
 
 def test_nms_benchmark_prints_ratios_and_agrees_with_torchvision():
     out = run([ROOT / "benchmarks" / "nms.py", "--sizes", "300", "--runs", "3"])
-    rows = re.findall(r"^\s+300 (agnostic|class-aware)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+(True|False)$", out, re.M)
+    rows = re.findall(r"^\s+300 (agnostic|class-aware)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+(True|False)\s+([\d.]+)$", out, re.M)
     assert [r[0] for r in rows] == ["agnostic", "class-aware"] and all(r[4] == "True" for r in rows), out
 
 

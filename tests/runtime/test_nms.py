@@ -1,7 +1,8 @@
 import numpy as np
 
 from edgecv.artifact import ArtifactMeta
-from edgecv.runtime.postprocess.detect import best_class, detect_postprocess, nms_xyxy
+from edgecv.runtime.postprocess import detect
+from edgecv.runtime.postprocess.detect import best_class, detect_postprocess, nms_numpy, nms_xyxy
 from edgecv.runtime.preprocess import letterbox
 
 
@@ -33,3 +34,31 @@ def test_letterbox_and_boxes_back_to_frame_pixels():
     scores = np.array([[[0.1, 0.9], [0.2, 0.8]]], np.float32)
     det = detect_postprocess([boxes, scores], meta, conf=0.5, iou=0.5, transform=tf)
     assert det.labels == ("dog",) and det.xyxy.tolist() == [[0.0, 0.0, 100.0, 50.0]]
+
+
+def test_onnxruntime_kernel_numpy_fallback_and_torchvision_keep_the_same_boxes():
+    import torch
+    import torchvision
+
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 300, (12, 2))
+    k = rng.integers(0, 12, 600)
+    c = centres[k] + rng.normal(0, 4, (600, 2))
+    xyxy = np.concatenate([c - 20, c + 20], 1).astype(np.float32)
+    scores = rng.uniform(0.05, 1, 600).astype(np.float32)
+    classes = rng.integers(0, 3, 600)
+    ours = nms_xyxy(xyxy, scores, classes, 0.5, max_det=600)
+    theirs = torchvision.ops.batched_nms(torch.from_numpy(xyxy), torch.from_numpy(scores), torch.from_numpy(classes), 0.5)
+    assert ours.tolist() == theirs.tolist()  # same boxes, same (score) order
+    assert nms_numpy(detect._offset_by_class(xyxy, classes), scores, 0.5, 600).tolist() == ours.tolist()
+
+
+def test_shipped_nms_graph_is_what_the_script_builds():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_nms_onnx.py"
+    spec = importlib.util.spec_from_file_location("make_nms_onnx", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert detect._NMS_GRAPH.read_bytes() == mod.build()
