@@ -84,21 +84,27 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     backend = create_backend(spec.model, name=spec.backend, threads=spec.threads or default_threads())
     meta = backend.meta
     post = get_postprocess(meta.task)
-    source = open_source(spec.source, give_up_after=spec.give_up_after_s)
-    fps = getattr(source, "fps", 30.0) or 30.0
-    sinks: list[Any] = []
-    events = EventsSink(spec.events) if spec.events else None
-    if spec.save:
-        sinks.append(VideoSink(spec.save, fps))
-    if events:
-        sinks.append(events)
-    if spec.show:
-        sinks.append(WindowSink())
     drift = None
     if spec.drift and meta.drift:
         drift = DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
     elif spec.capture_drift:
         raise EdgecvError(f"{spec.model}: carries no drift reference (re-export it with this edgecv) for --capture-drift")
+    source = open_source(spec.source, give_up_after=spec.give_up_after_s)
+    sinks: list[Any] = []
+    events = None
+    try:  # outputs are opened last, so a bad option above leaves no empty files behind
+        if spec.save:
+            sinks.append(VideoSink(spec.save, getattr(source, "fps", 30.0) or 30.0))
+        if spec.events:
+            events = EventsSink(spec.events)
+            sinks.append(events)
+        if spec.show:
+            sinks.append(WindowSink())
+    except BaseException:
+        source.close()
+        for sink in sinks:
+            sink.close()
+        raise
     tel = Telemetry()
     q_in: queue.Queue = queue.Queue(maxsize=2)
     q_out: queue.Queue = queue.Queue(maxsize=2)

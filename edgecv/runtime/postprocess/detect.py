@@ -62,7 +62,7 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int) -
 def nms_xyxy(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float,
              max_det: int = 300) -> np.ndarray:
     """Indices kept by class-aware greedy NMS, best score first (the same set as torchvision's
-    ``batched_nms``). Runs onnxruntime's C++ NonMaxSuppression kernel (on 2 CPU cores here: ~5x faster than
+    ``batched_nms``). Runs onnxruntime's C++ NonMaxSuppression kernel (on 2 CPU cores here: ~4x faster than
     torchvision at 1k boxes, ~3x at 10k; benchmarks/nms.py), numpy when onnxruntime is absent."""
     if len(scores) == 0:
         return np.zeros(0, np.int64)
