@@ -82,8 +82,8 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
 
 @cli.command("export")
 @click.argument("run", type=click.Path(file_okay=False, exists=True))
-@click.option("--format", "formats", default="onnx,tflite", show_default=True,
-              help="Comma-separated: onnx, tflite, engine (TensorRT, on the target device).")
+@click.option("--format", "formats", help="Comma-separated: onnx, tflite, engine (TensorRT, on the target device). "
+              "Default: the --device profile's, else onnx,tflite.")
 @click.option("--int8", is_flag=True, help="Also build int8 artifacts, calibrated on the run's train split and gated.")
 @click.option("--fp16", is_flag=True, help="Also build fp16 artifacts (tflite, engine).")
 @click.option("--calib-images", type=click.IntRange(min=1), default=256, show_default=True)
@@ -93,13 +93,22 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
               help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32.")
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
-def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out) -> None:
+@click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
+def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device) -> None:
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
     from edgecv.export.run import export_run, format_table
     from edgecv.export.spec import ExportSpec
 
+    if device:
+        from edgecv.devices import load_device
+
+        profile = load_device(device)
+        formats = formats or ",".join(profile.export.formats)
+        int8, fp16 = int8 or profile.export.int8, fp16 or profile.export.fp16
+        click.echo(f"device {profile.name}: {formats}{' +int8' if int8 else ''}{' +fp16' if fp16 else ''}")
+    formats = formats or "onnx,tflite"
     spec = ExportSpec(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), int8=int8, fp16=fp16,
                       calib_images=calib_images, calib_method=calib_method, max_drop=max_drop, out=out,
                       threads=threads)
@@ -130,19 +139,34 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
 @click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
 @click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
+@click.option("--device", help="Device profile (see `edgecv devices`): threads, providers, XNNPACK, default camera.")
 def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
-            capture_drift, stats_every) -> None:
+            capture_drift, stats_every, device) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
-    from edgecv.runtime.pipeline import PipelineSpec, run_pipeline
+    from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.telemetry import format_summary
 
-    if (camera is None) == (source is None):
-        raise click.UsageError("give exactly one of --camera INDEX or --source URI")
-    spec = PipelineSpec(model=model, source=camera if camera is not None else source, threads=threads, backend=backend,
-                        conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events, show=show,
-                        telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every)
+    if camera is not None and source is not None or (camera is None and source is None and not device):
+        raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
+    spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
+                        backend=backend, conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events,
+                        show=show, telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every)
+    if device:
+        spec = apply_device(spec, device)
     summary = run_pipeline(spec)
     click.echo(format_summary(summary))
+
+
+@cli.command("devices")
+def devices_cmd() -> None:
+    """List the device profiles (devices/*.yaml) that --device accepts."""
+    from edgecv.devices import list_devices, load_device
+
+    for name in list_devices():
+        p = load_device(name)
+        prec = "+".join(x for x, on in (("fp32", True), ("fp16", p.export.fp16), ("int8", p.export.int8)) if on)
+        click.echo(f"{p.name:<18} {','.join(p.export.formats):<12} {prec:<15} {p.runtime.backend:<12} "
+                   f"camera {p.runtime.camera:<14} {p.description}")
 
 
 @cli.group("sample")

@@ -50,6 +50,7 @@ class PipelineSpec:
     drift: bool = True
     stats_every_s: float = 0.0
     give_up_after_s: float | None = None  # live sources: stop after this long without frames (None: keep trying)
+    backend_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("preferred_providers", (...)),) from a device profile
 
 
 class _Stop:
@@ -81,7 +82,8 @@ def default_threads() -> int:
 
 
 def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
-    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads or default_threads())
+    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads or default_threads(),
+                             **dict(spec.backend_options))
     meta = backend.meta
     post = get_postprocess(meta.task)
     drift = None
@@ -199,3 +201,21 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     if errors:
         raise errors[0]
     return summary
+
+
+def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:
+    """The profile's threads, execution providers / XNNPACK and default camera, where the spec leaves them open."""
+    import dataclasses
+
+    from edgecv.devices import load_device
+    from edgecv.runtime.backends._base import backend_for
+
+    profile = load_device(device)
+    kind = spec.backend or backend_for(spec.model)
+    options: dict[str, Any] = dict(spec.backend_options)
+    if kind == "onnxruntime":
+        options.setdefault("preferred_providers", profile.runtime.execution_providers)
+    elif kind == "litert":
+        options.setdefault("xnnpack", profile.runtime.xnnpack)
+    return dataclasses.replace(spec, threads=spec.threads or profile.run_threads(), source=spec.source or profile.runtime.camera,
+                               backend_options=tuple(options.items()))

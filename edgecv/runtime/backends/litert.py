@@ -32,11 +32,16 @@ def _interpreter_class():
 class LiteRTBackend(Backend):
     name = "litert"
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, xnnpack: bool = True):
         self.path = path
         self.meta = read_tflite_meta(path)
+        cls = _interpreter_class()
+        kwargs = {}
+        if not xnnpack:  # the interpreter applies XNNPACK unless told to use the plain builtin kernels
+            kwargs["experimental_op_resolver_type"] = importlib.import_module(cls.__module__).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.xnnpack = xnnpack
         try:
-            self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
@@ -62,8 +67,13 @@ class LiteRTBackend(Backend):
         return y.astype(np.float32, copy=False)
 
 
+    @property
+    def providers(self) -> list[str]:
+        return ["XNNPACK" if self.xnnpack else "builtin kernels"]
+
+
 @register_backend("litert", (".tflite",))
-def _create(path: Path, threads: int | None = None, **options) -> Backend:
+def _create(path: Path, threads: int | None = None, xnnpack: bool = True, **options) -> Backend:
     if options:
         raise EdgecvError(f"litert backend: unknown options {sorted(options)}")
-    return LiteRTBackend(path, threads)
+    return LiteRTBackend(path, threads, xnnpack)

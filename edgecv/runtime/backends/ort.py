@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,22 @@ from edgecv.artifact import meta_from_props
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends._base import Backend, register_backend
 
+log = logging.getLogger(__name__)
+
 
 class OrtBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    def __init__(self, path: Path, threads: int | None = None, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 preferred_providers: tuple[str, ...] | None = None):
         ort = require("onnxruntime", "runtime", "running ONNX models")
+        if preferred_providers:  # a device profile's wish list: take what this build has, and say what it lacks
+            available = ort.get_available_providers()
+            providers = tuple(p for p in preferred_providers if p in available) or ("CPUExecutionProvider",)
+            lacking = [p for p in preferred_providers if p not in available]
+            if lacking:
+                log.warning("%s: this onnxruntime build has no %s; running on %s", path.name, ", ".join(lacking),
+                            ", ".join(providers))
         missing = [p for p in providers if p not in ort.get_available_providers()]
         if missing:
             raise EdgecvError(f"{path}: execution provider(s) {missing} are not in this onnxruntime build "
