@@ -157,6 +157,31 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
     click.echo(format_summary(summary))
 
 
+@cli.command("bench")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
+              help="Run directory whose test split to use (default: PATH when it is a run).")
+@click.option("--threads", type=click.IntRange(min=1), help="Backend threads (default: the --device profile's).")
+@click.option("--device", help="Device profile: its thread count.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Passes over the test split.")
+@click.option("--out", type=click.Path(file_okay=False), help="Where bench.json / bench.md go (default: beside the artifacts).")
+def bench_cmd(path, run_dir, threads, device, repeat, out) -> None:
+    """Every artifact of PATH (a run, an export folder or one model): size, metric, latency, FPS, speed-up."""
+    from pathlib import Path
+
+    from edgecv.tools.bench import bench, find_artifacts, to_markdown, write_bench
+
+    if device and not threads:
+        from edgecv.devices import load_device
+
+        threads = load_device(device).run_threads()
+    rows = bench(path, run=run_dir, threads=threads, repeat=repeat)
+    click.echo(to_markdown(rows))
+    folder = Path(out) if out else find_artifacts(Path(path))[0].parent
+    js, md = write_bench(rows, folder)
+    click.echo(f"wrote {js} and {md}")
+
+
 @cli.command("devices")
 def devices_cmd() -> None:
     """List the device profiles (devices/*.yaml) that --device accepts."""

@@ -1,0 +1,1 @@
+"""Tools on exported artifacts: bench (and, to come, inspect and explain)."""

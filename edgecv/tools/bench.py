@@ -1,0 +1,76 @@
+"""``edgecv bench``: one table of every artifact of a run (format, precision, size, the task's metric on the
+run's test split, latency p50/p99, FPS, speed-up vs the fp32 artifact of the same format), measured in one
+run through the runtime backends; written as JSON and Markdown. Needs no torch: it runs on the device too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.data.splits import Split
+from edgecv.errors import EdgecvError
+from edgecv.export.fidelity import METRICS, load_eval_set, run_backend
+
+SUFFIXES = (".onnx", ".tflite", ".engine")
+
+
+def find_artifacts(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    folder = path / "export" if (path / "export").is_dir() else path
+    found = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and not p.name.startswith("."))
+    if not found:
+        raise EdgecvError(f"{path}: no .onnx / .tflite / .engine artifacts (run `edgecv export` first)")
+    return found
+
+
+def bench(path: str | Path, run: str | Path | None = None, threads: int | None = None, repeat: int = 1) -> list[dict[str, Any]]:
+    """Rows for every artifact under ``path`` (a run dir, an export folder or one file), on the test split of
+    ``run`` (default: ``path`` when it is a run dir)."""
+    path = Path(path)
+    run_dir = Path(run) if run else path
+    if not (run_dir / "split.json").is_file():
+        raise EdgecvError(f"{run_dir}: no split.json; pass --run RUN_DIR for the test images")
+    split = Split.load(run_dir / "split.json")
+    rows, sets = [], {}
+    for artifact in find_artifacts(path):
+        from edgecv.runtime.backends import create_backend
+
+        meta = create_backend(artifact, threads=threads).meta
+        key = tuple(meta.input_size)
+        if key not in sets:
+            sets[key] = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
+        es = sets[key]
+        images = np.concatenate([es.images] * repeat)
+        outputs, ms, backend = run_backend(artifact, images, threads)
+        metric_name, metric = METRICS[meta.task]
+        rows.append({"file": artifact.name, "format": artifact.suffix.lstrip("."), "precision": meta.precision,
+                     "backend": backend.name, "size_mb": round(artifact.stat().st_size / 1e6, 3),
+                     "metric": metric_name, "value": metric(outputs[: len(es.labels)], es.labels), "n": len(es.labels),
+                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                     "fps": 1000.0 / float(np.mean(ms)), "threads": threads})
+    for r in rows:
+        base = next((b for b in rows if b["format"] == r["format"] and b["precision"] == "fp32"), None)
+        r["speedup_vs_fp32"] = base["p50_ms"] / r["p50_ms"] if base else None
+    return rows
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| artifact | format | precision | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sp = f"{r['speedup_vs_fp32']:.2f}x" if r["speedup_vs_fp32"] else "-"
+        lines.append(f"| {r['file']} | {r['format']} | {r['precision']} | {r['size_mb']:.2f} | {r['metric']} "
+                     f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} |")
+    return "\n".join(lines)
+
+
+def write_bench(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(rows, indent=1))
+    (out / "bench.md").write_text(to_markdown(rows) + "\n")
+    return out / "bench.json", out / "bench.md"

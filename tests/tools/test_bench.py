@@ -1,0 +1,34 @@
+"""`edgecv bench` on the tiny run's artifacts: one row per artifact, the JSON matches the table, no torch."""
+
+import json
+import subprocess
+import sys
+
+from tests.runtime.test_preprocess import BLOCK_TORCH
+
+FILES = ["model_fp16.tflite", "model_fp32.onnx", "model_fp32.tflite", "model_int8.onnx", "model_int8.tflite"]
+
+
+def test_bench_rows_match_the_json_and_run_without_torch(tiny_export, tiny_run, tmp_path):
+    out, _ = tiny_export
+    code = BLOCK_TORCH + f"""
+import sys
+from edgecv.cli import main
+sys.argv = ['edgecv', 'bench', {str(out)!r}, '--run', {str(tiny_run)!r}, '--threads', '1', '--out', {str(tmp_path)!r}]
+try:
+    main()
+finally:
+    assert 'torch' not in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["file"] for r in rows] == FILES
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| model_")]
+    assert table == (tmp_path / "bench.md").read_text().splitlines()[2:]
+    for r, line in zip(rows, table):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:3] == [r["file"], r["format"], r["precision"]]
+        assert cells[4] == f"top1 {r['value']:.4f}" and cells[5] == f"{r['p50_ms']:.2f}" and float(cells[7]) > 0
+        fp32 = next(b for b in rows if b["format"] == r["format"] and b["precision"] == "fp32")
+        assert abs(r["speedup_vs_fp32"] - fp32["p50_ms"] / r["p50_ms"]) < 1e-9
