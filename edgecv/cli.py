@@ -182,6 +182,38 @@ def bench_cmd(path, run_dir, threads, device, repeat, out) -> None:
     click.echo(f"wrote {js} and {md}")
 
 
+@cli.command("inspect")
+@click.argument("model")
+@click.option("--input-size", type=click.IntRange(min=16), help="Square input size (default: the run's, or 224).")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch for the training-memory estimate.")
+@click.option("--layers", is_flag=True, help="Also print every layer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
+    """Parameters, MACs (depthwise vs pointwise) and memory of MODEL: a run dir, an .onnx file or a backbone name."""
+    from pathlib import Path
+
+    from edgecv.tools.inspect import format_report, inspect_onnx, inspect_torch
+
+    path = Path(model)
+    if path.suffix == ".onnx":
+        require("onnx", "export", "inspecting ONNX files")
+        report = inspect_onnx(path)
+    else:
+        require("torch", "train", "inspecting torch models")
+        if path.is_dir():
+            from edgecv.evaluate.run import load_classifier
+
+            net, meta = load_classifier(path / "best.pt")
+            size = input_size or meta["input_size"]
+        else:
+            from edgecv.models import get_spec
+
+            spec = get_spec(model)
+            net, size = spec.build(), input_size or spec.input_size
+        report = inspect_torch(net, (1, 3, size, size), source=str(model))
+    click.echo(json.dumps(report.to_dict(batch), indent=1) if as_json else format_report(report, batch, layers))
+
+
 @cli.command("devices")
 def devices_cmd() -> None:
     """List the device profiles (devices/*.yaml) that --device accepts."""
