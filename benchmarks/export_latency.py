@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecv.artifact import ArtifactMeta
+from edgecv.data.samples import photo_crops
 from edgecv.export.onnx_int8 import onnx_int8
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.export.torch2tflite import torch2tflite
@@ -31,25 +32,6 @@ from edgecv.models import get_spec
 from edgecv.models.weights import load_imagenet_model
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.preprocess import prepare_input
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
-          "coins", "camera", "brick", "grass", "gravel", "page", "horse")
-
-
-def photos(size: int) -> np.ndarray:
-    import cv2
-    from skimage import data
-
-    out = []
-    for name in PHOTOS:
-        im = np.asarray(getattr(data, name)())
-        im = (np.repeat(im[..., None], 3, 2) if im.ndim == 2 else im[..., :3]).astype(np.uint8)
-        h, w = im.shape[:2]
-        s = min(h, w)
-        for y, x, side in ((0, 0, s), (h - s // 2, w - s // 2, s // 2), (h // 4, w // 4, s // 2)):
-            out.append(cv2.resize(np.ascontiguousarray(im[y : y + side, x : x + side]), (size, size)))
-    return np.stack(out)
-
 
 def load_model(name: str):
     """ImageNet weights when an offline package has them (no hub download attempts: this may be offline)."""
@@ -104,7 +86,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    images = photos(args.size)
+    images = photo_crops(args.size)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

@@ -38,16 +38,13 @@ def default_model(folder: Path, size: int) -> Path:
     from edgecv.models import get_spec
     from edgecv.models.weights import load_imagenet_model
 
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from export_latency import photos
+    from edgecv.data.samples import photo_crops
 
     spec = get_spec("efficientnet_lite0")
     model = load_imagenet_model(spec)[0].eval()
     meta = ArtifactMeta(task="classify", labels=[f"imagenet_{i}" for i in range(1000)], input_size=(size, size),
                         mean=spec.mean, std=spec.std)
-    images = photos(size)
+    images = photo_crops(size)
     cal = Calibration(images, tuple(map(str, range(len(images)))), "photos")
     meta = dataclasses.replace(meta, drift=drift_reference(model, meta, cal))
     fp32 = torch2onnx(model, ConvertSpec(folder / "lite0_fp32.onnx", meta))

@@ -31,6 +31,18 @@ def background_photos() -> list[np.ndarray]:
     return photos
 
 
+def photo_crops(size: int) -> np.ndarray:
+    """Three square crops of every bundled photo (whole, lower-right quarter, centre), resized to size x size:
+    real-image calibration and agreement data for tests and benchmarks."""
+    crops = []
+    for img in background_photos():
+        h, w = img.shape[:2]
+        s = min(h, w)
+        for y, x, side in ((0, 0, s), (h - s // 2, w - s // 2, s // 2), (h // 4, w // 4, s // 2)):
+            crops.append(cv2.resize(np.ascontiguousarray(img[y : y + side, x : x + side]), (size, size)))
+    return np.stack(crops)
+
+
 def random_background(photos: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
     img = photos[rng.integers(len(photos))]
     h, w = img.shape[:2]

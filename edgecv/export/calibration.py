@@ -63,22 +63,30 @@ def files_hash(files: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()[:16]
 
 
-def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[int], n: int,
-                     input_size: tuple[int, int], seed: int = 0) -> Calibration:
-    """Read a stratified sample of ``n`` of ``files``; unreadable images are skipped and counted."""
-    root = Path(root)
-    chosen = [files[i] for i in stratified_sample(labels, n, seed)]
+def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, int],
+                desc: str = "images") -> tuple[np.ndarray, list[int], int]:
+    """uint8 RGB images at the model's input size (the device's resize), the indices of ``files`` that were
+    readable, and how many were not (logged and skipped)."""
     h, w = input_size
     images, kept, skipped = [], [], 0
-    for rel in tqdm(chosen, desc="calibration images", disable=None, leave=False):
+    for i, rel in enumerate(tqdm(files, desc=desc, disable=None, leave=False)):
         try:
-            rgb = read_rgb(root / rel)
+            rgb = read_rgb(Path(root) / rel)
         except UnreadableImage as exc:
-            log.warning("calibration: skipping %s (%s)", rel, exc)
+            log.warning("%s: skipping %s (%s)", desc, rel, exc)
             skipped += 1
             continue
         images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (h, w) else rgb)
-        kept.append(rel)
+        kept.append(i)
     if not images:
-        raise EdgecvError(f"{root}: none of the {len(chosen)} calibration images could be read")
-    return Calibration(np.stack(images), tuple(kept), files_hash(kept), skipped)
+        raise EdgecvError(f"{root}: none of the {len(files)} {desc} could be read")
+    return np.stack(images), kept, skipped
+
+
+def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[int], n: int,
+                     input_size: tuple[int, int], seed: int = 0) -> Calibration:
+    """Read a stratified sample of ``n`` of ``files``; unreadable images are skipped and counted."""
+    chosen = [files[i] for i in stratified_sample(labels, n, seed)]
+    images, kept, skipped = read_images(root, chosen, input_size, "calibration images")
+    names = [chosen[i] for i in kept]
+    return Calibration(images, tuple(names), files_hash(names), skipped)

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgecv.data.imagefolder import UnreadableImage, read_rgb
-from edgecv.runtime.backends import create_backend
+from edgecv.export.calibration import read_images
+from edgecv.runtime.backends import Backend, create_backend
 from edgecv.runtime.preprocess import prepare_input
 
 
@@ -31,18 +30,8 @@ class EvalSet:
 
 def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Sequence[int],
                   input_size: tuple[int, int]) -> EvalSet:
-    h, w = input_size
-    images, kept_files, kept_labels, skipped = [], [], [], 0
-    for rel, y in zip(files, labels):
-        try:
-            rgb = read_rgb(Path(root) / rel)
-        except UnreadableImage:
-            skipped += 1
-            continue
-        images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (h, w) else rgb)
-        kept_files.append(rel)
-        kept_labels.append(y)
-    return EvalSet(name, np.stack(images), np.asarray(kept_labels), tuple(kept_files), skipped)
+    images, kept, skipped = read_images(root, files, input_size, f"{name} images")
+    return EvalSet(name, images, np.asarray(labels)[kept], tuple(files[i] for i in kept), skipped)
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -53,9 +42,11 @@ def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
 METRICS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = {"classify": ("top1", top1)}
 
 
-def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None) -> tuple[np.ndarray, list[float], Any]:
-    """Outputs (first output tensor, float32) of every image at batch 1, and per-image latency in ms."""
-    backend = create_backend(path, threads=threads)
+def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None,
+                backend: Backend | None = None) -> tuple[np.ndarray, list[float], Any]:
+    """Outputs (first output tensor, float32) of every image at batch 1, and per-image latency in ms
+    (``backend``: one already loaded from ``path``)."""
+    backend = backend or create_backend(path, threads=threads)
     xs = [prepare_input(im, backend.meta)[None] for im in images]
     backend.infer(xs[0])  # warm-up: first call allocates and plans
     outs, ms = [], []

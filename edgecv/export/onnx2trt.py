@@ -67,7 +67,9 @@ def onnx2trt(source: str | Path, spec: ConvertSpec) -> Path:
     """Build (or reuse from the cache) the engine for ``source``; ``spec.out`` gets the engine and its sidecar."""
     trt = require("tensorrt", "runtime", "building TensorRT engines (ships with JetPack / NVIDIA's wheels)")
     source, out = Path(source), Path(spec.out)
-    if spec.precision == "int8" and "QuantizeLinear" not in source.read_bytes().decode("latin-1"):
+    onnx = require("onnx", "export", "reading the ONNX graph")
+    ops = {n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node}
+    if spec.precision == "int8" and "QuantizeLinear" not in ops:
         raise EdgecvError(f"{source}: an int8 engine is built from the QDQ int8 ONNX, not from an fp32 graph")
     gpu = _gpu_name()
     key = engine_key(source, spec.precision, trt.__version__, gpu)

@@ -14,6 +14,7 @@ import numpy as np
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.export.fidelity import METRICS, load_eval_set, run_backend
+from edgecv.runtime.backends import create_backend
 
 SUFFIXES = (".onnx", ".tflite", ".engine")
 
@@ -38,15 +39,14 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
     split = Split.load(run_dir / "split.json")
     rows, sets = [], {}
     for artifact in find_artifacts(path):
-        from edgecv.runtime.backends import create_backend
-
-        meta = create_backend(artifact, threads=threads).meta
+        backend = create_backend(artifact, threads=threads)
+        meta = backend.meta
         key = tuple(meta.input_size)
         if key not in sets:
             sets[key] = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
         es = sets[key]
         images = np.concatenate([es.images] * repeat)
-        outputs, ms, backend = run_backend(artifact, images, threads)
+        outputs, ms, _ = run_backend(artifact, images, threads, backend)
         metric_name, metric = METRICS[meta.task]
         rows.append({"file": artifact.name, "format": artifact.suffix.lstrip("."), "precision": meta.precision,
                      "backend": backend.name, "size_mb": round(artifact.stat().st_size / 1e6, 3),

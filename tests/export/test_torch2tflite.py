@@ -10,7 +10,8 @@ from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2tflite import torch2tflite
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.preprocess import prepare_input
-from tests.export.test_onnx_int8 import calibration, photo_crops
+from edgecv.data.samples import photo_crops
+from tests.export.test_onnx_int8 import calibration
 
 
 class ReLU6Net(nn.Module):
