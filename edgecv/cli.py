@@ -214,6 +214,27 @@ def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
     click.echo(json.dumps(report.to_dict(batch), indent=1) if as_json else format_report(report, batch, layers))
 
 
+@cli.command("explain")
+@click.argument("run", type=click.Path(file_okay=False, exists=True))
+@click.argument("image", type=click.Path(dir_okay=False, exists=True))
+@click.option("--target", help="Class name or index to explain (default: the predicted class).")
+@click.option("--layer", help="Grad-CAM layer (default: the last spatial feature map).")
+@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True, help="SmoothGrad noisy copies (1 = plain gradient).")
+@click.option("--noise", type=click.FloatRange(min=0), default=0.15, show_default=True, help="SmoothGrad noise, x the input range.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs (default RUN/explain).")
+def explain_cmd(run, image, target, layer, samples, noise, out) -> None:
+    """Gradient saliency (SmoothGrad) and Grad-CAM of RUN's classifier on IMAGE, written as PNGs."""
+    require("torch", "train", "explaining a run")
+    from edgecv.tools.explain import explain_run
+
+    if target is not None and target.isdigit():
+        target = int(target)
+    e, (sal, cam) = explain_run(run, image, out=out, target=target, layer=layer, samples=samples, noise=noise)
+    click.echo(f"{e.label} {e.score:.3f}  hottest saliency {e.hottest('saliency')}  grad-cam {e.hottest('gradcam')} "
+               f"(layer {e.layer})")
+    click.echo(f"wrote {sal} and {cam}")
+
+
 @cli.command("devices")
 def devices_cmd() -> None:
     """List the device profiles (devices/*.yaml) that --device accepts."""
