@@ -50,7 +50,9 @@ class DeviceProfile(_Frozen):
 
 
 def devices_dir() -> Path:
-    return Path(os.environ.get("EDGECV_DEVICES", Path(__file__).resolve().parents[1] / "devices"))
+    """``EDGECV_DEVICES`` when set, else the profiles installed with the package (``edgecv/_devices`` is a link to
+    the repository's ``devices/``, and a wheel carries its files)."""
+    return Path(os.environ.get("EDGECV_DEVICES", Path(__file__).resolve().parent / "_devices"))
 
 
 def list_devices() -> list[str]:
