@@ -123,6 +123,18 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         sys.exit(1)
 
 
+@cli.command("engine")
+@click.argument("model", type=click.Path(dir_okay=False, exists=True))
+@click.option("--fp16", is_flag=True, help="fp16 engine from an fp32 ONNX (an int8 ONNX always gives an int8 engine).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Engine path (default: beside MODEL, .engine).")
+def engine_cmd(model, fp16, out) -> None:
+    """Build the TensorRT engine of an exported ONNX artifact on this device (Jetson / NVIDIA GPU), cached by
+    ONNX hash + precision + TensorRT version + GPU."""
+    from edgecv.export.onnx2trt import engine_from_onnx
+
+    click.echo(f"wrote {engine_from_onnx(model, out=out, fp16=fp16)}")
+
+
 @cli.command("run")
 @click.argument("model", type=click.Path(dir_okay=False, exists=True))
 @click.option("--camera", "camera", help="Camera index (V4L2), e.g. 0.")

@@ -15,10 +15,11 @@ from pathlib import Path
 from edgecv._deps import require
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
-from edgecv.export._embed import write_engine_sidecar
+from edgecv.artifact import ArtifactMeta
+from edgecv.export._embed import read_meta, write_engine_sidecar
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
-from edgecv.runtime.backends.tensorrt import _check, _cudart, file_sha256, sidecar_path
+from edgecv.runtime.backends.tensorrt import TENSORRT_HOW, _check, _cudart, file_sha256, sidecar_path
 
 MAX_BATCH = 8
 
@@ -62,25 +63,40 @@ def _build(trt, onnx_path: Path, precision: str, input_size: tuple[int, int]) ->
     return bytes(engine)
 
 
-@register_converter("onnx2trt", source="onnx")
-def onnx2trt(source: str | Path, spec: ConvertSpec) -> Path:
-    """Build (or reuse from the cache) the engine for ``source``; ``spec.out`` gets the engine and its sidecar."""
-    trt = require("tensorrt", "runtime", "building TensorRT engines (ships with JetPack / NVIDIA's wheels)")
-    source, out = Path(source), Path(spec.out)
+def build_engine(source: Path, out: Path, meta: ArtifactMeta, precision: str, extra: dict | None = None) -> Path:
+    """Build (or reuse from the cache) the ``precision`` engine of the ONNX ``source`` into ``out`` + its sidecar."""
+    trt = require("tensorrt", "runtime", "building TensorRT engines", how=TENSORRT_HOW)
     onnx = require("onnx", "export", "reading the ONNX graph")
     ops = {n.op_type for n in onnx.load(str(source), load_external_data=False).graph.node}
-    if spec.precision == "int8" and "QuantizeLinear" not in ops:
+    if precision == "int8" and "QuantizeLinear" not in ops:
         raise EdgecvError(f"{source}: an int8 engine is built from the QDQ int8 ONNX, not from an fp32 graph")
     gpu = _gpu_name()
-    key = engine_key(source, spec.precision, trt.__version__, gpu)
+    key = engine_key(source, precision, trt.__version__, gpu)
     cached = engine_cache_dir() / f"{key}.engine"
     if not cached.is_file():
-        data = _build(trt, source, spec.precision, spec.meta.input_size)
+        data = _build(trt, source, precision, meta.input_size)
         with atomic_output(cached) as tmp:
             tmp.write_bytes(data)
     with atomic_output(out) as tmp:
         shutil.copyfile(cached, tmp)
-    meta = dataclasses.replace(spec.meta, precision=spec.precision)
-    write_engine_sidecar(out, meta, sidecar_path(out),
-                         {"cache_key": key, "tensorrt": trt.__version__, "gpu": gpu, "onnx_sha256": file_sha256(source)})
+    write_engine_sidecar(out, dataclasses.replace(meta, precision=precision), sidecar_path(out),
+                         {"cache_key": key, "tensorrt": trt.__version__, "gpu": gpu, "onnx_sha256": file_sha256(source),
+                          **(extra or {})})
     return out
+
+
+@register_converter("onnx2trt", source="onnx")
+def onnx2trt(source: str | Path, spec: ConvertSpec) -> Path:
+    """The export path: the run's ONNX (fp32, or the gated QDQ int8) -> ``spec.out``; fidelity is measured after."""
+    return build_engine(Path(source), Path(spec.out), spec.meta, spec.precision)
+
+
+def engine_from_onnx(onnx_path: str | Path, out: str | Path | None = None, fp16: bool = False) -> Path:
+    """On the device: an exported ONNX artifact -> its engine beside it (or ``out``). The precision follows the
+    artifact (an int8 ONNX gives an int8 engine from its QDQ scales; fp32 gives fp32, or fp16 with ``fp16``); the
+    metadata, including the ONNX's fidelity rows, goes into the sidecar, marked as measured on the ONNX."""
+    onnx_path = Path(onnx_path)
+    meta = read_meta(onnx_path)
+    precision = "int8" if meta.precision == "int8" else ("fp16" if fp16 else "fp32")
+    out = Path(out) if out else onnx_path.with_name(f"{onnx_path.stem}{'_fp16' if fp16 else ''}.engine")
+    return build_engine(onnx_path, out, meta, precision, {"fidelity_measured_on": onnx_path.name})

@@ -43,3 +43,28 @@ def test_fp16_engine_matches_onnx(tmp_path, monkeypatch):
     ref = create_backend(onnx_path).infer(x)[0]
     np.testing.assert_allclose(y, ref, atol=1e-2)
     assert len(list((tmp_path / "cache").glob("*.engine"))) == 1
+
+
+@needs_trt
+def test_engine_from_an_int8_onnx_artifact_is_int8_and_carries_its_metadata(tiny_export, tmp_path, monkeypatch):
+    from edgecv.export.onnx2trt import engine_from_onnx
+    from edgecv.runtime.backends.tensorrt import read_engine_meta
+
+    monkeypatch.setenv("EDGECV_ENGINE_CACHE", str(tmp_path / "cache"))
+    out, _ = tiny_export
+    engine = engine_from_onnx(out / "model_int8.onnx", out=tmp_path / "m.engine")
+    meta = read_engine_meta(engine)
+    assert meta.precision == "int8" and meta.labels and meta.fidelity
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_engine_command_without_tensorrt_says_where_it_comes_from(tiny_export):
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    out, _ = tiny_export
+    r = CliRunner().invoke(cli, ["engine", str(out / "model_int8.onnx")])
+    assert r.exit_code == 2
+    assert "tensorrt is needed for building TensorRT engines" in r.output and "JetPack" in r.output
+    assert not list(out.glob("*.engine"))  # nothing half-written

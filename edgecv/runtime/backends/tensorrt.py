@@ -17,6 +17,10 @@ from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.backends._base import Backend, register_backend
 
 
+TENSORRT_HOW = ("it ships with JetPack (python3-libnvinfer; see Dockerfile.jetson) or, on x86 NVIDIA GPUs, "
+                "NVIDIA's wheels: pip install tensorrt cuda-python")
+
+
 def sidecar_path(engine: str | Path) -> Path:
     return Path(str(engine) + ".json")
 
@@ -59,7 +63,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, path: Path, threads: int | None = None):
-        trt = require("tensorrt", "runtime", "running TensorRT engines (ships with JetPack / NVIDIA's wheels)")
+        trt = require("tensorrt", "runtime", "running TensorRT engines", how=TENSORRT_HOW)
         self.cudart = _cudart()
         self.path, self.meta = path, read_engine_meta(path)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
