@@ -54,9 +54,13 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
     result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
                    overwrite=overwrite, overrides=tuple(overrides))
     if result.metrics:
-        t = result.metrics["test"]
         click.echo(f"run: {result.run_dir}")
-        click.echo(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}  (n={t['n']})")
+        m = result.metrics
+        if m.get("task") == "detect":
+            click.echo(f"test mAP50: {m['map50']:.4f}  mAP50-95: {m['map50_95']:.4f}  (n={m['images']} images)")
+        else:
+            t = m["test"]
+            click.echo(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}  (n={t['n']})")
 
 
 @cli.command("eval")
@@ -275,6 +279,19 @@ def sample_classify(out, per_class, size, seed) -> None:
 
     path = write_classify_sample(out, per_class=per_class, size=size, seed=seed)
     click.echo(f"wrote {per_class * len(SHAPES)} images in {len(SHAPES)} classes to {path}")
+
+
+@sample_group.command("detect")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--images", type=click.IntRange(min=1), default=600, show_default=True)
+@click.option("--size", type=click.IntRange(min=32), default=320, show_default=True)
+@click.option("--layout", type=click.Choice(["coco", "yolo"]), default="coco", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_detect(out, images, size, layout, seed) -> None:
+    """Shapes on real photos with exact boxes: OUT/images + annotations.json (COCO) or labels/ (YOLO)."""
+    from edgecv.data.samples import write_detect_sample
+
+    click.echo(f"wrote {images} images ({layout}) to {write_detect_sample(out, images, size, seed, layout=layout)}")
 
 
 @sample_group.command("video")

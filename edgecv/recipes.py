@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgecv.errors import RecipeError
 
@@ -98,6 +98,59 @@ class TrainRecipe(_Frozen):
         return self.model_dump(mode="json")
 
 
+class DetectDataSpec(_Frozen):
+    root: str = Field(description="dataset root: annotations.json (COCO) + images, or images/ + labels/ (YOLO)")
+    annotations: str | None = Field(None, description="a COCO JSON (relative to root) instead of root/annotations.json")
+    input_size: int = Field(320, ge=64, le=1280, description="square letterboxed input; a multiple of 32")
+    split: SplitSpec = SplitSpec()
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError("must be a multiple of 32 (the coarsest stride)")
+        return v
+
+
+class DetectModelSpec(_Frozen):
+    backbone: str = "efficientnet_lite0"
+    pretrained: Literal["imagenet", "none"] = "imagenet"
+    weights: str | None = Field(None, description="local state_dict file with ImageNet (or other) weights")
+    strides: tuple[int, ...] = (8, 16, 32)
+    channels: int = Field(64, ge=8, le=512, description="neck and head width")
+    head_convs: int = Field(2, ge=1, le=8)
+
+
+class DetectAugmentSpec(_Frozen):
+    hflip: float = Field(0.5, ge=0, le=1)
+    scale: tuple[float, float] = (0.75, 1.25)
+    translate: float = Field(0.1, ge=0, le=0.5, description="max shift, fraction of the input size")
+    color_jitter: float = Field(0.2, ge=0, le=1)
+
+
+class DetectTrainSpec(_Frozen):
+    batch_size: int = Field(16, ge=1, le=1024)
+    workers: int = Field(2, ge=0, le=64)
+    head: HeadStage = HeadStage(epochs=40, lr=2e-3, cache_augmentations=4)
+    finetune: FinetuneStage = FinetuneStage()
+    box_weight: float = Field(2.0, gt=0, description="GIoU loss weight against the focal class loss")
+    center_radius: float = Field(1.5, gt=0, description="positives lie within this many strides of a box centre")
+    early_stopping: int = Field(10, ge=0, description="patience in epochs on val mAP50; 0 disables")
+    seed: int = 0
+
+
+class DetectRecipe(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["detect"]
+    data: DetectDataSpec
+    model: DetectModelSpec = DetectModelSpec()
+    augment: DetectAugmentSpec = DetectAugmentSpec()
+    train: DetectTrainSpec = DetectTrainSpec()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
 def _format_error(source: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -128,12 +181,15 @@ def _coerce_yaml_numbers(data: Any) -> Any:
     return data
 
 
-def _validate(data: Any, source: str) -> TrainRecipe:
+def _validate(data: Any, source: str) -> TrainRecipe | DetectRecipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    schema = {"classify": TrainRecipe, "detect": DetectRecipe}.get(data.get("task", "classify"))
+    if schema is None:
+        raise RecipeError(f"{source}: task: must be classify or detect (got {data.get('task')!r})")
     try:
         # strict=False only where YAML's number types are ambiguous: ints where floats are meant, lists for tuples.
-        return TrainRecipe.model_validate(_coerce_yaml_numbers(data), strict=False)
+        return schema.model_validate(_coerce_yaml_numbers(data), strict=False)
     except ValidationError as exc:
         raise RecipeError(_format_error(source, exc)) from None
 

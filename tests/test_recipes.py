@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from edgecv.errors import RecipeError
-from edgecv.recipes import TrainRecipe, load_recipe
+from edgecv.recipes import DetectRecipe, TrainRecipe, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -17,7 +17,8 @@ def write(tmp_path, text: str) -> Path:
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipes_validate(path):
     r = load_recipe(path)
-    assert isinstance(r, TrainRecipe) and r.task == "classify"
+    assert (isinstance(r, TrainRecipe) and r.task == "classify") or (isinstance(r, DetectRecipe) and r.task == "detect")
+    assert r.name == path.stem or path.stem == "sample"
 
 
 def test_unknown_key_names_file_and_field(tmp_path):
@@ -60,3 +61,12 @@ def test_recipe_is_frozen(tmp_path):
     r = load_recipe(write(tmp_path, "name: x\ndata: {root: d}\n"))
     with pytest.raises(Exception):
         r.train.batch_size = 3
+
+
+def test_detect_recipe_fields_are_checked(tmp_path):
+    with pytest.raises(RecipeError, match=r"data\.input_size: .*multiple of 32"):
+        load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d, input_size: 300}\n"))
+    with pytest.raises(RecipeError, match=r"task: must be classify or detect"):
+        load_recipe(write(tmp_path, "name: x\ntask: segment\ndata: {root: d}\n"))
+    with pytest.raises(RecipeError, match=r"train\.center_radius: "):
+        load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d}\ntrain: {center_radius: 0}\n"))

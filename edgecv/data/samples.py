@@ -6,6 +6,7 @@ photos, so a pretrained backbone has real texture to ignore. Used by the README 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -134,4 +135,66 @@ def write_sample_video(out: str | Path, images: str | Path, frames: int = 120, f
     for i in rng.integers(0, len(files), frames):
         writer.write(cv2.resize(cv2.imread(str(files[i])), size, interpolation=cv2.INTER_AREA))
     writer.release()
+    return out
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def detect_image(size: int, rng: np.random.Generator, photos: list[np.ndarray], classes: tuple[str, ...] = SHAPES,
+                 max_objects: int = 4, radius: tuple[float, float] = (0.05, 0.16)) -> tuple[np.ndarray, list, list]:
+    """One image with 1..max_objects shapes on a real photo, and their exact boxes (the drawn pixels' extent) and
+    class indices. Shapes overlap little (IoU <= 0.1), so every box is visible."""
+    img = random_background(photos, size, rng)
+    boxes: list[tuple[float, ...]] = []
+    cls: list[int] = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        for _try in range(10):
+            r = rng.uniform(*radius) * size
+            cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
+            guess = (cx - r, cy - r, cx + r, cy + r)
+            if all(_iou(guess, b) <= 0.1 for b in boxes):
+                break
+        else:
+            continue
+        k = int(rng.integers(len(classes)))
+        boxes.append(draw_shape(img, classes[k], cx, cy, r, rng.uniform(0, 2 * np.pi), random_color(rng, img)))
+        cls.append(k)
+    return img, boxes, cls
+
+
+def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, seed: int = 0,
+                        classes: tuple[str, ...] = SHAPES, layout: str = "coco") -> Path:
+    """Shapes pasted on real photos with exact boxes: ``out/images/*.jpg`` plus ``out/annotations.json`` (COCO)
+    or ``out/labels/*.txt`` + ``out/classes.txt`` (YOLO)."""
+    if layout not in ("coco", "yolo"):
+        raise EdgecvError(f"layout must be coco or yolo, got {layout!r}")
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng, photos = np.random.default_rng(seed), background_photos()
+    coco: dict = {"images": [], "annotations": [],
+                  "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes)]}
+    if layout == "yolo":
+        (out / "labels").mkdir(exist_ok=True)
+        (out / "classes.txt").write_text("\n".join(classes) + "\n")
+    for i in range(images):
+        img, boxes, cls = detect_image(size, rng, photos, classes)
+        name = f"{i:05d}.jpg"
+        cv2.imwrite(str(out / "images" / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if layout == "yolo":
+            lines = [f"{c} {(b[0] + b[2]) / 2 / size:.6f} {(b[1] + b[3]) / 2 / size:.6f} {(b[2] - b[0]) / size:.6f} "
+                     f"{(b[3] - b[1]) / size:.6f}" for b, c in zip(boxes, cls)]
+            (out / "labels" / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
+            continue
+        coco["images"].append({"id": i + 1, "file_name": f"images/{name}", "width": size, "height": size})
+        for b, c in zip(boxes, cls):
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1, "category_id": c + 1,
+                                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "iscrowd": 0,
+                                        "area": (b[2] - b[0]) * (b[3] - b[1])})
+    if layout == "coco":
+        (out / "annotations.json").write_text(json.dumps(coco))
     return out

@@ -53,7 +53,8 @@ class Stage:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     train_epoch: Callable[[int], dict[str, float]]  # epoch -> {"loss": ...}
-    validate: Callable[[], dict[str, float]]  # -> {"top1": ..., "loss": ...} or {} when there is no val split
+    validate: Callable[[], dict[str, float]]  # -> {metric: ..., "loss": ...} or {} when there is no val split
+    metric: str = "top1"  # what selects best.pt (higher is better): top1 for classifiers, map50 for detectors
 
 
 def seed_everything(seed: int) -> None:
@@ -79,12 +80,12 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _improved(val: dict[str, float], best: dict[str, Any] | None) -> bool:
+def _improved(val: dict[str, float], best: dict[str, Any] | None, metric: str) -> bool:
     if best is None:
         return True
     if not val:  # no val split: the latest epoch is the best we know
         return True
-    return (val["top1"], -val["loss"]) > (best["val_top1"], -best["val_loss"])
+    return (val[metric], -val["loss"]) > (best[f"val_{metric}"], -best["val_loss"])
 
 
 def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int, patience: int,
@@ -97,12 +98,12 @@ def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int
         val = stage.validate()
         row = {"stage": stage.name, "epoch": epoch + 1, "train_loss": train["loss"], "lr": stage.optimizer.param_groups[0]["lr"]}
         if val:
-            row.update(val_loss=val["loss"], val_top1=val["top1"])
+            row.update({"val_loss": val["loss"], f"val_{stage.metric}": val[stage.metric]})
         state.history.append(row)
         state.epoch = epoch + 1
-        improved = _improved(val, state.best)
+        improved = _improved(val, state.best, stage.metric)
         if improved:
-            state.best = {"stage": stage.name, "epoch": epoch + 1, "val_top1": val.get("top1", float("nan")),
+            state.best = {"stage": stage.name, "epoch": epoch + 1, f"val_{stage.metric}": val.get(stage.metric, float("nan")),
                           "val_loss": val.get("loss", float("nan"))}
             state.bad_epochs = 0
         else:
@@ -118,7 +119,7 @@ def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int
                          "optimizer": stage.optimizer.state_dict(), "scheduler": stage.scheduler.state_dict()},
                         run_dir / "last.pt")
         if info.main:
-            val_txt = f"  val top-1 {val['top1']:.4f}  val loss {val['loss']:.4f}" if val else ""
+            val_txt = f"  val {stage.metric} {val[stage.metric]:.4f}  val loss {val['loss']:.4f}" if val else ""
             log.info("%s %d/%d  train loss %.4f%s%s", stage.name, epoch + 1, stage.epochs, train["loss"], val_txt,
                      "  *best" if improved else "")
         for cb in callbacks:

@@ -26,7 +26,7 @@ from edgecv.train.stages import finetune_stage, head_stage
 
 log = logging.getLogger("edgecv")
 RUN_FILES = ("best.pt", "last.pt", "recipe.yaml", "split.json", "metrics.json", "eval.json", "curves.png",
-             "confusion_matrix.png", "confusion_matrix_val.png", "cache")
+             "confusion_matrix.png", "confusion_matrix_val.png", "cache", "pr_curve.png", "predictions.jpg")
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,12 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
         rec, run_dir = _resolve_recipe(recipe, out, resume, epochs, data, overrides)
         _prepare_run_dir(rec, run_dir, resume, overwrite, info)
         seed_everything(rec.train.seed)
+        if rec.task == "detect":
+            from edgecv.train.detect import train_detector
+
+            last_loop = load_checkpoint(run_dir / "last.pt")["loop"] if resume else None
+            metrics = train_detector(rec, run_dir, info, resume, callbacks)
+            return RunResult(run_dir, metrics, f"{last_loop['stage']}@{last_loop['epoch']}" if last_loop else None)
         split = _split(rec, run_dir, info, resume)
         last = load_checkpoint(run_dir / "last.pt") if resume else None
         state = LoopState.from_dict(last["loop"]) if last else LoopState()

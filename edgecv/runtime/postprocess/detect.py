@@ -88,10 +88,10 @@ def best_class(scores: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray,
 
 @register_postprocess("detect")
 def detect_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45,
-                       transform=None, **_) -> Detections:
+                       transform=None, max_det: int = 300, **_) -> Detections:
     boxes, scores = outputs[0][0], outputs[1][0]
     idx, cls, best = best_class(scores, conf)
-    keep = nms_xyxy(boxes[idx], best, cls, iou)
+    keep = nms_xyxy(boxes[idx], best, cls, iou, max_det)
     xyxy = boxes[idx][keep].astype(np.float32)
     if transform is not None:
         xyxy = transform.to_frame(xyxy)

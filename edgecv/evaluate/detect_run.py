@@ -1,0 +1,60 @@
+"""Evaluate a detector run on its recorded test split: metrics.json (mAP50, mAP50-95, AP per class, label report),
+pr_curve.png and predictions.jpg (test images with their detections drawn)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgecv.data.detection import DetectionSet, load_detection
+from edgecv.data.splits import Split
+from edgecv.evaluate.detect import draw_samples, plot_pr
+from edgecv.recipes import load_recipe
+from edgecv.runtime.preprocess import letterbox, normalize_hwc, to_chw
+
+
+def run_dataset(run_dir: Path) -> DetectionSet:
+    rec = load_recipe(run_dir / "recipe.yaml")
+    return load_detection(rec.data.root, rec.data.annotations)
+
+
+@torch.no_grad()
+def predict_files(model, ds: DetectionSet, files: list[str], mean, std, batch: int = 16):
+    """Raw outputs (boxes, scores) of ``model`` on ``files``, letterboxed by the runtime's code; and the RGB images."""
+    from edgecv.data.imagefolder import read_rgb
+
+    size = model.input_size
+    images = [read_rgb(ds.root / f) for f in files]
+    boxes, scores = [], []
+    for i in range(0, len(images), batch):
+        x = np.stack([to_chw(normalize_hwc(letterbox(im, (size, size))[0], mean, std)) for im in images[i : i + batch]])
+        b, s = model(torch.from_numpy(x))
+        boxes.append(b)
+        scores.append(s)
+    return torch.cat(boxes), torch.cat(scores), images
+
+
+def evaluate_detector(run_dir: str | Path, ds: DetectionSet | None = None, split: str = "test",
+                      write: bool = True) -> dict[str, Any]:
+    from edgecv.train.detect import Evaluator, artifact_meta, load_detector
+
+    run_dir = Path(run_dir)
+    model, meta = load_detector(run_dir / "best.pt")
+    ds = ds or run_dataset(run_dir)
+    files = Split.load(run_dir / "split.json").files[split]
+    boxes, scores, images = predict_files(model, ds, files, meta["mean"], meta["std"])
+    evaluate = Evaluator(ds, files, model.input_size, artifact_meta(model, ds.classes, meta["mean"], meta["std"]))
+    metrics, dets = evaluate(boxes, scores)
+    result = {"task": "detect", "split": split, **metrics, "labels_report": ds.report.to_dict()}
+    if write:
+        plot_pr(metrics, ds.classes, run_dir / "pr_curve.png")
+        draw_samples(images[:8], dets[:8], run_dir / "predictions.jpg")
+        out = {k: v for k, v in result.items() if k != "pr50"}
+        tmp = run_dir / "metrics.json.tmp"
+        tmp.write_text(json.dumps(out, indent=1, default=float))
+        tmp.replace(run_dir / "metrics.json")
+    return result

@@ -1,0 +1,337 @@
+"""``edgecv train`` for ``task: detect``: the same run directory, split, checkpoints, resume and epoch loop as the
+classifier, with the detector's two transfer-learning stages:
+
+1. backbone frozen: its stride-8/16/32 maps of every train image (plain + ``cache_augmentations`` box-aware
+   augmented copies) are computed once, with their targets; the neck and head train on them for many cheap epochs;
+2. fine-tune (optional): the last ``unfreeze_blocks`` backbone stages train too, on freshly augmented images.
+
+Validation picks best.pt by val mAP@0.5 (pycocotools, on predictions decoded by the runtime's NMS).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import edgecv
+from edgecv.artifact import ArtifactMeta
+from edgecv.data.detection import DetectionSet, DetSample, load_detection, to_coco
+from edgecv.data.imagefolder import read_rgb
+from edgecv.data.splits import SPLITS, Split, stratified_split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.detect import EVAL_CONF, EVAL_IOU, MAX_DETS, coco_map, to_coco_results
+from edgecv.models import create_backbone
+from edgecv.models.detector import Detector
+from edgecv.recipes import DetectAugmentSpec, DetectRecipe
+from edgecv.results import Detections
+from edgecv.runtime.postprocess.detect import detect_postprocess
+from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
+from edgecv.train.checkpoint import load_checkpoint
+from edgecv.train.detect_loss import assign, detection_loss, level_ranges
+from edgecv.train.distributed import DistInfo
+from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit
+
+log = logging.getLogger("edgecv")
+
+
+def detect_split(ds: DetectionSet, test: float, val: float, seed: int) -> Split:
+    """Random, seeded split stratified by each image's most frequent class (images without objects: class -1)."""
+    key = np.asarray([np.bincount(s.classes).argmax() if len(s.classes) else -1 for s in ds.samples])
+    idx = stratified_split(key, test, val, seed)
+    files = [s.file for s in ds.samples]
+    return Split(root=str(ds.root), classes=list(ds.classes), seed=seed, fractions={"test": test, "val": val},
+                 files={k: [files[i] for i in idx[k]] for k in SPLITS},
+                 labels={k: [int(key[i]) for i in idx[k]] for k in SPLITS},
+                 skipped=[{"file": e.split(":")[0], "reason": "unreadable image"} for e in ds.report.examples
+                          if e.endswith("unreadable image")])
+
+
+def letterboxed(root: Path, s: DetSample, size: int) -> tuple[np.ndarray, np.ndarray, Transform]:
+    """The image as the device sees it (the runtime's letterbox) and its boxes in those pixels."""
+    img, tf = letterbox(read_rgb(root / s.file), (size, size))
+    boxes = s.boxes * np.float32([tf.scale_x, tf.scale_y] * 2) + np.float32([tf.pad_x, tf.pad_y] * 2)
+    return img, boxes.astype(np.float32), tf
+
+
+def box_augment(spec: DetectAugmentSpec) -> A.Compose:
+    """Flip, scale + shift (grey fill like the letterbox) and colour, boxes moved with the pixels; boxes less than
+    40% visible afterwards are dropped."""
+    cj = spec.color_jitter
+    return A.Compose([
+        A.HorizontalFlip(p=spec.hflip),
+        A.Affine(scale=spec.scale, translate_percent=(-spec.translate, spec.translate), border_mode=cv2.BORDER_CONSTANT,
+                 fill=114, p=0.8),
+        A.ColorJitter(brightness=cj, contrast=cj, saturation=cj, hue=min(cj / 4, 0.5), p=0.8 if cj else 0.0),
+    ], bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.4, clip=True))
+
+
+class DetDataset(Dataset):
+    def __init__(self, ds: DetectionSet, files: list[str], size: int, mean, std, augment: A.Compose | None = None,
+                 seed: int = 0):
+        index = ds.by_file()
+        self.root, self.samples, self.size = ds.root, [index[f] for f in files], size
+        self.mean, self.std, self.augment, self.seed = tuple(mean), tuple(std), augment, seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        img, boxes, _ = letterboxed(self.root, self.samples[i], self.size)
+        classes = self.samples[i].classes
+        if self.augment is not None:
+            self.augment.set_random_seed((self.seed * 100_003 + i) % 2**32)
+            out = self.augment(image=img, bboxes=boxes, classes=classes)
+            img = out["image"]
+            boxes = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
+            classes = np.asarray(out["classes"], np.int64)
+        x = to_chw(normalize_hwc(img, self.mean, self.std))
+        return torch.from_numpy(x), torch.from_numpy(boxes), torch.from_numpy(np.asarray(classes, np.int64))
+
+
+def _collate(batch):
+    xs, boxes, classes = zip(*batch)
+    return torch.stack(xs), list(boxes), list(classes)
+
+
+class Targets:
+    """Assignment for a batch: labels (B, A) and matched boxes (B, A, 4)."""
+
+    def __init__(self, model: Detector, radius: float):
+        self.model, self.radius = model, radius
+        self.lo, self.hi = level_ranges(model.strides, model.point_strides)
+
+    def __call__(self, boxes: list[torch.Tensor], classes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = [assign(self.model.points, self.model.point_strides, self.lo, self.hi, b, c, self.radius)
+               for b, c in zip(boxes, classes)]
+        return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
+
+
+@torch.no_grad()
+def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: str) -> dict[str, Any]:
+    model.body.eval()
+    feats: list[list[torch.Tensor]] = []
+    labels, matched = [], []
+    for x, boxes, classes in tqdm(loader, desc=desc, disable=None, leave=False):
+        feats.append([f.half() for f in model.features(x)])
+        lab, mat = targets(boxes, classes)
+        labels.append(lab.to(torch.int16))
+        matched.append(mat)
+    return {"feats": [torch.cat([f[k] for f in feats]) for k in range(len(model.strides))],
+            "labels": torch.cat(labels), "matched": torch.cat(matched)}
+
+
+def artifact_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
+    return ArtifactMeta(task="detect", labels=list(classes), input_size=(model.input_size, model.input_size),
+                        mean=tuple(mean), std=tuple(std), resize="letterbox",
+                        decoder={"type": "ltrb-points", "outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels",
+                                 "scores": "sigmoid", "strides": list(model.strides)},
+                        thresholds={"conf": 0.25, "iou": 0.45})
+
+
+def decode(boxes: torch.Tensor, scores: torch.Tensor, meta: ArtifactMeta, transforms: list[Transform]) -> list[Detections]:
+    """The runtime's postprocessing (the device's NMS) on a batch of model outputs, in original image pixels."""
+    return [detect_postprocess([b[None].numpy(), s[None].numpy()], meta, conf=EVAL_CONF, iou=EVAL_IOU,
+                               transform=tf, max_det=MAX_DETS)
+            for b, s, tf in zip(boxes, scores, transforms)]
+
+
+class Evaluator:
+    """mAP of a split: predictions -> runtime NMS -> pycocotools against the split's ground truth."""
+
+    def __init__(self, ds: DetectionSet, files: list[str], size: int, meta: ArtifactMeta):
+        self.gt, self.meta, self.classes = to_coco(ds, files), meta, ds.classes
+        index = ds.by_file()
+        self.transforms = [letterbox(np.zeros((s.height, s.width, 3), np.uint8), (size, size))[1]
+                           for s in (index[f] for f in files)]
+
+    def __call__(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[dict[str, Any], list[Detections]]:
+        dets = decode(boxes, scores, self.meta, self.transforms)
+        return coco_map(self.gt, to_coco_results(dets, list(range(1, len(dets) + 1))), self.classes), dets
+
+
+def _batches(n: int, size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, size):
+        yield torch.from_numpy(order[i : i + size])
+
+
+def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evaluate: Evaluator) -> Stage:
+    """Neck + head on cached backbone maps."""
+    params = [p for n, p in model.named_parameters() if not n.startswith("body.")]
+    hs = rec.train.head
+    opt = torch.optim.AdamW(params, lr=hs.lr, weight_decay=hs.weight_decay)
+    n, bs = len(train["labels"]), rec.train.batch_size
+    sched = cosine_schedule(opt, hs.epochs * -(-n // bs), warmup=min(100, n // bs))
+
+    def run(data: dict, idx: torch.Tensor):
+        logits, boxes = model.forward_features([f[idx].float() for f in data["feats"]])
+        return logits, boxes, detection_loss(logits, boxes, data["labels"][idx].long(), data["matched"][idx],
+                                             rec.train.box_weight)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.train()
+        model.body.eval()
+        total = 0.0
+        for idx in _batches(n, bs, np.random.default_rng(rec.train.seed * 7919 + epoch)):
+            loss = run(train, idx)[2]["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        return {"loss": total / n}
+
+    @torch.no_grad()
+    def validate() -> dict[str, float]:
+        if not len(val["labels"]):
+            return {}
+        model.eval()
+        outs, losses = [], []
+        for idx in _batches(len(val["labels"]), 64, None):
+            logits, boxes, loss = run(val, idx)
+            outs.append((boxes, torch.sigmoid(logits)))
+            losses.append(float(loss["loss"]) * len(idx))
+        m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
+        return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": sum(losses) / len(val["labels"])}
+
+    return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric="map50")
+
+
+def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val_loader: DataLoader,
+                   targets: Targets, evaluate: Evaluator) -> Stage:
+    ft = rec.train.finetune
+    units = model.trainable_backbone_units()
+    thawed = units[-ft.unfreeze_blocks:]
+    for m in thawed:
+        for p in m.parameters():
+            p.requires_grad_(True)
+    head = [p for n, p in model.named_parameters() if not n.startswith("body.")]
+    opt = torch.optim.AdamW([{"params": [p for m in thawed for p in m.parameters()], "lr": ft.lr},
+                             {"params": head, "lr": ft.lr * 3}], weight_decay=ft.weight_decay)
+    bs = rec.train.batch_size
+    sched = cosine_schedule(opt, ft.epochs * -(-len(train_ds) // bs))
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.train()
+        for i, m in enumerate(units):  # frozen stages keep their ImageNet BatchNorm statistics
+            m.train(i >= len(units) - ft.unfreeze_blocks)
+        train_ds.seed = rec.train.seed * 7919 + epoch
+        loader = DataLoader(train_ds, bs, shuffle=True, num_workers=rec.train.workers, collate_fn=_collate,
+                            generator=torch.Generator().manual_seed(train_ds.seed))
+        total, n = 0.0, 0
+        for x, boxes, classes in tqdm(loader, desc=f"finetune {epoch + 1}", disable=None, leave=False):
+            labels, matched = targets(boxes, classes)
+            logits, pred = model.forward_train(x)
+            loss = detection_loss(logits, pred, labels, matched, rec.train.box_weight)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, n = total + float(loss) * len(x), n + len(x)
+        return {"loss": total / max(n, 1)}
+
+    @torch.no_grad()
+    def validate() -> dict[str, float]:
+        model.eval()
+        outs, loss_sum, n = [], 0.0, 0
+        for x, boxes, classes in val_loader:
+            labels, matched = targets(boxes, classes)
+            logits, pred = model.forward_train(x)
+            loss_sum += float(detection_loss(logits, pred, labels, matched, rec.train.box_weight)["loss"]) * len(x)
+            outs.append((pred, torch.sigmoid(logits)))
+            n += len(x)
+        if not n:
+            return {}
+        m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
+        return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": loss_sum / n}
+
+    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
+
+
+def build_detector(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Detector:
+    backbone = create_backbone(meta["backbone"], pretrained=pretrained, weights=weights)
+    return Detector(backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"],
+                    meta["head_convs"])
+
+
+def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
+    ck = load_checkpoint(checkpoint)
+    model = build_detector(ck["meta"])
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck["meta"]
+
+
+def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, resume: bool, callbacks=()) -> dict[str, Any]:
+    from edgecv.evaluate.detect_run import evaluate_detector
+
+    if info.world > 1:
+        raise EdgecvError("detector training runs on one process for now (no torchrun)")
+    ds = load_detection(rec.data.root, rec.data.annotations)
+    path = run_dir / "split.json"
+    if not (resume and path.is_file()):
+        s = rec.data.split
+        detect_split(ds, s.test, s.val, s.seed).save(path)
+    split = Split.load(path)
+    last = load_checkpoint(run_dir / "last.pt") if resume else None
+    state = LoopState.from_dict(last["loop"]) if last else LoopState()
+    counts = split.counts()
+    log.info("run %s: detector, %d classes, train/val/test = %d/%d/%d images, %d boxes%s", run_dir, len(ds.classes),
+             counts["train"], counts["val"], counts["test"], sum(len(s.classes) for s in ds.samples),
+             f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+    backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
+    log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
+    size, mean, std = rec.data.input_size, backbone.spec.mean, backbone.spec.std
+    model = Detector(backbone, len(ds.classes), size, rec.model.strides, rec.model.channels, rec.model.head_convs)
+    if last is not None:
+        model.load_state_dict(last["model"])
+    for p in model.body.parameters():
+        p.requires_grad_(False)
+    ck_meta = {"task": "detect", "classes": list(ds.classes), "backbone": backbone.spec.name,
+               "weights_source": backbone.weights_source, "input_size": size, "mean": list(mean), "std": list(std),
+               "strides": list(rec.model.strides), "channels": rec.model.channels, "head_convs": rec.model.head_convs,
+               "recipe_name": rec.name, "edgecv_version": edgecv.__version__, "labels_report": ds.report.to_dict()}
+    meta = artifact_meta(model, ds.classes, mean, std)
+    evaluate = Evaluator(ds, split.files["val"], size, meta)
+    targets = Targets(model, rec.train.center_radius)
+    tr = rec.train
+    kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
+              callbacks=callbacks)
+
+    def loader(files, augment=None, seed=0):
+        return DataLoader(DetDataset(ds, files, size, mean, std, augment, seed), tr.batch_size,
+                          num_workers=tr.workers, collate_fn=_collate)
+
+    if state.stage == "head":
+        copies = [cache_features(model, loader(split.files["train"]), targets, "caching train maps #0")]
+        for c in range(1, tr.head.cache_augmentations + 1):
+            copies.append(cache_features(model, loader(split.files["train"], box_augment(rec.augment), tr.seed + c),
+                                         targets, f"caching train maps #{c}"))
+        train = {"feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
+                 "labels": torch.cat([c["labels"] for c in copies]), "matched": torch.cat([c["matched"] for c in copies])}
+        val = cache_features(model, loader(split.files["val"]), targets, "caching val maps")
+        stage = head_stage(model, rec, train, val, evaluate)
+        if last is not None and last["loop"]["stage"] == "head" and state.epoch > 0:
+            stage.optimizer.load_state_dict(last["optimizer"])
+            stage.scheduler.load_state_dict(last["scheduler"])
+        fit(stage, state, **kw)
+        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
+    if tr.finetune.epochs > 0:
+        if state.epoch == 0:
+            model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+        train_ds = DetDataset(ds, split.files["train"], size, mean, std, box_augment(rec.augment))
+        stage = finetune_stage(model, rec, train_ds, loader(split.files["val"]), targets, evaluate)
+        if last is not None and last["loop"]["stage"] == "finetune" and state.epoch > 0:
+            stage.optimizer.load_state_dict(last["optimizer"])
+            stage.scheduler.load_state_dict(last["scheduler"])
+        fit(stage, state, **kw)
+    metrics = evaluate_detector(run_dir, ds=ds)
+    metrics.update(best=state.best)
+    return metrics

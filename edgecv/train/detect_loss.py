@@ -1,0 +1,54 @@
+"""Detector targets and losses: FCOS-style assignment (a location is positive for a box when it lies inside it,
+within ``radius`` strides of its centre, and the box's size suits the location's level; ties go to the smaller
+box), torchvision's ``sigmoid_focal_loss`` for classes and ``generalized_box_iou_loss`` for boxes."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+
+
+def level_ranges(strides: tuple[int, ...], point_strides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per location, the range of max(l, t, r, b) its level answers for: [0, 2*s1), [2*s1, 2*s2), ... [.., inf)."""
+    edges = [0.0] + [2.0 * s for s in strides[1:]] + [float("inf")]
+    lo = torch.empty_like(point_strides)
+    hi = torch.empty_like(point_strides)
+    for i, s in enumerate(strides):
+        at = point_strides == s
+        lo[at], hi[at] = edges[i], edges[i + 1]
+    return lo, hi
+
+
+def assign(points: torch.Tensor, point_strides: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+           gt_boxes: torch.Tensor, gt_classes: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one image: class index per location (-1 = background) and the matched box per location (A, 4)."""
+    a = points.shape[0]
+    if len(gt_boxes) == 0:
+        return torch.full((a,), -1, dtype=torch.long), torch.zeros(a, 4)
+    x, y = points[:, :1], points[:, 1:]
+    ltrb = torch.stack([x - gt_boxes[:, 0], y - gt_boxes[:, 1], gt_boxes[:, 2] - x, gt_boxes[:, 3] - y], -1)
+    inside = ltrb.min(-1).values > 0
+    cx, cy = (gt_boxes[:, 0] + gt_boxes[:, 2]) / 2, (gt_boxes[:, 1] + gt_boxes[:, 3]) / 2
+    r = point_strides * radius
+    near_centre = ((x - cx).abs() < r) & ((y - cy).abs() < r)
+    reach = ltrb.max(-1).values
+    ok = inside & near_centre & (reach >= lo) & (reach < hi)
+    area = ((gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1]))[None].expand(a, -1).clone()
+    area[~ok] = float("inf")
+    best, idx = area.min(1)
+    labels = gt_classes[idx].clone()
+    labels[torch.isinf(best)] = -1
+    return labels, gt_boxes[idx]
+
+
+def detection_loss(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, matched: torch.Tensor,
+                   box_weight: float = 2.0) -> dict[str, torch.Tensor]:
+    """``logits`` (B, A, C), ``boxes`` (B, A, 4) decoded xyxy, ``labels`` (B, A) with -1 = background, ``matched``
+    (B, A, 4). Both terms are normalised by the number of positives."""
+    pos = labels >= 0
+    n = pos.sum().clamp(min=1).float()
+    target = torch.zeros_like(logits)
+    target[pos, labels[pos]] = 1.0
+    cls = sigmoid_focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="sum") / n
+    box = generalized_box_iou_loss(boxes[pos], matched[pos], reduction="sum") / n if pos.any() else boxes.sum() * 0
+    return {"loss": cls + box_weight * box, "cls": cls.detach(), "box": box.detach()}
