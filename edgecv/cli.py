@@ -73,7 +73,22 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     """Evaluate RUN's best checkpoint on its recorded split and extra test sets."""
     require("torch", "train", "edgecv eval")
     from edgecv.evaluate.run import evaluate_run
+    from edgecv.train.checkpoint import load_checkpoint
 
+    if load_checkpoint(f"{run}/best.pt")["meta"].get("task") == "detect":
+        if tta or data:
+            raise click.UsageError("--tta and --data are for classifier runs")
+        from edgecv.evaluate.detect_run import evaluate_detector
+
+        m = evaluate_detector(run, split=split, write=False)
+        m.pop("pr50")
+        if as_json:
+            click.echo(json.dumps(m, indent=1))
+            return
+        click.echo(f"{split} mAP50: {m['map50']:.4f}  mAP50-95: {m['map50_95']:.4f}  (n={m['images']} images)")
+        for name, ap in m["per_class"].items():
+            click.echo(f"  {name:<16} AP50 {ap['ap50']:.4f}  AP50-95 {ap['ap50_95']:.4f}")
+        return
     result = evaluate_run(run, data=data, split=split, tta=tta, write="eval_tta.json" if tta else "eval.json")
     if as_json:
         click.echo(json.dumps(result, indent=1))

@@ -77,3 +77,49 @@ def shapes_video(shapes_dir, tmp_path_factory) -> Path:
 
     files = sorted(shapes_dir.rglob("*.jpg"))[:36]
     return write_video(tmp_path_factory.mktemp("video") / "shapes.avi", [cv2.imread(str(f)) for f in files])
+
+
+def detect_recipe(path, data, **train):
+    recipe = {"name": "dtiny", "task": "detect",
+              "data": {"root": str(data), "input_size": 128, "split": {"test": 0.25, "val": 0.2, "seed": 0}},
+              "model": {"backbone": "efficientnet_lite0", "channels": 32, "head_convs": 1},
+              "train": {"batch_size": 8, "workers": 0, "early_stopping": 0,
+                        "head": {"epochs": 3, "lr": 3e-3, "cache_augmentations": 1},
+                        "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4}, **train}}
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="session")
+def det_data(tmp_path_factory):
+    from edgecv.data.samples import write_detect_sample
+
+    return write_detect_sample(tmp_path_factory.mktemp("det") / "data", images=32, size=128, seed=2)
+
+
+@pytest.fixture(scope="session")
+def det_run(det_data, tmp_path_factory):
+    """A finished tiny detector run (128 px, 32 images) and the CLI's output."""
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    tmp = tmp_path_factory.mktemp("det_run")
+    r = CliRunner().invoke(cli, ["train", str(detect_recipe(tmp / "r.yaml", det_data)), "--out", str(tmp / "run")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return tmp / "run", r.output
+
+
+@pytest.fixture(scope="session")
+def det_export(det_run, tmp_path_factory):
+    """int8 ONNX + TFLite of the tiny detector (gate budget wide open: the tiny run is for plumbing, not accuracy)."""
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    out = tmp_path_factory.mktemp("det_export")
+    r = CliRunner().invoke(cli, ["export", str(det_run[0]), "--int8", "--calib-images", "16", "--max-drop", "100",
+                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return out, r.output

@@ -43,6 +43,7 @@ class LabelReport:
     dropped: Counter = field(default_factory=Counter)  # reason -> boxes (or images) dropped
     clipped: int = 0
     examples: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # image files that could not be decoded
 
     def drop(self, reason: str, where: str) -> None:
         self.dropped[reason] += 1
@@ -50,7 +51,8 @@ class LabelReport:
             self.examples.append(f"{where}: {reason}")
 
     def to_dict(self) -> dict:
-        return {"dropped": dict(self.dropped), "clipped": self.clipped, "examples": self.examples}
+        return {"dropped": dict(self.dropped), "clipped": self.clipped, "examples": self.examples,
+                "unreadable": self.unreadable}
 
     def log(self, source: str) -> None:
         if self.dropped or self.clipped:
@@ -127,6 +129,7 @@ def load_coco(annotations: str | Path, image_root: str | Path | None = None) -> 
         size = _image_size(root / rel)
         if size is None:
             report.drop("unreadable image", rel)
+            report.unreadable.append(rel)
             continue
         w, h = size  # the file, not the JSON, says how big it is
         boxes, cls = [], []
@@ -172,6 +175,7 @@ def load_yolo(root: str | Path) -> DetectionSet:
         size = _image_size(path)
         if size is None:
             report.drop("unreadable image", rel)
+            report.unreadable.append(rel)
             continue
         w, h = size
         rows = []

@@ -32,7 +32,8 @@ def to_coco_results(dets: list[Detections], image_ids: list[int]) -> list[dict[s
 def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
     """COCOeval bbox on ``gt`` (a COCO dict, 1-based category ids) -> map50, map50_95, per-class AP, and the
     precision array at IoU 0.5 (recall x class) for the PR curve."""
-    require("pycocotools", "train", "mAP (pycocotools)")
+    require("pycocotools", "train", "mAP (pycocotools)",
+            how="it is in edgecv[train] and edgecv[export], or alone (no torch): pip install pycocotools==2.0.10")
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

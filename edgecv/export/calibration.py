@@ -17,7 +17,7 @@ from tqdm import tqdm
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.imagefolder import UnreadableImage, read_rgb
 from edgecv.errors import EdgecvError
-from edgecv.runtime.preprocess import prepare_input
+from edgecv.runtime.preprocess import letterbox, prepare_input
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ def files_hash(files: Sequence[str]) -> str:
 
 
 def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, int],
-                desc: str = "images") -> tuple[np.ndarray, list[int], int]:
-    """uint8 RGB images at the model's input size (the device's resize), the indices of ``files`` that were
-    readable, and how many were not (logged and skipped)."""
+                desc: str = "images", resize: str = "stretch") -> tuple[np.ndarray, list[int], int]:
+    """uint8 RGB images at the model's input size (the device's resize or letterbox), the indices of ``files``
+    that were readable, and how many were not (logged and skipped)."""
     h, w = input_size
     images, kept, skipped = [], [], 0
     for i, rel in enumerate(tqdm(files, desc=desc, disable=None, leave=False)):
@@ -76,7 +76,10 @@ def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, i
             log.warning("%s: skipping %s (%s)", desc, rel, exc)
             skipped += 1
             continue
-        images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (h, w) else rgb)
+        if resize == "letterbox":
+            images.append(letterbox(rgb, (h, w))[0])
+        else:
+            images.append(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) if rgb.shape[:2] != (h, w) else rgb)
         kept.append(i)
     if not images:
         raise EdgecvError(f"{root}: none of the {len(files)} {desc} could be read")
@@ -84,9 +87,9 @@ def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, i
 
 
 def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[int], n: int,
-                     input_size: tuple[int, int], seed: int = 0) -> Calibration:
+                     input_size: tuple[int, int], seed: int = 0, resize: str = "stretch") -> Calibration:
     """Read a stratified sample of ``n`` of ``files``; unreadable images are skipped and counted."""
     chosen = [files[i] for i in stratified_sample(labels, n, seed)]
-    images, kept, skipped = read_images(root, chosen, input_size, "calibration images")
+    images, kept, skipped = read_images(root, chosen, input_size, "calibration images", resize)
     names = [chosen[i] for i in kept]
     return Calibration(images, tuple(names), files_hash(names), skipped)

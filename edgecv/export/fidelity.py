@@ -19,13 +19,15 @@ from edgecv.runtime.preprocess import prepare_input
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Test images at the model's input size (uint8 RGB), their labels and the torch fp32 outputs on them."""
+    """Test images at the model's input size (uint8 RGB, resized or letterboxed as the device does), their labels
+    (classify) or ground-truth boxes in those pixels as a COCO dict (detect)."""
 
     name: str
     images: np.ndarray
     labels: np.ndarray
     files: tuple[str, ...]
     skipped: int = 0
+    targets: dict[str, Any] | None = None
 
 
 def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Sequence[int],
@@ -34,17 +36,67 @@ def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Seq
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(files[i] for i in kept), skipped)
 
 
-def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(outputs.argmax(1) == labels)) if len(labels) else float("nan")
+def load_detect_eval_set(name: str, run_dir: str | Path, files: Sequence[str], labels: Sequence[int],
+                         input_size: tuple[int, int]) -> EvalSet:
+    """Letterboxed images of ``files`` with their boxes moved into the letterboxed pixels (IoU, and so mAP, is
+    unchanged by the letterbox's uniform scale)."""
+    from edgecv.data.detection import load_detection, to_coco
+    from edgecv.recipes import load_recipe
+
+    rec = load_recipe(Path(run_dir) / "recipe.yaml")
+    ds = load_detection(rec.data.root, rec.data.annotations)
+    images, kept, skipped = read_images(ds.root, files, input_size, f"{name} images", resize="letterbox")
+    kept_files = [files[i] for i in kept]
+    gt = to_coco(ds, kept_files)
+    index = ds.by_file()
+    for ann in gt["annotations"]:
+        s = index[kept_files[ann["image_id"] - 1]]
+        r = min(input_size[0] / s.height, input_size[1] / s.width)
+        nw, nh = round(s.width * r), round(s.height * r)
+        sx, sy = nw / s.width, nh / s.height
+        px, py = (input_size[1] - nw) // 2, (input_size[0] - nh) // 2
+        x, y, w, h = ann["bbox"]
+        ann["bbox"] = [x * sx + px, y * sy + py, w * sx, h * sy]
+        ann["area"] = w * sx * h * sy
+    for im in gt["images"]:
+        im["height"], im["width"] = input_size
+    return EvalSet(name, images, np.asarray(labels)[kept], tuple(kept_files), skipped, targets=gt)
 
 
-# task -> (metric name, metric(outputs, labels) in [0, 1]); the detector and embedder tasks add theirs.
-METRICS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = {"classify": ("top1", top1)}
+def eval_set_for(task: str, run_dir: str | Path, split, name: str, input_size: tuple[int, int]) -> EvalSet:
+    loader = load_detect_eval_set if task == "detect" else None
+    if loader is not None:
+        return loader(name, run_dir, split.files[name], split.labels[name], input_size)
+    return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
+
+
+def top1(outputs: list[np.ndarray], es: EvalSet) -> float:
+    return float(np.mean(outputs[0].argmax(1) == es.labels)) if len(es.labels) else float("nan")
+
+
+def map50(outputs: list[np.ndarray], es: EvalSet) -> float:
+    """COCO mAP@0.5 of the raw (boxes, scores) outputs, decoded by the runtime's postprocessing (the device's NMS)."""
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.evaluate.detect import EVAL_CONF, EVAL_IOU, MAX_DETS, coco_map, to_coco_results
+    from edgecv.runtime.postprocess.detect import detect_postprocess
+
+    classes = [c["name"] for c in es.targets["categories"]]
+    meta = ArtifactMeta(task="detect", labels=classes, input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3)
+    dets = [detect_postprocess([b[None], s[None]], meta, conf=EVAL_CONF, iou=EVAL_IOU, max_det=MAX_DETS)
+            for b, s in zip(outputs[0], outputs[1])]
+    return coco_map(es.targets, to_coco_results(dets, list(range(1, len(dets) + 1))), classes)["map50"]
+
+
+# task -> (metric name, metric(outputs, eval set) in [0, 1], index of the output compared for max |diff|)
+METRICS: dict[str, tuple[str, Callable[[list[np.ndarray], EvalSet], float], int]] = {
+    "classify": ("top1", top1, 0),
+    "detect": ("map50", map50, 1),
+}
 
 
 def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None,
-                backend: Backend | None = None) -> tuple[np.ndarray, list[float], Any]:
-    """Outputs (first output tensor, float32) of every image at batch 1, and per-image latency in ms
+                backend: Backend | None = None) -> tuple[list[np.ndarray], list[float], Any]:
+    """Every output tensor (float32, stacked over the images) at batch 1, and per-image latency in ms
     (``backend``: one already loaded from ``path``)."""
     backend = backend or create_backend(path, threads=threads)
     xs = [prepare_input(im, backend.meta)[None] for im in images]
@@ -52,17 +104,18 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
     outs, ms = [], []
     for x in tqdm(xs, desc=f"fidelity {Path(path).name}", disable=None, leave=False):
         t = time.perf_counter()
-        outs.append(backend.infer(x)[0])
+        outs.append(backend.infer(x))
         ms.append((time.perf_counter() - t) * 1e3)
-    return np.concatenate(outs), ms, backend
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))], ms, backend
 
 
-def measure(path: str | Path, eval_set: EvalSet, reference: np.ndarray, task: str,
+def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,
             threads: int | None = None) -> dict[str, Any]:
-    """One row of the export report for the artifact at ``path``."""
-    metric_name, metric = METRICS[task]
-    out, ms, backend = run_backend(path, eval_set.images, threads)
-    ref_metric, value = metric(reference, eval_set.labels), metric(out, eval_set.labels)
+    """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs)."""
+    metric_name, metric, compared = METRICS[task]
+    outs, ms, backend = run_backend(path, eval_set.images, threads)
+    ref_metric, value = metric(reference, eval_set), metric(outs, eval_set)
+    out, ref = outs[compared], reference[compared]
     return {
         "file": Path(path).name,
         "format": Path(path).suffix.lstrip("."),
@@ -70,13 +123,13 @@ def measure(path: str | Path, eval_set: EvalSet, reference: np.ndarray, task: st
         "backend": backend.name,
         "providers": backend.providers,
         "split": eval_set.name,
-        "n": len(eval_set.labels),
+        "n": len(eval_set.images),
         "metric": metric_name,
         "value": value,
         "reference": ref_metric,
         "drop_points": round((ref_metric - value) * 100, 4),
-        "top1_agreement": float(np.mean(out.argmax(1) == reference.argmax(1))),
-        "max_abs_diff": float(np.abs(out - reference).max()),
+        "top1_agreement": float(np.mean(out.argmax(-1) == ref.argmax(-1))),
+        "max_abs_diff": float(np.abs(out - ref).max()),
         "size_mb": Path(path).stat().st_size / 1e6,
         "latency_p50_ms": float(np.percentile(ms, 50)),
         "threads": threads,

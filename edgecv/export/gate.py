@@ -55,13 +55,21 @@ def layer_sensitivity(model: nn.Module, calibration: Calibration, meta: Artifact
 
         return hook
 
+    def run() -> list[torch.Tensor]:  # every output (a detector has boxes in pixels and scores in [0, 1])
+        y = model(x)
+        return list(y) if isinstance(y, tuple) else [y]
+
     handles = [m.register_forward_pre_hook(observe(name)) for name, m in layers.items()]
     try:
-        ref = model(x)
+        ref = run()
     finally:
         for h in handles:
             h.remove()
-    denom = float((ref**2).mean()) + 1e-12
+    denoms = [float((r**2).mean()) + 1e-12 for r in ref]
+
+    def nmse(out: list[torch.Tensor]) -> float:  # each output in its own units, then averaged
+        return sum(float(((o - r) ** 2).mean()) / d for o, r, d in zip(out, ref, denoms)) / len(ref)
+
     scores = []
     for name, layer in layers.items():
         original = layer.weight.data.clone()
@@ -69,7 +77,7 @@ def layer_sensitivity(model: nn.Module, calibration: Calibration, meta: Artifact
         handle = layer.register_forward_pre_hook(lambda _m, args, lo=lo, hi=hi: (_fq_input(args[0], lo, hi), *args[1:]))
         layer.weight.data = _fq_weight(original)
         try:
-            scores.append((name, float(((model(x) - ref) ** 2).mean()) / denom))
+            scores.append((name, nmse(run())))
         finally:
             layer.weight.data = original
             handle.remove()

@@ -24,12 +24,12 @@ import edgecv
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.evaluate.run import load_classifier
+from edgecv.train.checkpoint import load_checkpoint
 from edgecv.export import _converters  # noqa: F401  (registers every converter)
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration
-from edgecv.export.fidelity import EvalSet, load_eval_set, measure
+from edgecv.export.fidelity import EvalSet, eval_set_for, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
@@ -47,37 +47,53 @@ class ExportResult:
     report: Path | None = None
 
 
-def _base_meta(run_dir: Path, ck: dict[str, Any]) -> ArtifactMeta:
+def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], ArtifactMeta]:
+    """The run's best model in eval mode, its checkpoint meta, and the artifact metadata it exports with."""
     recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
-    size = ck["input_size"]
-    return ArtifactMeta(task=ck.get("task", "classify"), labels=list(ck["classes"]), input_size=(size, size),
-                        mean=tuple(ck["mean"]), std=tuple(ck["std"]),
-                        source={"run": run_dir.name, "backbone": ck["backbone"], "weights": ck["weights_source"],
-                                "recipe": ck.get("recipe_name"), "recipe_hash": recipe_hash,
-                                "edgecv_version": edgecv.__version__})
+    task = load_checkpoint(run_dir / "best.pt")["meta"].get("task", "classify")
+    if task == "detect":
+        from edgecv.train.detect import artifact_meta, load_detector
+
+        model, ck = load_detector(run_dir / "best.pt")
+        meta = artifact_meta(model, ck["classes"], ck["mean"], ck["std"])
+    else:
+        from edgecv.evaluate.run import load_classifier
+
+        model, ck = load_classifier(run_dir / "best.pt")
+        size = ck["input_size"]
+        meta = ArtifactMeta(task="classify", labels=list(ck["classes"]), input_size=(size, size),
+                            mean=tuple(ck["mean"]), std=tuple(ck["std"]))
+    source = {"run": run_dir.name, "backbone": ck["backbone"], "weights": ck["weights_source"],
+              "recipe": ck.get("recipe_name"), "recipe_hash": recipe_hash, "edgecv_version": edgecv.__version__}
+    return model, ck, dataclasses.replace(meta, source=source)
 
 
 @torch.no_grad()
-def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    """torch fp32 outputs on the same pixels the artifacts get (``prepare_input``)."""
+def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarray, batch: int = 32) -> list[np.ndarray]:
+    """torch fp32 outputs (every output tensor) on the same pixels the artifacts get (``prepare_input``)."""
     outs = []
     for i in range(0, len(images), batch):
         x = np.stack([prepare_input(im, meta) for im in images[i : i + batch]])
-        outs.append(model(torch.from_numpy(x)).numpy())
-    return np.concatenate(outs)
+        y = model(torch.from_numpy(x))
+        outs.append([t.numpy() for t in (y if isinstance(y, tuple) else (y,))])
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
 def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, sample: Calibration) -> dict[str, Any]:
     """What the runtime's drift monitor compares live frames with: image statistics and model confidence
-    on training images, computed by the device's own code."""
-    confidence = softmax(torch_reference(model, meta, sample.images)).max(1)
+    on training images, computed by the device's own code (a detector's confidence: its best box score)."""
+    outputs = torch_reference(model, meta, sample.images)
+    if meta.task == "detect":
+        confidence = outputs[1].max(axis=(1, 2))
+    else:
+        confidence = softmax(outputs[0]).max(1)
     stats = [{**frame_stats(im, order="RGB"), "confidence": float(c)} for im, c in zip(sample.images, confidence)]
     return build_reference(stats)
 
 
 class _Exporter:
     def __init__(self, model, meta: ArtifactMeta, spec: ExportSpec, stage: Path, eval_set: EvalSet,
-                 reference: np.ndarray, calibration: Calibration | None):
+                 reference: list[np.ndarray], calibration: Calibration | None):
         self.model, self.meta, self.spec, self.stage = model, meta, spec, stage
         self.eval_set, self.reference, self.calibration = eval_set, reference, calibration
         self._staged: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
@@ -93,8 +109,9 @@ class _Exporter:
         conv = get_converter(FORMATS[fmt].converters[precision])
         tag = f"-float{len(keep)}" if keep else ""
         out = self.stage / f"model_{precision}{tag}{FORMATS[fmt].suffix}"
+        always = tuple(getattr(self.model, "float_modules", ()))  # the model's own (a detector's box decoder)
         spec = ConvertSpec(out=out, meta=self.meta, precision=precision, calib_method=self.spec.calib_method,
-                           calibration=self.calibration if precision == "int8" else None, keep_float=keep)
+                           calibration=self.calibration if precision == "int8" else None, keep_float=always + keep)
         if conv.source == "torch":
             return conv.fn(self.model, spec)
         # ONNX-sourced: the int8 engine is built from the gated QDQ ONNX, everything else from the fp32 ONNX
@@ -140,8 +157,7 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
     for name in ("best.pt", "split.json", "recipe.yaml"):
         if not (run_dir / name).is_file():
             raise EdgecvError(f"{run_dir}: no {name}; is this a finished `edgecv train` run directory?")
-    model, ck = load_classifier(run_dir / "best.pt")
-    meta = _base_meta(run_dir, ck)
+    model, ck, meta = load_run_model(run_dir)
     split = Split.load(run_dir / "split.json")
     if not split.files.get("test"):
         raise EdgecvError(f"{run_dir}/split.json: the test split is empty; fidelity needs test images")
@@ -149,11 +165,11 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir)
 
-    eval_set = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
+    eval_set = eval_set_for(meta.task, run_dir, split, "test", meta.input_size)
     reference = torch_reference(model, meta, eval_set.images)
     # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
     sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
-                              meta.input_size, spec.seed)
+                              meta.input_size, spec.seed, resize=meta.resize)
     calibration = sample if spec.int8 else None
     if calibration is not None:
         log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
@@ -178,7 +194,7 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
                 row["published"] = True
             result.rows.append(row)
     report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
-                                                 "n": len(eval_set.labels), "unreadable": eval_set.skipped},
+                                                 "n": len(eval_set.images), "unreadable": eval_set.skipped},
               "max_drop_points": spec.max_drop,
               "calibration": None if calibration is None else {"images": len(calibration), "hash": calibration.hash,
                                                                 "method": spec.calib_method, "skipped": calibration.skipped},

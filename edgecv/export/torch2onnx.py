@@ -40,9 +40,10 @@ def torch2onnx(model: nn.Module, spec: ConvertSpec) -> Path:
         raise EdgecvError(f"{spec.out}: torch2onnx writes fp32 NCHW graphs (int8 comes from onnx_int8)")
     h, w = meta.input_size
     example = (torch.zeros(1, 3, h, w),)
+    outputs = list((meta.decoder or {}).get("outputs", ["output"]))  # a detector: boxes, scores
     with atomic_output(Path(spec.out)) as tmp:
         torch.onnx.export(model.eval(), example, str(tmp), opset_version=OPSET, external_data=False,
-                          input_names=["input"], output_names=["output"], verbose=False,
+                          input_names=["input"], output_names=outputs, verbose=False,
                           dynamic_shapes=({0: torch.export.Dim("batch", max=MAX_BATCH)},))
         proto = onnx.load(str(tmp))
         set_onnx_meta(proto, meta)

@@ -46,30 +46,96 @@ def _dw_sep(c_in: int, c_out: int) -> nn.Sequential:
                          nn.ReLU6(inplace=True))
 
 
-class Detector(nn.Module):
-    def __init__(self, backbone: Backbone, num_classes: int, input_size: int = 320,
-                 strides: tuple[int, ...] = (8, 16, 32), channels: int = 64, head_convs: int = 2):
+class FPNLite(nn.Module):
+    """1x1 laterals to ``channels``, top-down nearest-upsample + add, a depthwise-separable 3x3 per level."""
+
+    def __init__(self, in_channels: list[int], channels: int):
         super().__init__()
-        self.num_classes, self.input_size, self.strides = num_classes, input_size, tuple(strides)
-        self.backbone_name = backbone.spec.name
-        self.body, self.taps, feat_channels = _stride_outputs(backbone, input_size, self.strides)
         self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
-                                      for c in feat_channels)
-        self.smooth = nn.ModuleList(_dw_sep(channels, channels) for _ in feat_channels)
-        self.head = nn.Sequential(*(_dw_sep(channels, channels) for _ in range(head_convs)))
+                                      for c in in_channels)
+        self.smooth = nn.ModuleList(_dw_sep(channels, channels) for _ in in_channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        lat = [lateral(f) for lateral, f in zip(self.laterals, feats)]
+        for i in range(len(lat) - 2, -1, -1):  # top-down: coarse to fine
+            lat[i] = lat[i] + F.interpolate(lat[i + 1], size=lat[i].shape[-2:], mode="nearest")
+        return [smooth(f) for smooth, f in zip(self.smooth, lat)]
+
+
+class LevelHead(nn.Module):
+    """Depthwise-separable convs, then class logits and 4 log box distances per location."""
+
+    def __init__(self, channels: int, num_classes: int, convs: int):
+        super().__init__()
+        self.tower = nn.Sequential(*(_dw_sep(channels, channels) for _ in range(convs)))
         self.cls_out = nn.Conv2d(channels, num_classes, 1)
         self.box_out = nn.Conv2d(channels, 4, 1)
         nn.init.constant_(self.cls_out.bias, -4.6)  # prior 0.01 (focal loss; RetinaNet)
         nn.init.zeros_(self.box_out.weight)
         nn.init.constant_(self.box_out.bias, 1.0)  # exp(1) x stride: boxes ~5 strides wide at the start
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.tower(f)
+        return self.cls_out(h).flatten(2), self.box_out(h).flatten(2)
+
+
+class Head(nn.Module):
+    """One LevelHead per level, not one shared over levels (as FCOS does): PT2E int8 export folds each BatchNorm
+    into its conv once per *call*, so a conv + BN called at three levels would be folded three times (measured:
+    scores off by up to 0.36 with every layer left float)."""
+
+    def __init__(self, channels: int, num_classes: int, convs: int, levels: int):
+        super().__init__()
+        self.levels = nn.ModuleList(LevelHead(channels, num_classes, convs) for _ in range(levels))
+
+    def forward(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        outs = [head(f) for head, f in zip(self.levels, levels)]
+        return (torch.cat([o[0] for o in outs], 2).transpose(1, 2),
+                torch.cat([o[1] for o in outs], 2).transpose(1, 2))
+
+
+class BoxDecoder(nn.Module):
+    """(class logits, box distances) at every location -> (xyxy boxes in input pixels, sigmoid scores). A module of
+    its own so int8 export can keep it float (``Detector.float_modules``): box coordinates span hundreds of pixels
+    and an int8 grid there costs whole pixels of IoU."""
+
+    def __init__(self, input_size: int, strides: tuple[int, ...]):
+        super().__init__()
         points, scale = [], []
-        for s in self.strides:
+        for s in strides:
             n = input_size // s
             ys, xs = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
             points.append(torch.stack([(xs + 0.5) * s, (ys + 0.5) * s], -1).reshape(-1, 2))
             scale.append(torch.full((n * n, 1), float(s)))
         self.register_buffer("points", torch.cat(points).float(), persistent=False)  # (A, 2) location centres
         self.register_buffer("point_strides", torch.cat(scale), persistent=False)  # (A, 1)
+
+    def forward(self, logits: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ltrb = torch.exp(dist.clamp(-6.0, 6.0)) * self.point_strides
+        boxes = torch.cat([self.points - ltrb[..., :2], self.points + ltrb[..., 2:]], -1)
+        return boxes, torch.sigmoid(logits)
+
+
+class Detector(nn.Module):
+    float_modules = ("decode",)  # int8 export keeps these in float
+
+    def __init__(self, backbone: Backbone, num_classes: int, input_size: int = 320,
+                 strides: tuple[int, ...] = (8, 16, 32), channels: int = 64, head_convs: int = 2):
+        super().__init__()
+        self.num_classes, self.input_size, self.strides = num_classes, input_size, tuple(strides)
+        self.backbone_name = backbone.spec.name
+        self.body, self.taps, feat_channels = _stride_outputs(backbone, input_size, self.strides)
+        self.neck = FPNLite(feat_channels, channels)
+        self.head = Head(channels, num_classes, head_convs, len(self.strides))
+        self.decode = BoxDecoder(input_size, self.strides)
+
+    @property
+    def points(self) -> torch.Tensor:
+        return self.decode.points
+
+    @property
+    def point_strides(self) -> torch.Tensor:
+        return self.decode.point_strides
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Backbone maps at ``self.strides`` (what stage 1 caches while the backbone is frozen)."""
@@ -81,26 +147,20 @@ class Detector(nn.Module):
         return [out[sorted(self.taps).index(t)] for t in self.taps]
 
     def forward_features(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, A, C) and decoded xyxy boxes (B, A, 4) from backbone maps."""
-        lat = [lateral(f) for lateral, f in zip(self.laterals, feats)]
-        for i in range(len(lat) - 2, -1, -1):  # top-down: coarse to fine
-            lat[i] = lat[i] + F.interpolate(lat[i + 1], size=lat[i].shape[-2:], mode="nearest")
-        logits, dist = [], []
-        for smooth, f in zip(self.smooth, lat):
-            h = self.head(smooth(f))
-            logits.append(self.cls_out(h).flatten(2))
-            dist.append(self.box_out(h).flatten(2))
-        logits = torch.cat(logits, 2).transpose(1, 2)
-        ltrb = torch.exp(torch.cat(dist, 2).transpose(1, 2).clamp(-6.0, 6.0)) * self.point_strides
-        boxes = torch.cat([self.points - ltrb[..., :2], self.points + ltrb[..., 2:]], -1)
-        return logits, boxes
+        """Class logits (B, A, C) and log box distances (B, A, 4) from backbone maps."""
+        return self.head(self.neck(feats))
+
+    def head_outputs(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and decoded xyxy boxes from backbone maps: what the losses take."""
+        logits, dist = self.forward_features(feats)
+        return logits, self.decode(logits, dist)[0]
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_features(self.features(x))
+        return self.head_outputs(self.features(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, boxes = self.forward_train(x)
-        return boxes, torch.sigmoid(logits)
+        """The artifact's outputs: boxes (B, A, 4) xyxy in input pixels and scores (B, A, C)."""
+        return self.decode(*self.forward_features(self.features(x)))
 
     def trainable_backbone_units(self) -> list[nn.Module]:
         """The body's modules, input to output: stage 2 unfreezes the last N."""

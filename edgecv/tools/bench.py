@@ -13,7 +13,7 @@ import numpy as np
 
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.export.fidelity import METRICS, load_eval_set, run_backend
+from edgecv.export.fidelity import METRICS, eval_set_for, run_backend
 from edgecv.runtime.backends import create_backend
 
 SUFFIXES = (".onnx", ".tflite", ".engine")
@@ -41,16 +41,17 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
     for artifact in find_artifacts(path):
         backend = create_backend(artifact, threads=threads)
         meta = backend.meta
-        key = tuple(meta.input_size)
+        key = (meta.task, meta.resize, tuple(meta.input_size))
         if key not in sets:
-            sets[key] = load_eval_set("test", split.root, split.files["test"], split.labels["test"], meta.input_size)
+            sets[key] = eval_set_for(meta.task, run_dir, split, "test", meta.input_size)
         es = sets[key]
         images = np.concatenate([es.images] * repeat)
         outputs, ms, _ = run_backend(artifact, images, threads, backend)
-        metric_name, metric = METRICS[meta.task]
+        metric_name, metric, _ = METRICS[meta.task]
         rows.append({"file": artifact.name, "format": artifact.suffix.lstrip("."), "precision": meta.precision,
                      "backend": backend.name, "size_mb": round(artifact.stat().st_size / 1e6, 3),
-                     "metric": metric_name, "value": metric(outputs[: len(es.labels)], es.labels), "n": len(es.labels),
+                     "metric": metric_name, "value": metric([o[: len(es.images)] for o in outputs], es),
+                     "n": len(es.images),
                      "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                      "fps": 1000.0 / float(np.mean(ms)), "threads": threads})
     for r in rows:

@@ -50,8 +50,7 @@ def detect_split(ds: DetectionSet, test: float, val: float, seed: int) -> Split:
     return Split(root=str(ds.root), classes=list(ds.classes), seed=seed, fractions={"test": test, "val": val},
                  files={k: [files[i] for i in idx[k]] for k in SPLITS},
                  labels={k: [int(key[i]) for i in idx[k]] for k in SPLITS},
-                 skipped=[{"file": e.split(":")[0], "reason": "unreadable image"} for e in ds.report.examples
-                          if e.endswith("unreadable image")])
+                 skipped=[{"file": f, "reason": "unreadable image"} for f in ds.report.unreadable])
 
 
 def letterboxed(root: Path, s: DetSample, size: int) -> tuple[np.ndarray, np.ndarray, Transform]:
@@ -172,7 +171,7 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
     sched = cosine_schedule(opt, hs.epochs * -(-n // bs), warmup=min(100, n // bs))
 
     def run(data: dict, idx: torch.Tensor):
-        logits, boxes = model.forward_features([f[idx].float() for f in data["feats"]])
+        logits, boxes = model.head_outputs([f[idx].float() for f in data["feats"]])
         return logits, boxes, detection_loss(logits, boxes, data["labels"][idx].long(), data["matched"][idx],
                                              rec.train.box_weight)
 
@@ -186,7 +185,7 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         return {"loss": total / n}
 
     @torch.no_grad()
@@ -235,7 +234,7 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
             loss.backward()
             opt.step()
             sched.step()
-            total, n = total + float(loss) * len(x), n + len(x)
+            total, n = total + float(loss.detach()) * len(x), n + len(x)
         return {"loss": total / max(n, 1)}
 
     @torch.no_grad()

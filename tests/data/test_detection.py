@@ -38,7 +38,7 @@ def test_bad_coco_labels_are_dropped_and_counted(tmp_path):
     ds = load_coco(root / "annotations.json")
     assert ds.report.dropped == {"box outside the image": 1, "zero-area box": 1, "unknown class id": 1,
                                  "unreadable image": 1}
-    assert ds.report.clipped == 1 and len(ds.samples) == 3
+    assert ds.report.clipped == 1 and len(ds.samples) == 3 and ds.report.unreadable == ["images/broken.jpg"]
     clipped = ds.samples[0].boxes[-1]
     np.testing.assert_allclose(clipped, [0, 10, 16, 30])
 
@@ -72,3 +72,16 @@ def test_box_augment_moves_boxes_with_the_pixels():
         ys, xs = np.nonzero(np.abs(out["image"].astype(int) - 114).sum(2) > 60)
         drawn = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
         np.testing.assert_allclose(out["bboxes"][0], drawn, atol=3)
+
+
+def test_sample_detect_command_writes_a_loadable_set(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    for layout in ("coco", "yolo"):
+        r = CliRunner().invoke(cli, ["sample", "detect", str(tmp_path / layout), "--images", "3", "--size", "64",
+                                     "--layout", layout])
+        assert r.exit_code == 0, r.output
+        ds = load_detection(tmp_path / layout)
+        assert len(ds.samples) == 3 and all(len(s.classes) >= 1 for s in ds.samples)

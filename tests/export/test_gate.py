@@ -11,20 +11,18 @@ import pytest
 import torch
 
 from edgecv.data.splits import Split
-from edgecv.evaluate.run import load_classifier
 from edgecv.export.calibration import load_calibration
 from edgecv.export.fidelity import load_eval_set, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.onnx_int8 import onnx_int8
-from edgecv.export.run import _base_meta, torch_reference
+from edgecv.export.run import load_run_model, torch_reference
 from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 
 
 @pytest.fixture(scope="module")
 def hostile(tiny_run):
-    model, ck = load_classifier(tiny_run / "best.pt")
-    meta = _base_meta(tiny_run, ck)
+    model, _, meta = load_run_model(tiny_run)
     split = Split.load(tiny_run / "split.json")
     cal = load_calibration(split.root, split.files["train"], split.labels["train"], 32, meta.input_size)
     with torch.no_grad():

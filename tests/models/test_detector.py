@@ -27,10 +27,11 @@ def test_locations_and_strides(detector):
 
 def test_decoder_exact_values(detector):
     with torch.no_grad():
-        detector.box_out.weight.zero_()
-        detector.box_out.bias.copy_(torch.tensor([math.log(2.0), 0.0, math.log(3.0), math.log(0.5)]))
-        detector.cls_out.weight.zero_()
-        detector.cls_out.bias.copy_(torch.tensor([0.0, 2.0, -2.0]))
+        for level in detector.head.levels:
+            level.box_out.weight.zero_()
+            level.box_out.bias.copy_(torch.tensor([math.log(2.0), 0.0, math.log(3.0), math.log(0.5)]))
+            level.cls_out.weight.zero_()
+            level.cls_out.bias.copy_(torch.tensor([0.0, 2.0, -2.0]))
         boxes, scores = detector(torch.rand(1, 3, 64, 64))
     # stride 8, first location (4, 4): l = 2*8, t = 1*8, r = 3*8, b = 0.5*8
     torch.testing.assert_close(boxes[0, 0], torch.tensor([4 - 16.0, 4 - 8.0, 4 + 24.0, 4 + 4.0]))

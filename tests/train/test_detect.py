@@ -5,37 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import yaml
 from click.testing import CliRunner
 
 from edgecv.cli import cli
-from edgecv.data.samples import write_detect_sample
-
-
-def detect_recipe(path, data, **train):
-    recipe = {"name": "dtiny", "task": "detect",
-              "data": {"root": str(data), "input_size": 128, "split": {"test": 0.25, "val": 0.2, "seed": 0}},
-              "model": {"backbone": "efficientnet_lite0", "channels": 32, "head_convs": 1},
-              "train": {"batch_size": 8, "workers": 0, "early_stopping": 0,
-                        "head": {"epochs": 3, "lr": 3e-3, "cache_augmentations": 1},
-                        "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4}, **train}}
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
-@pytest.fixture(scope="session")
-def det_data(tmp_path_factory):
-    return write_detect_sample(tmp_path_factory.mktemp("det") / "data", images=32, size=128, seed=2)
-
-
-@pytest.fixture(scope="session")
-def det_run(det_data, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("det_run")
-    r = CliRunner().invoke(cli, ["train", str(detect_recipe(tmp / "r.yaml", det_data)), "--out", str(tmp / "run")],
-                           catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    return tmp / "run", r.output
 
 
 def test_detector_run_writes_metrics_curves_and_predictions(det_run):
@@ -64,3 +36,9 @@ def test_resume_continues_from_the_last_checkpoint(det_run):
 
     hist = torch.load(run / "last.pt", weights_only=True)["loop"]["history"]
     assert [h["stage"] for h in hist] == ["head"] * 3 + ["finetune"] * 2  # one more fine-tune epoch, head untouched
+
+
+def test_eval_command_prints_map_per_class(det_run):
+    r = CliRunner().invoke(cli, ["eval", str(det_run[0])], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "test mAP50:" in r.output and "AP50-95" in r.output and "triangle" in r.output

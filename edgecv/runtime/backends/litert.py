@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ class LiteRTBackend(Backend):
         except (ValueError, RuntimeError) as exc:
             raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]
-        self._outs = self.interpreter.get_output_details()
+        self._outs = sorted(self.interpreter.get_output_details(), key=_output_position)
 
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
         if x.dtype != self._in["dtype"]:
@@ -70,6 +71,13 @@ class LiteRTBackend(Backend):
     @property
     def providers(self) -> list[str]:
         return ["XNNPACK" if self.xnnpack else "builtin kernels"]
+
+
+def _output_position(detail: dict) -> tuple[int, int]:
+    """The model's own output order: litert-torch names outputs ``..._output_<k>...``; the interpreter's detail
+    list follows tensor indices, which a converter may lay out differently."""
+    m = re.search(r"output_(\d+)", detail["name"])
+    return (int(m.group(1)) if m else 0, detail["index"])
 
 
 @register_backend("litert", (".tflite",))

@@ -1,0 +1,82 @@
+"""Detector export: decoded boxes + scores in the graph, torch = ONNX = TFLite on the same input, int8 artifacts
+with mAP50 in their report; and `edgecv run` on them with torch blocked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecv.export.spec import ConvertSpec
+from tests.conftest import write_video
+from tests.runtime.test_preprocess import BLOCK_TORCH
+
+
+def test_torch_onnx_and_tflite_outputs_agree(det_run, tmp_path):
+    import torch
+
+    from edgecv.export.run import load_run_model
+    from edgecv.export.torch2onnx import torch2onnx
+    from edgecv.export.torch2tflite import torch2tflite
+    from edgecv.runtime.backends import create_backend
+    from edgecv.runtime.preprocess import prepare_input
+
+    model, _, meta = load_run_model(det_run[0])
+    rgb = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(torch.from_numpy(prepare_input(rgb, meta))[None])]
+    for path in (torch2onnx(model, ConvertSpec(tmp_path / "m.onnx", meta)),
+                 torch2tflite(model, ConvertSpec(tmp_path / "m.tflite", meta))):
+        backend = create_backend(path, threads=1)
+        boxes, scores = backend.infer(prepare_input(rgb, backend.meta)[None])
+        assert boxes.shape == ref[0].shape == (1, 16 * 16 + 8 * 8 + 4 * 4, 4) and scores.shape == ref[1].shape
+        np.testing.assert_allclose(boxes, ref[0], atol=1e-2, rtol=1e-4)  # pixels
+        np.testing.assert_allclose(scores, ref[1], atol=1e-4)
+
+
+def test_int8_artifacts_carry_map50_and_the_decoder(det_export):
+    import onnx
+
+    out, output = det_export
+    report = json.loads((out / "export_report.json").read_text())
+    rows = {r["file"]: r for r in report["artifacts"]}
+    assert set(rows) >= {"model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite"}
+    assert all(r["metric"] == "map50" and 0 <= r["value"] <= 1 for r in rows.values())
+    proto = onnx.load(str(out / "model_int8.onnx"))
+    assert [o.name for o in proto.graph.output] == ["boxes", "scores"]
+    assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}["edgecv"])
+    assert meta["task"] == "detect" and meta["resize"] == "letterbox" and meta["decoder"]["outputs"] == ["boxes", "scores"]
+    assert meta["fidelity"]["metric"] == "map50"
+
+
+@pytest.mark.parametrize("model", ["model_int8.onnx", "model_int8.tflite"])
+def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_path, model):
+    out, _ = det_export
+    frames = [cv2.resize(cv2.imread(str(p)), (192, 144)) for p in sorted((det_data / "images").glob("*.jpg"))[:12]]
+    video = write_video(tmp_path / "clip.avi", frames)
+    code = BLOCK_TORCH + f"""
+import sys
+from edgecv.cli import main
+sys.argv = ['edgecv', 'run', {str(out / model)!r}, '--source', {str(video)!r}, '--save', {str(tmp_path / 'out.mp4')!r},
+            '--events', {str(tmp_path / 'events.jsonl')!r}, '--threads', '1', '--conf', '0.05']
+try:
+    main()
+finally:
+    assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    results = [e for e in events if e["event"] == "result"]
+    assert len(results) == 12 and all(e["task"] == "detect" for e in results)
+    boxes = [d for e in results for d in e["boxes"]]
+    assert boxes, "no detection above 0.05 in 12 frames"
+    for d in boxes:  # frame pixels, not the 128 px letterbox
+        x1, y1, x2, y2 = d["xyxy"]
+        assert -1 <= x1 < x2 <= 193 and -1 <= y1 < y2 <= 145
+    assert cv2.VideoCapture(str(tmp_path / "out.mp4")).read()[0]
