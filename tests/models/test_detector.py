@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from edgecv.models import create_backbone
+from edgecv.models import create_backbone, list_backbones
 from edgecv.models.detector import Detector
 
 
@@ -43,3 +43,11 @@ def test_decoder_exact_values(detector):
 def test_feature_maps_at_the_strides(detector):
     feats = detector.features(torch.zeros(1, 3, 64, 64))
     assert [f.shape[-1] for f in feats] == [8, 4, 2]
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_registered_backbone_gives_a_detector(name):
+    det = Detector(create_backbone(name, pretrained="none"), num_classes=2, input_size=64).eval()
+    with torch.no_grad():
+        boxes, scores = det(torch.zeros(1, 3, 64, 64))
+    assert boxes.shape == (1, 84, 4) and scores.shape == (1, 84, 2)
