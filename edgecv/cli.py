@@ -113,7 +113,8 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
 @click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
-def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device) -> None:
+@click.option("--nms-in-graph", is_flag=True, help="Detectors: also write each ONNX with NonMaxSuppression appended.")
+def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph) -> None:
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
@@ -130,7 +131,7 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
     formats = formats or "onnx,tflite"
     spec = ExportSpec(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), int8=int8, fp16=fp16,
                       calib_images=calib_images, calib_method=calib_method, max_drop=max_drop, out=out,
-                      threads=threads)
+                      threads=threads, nms_in_graph=nms_in_graph)
     for line in spec.skipped():
         click.echo(f"note: {line}")
     result = export_run(run, spec)

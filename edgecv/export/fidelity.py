@@ -81,9 +81,11 @@ def map50(outputs: list[np.ndarray], es: EvalSet) -> float:
     from edgecv.runtime.postprocess.detect import detect_postprocess
 
     classes = [c["name"] for c in es.targets["categories"]]
-    meta = ArtifactMeta(task="detect", labels=classes, input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3)
-    dets = [detect_postprocess([b[None], s[None]], meta, conf=EVAL_CONF, iou=EVAL_IOU, max_det=MAX_DETS)
-            for b, s in zip(outputs[0], outputs[1])]
+    graph_nms = {"nms_in_graph": True} if len(outputs) > 2 else None  # a third output: the graph's NMS selection
+    meta = ArtifactMeta(task="detect", labels=classes, input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3,
+                        decoder=graph_nms)
+    dets = [detect_postprocess([b[None], s[None], *rest], meta, conf=EVAL_CONF, iou=EVAL_IOU, max_det=MAX_DETS)
+            for b, s, *rest in zip(*outputs)]
     return coco_map(es.targets, to_coco_results(dets, list(range(1, len(dets) + 1))), classes)["map50"]
 
 
@@ -95,9 +97,10 @@ METRICS: dict[str, tuple[str, Callable[[list[np.ndarray], EvalSet], float], int]
 
 
 def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None,
-                backend: Backend | None = None) -> tuple[list[np.ndarray], list[float], Any]:
-    """Every output tensor (float32, stacked over the images) at batch 1, and per-image latency in ms
-    (``backend``: one already loaded from ``path``)."""
+                backend: Backend | None = None) -> tuple[list[Any], list[float], Any]:
+    """Every output tensor at batch 1, stacked over the images (or, for an output whose rows vary per image, such
+    as in-graph NMS's ``selected``, a list with one array per image), and per-image latency in ms (``backend``:
+    one already loaded from ``path``)."""
     backend = backend or create_backend(path, threads=threads)
     xs = [prepare_input(im, backend.meta)[None] for im in images]
     backend.infer(xs[0])  # warm-up: first call allocates and plans
@@ -106,7 +109,10 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
         t = time.perf_counter()
         outs.append(backend.infer(x))
         ms.append((time.perf_counter() - t) * 1e3)
-    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))], ms, backend
+    per_image = [[o[k] for o in outs] for k in range(len(outs[0]))]
+    stacked = [np.concatenate(v) if all(a.shape == v[0].shape and a.shape[:1] == (1,) for a in v) else v
+               for v in per_image]
+    return stacked, ms, backend
 
 
 def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,

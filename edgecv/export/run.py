@@ -193,6 +193,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
                 publish(staged, final, dataclasses.replace(read_meta(staged), fidelity=fidelity))
                 row["published"] = True
             result.rows.append(row)
+        if spec.nms_in_graph:
+            _with_graph_nms(exporter, result, Path(stage))
     report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
                                                  "n": len(eval_set.images), "unreadable": eval_set.skipped},
               "max_drop_points": spec.max_drop,
@@ -204,6 +206,23 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
     tmp.write_text(json.dumps(report, indent=1, default=float))
     tmp.replace(result.report)
     return result
+
+
+def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path) -> None:
+    """``model_<precision>_nms.onnx`` beside every published ONNX artifact: the same graph (already gated) with
+    ONNX NonMaxSuppression appended, measured like the others (its mAP uses the graph's selection)."""
+    from edgecv.export.onnx_nms import nms_meta, onnx_nms
+
+    if exporter.meta.task != "detect":
+        raise EdgecvError("--nms-in-graph is for detector runs")
+    for row in [r for r in result.rows if r["file"].endswith(".onnx") and r.get("published")]:
+        source = result.out_dir / row["file"]
+        final = source.with_name(source.stem + "_nms.onnx")
+        staged = onnx_nms(source, ConvertSpec(stage / final.name, nms_meta(read_meta(source))))
+        nms_row = {**exporter._evaluate(staged), "file": final.name, "nms_in_graph": True, "published": True}
+        publish(staged, final, dataclasses.replace(read_meta(staged), fidelity={
+            k: v for k, v in nms_row.items() if k not in ("file", "providers", "published")}))
+        result.rows.append(nms_row)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -45,6 +45,7 @@ class ExportSpec:
     out: Path | None = None
     threads: int | None = None  # for the fidelity measurements
     seed: int = 0
+    nms_in_graph: bool = False  # detectors: also write each ONNX artifact with NonMaxSuppression appended
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -60,6 +61,8 @@ class ExportSpec:
             raise EdgecvError("export: --int8 needs --calib-images >= 1")
         if self.max_drop < 0:
             raise EdgecvError("export: --max-drop must be >= 0 points")
+        if self.nms_in_graph and "onnx" not in self.formats:
+            raise EdgecvError("export: --nms-in-graph adds ONNX NonMaxSuppression; it needs --format onnx")
 
     def targets(self) -> list[tuple[str, str]]:
         """(format, precision) pairs, in build order. fp32 comes first wherever the format holds it: it is the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -80,3 +81,41 @@ finally:
         x1, y1, x2, y2 = d["xyxy"]
         assert -1 <= x1 < x2 <= 193 and -1 <= y1 < y2 <= 145
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).read()[0]
+
+
+def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
+    import torch
+    import torchvision
+
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+    from edgecv.export._embed import read_meta
+    from edgecv.runtime.backends import create_backend
+    from edgecv.runtime.postprocess.detect import detect_postprocess
+    from edgecv.runtime.preprocess import prepare_frame
+
+    r = CliRunner().invoke(cli, ["export", str(det_run[0]), "--format", "onnx", "--nms-in-graph", "--threads", "1",
+                                 "--out", str(tmp_path)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    row = next(x for x in report["artifacts"] if x["file"] == "model_fp32_nms.onnx")
+    assert row["nms_in_graph"] and row["metric"] == "map50" and 0 <= row["value"] <= 1
+    meta = read_meta(tmp_path / "model_fp32_nms.onnx")
+    nms = meta.decoder["nms_in_graph"]
+    assert meta.decoder["outputs"] == ["boxes", "scores", "selected"] and nms["iou"] == 0.45
+
+    backend = create_backend(tmp_path / "model_fp32_nms.onnx")
+    image = sorted(Path(json.loads((det_run[0] / "split.json").read_text())["root"]).rglob("*.jpg"))[0]
+    x, tf = prepare_frame(cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB), backend.meta)
+    boxes, scores, selected = backend.infer(x[None])
+    # ONNX NonMaxSuppression is per class: every (box, class) pair over the threshold competes within its class
+    box_i, cls_i = np.nonzero(scores[0] > nms["conf"])
+    keep = torchvision.ops.batched_nms(torch.from_numpy(boxes[0][box_i]), torch.from_numpy(scores[0][box_i, cls_i]),
+                                       torch.from_numpy(cls_i), nms["iou"]).numpy()
+    expected = {(int(c), int(b)) for b, c in zip(box_i[keep], cls_i[keep])}
+    per_class = {c: sorted(((b for cc, b in expected if cc == c)), key=lambda b: -scores[0][b, c])[: nms["max_per_class"]]
+                 for c in {c for c, _ in expected}}
+    assert {(int(c), int(b)) for _, c, b in selected} == {(c, b) for c, bs in per_class.items() for b in bs}
+    dets = detect_postprocess([boxes, scores, selected], backend.meta, conf=0.0, transform=tf)
+    assert len(dets) == min(len(selected), 300) and np.all(np.diff(dets.scores) <= 0)

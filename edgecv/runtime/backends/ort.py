@@ -50,7 +50,9 @@ class OrtBackend(Backend):
         return self.session.get_providers()
 
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(o, dtype=np.float32) for o in self.session.run(None, {self._input: x})]
+        # float outputs as float32; integer ones (in-graph NMS indices) keep their type
+        return [o if np.issubdtype(o.dtype, np.integer) else np.asarray(o, dtype=np.float32)
+                for o in self.session.run(None, {self._input: x})]
 
 
 @register_backend("onnxruntime", (".onnx",))

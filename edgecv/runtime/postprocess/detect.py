@@ -90,9 +90,17 @@ def best_class(scores: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray,
 def detect_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45,
                        transform=None, max_det: int = 300, **_) -> Detections:
     boxes, scores = outputs[0][0], outputs[1][0]
-    idx, cls, best = best_class(scores, conf)
-    keep = nms_xyxy(boxes[idx], best, cls, iou, max_det)
-    xyxy = boxes[idx][keep].astype(np.float32)
+    if len(outputs) > 2 and (meta.decoder or {}).get("nms_in_graph"):  # the graph ran NMS: (batch, class, box) rows
+        sel = outputs[2][outputs[2][:, 0] == 0]
+        sc = scores[sel[:, 2], sel[:, 1]]
+        order = np.argsort(-sc, kind="stable")
+        order = order[sc[order] >= conf][:max_det]
+        xyxy, best, cls = boxes[sel[order, 2]].astype(np.float32), sc[order], sel[order, 1]
+        keep = np.arange(len(order))
+    else:
+        idx, cls, best = best_class(scores, conf)
+        keep = nms_xyxy(boxes[idx], best, cls, iou, max_det)
+        xyxy = boxes[idx][keep].astype(np.float32)
     if transform is not None:
         xyxy = transform.to_frame(xyxy)
     labels = tuple(meta.labels[c] for c in cls[keep]) if meta.labels else ()
