@@ -86,16 +86,19 @@ class TrainSpec(_Frozen):
     seed: int = 0
 
 
-class TrainRecipe(_Frozen):
+class _Recipe(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class TrainRecipe(_Recipe):
     task: Literal["classify"] = "classify"
     data: DataSpec
     model: ModelSpec = ModelSpec()
     augment: AugmentSpec = AugmentSpec()
     train: TrainSpec = TrainSpec()
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 class DetectDataSpec(_Frozen):
@@ -139,16 +142,12 @@ class DetectTrainSpec(_Frozen):
     seed: int = 0
 
 
-class DetectRecipe(_Frozen):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+class DetectRecipe(_Recipe):
     task: Literal["detect"]
     data: DetectDataSpec
     model: DetectModelSpec = DetectModelSpec()
     augment: DetectAugmentSpec = DetectAugmentSpec()
     train: DetectTrainSpec = DetectTrainSpec()
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 def _format_error(source: str, exc: ValidationError) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 
 from edgecv.data.detection import load_coco, load_detection, load_yolo, to_coco

@@ -4,8 +4,6 @@ with mAP50 in their report; and `edgecv run` on them with torch blocked."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,7 +12,7 @@ import pytest
 
 from edgecv.export.spec import ConvertSpec
 from tests.conftest import write_video
-from tests.runtime.test_preprocess import BLOCK_TORCH
+from tests.runtime.test_pipeline import run_torch_blocked
 
 
 def test_torch_onnx_and_tflite_outputs_agree(det_run, tmp_path):
@@ -60,17 +58,7 @@ def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_pa
     out, _ = det_export
     frames = [cv2.resize(cv2.imread(str(p)), (192, 144)) for p in sorted((det_data / "images").glob("*.jpg"))[:12]]
     video = write_video(tmp_path / "clip.avi", frames)
-    code = BLOCK_TORCH + f"""
-import sys
-from edgecv.cli import main
-sys.argv = ['edgecv', 'run', {str(out / model)!r}, '--source', {str(video)!r}, '--save', {str(tmp_path / 'out.mp4')!r},
-            '--events', {str(tmp_path / 'events.jsonl')!r}, '--threads', '1', '--conf', '0.05']
-try:
-    main()
-finally:
-    assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    proc = run_torch_blocked(out / model, video, tmp_path, "--conf", "0.05")
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     results = [e for e in events if e["event"] == "result"]

@@ -22,20 +22,27 @@ def frame_count(path) -> int:
     return n
 
 
-@pytest.mark.parametrize("model", ["model_int8.onnx", "model_int8.tflite"])
-def test_run_int8_artifact_on_a_video_with_torch_blocked(tiny_export, shapes_video, tmp_path, model):
-    out, _ = tiny_export
+def run_torch_blocked(model, video, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    """`edgecv run MODEL --source VIDEO --save out.mp4 --events events.jsonl` in a process where importing torch,
+    torchvision, timm or tensorflow fails, and which checks at exit that none got imported."""
+    argv = ["edgecv", "run", str(model), "--source", str(video), "--save", str(tmp_path / "out.mp4"),
+            "--events", str(tmp_path / "events.jsonl"), "--threads", "1", *extra]
     code = BLOCK_TORCH + f"""
 import sys
 from edgecv.cli import main
-sys.argv = ['edgecv', 'run', {str(out / model)!r}, '--source', {str(shapes_video)!r}, '--save', {str(tmp_path / 'out.mp4')!r},
-            '--events', {str(tmp_path / 'events.jsonl')!r}, '--threads', '1']
+sys.argv = {argv!r}
 try:
     main()
 finally:
     assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.parametrize("model", ["model_int8.onnx", "model_int8.tflite"])
+def test_run_int8_artifact_on_a_video_with_torch_blocked(tiny_export, shapes_video, tmp_path, model):
+    out, _ = tiny_export
+    proc = run_torch_blocked(out / model, shapes_video, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "frames 36" in proc.stdout and "infer" in proc.stdout
     assert frame_count(tmp_path / "out.mp4") == 36
