@@ -123,6 +123,13 @@ class DetectModelSpec(_Frozen):
     channels: int = Field(64, ge=8, le=512, description="neck and head width")
     head_convs: int = Field(2, ge=1, le=8)
 
+    @field_validator("strides")
+    @classmethod
+    def _increasing(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(b <= a for a, b in zip(v, v[1:])) or any(s not in (4, 8, 16, 32, 64) for s in v):
+            raise ValueError("must be increasing backbone strides from 4, 8, 16, 32, 64")
+        return v
+
 
 class DetectAugmentSpec(_Frozen):
     hflip: float = Field(0.5, ge=0, le=1)

@@ -70,3 +70,8 @@ def test_detect_recipe_fields_are_checked(tmp_path):
         load_recipe(write(tmp_path, "name: x\ntask: segment\ndata: {root: d}\n"))
     with pytest.raises(RecipeError, match=r"train\.center_radius: "):
         load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d}\ntrain: {center_radius: 0}\n"))
+
+
+def test_detect_strides_must_increase(tmp_path):
+    with pytest.raises(RecipeError, match=r"model\.strides: .*increasing"):
+        load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d}\nmodel: {strides: [32, 16]}\n"))

@@ -144,7 +144,7 @@ class Detector(nn.Module):
             x = m(x)
             if i in self.taps:
                 out.append(x)
-        return [out[sorted(self.taps).index(t)] for t in self.taps]
+        return out  # taps ascend with the strides
 
     def forward_features(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Class logits (B, A, C) and log box distances (B, A, 4) from backbone maps."""
