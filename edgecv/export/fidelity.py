@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from edgecv.export.calibration import read_images
 from edgecv.runtime.backends import Backend, create_backend
-from edgecv.runtime.preprocess import prepare_input
+from edgecv.runtime.preprocess import letterbox_transform, prepare_input
 
 
 @dataclass(frozen=True)
@@ -51,22 +51,18 @@ def load_detect_eval_set(name: str, run_dir: str | Path, files: Sequence[str], l
     index = ds.by_file()
     for ann in gt["annotations"]:
         s = index[kept_files[ann["image_id"] - 1]]
-        r = min(input_size[0] / s.height, input_size[1] / s.width)
-        nw, nh = round(s.width * r), round(s.height * r)
-        sx, sy = nw / s.width, nh / s.height
-        px, py = (input_size[1] - nw) // 2, (input_size[0] - nh) // 2
         x, y, w, h = ann["bbox"]
-        ann["bbox"] = [x * sx + px, y * sy + py, w * sx, h * sy]
-        ann["area"] = w * sx * h * sy
+        x1, y1, x2, y2 = letterbox_transform((s.height, s.width), input_size).to_input(np.float32([[x, y, x + w, y + h]]))[0]
+        ann["bbox"], ann["area"] = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], float((x2 - x1) * (y2 - y1))
     for im in gt["images"]:
         im["height"], im["width"] = input_size
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(kept_files), skipped, targets=gt)
 
 
 def eval_set_for(task: str, run_dir: str | Path, split, name: str, input_size: tuple[int, int]) -> EvalSet:
-    loader = load_detect_eval_set if task == "detect" else None
-    if loader is not None:
-        return loader(name, run_dir, split.files[name], split.labels[name], input_size)
+    """The ``name`` split of a run, as its task's metric needs it."""
+    if task == "detect":
+        return load_detect_eval_set(name, run_dir, split.files[name], split.labels[name], input_size)
     return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
 
 

@@ -57,17 +57,33 @@ class Transform:
         out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
         return out
 
+    def to_input(self, xyxy: np.ndarray) -> np.ndarray:
+        """Frame pixels -> model-input pixels (the inverse of ``to_frame``), e.g. ground-truth boxes."""
+        out = xyxy.astype(np.float32, copy=True)
+        out[:, [0, 2]] = out[:, [0, 2]] * self.scale_x + self.pad_x
+        out[:, [1, 3]] = out[:, [1, 3]] * self.scale_y + self.pad_y
+        return out
+
+
+def letterbox_transform(frame_hw: tuple[int, int], size: tuple[int, int]) -> Transform:
+    """The letterbox of a ``frame_hw`` = (height, width) image into ``size``: scale keeping the aspect ratio, pad
+    centred."""
+    (ih, iw), (h, w) = frame_hw, size
+    r = min(h / ih, w / iw)
+    nh, nw = round(ih * r), round(iw * r)
+    return Transform(nw / iw, nh / ih, (w - nw) // 2, (h - nh) // 2)
+
 
 def letterbox(img: np.ndarray, size: tuple[int, int], fill: int = 114) -> tuple[np.ndarray, Transform]:
     """Resize keeping the aspect ratio, then pad (centred) to ``size`` = (height, width)."""
     h, w = size
     ih, iw = img.shape[:2]
-    r = min(h / ih, w / iw)
-    nh, nw = round(ih * r), round(iw * r)
+    tf = letterbox_transform((ih, iw), size)
+    nh, nw = round(ih * tf.scale_y), round(iw * tf.scale_x)
     resized = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (ih, iw) else img
-    top, left = (h - nh) // 2, (w - nw) // 2
+    top, left = int(tf.pad_y), int(tf.pad_x)
     out = cv2.copyMakeBorder(resized, top, h - nh - top, left, w - nw - left, cv2.BORDER_CONSTANT, value=(fill,) * 3)
-    return out, Transform(nw / iw, nh / ih, left, top)
+    return out, tf
 
 
 def prepare_frame(img: np.ndarray, meta, order: str = "RGB") -> tuple[np.ndarray, Transform]:

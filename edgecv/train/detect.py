@@ -33,7 +33,7 @@ from edgecv.models.detector import Detector
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
 from edgecv.results import Detections
 from edgecv.runtime.postprocess.detect import detect_postprocess
-from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
+from edgecv.runtime.preprocess import Transform, letterbox, letterbox_transform, normalize_hwc, to_chw
 from edgecv.train.checkpoint import load_checkpoint
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo
@@ -56,8 +56,7 @@ def detect_split(ds: DetectionSet, test: float, val: float, seed: int) -> Split:
 def letterboxed(root: Path, s: DetSample, size: int) -> tuple[np.ndarray, np.ndarray, Transform]:
     """The image as the device sees it (the runtime's letterbox) and its boxes in those pixels."""
     img, tf = letterbox(read_rgb(root / s.file), (size, size))
-    boxes = s.boxes * np.float32([tf.scale_x, tf.scale_y] * 2) + np.float32([tf.pad_x, tf.pad_y] * 2)
-    return img, boxes.astype(np.float32), tf
+    return img, tf.to_input(s.boxes), tf
 
 
 def box_augment(spec: DetectAugmentSpec) -> A.Compose:
@@ -148,8 +147,7 @@ class Evaluator:
     def __init__(self, ds: DetectionSet, files: list[str], size: int, meta: ArtifactMeta):
         self.gt, self.meta, self.classes = to_coco(ds, files), meta, ds.classes
         index = ds.by_file()
-        self.transforms = [letterbox(np.zeros((s.height, s.width, 3), np.uint8), (size, size))[1]
-                           for s in (index[f] for f in files)]
+        self.transforms = [letterbox_transform((s.height, s.width), (size, size)) for s in (index[f] for f in files)]
 
     def __call__(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[dict[str, Any], list[Detections]]:
         dets = decode(boxes, scores, self.meta, self.transforms)

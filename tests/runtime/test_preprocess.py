@@ -41,3 +41,21 @@ print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_letterbox_transform_maps_boxes_both_ways():
+    import numpy as np
+
+    from edgecv.runtime.preprocess import letterbox, letterbox_transform
+
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[60:120, 160:240] = 255  # a 80 x 60 white box at (160, 60)
+    out, tf = letterbox(img, (160, 160))
+    assert tf == letterbox_transform((240, 320), (160, 160)) and out.shape == (160, 160, 3)
+    assert (tf.scale_x, tf.scale_y, tf.pad_x, tf.pad_y) == (0.5, 0.5, 0, 20)
+    box = np.float32([[160, 60, 240, 120]])
+    inside = tf.to_input(box)
+    np.testing.assert_allclose(inside, [[80, 50, 120, 80]])
+    ys, xs = np.nonzero(out[..., 0] > 127)
+    np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], inside[0], atol=1)
+    np.testing.assert_allclose(tf.to_frame(inside), box)
