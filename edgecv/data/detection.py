@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +107,12 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     return None if img is None or img.size == 0 else (img.shape[1], img.shape[0])
 
 
-def load_coco(annotations: str | Path, image_root: str | Path | None = None) -> DetectionSet:
+def load_coco(annotations: str | Path, image_root: str | Path | None = None,
+              only: Collection[str] | None = None) -> DetectionSet:
     """COCO detection JSON (``images``, ``annotations`` with ``bbox`` = [x, y, w, h], ``categories``). Category
     ids may be any integers; they map to contiguous class indices in the order of ``categories``. Crowd
-    annotations are skipped (COCO does not score them)."""
+    annotations are skipped (COCO does not score them). ``only``: read just these image files (evaluating one
+    split need not decode the whole set)."""
     annotations = Path(annotations)
     try:
         data = json.loads(annotations.read_text())
@@ -124,8 +127,11 @@ def load_coco(annotations: str | Path, image_root: str | Path | None = None) -> 
     for a in anns:
         per_image.setdefault(a.get("image_id"), []).append(a)
     report, samples = LabelReport(), []
+    wanted = None if only is None else set(only)
     for im in images:
-        rel, w, h = str(im["file_name"]), int(im.get("width", 0)), int(im.get("height", 0))
+        rel = str(im["file_name"])
+        if wanted is not None and rel not in wanted:
+            continue
         size = _image_size(root / rel)
         if size is None:
             report.drop("unreadable image", rel)
@@ -161,7 +167,7 @@ def _yolo_classes(root: Path) -> list[str]:
     raise EdgecvError(f"{root}: a YOLO dataset needs classes.txt (one name per line) or data.yaml with names")
 
 
-def load_yolo(root: str | Path) -> DetectionSet:
+def load_yolo(root: str | Path, only: Collection[str] | None = None) -> DetectionSet:
     """YOLO layout: ``root/images/**/X.jpg`` with ``root/labels/**/X.txt`` (``class cx cy w h``, normalised), and
     class names in ``classes.txt`` or ``data.yaml``. An image without a label file has no objects."""
     root = Path(root)
@@ -170,8 +176,11 @@ def load_yolo(root: str | Path) -> DetectionSet:
     if not images_dir.is_dir():
         raise EdgecvError(f"{root}: a YOLO dataset needs an images/ folder (and labels/)")
     report, samples = LabelReport(), []
+    wanted = None if only is None else set(only)
     for path in sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         rel = path.relative_to(images_dir).as_posix()
+        if wanted is not None and rel not in wanted:
+            continue
         size = _image_size(path)
         if size is None:
             report.drop("unreadable image", rel)
@@ -200,15 +209,16 @@ def load_yolo(root: str | Path) -> DetectionSet:
     return DetectionSet(images_dir, classes, samples, report, str(root))
 
 
-def load_detection(root: str | Path, annotations: str | None = None) -> DetectionSet:
+def load_detection(root: str | Path, annotations: str | None = None,
+                   only: Collection[str] | None = None) -> DetectionSet:
     """``annotations`` (a COCO JSON) when given; else ``root/annotations.json`` (COCO) or a YOLO layout."""
     root = Path(root)
     if annotations:
-        return load_coco(annotations if Path(annotations).is_absolute() else root / annotations, root)
+        return load_coco(annotations if Path(annotations).is_absolute() else root / annotations, root, only)
     if (root / "annotations.json").is_file():
-        return load_coco(root / "annotations.json", root)
+        return load_coco(root / "annotations.json", root, only)
     if (root / "images").is_dir():
-        return load_yolo(root)
+        return load_yolo(root, only)
     raise EdgecvError(f"{root}: no annotations.json (COCO) and no images/ + labels/ (YOLO) found")
 
 

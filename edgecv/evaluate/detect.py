@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edgecv._deps import require
+from edgecv.artifact import ArtifactMeta
 from edgecv.results import Detections
 
 EVAL_CONF = 0.001  # COCO practice: score every box, let the PR curve decide
@@ -27,6 +28,21 @@ def to_coco_results(dets: list[Detections], image_ids: list[int]) -> list[dict[s
             out.append({"image_id": i, "category_id": int(c) + 1, "score": float(s),
                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
     return out
+
+
+def score_outputs(outputs: list, gt: dict[str, Any], classes: list[str],
+                  transforms: list | None = None) -> tuple[dict[str, Any], list[Detections]]:
+    """Per-image model outputs (boxes, scores[, in-graph NMS selection]) -> the runtime's postprocessing (the
+    device's NMS; mapped to image pixels by ``transforms`` when given) -> COCOeval against ``gt``."""
+    from edgecv.runtime.postprocess.detect import detect_postprocess
+
+    meta = ArtifactMeta(task="detect", labels=list(classes), input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3,
+                        decoder={"nms_in_graph": True} if len(outputs) > 2 else None)  # a third output: graph NMS
+    per_image = list(zip(*outputs))
+    dets = [detect_postprocess([np.asarray(o)[None] if k < 2 else np.asarray(o) for k, o in enumerate(outs)], meta,
+                               conf=EVAL_CONF, iou=EVAL_IOU, transform=tf, max_det=MAX_DETS)
+            for outs, tf in zip(per_image, transforms or [None] * len(per_image))]
+    return coco_map(gt, to_coco_results(dets, list(range(1, len(dets) + 1))), classes), dets
 
 
 def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:

@@ -14,24 +14,26 @@ from edgecv.data.detection import DetectionSet, load_detection
 from edgecv.data.splits import Split
 from edgecv.evaluate.detect import draw_samples, plot_pr
 from edgecv.recipes import load_recipe
-from edgecv.runtime.preprocess import letterbox, normalize_hwc, to_chw
+from edgecv.artifact import ArtifactMeta
+from edgecv.runtime.preprocess import prepare_frame
 
 
-def run_dataset(run_dir: Path) -> DetectionSet:
+def run_dataset(run_dir: Path, files: list[str] | None = None) -> DetectionSet:
+    """The run's dataset, as its recipe names it (only ``files``, when given: no decoding the rest)."""
     rec = load_recipe(run_dir / "recipe.yaml")
-    return load_detection(rec.data.root, rec.data.annotations)
+    return load_detection(rec.data.root, rec.data.annotations, only=files)
 
 
 @torch.no_grad()
-def predict_files(model, ds: DetectionSet, files: list[str], mean, std, batch: int = 16):
-    """Raw outputs (boxes, scores) of ``model`` on ``files``, letterboxed by the runtime's code; and the RGB images."""
+def predict_files(model, meta: ArtifactMeta, ds: DetectionSet, files: list[str], batch: int = 16):
+    """Raw outputs (boxes, scores) of ``model`` on ``files``, prepared by the device's own ``prepare_frame``; and
+    the RGB images."""
     from edgecv.data.imagefolder import read_rgb
 
-    size = model.input_size
     images = [read_rgb(ds.root / f) for f in files]
     boxes, scores = [], []
     for i in range(0, len(images), batch):
-        x = np.stack([to_chw(normalize_hwc(letterbox(im, (size, size))[0], mean, std)) for im in images[i : i + batch]])
+        x = np.stack([prepare_frame(im, meta)[0] for im in images[i : i + batch]])
         b, s = model(torch.from_numpy(x))
         boxes.append(b)
         scores.append(s)
@@ -43,12 +45,12 @@ def evaluate_detector(run_dir: str | Path, ds: DetectionSet | None = None, split
     from edgecv.train.detect import Evaluator, artifact_meta, load_detector
 
     run_dir = Path(run_dir)
-    model, meta = load_detector(run_dir / "best.pt")
-    ds = ds or run_dataset(run_dir)
+    model, ck = load_detector(run_dir / "best.pt")
     files = Split.load(run_dir / "split.json").files[split]
-    boxes, scores, images = predict_files(model, ds, files, meta["mean"], meta["std"])
-    evaluate = Evaluator(ds, files, model.input_size, artifact_meta(model, ds.classes, meta["mean"], meta["std"]))
-    metrics, dets = evaluate(boxes, scores)
+    ds = ds or run_dataset(run_dir, files)
+    meta = artifact_meta(model, ds.classes, ck["mean"], ck["std"])
+    boxes, scores, images = predict_files(model, meta, ds, files)
+    metrics, dets = Evaluator(ds, files, model.input_size)(boxes, scores)
     result = {"task": "detect", "split": split, **metrics, "labels_report": ds.report.to_dict()}
     if write:
         plot_pr(metrics, ds.classes, run_dir / "pr_curve.png")

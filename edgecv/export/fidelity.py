@@ -44,7 +44,7 @@ def load_detect_eval_set(name: str, run_dir: str | Path, files: Sequence[str], l
     from edgecv.recipes import load_recipe
 
     rec = load_recipe(Path(run_dir) / "recipe.yaml")
-    ds = load_detection(rec.data.root, rec.data.annotations)
+    ds = load_detection(rec.data.root, rec.data.annotations, only=files)
     images, kept, skipped = read_images(ds.root, files, input_size, f"{name} images", resize="letterbox")
     kept_files = [files[i] for i in kept]
     gt = to_coco(ds, kept_files)
@@ -72,17 +72,9 @@ def top1(outputs: list[np.ndarray], es: EvalSet) -> float:
 
 def map50(outputs: list[np.ndarray], es: EvalSet) -> float:
     """COCO mAP@0.5 of the raw (boxes, scores) outputs, decoded by the runtime's postprocessing (the device's NMS)."""
-    from edgecv.artifact import ArtifactMeta
-    from edgecv.evaluate.detect import EVAL_CONF, EVAL_IOU, MAX_DETS, coco_map, to_coco_results
-    from edgecv.runtime.postprocess.detect import detect_postprocess
+    from edgecv.evaluate.detect import score_outputs
 
-    classes = [c["name"] for c in es.targets["categories"]]
-    graph_nms = {"nms_in_graph": True} if len(outputs) > 2 else None  # a third output: the graph's NMS selection
-    meta = ArtifactMeta(task="detect", labels=classes, input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3,
-                        decoder=graph_nms)
-    dets = [detect_postprocess([b[None], s[None], *rest], meta, conf=EVAL_CONF, iou=EVAL_IOU, max_det=MAX_DETS)
-            for b, s, *rest in zip(*outputs)]
-    return coco_map(es.targets, to_coco_results(dets, list(range(1, len(dets) + 1))), classes)["map50"]
+    return score_outputs(outputs, es.targets, [c["name"] for c in es.targets["categories"]])[0]["map50"]
 
 
 # task -> (metric name, metric(outputs, eval set) in [0, 1], index of the output compared for max |diff|)

@@ -92,7 +92,7 @@ def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int |
     name; default: the predicted class)."""
     rgb = read_rgb(image)
     size, classes = int(meta["input_size"]), list(meta["classes"])
-    x = torch.from_numpy(eval_transform(size, meta["mean"], meta["std"])(rgb))[None].requires_grad_(True)
+    x = torch.from_numpy(eval_transform(size, meta["mean"], meta["std"])(rgb))[None]
     layer = layer or last_spatial_layer(model, size)
     modules = dict(model.named_modules())
     if layer not in modules:
@@ -122,7 +122,7 @@ def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int |
     if min(act.shape[-2:]) < 4:
         log.warning("Grad-CAM: layer %s is only %dx%d at input %d px; the map is coarse", layer, *act.shape[-2:], size)
     cam = torch.relu((grad.mean((2, 3), keepdim=True) * act).sum(1))[0].detach().numpy()
-    saliency = smooth_saliency(model, x.detach(), idx, samples, noise)
+    saliency = smooth_saliency(model, x, idx, samples, noise)
     shape = rgb.shape[:2]
     return Explanation(image=Path(image), class_index=idx, label=classes[idx],
                        score=float(logits.detach().softmax(1)[0, idx]), layer=layer,

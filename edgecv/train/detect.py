@@ -27,12 +27,11 @@ from edgecv.data.detection import DetectionSet, DetSample, load_detection, to_co
 from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import SPLITS, Split, stratified_split
 from edgecv.errors import EdgecvError
-from edgecv.evaluate.detect import EVAL_CONF, EVAL_IOU, MAX_DETS, coco_map, to_coco_results
+from edgecv.evaluate.detect import score_outputs
 from edgecv.models import create_backbone
 from edgecv.models.detector import Detector
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
 from edgecv.results import Detections
-from edgecv.runtime.postprocess.detect import detect_postprocess
 from edgecv.runtime.preprocess import Transform, letterbox, letterbox_transform, normalize_hwc, to_chw
 from edgecv.train.checkpoint import load_checkpoint
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
@@ -134,24 +133,16 @@ def artifact_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMet
                         thresholds={"conf": 0.25, "iou": 0.45})
 
 
-def decode(boxes: torch.Tensor, scores: torch.Tensor, meta: ArtifactMeta, transforms: list[Transform]) -> list[Detections]:
-    """The runtime's postprocessing (the device's NMS) on a batch of model outputs, in original image pixels."""
-    return [detect_postprocess([b[None].numpy(), s[None].numpy()], meta, conf=EVAL_CONF, iou=EVAL_IOU,
-                               transform=tf, max_det=MAX_DETS)
-            for b, s, tf in zip(boxes, scores, transforms)]
-
-
 class Evaluator:
     """mAP of a split: predictions -> runtime NMS -> pycocotools against the split's ground truth."""
 
-    def __init__(self, ds: DetectionSet, files: list[str], size: int, meta: ArtifactMeta):
-        self.gt, self.meta, self.classes = to_coco(ds, files), meta, ds.classes
+    def __init__(self, ds: DetectionSet, files: list[str], size: int):
+        self.gt, self.classes = to_coco(ds, files), ds.classes
         index = ds.by_file()
         self.transforms = [letterbox_transform((s.height, s.width), (size, size)) for s in (index[f] for f in files)]
 
     def __call__(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[dict[str, Any], list[Detections]]:
-        dets = decode(boxes, scores, self.meta, self.transforms)
-        return coco_map(self.gt, to_coco_results(dets, list(range(1, len(dets) + 1))), self.classes), dets
+        return score_outputs([boxes.numpy(), scores.numpy()], self.gt, self.classes, self.transforms)
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None):
@@ -266,18 +257,19 @@ def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
     return model.eval(), ck["meta"]
 
 
-def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, resume: bool, callbacks=()) -> dict[str, Any]:
+def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,
+                   callbacks=()) -> dict[str, Any]:
+    """Train (or, with ``last``, the last.pt being resumed, continue) the detector ``rec`` describes."""
     from edgecv.evaluate.detect_run import evaluate_detector
 
     if info.world > 1:
         raise EdgecvError("detector training runs on one process for now (no torchrun)")
     ds = load_detection(rec.data.root, rec.data.annotations)
     path = run_dir / "split.json"
-    if not (resume and path.is_file()):
+    if not (last is not None and path.is_file()):
         s = rec.data.split
         detect_split(ds, s.test, s.val, s.seed).save(path)
     split = Split.load(path)
-    last = load_checkpoint(run_dir / "last.pt") if resume else None
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     counts = split.counts()
     log.info("run %s: detector, %d classes, train/val/test = %d/%d/%d images, %d boxes%s", run_dir, len(ds.classes),
@@ -295,8 +287,7 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, resume: boo
                "weights_source": backbone.weights_source, "input_size": size, "mean": list(mean), "std": list(std),
                "strides": list(rec.model.strides), "channels": rec.model.channels, "head_convs": rec.model.head_convs,
                "recipe_name": rec.name, "edgecv_version": edgecv.__version__, "labels_report": ds.report.to_dict()}
-    meta = artifact_meta(model, ds.classes, mean, std)
-    evaluate = Evaluator(ds, split.files["val"], size, meta)
+    evaluate = Evaluator(ds, split.files["val"], size)
     targets = Targets(model, rec.train.center_radius)
     tr = rec.train
     kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,

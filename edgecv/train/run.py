@@ -136,9 +136,9 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
         if rec.task == "detect":
             from edgecv.train.detect import train_detector
 
-            last_loop = load_checkpoint(run_dir / "last.pt")["loop"] if resume else None
-            metrics = train_detector(rec, run_dir, info, resume, callbacks)
-            return RunResult(run_dir, metrics, f"{last_loop['stage']}@{last_loop['epoch']}" if last_loop else None)
+            last = load_checkpoint(run_dir / "last.pt") if resume else None
+            metrics = train_detector(rec, run_dir, info, last, callbacks)
+            return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)
         split = _split(rec, run_dir, info, resume)
         last = load_checkpoint(run_dir / "last.pt") if resume else None
         state = LoopState.from_dict(last["loop"]) if last else LoopState()

@@ -84,3 +84,14 @@ def test_sample_detect_command_writes_a_loadable_set(tmp_path):
         assert r.exit_code == 0, r.output
         ds = load_detection(tmp_path / layout)
         assert len(ds.samples) == 3 and all(len(s.classes) >= 1 for s in ds.samples)
+
+
+def test_only_reads_the_files_asked_for(tmp_path):
+    for layout in ("coco", "yolo"):
+        root = write_detect_sample(tmp_path / layout, images=4, size=64, seed=0, layout=layout)
+        full = load_detection(root)
+        (full.root / full.samples[3].file).write_bytes(b"corrupt, but not asked for")
+        wanted = [full.samples[2].file, full.samples[0].file]
+        part = load_detection(root, only=wanted)
+        assert sorted(s.file for s in part.samples) == sorted(wanted) and not part.report.dropped
+        np.testing.assert_array_equal(part.by_file()[wanted[0]].boxes, full.by_file()[wanted[0]].boxes)
