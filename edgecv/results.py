@@ -67,3 +67,37 @@ class Detections:
             {"label": self.labels[i] if self.labels else int(self.class_ids[i]), "class_id": int(self.class_ids[i]),
              "score": round(float(self.scores[i]), 5), "xyxy": [round(float(v), 1) for v in self.xyxy[i]]}
             for i in range(len(self))]}
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces in frame pixels with the gallery identity each matched (``None``: unknown, below the threshold) and
+    the cosine similarity to the nearest enrolled identity."""
+
+    xyxy: np.ndarray  # (n, 4) float32
+    names: tuple[str | None, ...]  # matched identity, None for an unknown face
+    similarities: np.ndarray  # (n,) float32, to the nearest identity (-1 when the gallery is empty)
+    nearest: tuple[str | None, ...] = ()  # the nearest identity even when it is below the threshold
+    embeddings: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.float32))
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if self.xyxy.shape != (n, 4) or self.similarities.shape != (n,):
+            raise EdgecvError(f"Faces: need xyxy (n, 4), names (n) and similarities (n,); got {self.xyxy.shape}, "
+                              f"{n}, {self.similarities.shape}")
+        if self.nearest and len(self.nearest) != n:
+            raise EdgecvError("Faces: nearest must name every face")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def confidence(self) -> float:
+        """The best match similarity in the frame (0 without faces)."""
+        return float(self.similarities.max()) if len(self) else 0.0
+
+    def to_dict(self) -> dict:
+        return {"task": "embed", "faces": [
+            {"name": self.names[i], "known": self.names[i] is not None, "similarity": round(float(self.similarities[i]), 4),
+             **({"nearest": self.nearest[i]} if self.nearest else {}),
+             "xyxy": [round(float(v), 1) for v in self.xyxy[i]]} for i in range(len(self))]}

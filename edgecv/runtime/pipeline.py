@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor
@@ -51,6 +53,10 @@ class PipelineSpec:
     stats_every_s: float = 0.0
     give_up_after_s: float | None = None  # live sources: stop after this long without frames (None: keep trying)
     backend_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("preferred_providers", (...)),) from a device profile
+    gallery: str | None = None  # face embedders: the enrolment gallery (SQLite) to match against
+    face_detector: str = "haar"  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
+    match_threshold: float | None = None  # None: the threshold calibrated at export (artifact metadata)
+    event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
 
 
 class _Stop:
@@ -91,6 +97,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
         drift = DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
     elif spec.capture_drift:
         raise EdgecvError(f"{spec.model}: carries no drift reference (re-export it with this edgecv) for --capture-drift")
+    faces = _FaceStage(spec, meta) if meta.task == "embed" else None
     source = open_source(spec.source, give_up_after=spec.give_up_after_s)
     sinks: list[Any] = []
     events = None
@@ -124,10 +131,18 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
                     if frame is None:
                         break
                     t1 = time.perf_counter()
-                    x, tf = prepare_frame(frame.bgr, meta, "BGR")
                     tel.add("capture_wait", (t1 - t0) * 1e3)
+                    if faces is None:
+                        x, tf = prepare_frame(frame.bgr, meta, "BGR")
+                        x = x[None]
+                    else:  # one input per face chip; tf holds the faces' frame boxes
+                        found = faces.frontend.detect(frame.bgr)
+                        t_det = time.perf_counter()
+                        tel.add("face_detect", (t_det - t1) * 1e3)
+                        x, tf = faces.frontend.inputs(frame.bgr, found)
+                        t1 = t_det  # preprocess: chips and tensors, after detection
                     tel.add("preprocess", (time.perf_counter() - t1) * 1e3)
-                    q_in.put((frame, x[None], tf))
+                    q_in.put((frame, x, tf))
                     n += 1
                     if spec.max_frames and n >= spec.max_frames:
                         break
@@ -142,11 +157,14 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
                 while (item := q_out.get()) is not _END:
                     frame, outputs, tf = item
                     t0 = time.perf_counter()
-                    result = post(outputs, meta, k=spec.topk, conf=spec.conf, iou=spec.iou, transform=tf)
+                    result = post(outputs, meta, k=spec.topk, conf=spec.conf, iou=spec.iou, transform=tf,
+                                  **(faces.post_kwargs if faces else {}))
                     t1 = time.perf_counter()
                     tel.add("postprocess", (t1 - t0) * 1e3)
                     pending = list(source.stats.events[seen_events:])
                     seen_events += len(pending)
+                    if faces is not None:
+                        pending += faces.events(result, frame.index, frame.t)
                     if drift is not None:
                         pending += drift.observe(frame.bgr, result.confidence)
                     for sink in sinks:
@@ -175,7 +193,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
             while (item := q_in.get()) is not _END:
                 frame, x, tf = item
                 t0 = time.perf_counter()
-                outputs = backend.infer(x)
+                outputs = backend.infer(x) if faces is None else faces.infer(backend, x)
                 tel.add("infer", (time.perf_counter() - t0) * 1e3)
                 q_out.put((frame, outputs, tf))
         finally:
@@ -191,8 +209,12 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
             source.close()
             for sink in sinks:
                 sink.close()
+            if faces is not None:
+                faces.close()
     summary = tel.summary(source.stats)
     summary["model"], summary["backend"], summary["task"] = str(spec.model), backend.name, meta.task
+    if faces is not None:
+        summary["faces"] = faces.summary()
     if drift is not None:
         summary["drift"] = {"drifting": sorted(drift.drifting), "captured_frames": drift.captured}
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if spec.events else None)
@@ -201,6 +223,45 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     if errors:
         raise errors[0]
     return summary
+
+
+class _FaceStage:
+    """Face embedders in the pipeline: detect and chip every face before inference (in the capture thread), embed
+    each face, match the embeddings against the gallery (reloaded when an enrolment lands) and emit face events."""
+
+    def __init__(self, spec: PipelineSpec, meta) -> None:
+        from edgecv.runtime.faces.enroll import FaceFrontend
+        from edgecv.runtime.faces.events import FaceEvents
+        from edgecv.runtime.faces.gallery import Gallery
+        from edgecv.runtime.faces.match import LiveTemplates, embedder_stamp
+
+        stamp = embedder_stamp(meta, spec.model)
+        self.frontend = FaceFrontend(meta, spec.face_detector)
+        self.events = FaceEvents(spec.event_cooldown_s)
+        self.gallery = self.live = None
+        if spec.gallery:
+            self.gallery = Gallery(spec.gallery)
+            self.gallery.check_embedder(stamp, spec.model)
+            self.live = LiveTemplates(self.gallery)
+            log.info("gallery %s: %d identities, match threshold %.3f", spec.gallery, len(self.live.templates),
+                     spec.match_threshold if spec.match_threshold is not None else meta.thresholds.get("match", 0.5))
+        else:
+            log.warning("no --gallery: every face is reported as unknown")
+        self.post_kwargs = {"gallery": self.live, "threshold": spec.match_threshold}
+        self.dim = int((meta.decoder or {}).get("dim", 0))
+
+    def infer(self, backend, xs):
+        if not len(xs):
+            return [np.zeros((0, self.dim), np.float32)]
+        return [np.concatenate([backend.infer(xs[i : i + 1])[0] for i in range(len(xs))])]
+
+    def summary(self) -> dict[str, Any]:
+        return {"gallery": str(self.gallery.path) if self.gallery else None,
+                "identities": len(self.live.templates) if self.live else 0, "gallery_reloads": self.live.reloads if self.live else 0}
+
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
 
 
 def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:

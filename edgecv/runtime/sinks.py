@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError
-from edgecv.results import Classification, Detections
+from edgecv.results import Classification, Detections, Faces
 
 _COLORS = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
@@ -32,6 +32,14 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
             name = result.labels[i] if result.labels else str(int(result.class_ids[i]))
             cv2.putText(out, f"{name} {result.scores[i]:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         color, 1)
+    elif isinstance(result, Faces):
+        for i in range(len(result)):
+            x1, y1, x2, y2 = (int(round(v)) for v in result.xyxy[i])
+            known = result.names[i] is not None
+            color = (60, 200, 60) if known else (40, 40, 230)
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
+            text = f"{result.names[i] if known else 'unknown'} {result.similarities[i]:.2f}"
+            cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1)
     return out
 
 

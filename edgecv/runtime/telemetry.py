@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("capture_wait", "preprocess", "infer", "postprocess", "sinks")
+STAGES = ("capture_wait", "face_detect", "preprocess", "infer", "postprocess", "sinks")  # face_detect: face tasks
 
 
 class Telemetry:

@@ -25,8 +25,14 @@ def frame_count(path) -> int:
 def run_torch_blocked(model, video, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     """`edgecv run MODEL --source VIDEO --save out.mp4 --events events.jsonl` in a process where importing torch,
     torchvision, timm or tensorflow fails, and which checks at exit that none got imported."""
-    argv = ["edgecv", "run", str(model), "--source", str(video), "--save", str(tmp_path / "out.mp4"),
-            "--events", str(tmp_path / "events.jsonl"), "--threads", "1", *extra]
+    return cli_torch_blocked("run", str(model), "--source", str(video), "--save", str(tmp_path / "out.mp4"),
+                             "--events", str(tmp_path / "events.jsonl"), "--threads", "1", *extra)
+
+
+def cli_torch_blocked(*args: str) -> subprocess.CompletedProcess:
+    """`edgecv ARGS...` in a process where importing torch, torchvision, timm or tensorflow fails, and which checks
+    at exit that none got imported."""
+    argv = ["edgecv", *args]
     code = BLOCK_TORCH + f"""
 import sys
 from edgecv.cli import main

@@ -27,3 +27,4 @@ def get_postprocess(task: str) -> Callable:
 
 from edgecv.runtime.postprocess import classify as _classify  # noqa: E402,F401
 from edgecv.runtime.postprocess import detect as _detect  # noqa: E402,F401
+from edgecv.runtime.postprocess import embed as _embed  # noqa: E402,F401

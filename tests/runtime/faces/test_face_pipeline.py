@@ -1,0 +1,126 @@
+"""The face task end to end on the device, torch blocked: enrol people from photos, then `edgecv run` over a video
+of other photos of them and of strangers names the enrolled and reports the strangers unknown; a gallery from
+another embedder is refused and `gallery reembed` restores matching; enrolling while a run reads the gallery."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from edgecv.data.faces import write_face_demo
+from tests.runtime.test_pipeline import cli_torch_blocked, frame_count, run_torch_blocked
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("face_demo")
+    return out, write_face_demo(out)
+
+
+def enrol(gallery, model, demo_dir, names):
+    for name in names:
+        photos = sorted(str(p) for p in (demo_dir / "enroll" / name).glob("*.jpg"))
+        proc = cli_torch_blocked("enroll", "--gallery", str(gallery), "--model", str(model), "--name", name, *photos)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"enrolled {name}" in proc.stdout
+
+
+def segment_votes(tmp_path, truth) -> dict[str, str | None]:
+    """Who each person's stretch of the video was taken for: the most frequent match over its detected faces."""
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    votes: dict[str, Counter] = {}
+    segment = [f"{t}" if t else None for t in truth]
+    k, last = -1, object()
+    for i, t in enumerate(truth):  # strangers' stretches are told apart by position
+        if t != last:
+            k, last = k + 1, t
+        segment[i] = f"{k}:{t}"
+    for e in events:
+        if e["event"] == "result":
+            for f in e["faces"]:
+                votes.setdefault(segment[e["frame"]], Counter())[f["name"]] += 1
+    return {seg: c.most_common(1)[0][0] for seg, c in votes.items()}
+
+
+@pytest.mark.parametrize("model", ["model_int8.onnx", "model_int8.tflite"])
+def test_run_names_enrolled_people_and_reports_strangers_unknown(embed_export, demo, tmp_path, model):
+    out, _ = embed_export
+    demo_dir, info = demo
+    gallery = tmp_path / "faces.db"
+    enrol(gallery, out / model, demo_dir, info["enrolled"])
+    proc = run_torch_blocked(out / model, demo_dir / "video.avi", tmp_path, "--gallery", str(gallery))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert frame_count(tmp_path / "out.mp4") == len(info["truth"])
+    votes = segment_votes(tmp_path, info["truth"])
+    expected = {seg: (seg.split(":")[1] if seg.split(":")[1] != "None" else None) for seg in votes}
+    assert len(votes) >= 3 and votes == expected, votes
+    kinds = Counter(json.loads(line)["event"] for line in (tmp_path / "events.jsonl").read_text().splitlines())
+    assert kinds["known_face"] >= 1 and kinds["unknown_face"] >= 1, kinds
+
+
+def test_gallery_from_another_embedder_is_refused_and_reembed_restores_matching(embed_export, demo, tmp_path):
+    out, _ = embed_export
+    model = out / "model_int8.onnx"
+    demo_dir, info = demo
+    gallery = tmp_path / "faces.db"
+    enrol(gallery, model, demo_dir, info["enrolled"])
+    # what a gallery enrolled with an older embedder holds: vectors from another space, another embedder id
+    db = sqlite3.connect(gallery)
+    rng = np.random.default_rng(0)
+    for (sid,) in db.execute("SELECT id FROM shots").fetchall():
+        v = rng.normal(size=64).astype(np.float32)
+        db.execute("UPDATE shots SET embedding = ? WHERE id = ?", ((v / np.linalg.norm(v)).tobytes(), sid))
+    db.execute("UPDATE info SET value = '0ldembedder00000' WHERE key = 'embedder_id'")
+    db.commit()
+    db.close()
+    refused = run_torch_blocked(model, demo_dir / "video.avi", tmp_path, "--gallery", str(gallery))
+    assert refused.returncode == 2 and "0ldembedder00000" in refused.stderr and "gallery reembed" in refused.stderr
+    fixed = cli_torch_blocked("gallery", "reembed", "--gallery", str(gallery), "--model", str(model))
+    assert fixed.returncode == 0 and "re-embedded" in fixed.stdout, fixed.stderr[-2000:]
+    proc = run_torch_blocked(model, demo_dir / "video.avi", tmp_path, "--gallery", str(gallery))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    votes = segment_votes(tmp_path, info["truth"])
+    assert [v for v in votes.values() if v] and set(v for v in votes.values() if v) <= set(info["enrolled"])
+    listed = cli_torch_blocked("gallery", "list", "--gallery", str(gallery))
+    assert "alice" in listed.stdout and "bob" in listed.stdout
+
+
+def test_enrolling_while_a_run_reads_the_gallery(embed_export, demo, tmp_path):
+    out, _ = embed_export
+    model = out / "model_int8.onnx"
+    demo_dir, info = demo
+    gallery = tmp_path / "faces.db"
+    enrol(gallery, model, demo_dir, info["enrolled"][:1])
+    code = ("from tests.runtime.test_pipeline import run_torch_blocked; import sys, pathlib; "
+            f"p = run_torch_blocked({str(model)!r}, {str(demo_dir / 'video.avi')!r}, pathlib.Path({str(tmp_path)!r}), "
+            f"'--gallery', {str(gallery)!r}); sys.stderr.write(p.stderr); sys.exit(p.returncode)")
+    runner = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    enrol(gallery, model, demo_dir, info["enrolled"][1:])  # writes while the run reads
+    _, err = runner.communicate(timeout=240)
+    assert runner.returncode == 0, err[-3000:]
+    listed = cli_torch_blocked("gallery", "list", "--gallery", str(gallery))
+    assert all(n in listed.stdout for n in info["enrolled"])
+    assert sqlite3.connect(gallery).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_verify_two_photos_one_to_one(embed_export, demo):
+    out, _ = embed_export
+    demo_dir, _ = demo
+    model = str(out / "model_int8.tflite")
+    alice = sorted(str(p) for p in (demo_dir / "enroll" / "alice").glob("*.jpg"))
+    bob = sorted(str(p) for p in (demo_dir / "enroll" / "bob").glob("*.jpg"))
+    from edgecv.runtime.faces.detect import create_face_detector
+
+    det = create_face_detector("haar")
+    import cv2
+
+    alice = [p for p in alice if len(det.detect(cv2.imread(p))) == 1]
+    bob = [p for p in bob if len(det.detect(cv2.imread(p))) == 1]
+    same = cli_torch_blocked("verify", "--model", model, alice[0], alice[1])
+    assert same.returncode == 0 and "same person" in same.stdout, same.stdout + same.stderr[-2000:]
+    diff = cli_torch_blocked("verify", "--model", model, alice[0], bob[0])
+    assert diff.returncode == 1 and "different people" in diff.stdout, diff.stdout + diff.stderr[-2000:]

@@ -1,0 +1,133 @@
+"""The SQLite gallery: enrol/list/rename/remove, templates, the embedder stamp, reembed, and concurrent writers
+and readers (separate processes) that leave it intact."""
+
+import multiprocessing as mp
+import sqlite3
+
+import numpy as np
+import pytest
+
+from edgecv.errors import EdgecvError
+from edgecv.runtime.faces.gallery import EmbedderStamp, Gallery, GalleryMismatch, l2_normalize
+from edgecv.runtime.faces.match import identify, search, verify
+
+STAMP = EmbedderStamp("aaaa", "run-a", 8)
+
+
+def chips(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_enrol_list_rename_remove_and_templates(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 8)), rng.normal(size=(1, 8))
+    with Gallery(tmp_path / "g.db", create=True) as g:
+        g.check_embedder(STAMP)
+        assert g.enroll("ann", chips(3), a, ["x.jpg", "y.jpg", "z.jpg"]) == 3
+        assert g.enroll("bo", chips(1), b) == 1
+        assert g.enroll("bo", chips(1, 1), b * 2) == 2  # more shots of an enrolled person are added
+        assert [(p.name, p.shots) for p in g.identities()] == [("ann", 3), ("bo", 2)]
+        t = g.templates()
+        assert t.names == ("ann", "bo")
+        expect = l2_normalize(l2_normalize(a).sum(0))  # the mean of unit vectors, renormalised
+        np.testing.assert_allclose(t.vectors[0], expect, rtol=1e-5)
+        np.testing.assert_allclose(t.vectors[1], l2_normalize(b)[0], rtol=1e-5)
+        np.testing.assert_array_equal(g.chips("ann")[1], chips(3)[1])  # PNG: lossless
+        g.rename("bo", "bob")
+        with pytest.raises(EdgecvError, match="already enrolled"):
+            g.rename("ann", "bob")
+        g.remove("ann")
+        with pytest.raises(EdgecvError, match="no identity"):
+            g.remove("ann")
+        assert [p.name for p in g.identities()] == ["bob"]
+        assert g.db.execute("SELECT COUNT(*) FROM shots").fetchone()[0] == 2  # ann's shots went with her
+        assert g.integrity() == "ok"
+        assert g.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_gallery_from_another_embedder_is_refused_and_reembed_restamps(tmp_path):
+    with Gallery(tmp_path / "g.db", create=True) as g:
+        g.check_embedder(STAMP)
+        g.enroll("ann", chips(2), np.ones((2, 8)))
+        other = EmbedderStamp("bbbb", "run-b", 4)
+        with pytest.raises(GalleryMismatch, match="aaaa.*bbbb.*reembed"):
+            g.check_embedder(other, "new.onnx")
+        seen = []
+
+        def embed(cs):
+            seen.extend(cs)
+            return np.tile(np.arange(1, 5, dtype=np.float32), (len(cs), 1))
+
+        assert g.reembed(embed, other) == 2
+        g.check_embedder(other)  # accepted now
+        assert len(seen) == 2 and seen[0].shape == (32, 32, 3)
+        np.testing.assert_allclose(g.templates().vectors[0], l2_normalize(np.arange(1, 5, dtype=np.float32)), rtol=1e-5)
+        assert g.info()["dim"] == "4"
+
+
+def test_missing_gallery_is_a_clear_error(tmp_path):
+    with pytest.raises(EdgecvError, match="no such gallery"):
+        Gallery(tmp_path / "none.db")
+
+
+def test_search_and_identify_match_brute_force():
+    rng = np.random.default_rng(1)
+    from edgecv.runtime.faces.gallery import Templates
+
+    t = Templates(tuple(f"p{i}" for i in range(50)), l2_normalize(rng.normal(size=(50, 16))))
+    q = l2_normalize(rng.normal(size=(7, 16)))
+    best, sims = search(q, t)
+    for i in range(7):
+        s = [float(q[i] @ v) for v in t.vectors]
+        assert best[i] == int(np.argmax(s)) and sims[i] == pytest.approx(max(s), abs=1e-6)
+    names, nearest, _ = identify(q, t, threshold=float(np.median(sims)))
+    assert [n is None for n in names] == [s < np.median(sims) for s in sims]
+    assert nearest == [f"p{i}" for i in best]
+    assert verify(t.vectors[3], t.vectors[3] * 2, 0.99) == (True, pytest.approx(1.0))
+    empty = Templates((), np.zeros((0, 16), np.float32))
+    assert identify(q, empty, 0.5)[0] == [None] * 7
+
+
+def _writer(path, k, n):
+    with Gallery(path, create=True) as g:
+        for i in range(n):
+            g.enroll(f"w{k}_{i}", chips(2, k * 100 + i), np.random.default_rng(i).normal(size=(2, 8)))
+
+
+def test_concurrent_enrolment_and_reading_keep_the_gallery_whole(tmp_path):
+    path = tmp_path / "g.db"
+    with Gallery(path, create=True) as g:
+        g.check_embedder(STAMP)
+    ctx = mp.get_context("spawn")
+    writers = [ctx.Process(target=_writer, args=(str(path), k, 15)) for k in range(3)]
+    for w in writers:
+        w.start()
+    sizes = []
+    with Gallery(path) as reader:  # reads while the writers commit: always whole enrolments
+        while any(w.is_alive() for w in writers):
+            t = reader.templates()
+            rows = reader.db.execute("SELECT COUNT(*) FROM shots").fetchone()[0]
+            assert rows % 2 == 0  # an identity's two shots land together or not at all
+            sizes.append(len(t))
+    for w in writers:
+        w.join(60)
+        assert w.exitcode == 0
+    with Gallery(path) as g:
+        assert g.integrity() == "ok"
+        assert len(g.identities()) == 45 and all(p.shots == 2 for p in g.identities())
+    assert sizes == sorted(sizes)  # the reader never saw the gallery shrink
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_live_templates_reload_after_another_connection_commits(tmp_path):
+    from edgecv.runtime.faces.match import LiveTemplates
+
+    path = tmp_path / "g.db"
+    with Gallery(path, create=True) as writer, Gallery(path) as reader:
+        writer.enroll("ann", chips(1), np.ones((1, 8)))
+        live = LiveTemplates(reader, poll_s=0.0)
+        assert live.get().names == ("ann",)
+        writer.enroll("bo", chips(1), -np.ones((1, 8)))
+        assert live.get().names == ("ann", "bo") and live.reloads == 1
+        assert live.get().names == ("ann", "bo") and live.reloads == 1  # nothing new: no reload
