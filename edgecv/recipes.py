@@ -40,10 +40,13 @@ class DataSpec(_Frozen):
     extra_test: dict[str, str] = Field(default_factory=dict, description="name -> ImageFolder root, reported separately")
 
 
-class ModelSpec(_Frozen):
+class _BackboneSpec(_Frozen):
     backbone: str = "efficientnet_lite0"
     pretrained: Literal["imagenet", "none"] = "imagenet"
     weights: str | None = Field(None, description="local state_dict file with ImageNet (or other) weights")
+
+
+class ModelSpec(_BackboneSpec):
     dropout: float = Field(0.2, ge=0, lt=1)
 
 
@@ -115,10 +118,7 @@ class DetectDataSpec(_Frozen):
         return v
 
 
-class DetectModelSpec(_Frozen):
-    backbone: str = "efficientnet_lite0"
-    pretrained: Literal["imagenet", "none"] = "imagenet"
-    weights: str | None = Field(None, description="local state_dict file with ImageNet (or other) weights")
+class DetectModelSpec(_BackboneSpec):
     strides: tuple[int, ...] = (8, 16, 32)
     channels: int = Field(64, ge=8, le=512, description="neck and head width")
     head_convs: int = Field(2, ge=1, le=8)
@@ -157,6 +157,41 @@ class DetectRecipe(_Recipe):
     train: DetectTrainSpec = DetectTrainSpec()
 
 
+class EmbedDataSpec(_Frozen):
+    root: str = Field(description="one subfolder per identity, each with that person's face crops")
+    input_size: int = Field(112, ge=32, le=512)
+    min_images: int = Field(2, ge=1, description="identities with fewer readable images are left out (and counted)")
+    split: SplitSpec = SplitSpec()
+
+
+class EmbedModelSpec(_BackboneSpec):
+    dim: int = Field(128, ge=8, le=2048, description="embedding size")
+    dropout: float = Field(0.2, ge=0, lt=1)
+
+
+class EmbedTrainSpec(_Frozen):
+    batch_size: int = Field(64, ge=2, le=4096)
+    workers: int = Field(2, ge=0, le=64)
+    head: HeadStage = HeadStage(epochs=40, lr=2e-3, cache_augmentations=4)
+    finetune: FinetuneStage = FinetuneStage()
+    loss: Literal["arcface", "triplet", "arcface+triplet"] = "triplet"
+    arcface_margin: float = Field(28.6, ge=0, le=90, description="additive angular margin, degrees (28.6 = 0.5 rad)")
+    arcface_scale: float = Field(30.0, gt=0, le=128)
+    triplet_margin: float = Field(0.2, ge=0, le=2, description="batch-hard triplet margin (cosine distance)")
+    target_far: float = Field(1e-3, gt=0, lt=1, description="FAR the match threshold is calibrated to on val pairs")
+    early_stopping: int = Field(10, ge=0, description="patience in epochs on val TAR@FAR; 0 disables")
+    seed: int = 0
+
+
+class EmbedRecipe(_Recipe):
+    task: Literal["embed"]
+    data: EmbedDataSpec
+    model: EmbedModelSpec = EmbedModelSpec()
+    augment: AugmentSpec = AugmentSpec(hflip=0.5, rotation=8.0, shear=3.0,
+                                       random_resized_crop=CropSpec(scale=(0.8, 1.0), ratio=(0.9, 1.1)))
+    train: EmbedTrainSpec = EmbedTrainSpec()
+
+
 def _format_error(source: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -187,12 +222,12 @@ def _coerce_yaml_numbers(data: Any) -> Any:
     return data
 
 
-def _validate(data: Any, source: str) -> TrainRecipe | DetectRecipe:
+def _validate(data: Any, source: str) -> TrainRecipe | DetectRecipe | EmbedRecipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    schema = {"classify": TrainRecipe, "detect": DetectRecipe}.get(data.get("task", "classify"))
+    schema = {"classify": TrainRecipe, "detect": DetectRecipe, "embed": EmbedRecipe}.get(data.get("task", "classify"))
     if schema is None:
-        raise RecipeError(f"{source}: task: must be classify or detect (got {data.get('task')!r})")
+        raise RecipeError(f"{source}: task: must be classify, detect or embed (got {data.get('task')!r})")
     try:
         # strict=False only where YAML's number types are ambiguous: ints where floats are meant, lists for tuples.
         return schema.model_validate(_coerce_yaml_numbers(data), strict=False)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from edgecv.errors import RecipeError
-from edgecv.recipes import DetectRecipe, TrainRecipe, load_recipe
+from edgecv.recipes import DetectRecipe, EmbedRecipe, TrainRecipe, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -17,7 +17,7 @@ def write(tmp_path, text: str) -> Path:
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipes_validate(path):
     r = load_recipe(path)
-    assert (isinstance(r, TrainRecipe) and r.task == "classify") or (isinstance(r, DetectRecipe) and r.task == "detect")
+    assert {TrainRecipe: "classify", DetectRecipe: "detect", EmbedRecipe: "embed"}[type(r)] == r.task
     assert r.name == path.stem or path.stem == "sample"
 
 
@@ -66,7 +66,7 @@ def test_recipe_is_frozen(tmp_path):
 def test_detect_recipe_fields_are_checked(tmp_path):
     with pytest.raises(RecipeError, match=r"data\.input_size: .*multiple of 32"):
         load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d, input_size: 300}\n"))
-    with pytest.raises(RecipeError, match=r"task: must be classify or detect"):
+    with pytest.raises(RecipeError, match=r"task: must be classify, detect or embed"):
         load_recipe(write(tmp_path, "name: x\ntask: segment\ndata: {root: d}\n"))
     with pytest.raises(RecipeError, match=r"train\.center_radius: "):
         load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d}\ntrain: {center_radius: 0}\n"))
@@ -75,3 +75,16 @@ def test_detect_recipe_fields_are_checked(tmp_path):
 def test_detect_strides_must_increase(tmp_path):
     with pytest.raises(RecipeError, match=r"model\.strides: .*increasing"):
         load_recipe(write(tmp_path, "name: x\ntask: detect\ndata: {root: d}\nmodel: {strides: [32, 16]}\n"))
+
+
+def test_embed_recipe_is_validated_with_file_and_field(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("name: e\ntask: embed\ndata: {root: x}\ntrain: {loss: contrastive}\n")
+    with pytest.raises(RecipeError, match=r"e\.yaml: train\.loss: .*contrastive"):
+        load_recipe(p)
+    p.write_text("name: e\ntask: embed\ndata: {root: x}\ntrain: {target_far: 2}\n")
+    with pytest.raises(RecipeError, match=r"train\.target_far"):
+        load_recipe(p)
+    p.write_text("name: e\ntask: embed\ndata: {root: x}\n")
+    r = load_recipe(p)
+    assert isinstance(r, EmbedRecipe) and r.data.input_size == 112 and r.model.dim == 128 and r.train.loss == "triplet"

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset, get_worker_info
 from tqdm import tqdm
 
+from edgecv.data.augment import TrainTransform, eval_transform
 from edgecv.data.dataset import ImageListDataset, collate_skip_unreadable
 from edgecv.train.checkpoint import save_atomic
 from edgecv.train.distributed import DistInfo, barrier, gather_rows
@@ -99,3 +100,27 @@ def cached(path: Path, info: DistInfo, compute: Callable[[], FeatureSet]) -> Fea
 def concat(sets: list[FeatureSet]) -> FeatureSet:
     return FeatureSet(torch.cat([s.features for s in sets]), torch.cat([s.labels for s in sets]),
                       int(np.sum([s.skipped for s in sets])))
+
+
+def split_features(bb, recipe, split, out: Path, info: DistInfo) -> tuple[FeatureSet, FeatureSet]:
+    """Pooled frozen-backbone features of the train split (plain + ``cache_augmentations`` augmented copies) and of
+    the val split, cached in ``out/cache`` under a key of everything they depend on (classifier and embedder runs)."""
+    size = recipe.data.input_size
+    mean, std = bb.spec.mean, bb.spec.std
+    root, tr = Path(split.root), recipe.train
+    key = dict(backbone=bb.spec.name, weights=bb.weights_source, size=size, root=split.root)
+
+    def ds(name: str, transform) -> ImageListDataset:
+        return ImageListDataset(root, split.files[name], split.labels[name], transform)
+
+    def one(name: str, transform, copy: int) -> FeatureSet:
+        k = cache_key(**key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None,
+                      copy=copy, seed=tr.seed)
+        return cached(out / "cache" / f"{name}-{copy}-{k}.pt", info,
+                      lambda: extract_features(bb, ds(name, transform), tr.batch_size, tr.workers, info,
+                                               seed=tr.seed * 1000 + copy, desc=f"caching {name} features #{copy}"))
+
+    clean = eval_transform(size, mean, std)
+    aug = TrainTransform(recipe.augment, size, mean, std)
+    train = concat([one("train", clean, 0)] + [one("train", aug, c) for c in range(1, tr.head.cache_augmentations + 1)])
+    return train, one("val", clean, 0)

@@ -36,7 +36,7 @@ from edgecv.runtime.preprocess import Transform, letterbox, letterbox_transform,
 from edgecv.train.checkpoint import load_checkpoint
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo
-from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit
+from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit, optimizer_step
 
 log = logging.getLogger("edgecv")
 
@@ -170,11 +170,7 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
         total = 0.0
         for idx in _batches(n, bs, np.random.default_rng(rec.train.seed * 7919 + epoch)):
             loss = run(train, idx)[2]["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += optimizer_step(opt, sched, loss) * len(idx)
         return {"loss": total / n}
 
     @torch.no_grad()
@@ -219,11 +215,7 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
             labels, matched = targets(boxes, classes)
             logits, pred = model.forward_train(x)
             loss = detection_loss(logits, pred, labels, matched, rec.train.box_weight)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total, n = total + float(loss.detach()) * len(x), n + len(x)
+            total, n = total + optimizer_step(opt, sched, loss) * len(x), n + len(x)
         return {"loss": total / max(n, 1)}
 
     @torch.no_grad()

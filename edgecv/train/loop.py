@@ -80,6 +80,15 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> float:
+    """Backward, step and schedule; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def _improved(val: dict[str, float], best: dict[str, Any] | None, metric: str) -> bool:
     if best is None:
         return True

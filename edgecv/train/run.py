@@ -18,7 +18,7 @@ from edgecv.evaluate.plots import plot_curves
 from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe, dump_recipe, load_recipe
-from edgecv.train.cache import FeatureSet, cache_key, cached, concat, extract_features
+from edgecv.train.cache import split_features
 from edgecv.train.checkpoint import load_checkpoint
 from edgecv.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from edgecv.train.loop import EpochCallback, LoopState, Stage, fit, seed_everything
@@ -26,7 +26,7 @@ from edgecv.train.stages import finetune_stage, head_stage
 
 log = logging.getLogger("edgecv")
 RUN_FILES = ("best.pt", "last.pt", "recipe.yaml", "split.json", "metrics.json", "eval.json", "curves.png",
-             "confusion_matrix.png", "confusion_matrix_val.png", "cache", "pr_curve.png", "predictions.jpg")
+             "confusion_matrix.png", "confusion_matrix_val.png", "cache", "pr_curve.png", "predictions.jpg", "roc.png")
 
 
 @dataclass(frozen=True)
@@ -88,28 +88,6 @@ def _split(recipe: TrainRecipe, out: Path, info: DistInfo, resume: bool) -> Spli
     return Split.load(path)
 
 
-def _features(model: Classifier, recipe: TrainRecipe, split: Split, out: Path, info: DistInfo) -> tuple[FeatureSet, FeatureSet]:
-    size, bb = recipe.data.input_size, model.backbone
-    mean, std = bb.spec.mean, bb.spec.std
-    root, tr = Path(split.root), recipe.train
-    key = dict(backbone=bb.spec.name, weights=bb.weights_source, size=size, root=split.root)
-
-    def ds(name: str, transform) -> ImageListDataset:
-        return ImageListDataset(root, split.files[name], split.labels[name], transform)
-
-    def one(name: str, transform, copy: int) -> FeatureSet:
-        k = cache_key(**key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None,
-                      copy=copy, seed=tr.seed)
-        return cached(out / "cache" / f"{name}-{copy}-{k}.pt", info,
-                      lambda: extract_features(bb, ds(name, transform), tr.batch_size, tr.workers, info,
-                                               seed=tr.seed * 1000 + copy, desc=f"caching {name} features #{copy}"))
-
-    clean = eval_transform(size, mean, std)
-    aug = TrainTransform(recipe.augment, size, mean, std)
-    train = concat([one("train", clean, 0)] + [one("train", aug, c) for c in range(1, tr.head.cache_augmentations + 1)])
-    return train, one("val", clean, 0)
-
-
 def _meta(model: Classifier, recipe: TrainRecipe, split: Split) -> dict[str, Any]:
     bb = model.backbone
     return {"task": "classify", "classes": split.classes, "backbone": bb.spec.name,
@@ -133,11 +111,14 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
         rec, run_dir = _resolve_recipe(recipe, out, resume, epochs, data, overrides)
         _prepare_run_dir(rec, run_dir, resume, overwrite, info)
         seed_everything(rec.train.seed)
-        if rec.task == "detect":
-            from edgecv.train.detect import train_detector
+        if rec.task in ("detect", "embed"):
+            if rec.task == "detect":
+                from edgecv.train.detect import train_detector as train_task
+            else:
+                from edgecv.train.embed import train_embedder as train_task
 
             last = load_checkpoint(run_dir / "last.pt") if resume else None
-            metrics = train_detector(rec, run_dir, info, last, callbacks)
+            metrics = train_task(rec, run_dir, info, last, callbacks)
             return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)
         split = _split(rec, run_dir, info, resume)
         last = load_checkpoint(run_dir / "last.pt") if resume else None
@@ -160,7 +141,7 @@ def train(recipe: str, data: str | None = None, epochs: int | None = None, out: 
                   checkpoint_meta=meta, callbacks=callbacks)
 
         if state.stage == "head":
-            train_f, val_f = _features(model, rec, split, run_dir, info)
+            train_f, val_f = split_features(model.backbone, rec, split, run_dir, info)
             stage = head_stage(model, rec, info, train_f, val_f)
             _restore(stage, state, last)
             fit(stage, state, **kw)

@@ -20,15 +20,7 @@ from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe
 from edgecv.train.cache import FeatureSet, make_loader
 from edgecv.train.distributed import DistInfo
-from edgecv.train.loop import Stage, cosine_schedule, epoch_seed
-
-
-def _step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> float:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    sched.step()
-    return loss.item()
+from edgecv.train.loop import Stage, cosine_schedule, epoch_seed, optimizer_step
 
 
 def _accuracy_and_loss(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -57,7 +49,7 @@ def head_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train: Fe
         for i in range(0, len(order), spec.batch_size):
             b = order[i : i + spec.batch_size].to(info.device)
             loss = F.cross_entropy(net(x_all[b]), y_all[b], label_smoothing=spec.label_smoothing)
-            total += _step(opt, sched, loss) * len(b)
+            total += optimizer_step(opt, sched, loss) * len(b)
             n += len(b)
         return {"loss": total / max(n, 1)}
 
@@ -127,7 +119,7 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
             x, y, _ = batch
             x, y = x.to(info.device), y.to(info.device)
             loss = F.cross_entropy(net(x), y, label_smoothing=spec.label_smoothing)
-            total += _step(opt, sched, loss) * len(y)
+            total += optimizer_step(opt, sched, loss) * len(y)
             n += len(y)
         return {"loss": total / max(n, 1)}
 

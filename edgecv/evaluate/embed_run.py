@@ -1,0 +1,35 @@
+"""Evaluate a face-embedder run on its recorded split (identities never trained on): metrics.json with TAR@FAR,
+ROC AUC, 1:K top-1 and the calibrated threshold's TAR/FAR on these pairs; roc.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecv.data.splits import Split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.embed import plot_roc, verification_report
+
+
+def evaluate_embedder(run_dir: str | Path, split: str = "test", write: bool = True) -> dict[str, Any]:
+    from edgecv.train.embed import artifact_meta, embed_files, load_embedder
+
+    run_dir = Path(run_dir)
+    model, ck = load_embedder(run_dir / "best.pt")
+    sp = Split.load(run_dir / "split.json")
+    if not sp.files.get(split):
+        raise EdgecvError(f"{run_dir}/split.json: split {split!r} is empty or missing")
+    labels = np.asarray(sp.labels[split])
+    emb = embed_files(model, artifact_meta(model, ck), sp.root, sp.files[split])
+    thr = (ck.get("threshold") or {}).get("match")
+    result: dict[str, Any] = {"task": "embed", split: verification_report(emb, labels, thr), "threshold": ck.get("threshold"),
+                              "data": {"counts": sp.counts(), "skipped_at_split": len(sp.skipped),
+                                       "identities": {k: len(set(v)) for k, v in sp.labels.items()}}}
+    if write:
+        (run_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
+        plot_roc(emb, labels, run_dir / "roc.png", f"{split}: TAR {result[split]['tar@far=0.01']:.3f} @ FAR 1e-2, "
+                                                    f"AUC {result[split]['auc']:.3f}")
+    return result

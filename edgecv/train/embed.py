@@ -1,0 +1,282 @@
+"""``edgecv train`` for ``task: embed``: a face embedder by transfer learning, with the run directory, checkpoints,
+resume and epoch loop every task shares.
+
+1. backbone frozen: pooled features of every train image (plain + ``cache_augmentations`` augmented copies) are
+   cached once; the BN-dropout-FC-BN head trains on them with ArcFace (additive angular margin) and/or the
+   batch-hard triplet loss (pytorch-metric-learning), batches of P identities x K images;
+2. fine-tune (optional): the last ``unfreeze_blocks`` backbone stages train too, on freshly augmented images.
+
+The split is by identity (val and test people are never trained on). best.pt is chosen by val TAR@FAR=1e-2; the
+match threshold is then calibrated on val pairs to ``target_far`` and stored in best.pt for export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import edgecv
+from edgecv._deps import require
+from edgecv.artifact import ArtifactMeta
+from edgecv.data.augment import TrainTransform
+from edgecv.data.dataset import ImageListDataset
+from edgecv.data.faces import identity_split
+from edgecv.data.imagefolder import read_rgb
+from edgecv.data.splits import Split
+from edgecv.errors import EdgecvError
+from edgecv.evaluate.embed import calibrate_threshold, pair_scores, tar_at_far
+from edgecv.models import create_backbone
+from edgecv.models.embedder import Embedder
+from edgecv.recipes import EmbedRecipe
+from edgecv.runtime.preprocess import prepare_frame
+from edgecv.train.cache import FeatureSet, make_loader, split_features
+from edgecv.train.checkpoint import load_checkpoint, save_atomic
+from edgecv.train.distributed import DistInfo
+from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, fit, optimizer_step
+from edgecv.train.stages import set_trainable, train_mode_with_frozen_bn
+
+log = logging.getLogger("edgecv")
+VAL_FAR = 1e-2  # best.pt is chosen by val TAR at this FAR (1e-3 needs more val pairs than most sets have)
+
+
+class EmbedLoss(nn.Module):
+    """ArcFace and/or batch-hard triplet loss on unnormalised embeddings (both normalise internally)."""
+
+    def __init__(self, kind: str, num_classes: int, dim: int, margin: float, scale: float, triplet_margin: float):
+        super().__init__()
+        require("pytorch_metric_learning", "train", "the face embedder's losses")
+        from pytorch_metric_learning import distances, losses, miners
+
+        self.kind = kind
+        self.arcface = losses.ArcFaceLoss(num_classes, dim, margin=margin, scale=scale) if "arcface" in kind else None
+        if "triplet" in kind:
+            self.triplet = losses.TripletMarginLoss(margin=triplet_margin, distance=distances.CosineSimilarity())
+            self.miner = miners.BatchHardMiner(distance=distances.CosineSimilarity())
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = emb.new_zeros(())
+        if self.arcface is not None:
+            loss = loss + self.arcface(emb, labels)
+        if "triplet" in self.kind:
+            loss = loss + self.triplet(emb, labels, self.miner(emb, labels))
+        return loss
+
+
+def pk_batches(labels: np.ndarray, batch_size: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of P x K batches: each batch holds K images (drawn with replacement when fewer) of P identities,
+    so every batch has positives for the triplet miner; every image is used about once per epoch."""
+    by_id = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    p = max(2, batch_size // k)
+    steps = max(1, len(labels) // (p * k))
+    ids = np.asarray(list(by_id))
+    out = []
+    for _ in range(steps):
+        chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
+        out.append(np.concatenate([rng.choice(by_id[c], size=k, replace=len(by_id[c]) < k) for c in chosen]))
+    return out
+
+
+def embedder_id(model: Embedder) -> str:
+    """Hash of the trained weights: every artifact exported from them (fp32, int8, TFLite...) shares it, so a
+    gallery is refused only by a different embedder."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def artifact_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
+    size = ck["input_size"]
+    thr = ck.get("threshold") or {}
+    return ArtifactMeta(task="embed", labels=[], input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"]),
+                        decoder={"type": "embedding", "outputs": ["embedding"], "dim": model.dim, "normalized": True,
+                                 "similarity": "cosine", "embedder_id": embedder_id(model), "chip": "haar-crop"},
+                        thresholds={"match": float(thr.get("match", 0.5)), "verify": float(thr.get("verify", 0.5)),
+                                    "target_far": float(thr.get("target_far", 0)),
+                                    "val_tar": float(thr.get("tar", float("nan"))), "val_far": float(thr.get("far", float("nan")))})
+
+
+def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
+    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"])
+
+
+def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
+    """The embedder of a checkpoint (which also holds the ArcFace class centres, under ``loss.``)."""
+    ck = load_checkpoint(checkpoint)
+    model = build_embedder(ck["meta"])
+    model.load_state_dict({k[len("model."):]: v for k, v in ck["model"].items() if k.startswith("model.")})
+    return model.eval(), ck["meta"]
+
+
+@torch.no_grad()
+def embed_files(model: Embedder, meta: ArtifactMeta, root: str | Path, files: list[str], batch: int = 64) -> np.ndarray:
+    """Embeddings of image files prepared by the device's own ``prepare_frame`` (what the artifacts will see)."""
+    model.eval()
+    out = []
+    for i in range(0, len(files), batch):
+        x = np.stack([prepare_frame(read_rgb(Path(root) / f), meta)[0] for f in files[i : i + batch]])
+        out.append(model(torch.from_numpy(x)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
+
+
+def _verification(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    if len(labels) < 2:
+        return {}
+    gen, imp = pair_scores(F.normalize(emb, dim=-1).numpy(), labels.numpy())
+    tar, _ = tar_at_far(gen, imp, VAL_FAR)
+    gap = float(gen.mean() - imp.mean()) if len(gen) and len(imp) else 0.0
+    return {"tar": tar, "loss": 1.0 - gap}  # loss: the tie-breaker, smaller when genuine and impostor pairs separate
+
+
+def head_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train: FeatureSet, val: FeatureSet) -> Stage:
+    tr = rec.train
+    params = list(model.head.parameters()) + list(loss_fn.parameters())
+    opt = torch.optim.AdamW(params, lr=tr.head.lr, weight_decay=tr.head.weight_decay)
+    labels = train.labels.numpy()
+    steps = len(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(0)))
+    sched = cosine_schedule(opt, tr.head.epochs * steps, warmup=min(steps * 2, 50))
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        model.head.train()
+        total, n = 0.0, 0
+        for b in pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "head", epoch))):
+            idx = torch.from_numpy(b)
+            loss = loss_fn(model.forward_head(train.features[idx]), train.labels[idx])
+            total, n = total + optimizer_step(opt, sched, loss) * len(b), n + len(b)
+        return {"loss": total / max(n, 1)}
+
+    @torch.no_grad()
+    def validate() -> dict[str, float]:
+        model.head.eval()
+        return _verification(model.forward_head(val.features), val.labels)
+
+    return Stage("head", tr.head.epochs, model, opt, sched, train_epoch, validate, metric="tar")
+
+
+def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_ds: ImageListDataset,
+                   val_ds: ImageListDataset, remap: dict[int, int], info: DistInfo) -> Stage:
+    tr, ft = rec.train, rec.train.finetune
+    unfrozen = set_trainable(model, ft.unfreeze_blocks)
+    opt = torch.optim.AdamW([{"params": [p for m in unfrozen for p in m.parameters()], "lr": ft.lr},
+                             {"params": list(model.head.parameters()) + list(loss_fn.parameters()), "lr": ft.lr * 3}],
+                            weight_decay=ft.weight_decay)
+    labels = np.asarray([remap[y] for y in train_ds.labels])
+    steps = len(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(0)))
+    sched = cosine_schedule(opt, ft.epochs * steps)
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        train_mode_with_frozen_bn(model, unfrozen)
+        total, n = 0.0, 0
+        for b in tqdm(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
+                      desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None, leave=False):
+            items = [train_ds[int(i)] for i in b]
+            items = [it for it in items if it is not None]
+            x = torch.stack([torch.as_tensor(it[0]) for it in items])
+            y = torch.as_tensor([remap[int(it[1])] for it in items])
+            loss = loss_fn(model.forward_head(model.backbone(x)), y)
+            total, n = total + optimizer_step(opt, sched, loss) * len(y), n + len(y)
+        return {"loss": total / max(n, 1)}
+
+    @torch.no_grad()
+    def validate() -> dict[str, float]:
+        model.eval()
+        embs, ys = [], []
+        for batch, _ in make_loader(val_ds, tr.batch_size, tr.workers, 0, DistInfo(0, 1, info.device)):
+            if batch is not None:
+                embs.append(model.forward_head(model.backbone(batch[0])))
+                ys.append(batch[1])
+        return _verification(torch.cat(embs), torch.cat(ys)) if embs else {}
+
+    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="tar")
+
+
+def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,
+                   callbacks=()) -> dict[str, Any]:
+    """Train (or, with ``last``, continue) the face embedder ``rec`` describes; returns the test metrics."""
+    from edgecv.evaluate.embed_run import evaluate_embedder
+
+    if info.world > 1:
+        raise EdgecvError("embedder training runs on one process for now (no torchrun)")
+    path, s = run_dir / "split.json", rec.data.split
+    if not (last is not None and path.is_file()):
+        split = identity_split(rec.data.root, s.test, s.val, s.seed, rec.data.min_images, max(2, rec.train.workers))
+        split.save(path)
+        if split.skipped:
+            log.warning("left out %d files/identities (listed in %s), e.g. %s: %s", len(split.skipped), path,
+                        split.skipped[0]["file"], split.skipped[0]["reason"])
+    split = Split.load(path)
+    state = LoopState.from_dict(last["loop"]) if last else LoopState()
+    ids = {k: len(set(v)) for k, v in split.labels.items()}
+    log.info("run %s: face embedder, identities train/val/test = %d/%d/%d (disjoint), images %d/%d/%d%s", run_dir,
+             ids["train"], ids["val"], ids["test"], *(len(split.files[k]) for k in ("train", "val", "test")),
+             f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+    backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
+    log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
+    model = Embedder(backbone, rec.model.dim, rec.model.dropout)
+    train_ids = sorted(set(split.labels["train"]))
+    remap = {c: i for i, c in enumerate(train_ids)}
+    tr = rec.train
+    loss_fn = EmbedLoss(tr.loss, len(train_ids), rec.model.dim, tr.arcface_margin, tr.arcface_scale, tr.triplet_margin)
+    holder = nn.ModuleDict({"model": model, "loss": loss_fn})  # checkpoints carry the ArcFace class centres too
+    if last is not None:
+        holder.load_state_dict(last["model"])
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    size, mean, std = rec.data.input_size, list(backbone.spec.mean), list(backbone.spec.std)
+    ck_meta = {"task": "embed", "classes": [split.classes[c] for c in train_ids], "backbone": backbone.spec.name,
+               "weights_source": backbone.weights_source, "input_size": size, "mean": mean, "std": std,
+               "dim": rec.model.dim, "dropout": rec.model.dropout, "loss": tr.loss, "recipe_name": rec.name,
+               "edgecv_version": edgecv.__version__}
+    kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
+              callbacks=callbacks)
+
+    def restore(stage: Stage) -> None:
+        if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
+            stage.optimizer.load_state_dict(last["optimizer"])
+            stage.scheduler.load_state_dict(last["scheduler"])
+
+    if state.stage == "head":
+        train_f, val_f = split_features(model.backbone, rec, split, run_dir, info)
+        train_f = FeatureSet(train_f.features, torch.as_tensor([remap[int(y)] for y in train_f.labels]), train_f.skipped)
+        stage = head_stage(model, loss_fn, rec, train_f, val_f)
+        stage.model = holder
+        restore(stage)
+        fit(stage, state, **kw)
+        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
+    if tr.finetune.epochs > 0:
+        if state.epoch == 0:
+            holder.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+        from edgecv.data.augment import eval_transform
+
+        root = Path(split.root)
+        train_ds = ImageListDataset(root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std))
+        val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
+        stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
+        stage.model = holder
+        restore(stage)
+        fit(stage, state, **kw)
+
+    # the match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt
+    best = load_checkpoint(run_dir / "best.pt")
+    holder.load_state_dict(best["model"])
+    meta = artifact_meta(model, ck_meta)
+    val_emb = embed_files(model, meta, split.root, split.files["val"])
+    best["meta"] = {**best["meta"], "threshold": calibrate_threshold(val_emb, np.asarray(split.labels["val"]), tr.target_far)}
+    save_atomic(best, run_dir / "best.pt")
+    thr = best["meta"]["threshold"]
+    log.info("match threshold %.4f (1:K, %d-shot templates) for FAR %.0e on %d val impostor scores (val TAR %.3f); "
+             "1:1 verify threshold %.4f (val TAR %.3f)%s", thr["match"], thr["shots"], tr.target_far,
+             thr["scores"]["impostor"], thr["tar"], thr["verify"], thr["verify_tar"], "" if thr["far_resolved"] else
+             f"; too few val scores to resolve FAR {tr.target_far:g}: the threshold sits just above the best impostor")
+    metrics = evaluate_embedder(run_dir)
+    metrics.update(best=state.best)
+    return metrics

@@ -1,0 +1,49 @@
+"""Identity-disjoint splits and the generated people."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecv.data.faces import identity_split, write_face_demo, write_faces_sample
+from edgecv.errors import EdgecvError
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    return write_faces_sample(tmp_path_factory.mktemp("faces") / "people", identities=12, per_identity=3, seed=1)
+
+
+def test_sample_writes_face_chips_per_identity(people):
+    folders = sorted(p for p in people.iterdir())
+    assert len(folders) == 12 and all(len(list(f.glob("*.png"))) == 3 for f in folders)
+    assert cv2.imread(str(next(folders[0].glob("*.png")))).shape == (128, 128, 3)
+
+
+def test_identity_split_is_disjoint_seeded_and_skips_thin_identities(people, tmp_path):
+    (people / "person_000" / "000.png").write_bytes(b"not an image")
+    for f in list((people / "person_001").glob("*.png"))[1:]:
+        f.unlink()
+    s = identity_split(people, test=0.2, val=0.2, seed=3, min_images=2)
+    ids = {k: set(v) for k, v in s.labels.items()}
+    assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"]) and not (ids["val"] & ids["test"])
+    assert len(ids["test"]) == 2 and len(ids["val"]) == 2 and len(ids["train"]) == 7  # person_001 left out
+    reasons = {d["file"]: d["reason"] for d in s.skipped}
+    assert "person_000/000.png" in reasons and "1 readable image" in reasons["person_001/"]
+    assert identity_split(people, 0.2, 0.2, 3).files == s.files  # seeded
+    assert identity_split(people, 0.2, 0.2, 4).files != s.files
+    with pytest.raises(EdgecvError, match="too few"):
+        identity_split(people, test=0.5, val=0.4, seed=0)
+
+
+def test_face_demo_has_enrolment_photos_and_a_video_with_the_truth(tmp_path):
+    info = write_face_demo(tmp_path / "demo", frames_per_person=2, photos_per_person=2)
+    assert info == json.loads((tmp_path / "demo" / "truth.json").read_text())
+    assert len(list((tmp_path / "demo" / "enroll" / "alice").glob("*.jpg"))) == 2
+    cap = cv2.VideoCapture(str(tmp_path / "demo" / "video.avi"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == len(info["truth"]) == 8 and info["truth"][:4] == ["alice", "alice", None, None]
+    assert np.sum([t is None for t in info["truth"]]) == 4
