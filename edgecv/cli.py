@@ -58,6 +58,8 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
         m = result.metrics
         if m.get("task") == "detect":
             click.echo(f"test mAP50: {m['map50']:.4f}  mAP50-95: {m['map50_95']:.4f}  (n={m['images']} images)")
+        elif m.get("task") == "embed":
+            click.echo(_embed_line("test", m))
         else:
             t = m["test"]
             click.echo(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}  (n={t['n']})")
@@ -75,7 +77,16 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     from edgecv.evaluate.run import evaluate_run
     from edgecv.train.checkpoint import load_checkpoint
 
-    if load_checkpoint(f"{run}/best.pt")["meta"].get("task") == "detect":
+    task = load_checkpoint(f"{run}/best.pt")["meta"].get("task")
+    if task == "embed":
+        if tta or data:
+            raise click.UsageError("--tta and --data are for classifier runs")
+        from edgecv.evaluate.embed_run import evaluate_embedder
+
+        m = evaluate_embedder(run, split=split, write=False)
+        click.echo(json.dumps(m, indent=1, default=float) if as_json else _embed_line(split, m))
+        return
+    if task == "detect":
         if tta or data:
             raise click.UsageError("--tta and --data are for classifier runs")
         from edgecv.evaluate.detect_run import evaluate_detector
@@ -97,6 +108,18 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     click.echo(f"{split}{' (tta)' if tta else ''} top-1: {m['top1']:.4f}  top-5: {m['top5']:.4f}  (n={m['n']})")
     for name, e in result["extra"].items():
         click.echo(f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})")
+
+
+def _embed_line(split: str, m: dict) -> str:
+    t, thr = m[split], m.get("threshold") or {}
+    line = (f"{split} ({t['identities']} unseen identities, {t['genuine_pairs']}/{t['impostor_pairs']} genuine/impostor pairs): "
+            f"TAR@FAR=1e-2 {t['tar@far=0.01']:.4f}  TAR@FAR=1e-3 {t['tar@far=0.001']:.4f}  AUC {t['auc']:.4f}  "
+            f"1:K top-1 {t['identify_top1']:.4f}")
+    if "at_threshold" in t:
+        a = t["at_threshold"]
+        line += (f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
+                 f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  accuracy {a['accuracy']:.4f}")
+    return line
 
 
 @cli.command("export")
@@ -172,8 +195,13 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
 @click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
 @click.option("--device", help="Device profile (see `edgecv devices`): threads, providers, XNNPACK, default camera.")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
+@click.option("--face-detector", default="haar", show_default=True,
+              help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, or an edgecv detector artifact[#class].")
+@click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Cosine similarity to accept a match "
+              "(default: the one calibrated at export, in the artifact).")
 def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
-            capture_drift, stats_every, device) -> None:
+            capture_drift, stats_every, device, gallery, face_detector, match_threshold) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.telemetry import format_summary
@@ -182,11 +210,102 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
         raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
     spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
                         backend=backend, conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events,
-                        show=show, telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every)
+                        show=show, telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every,
+                        gallery=gallery, face_detector=face_detector, match_threshold=match_threshold)
     if device:
         spec = apply_device(spec, device)
     summary = run_pipeline(spec)
     click.echo(format_summary(summary))
+
+
+@cli.command("enroll")
+@click.option("--gallery", type=click.Path(dir_okay=False), required=True, help="SQLite gallery (created if missing).")
+@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
+@click.option("--name", required=True, help="Who the photos show (new, or more shots for an enrolled person).")
+@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
+@click.option("--min-face", type=click.IntRange(min=8), default=48, show_default=True, help="Smallest face side (px).")
+@click.option("--min-sharpness", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Least variance of the Laplacian on the 128 px face chip (lower: too blurry).")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def enroll_cmd(gallery, model, name, face_detector, min_face, min_sharpness, images) -> None:
+    """Enrol NAME from one or more IMAGES (one face each); rejected photos are listed with the reason."""
+    from edgecv.runtime.faces.enroll import enroll
+
+    r = enroll(gallery, model, name, list(images), face_detector, min_face, min_sharpness)
+    for f, why in r.rejected:
+        click.echo(f"rejected {f}: {why}")
+    click.echo(f"enrolled {name}: {len(r.accepted)} photo(s) accepted, {r.shots} shot(s) in {gallery}")
+
+
+@cli.command("verify")
+@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
+@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
+@click.option("--threshold", type=click.FloatRange(-1, 1), help="Default: the artifact's 1:1 `verify` threshold.")
+@click.argument("photo_a", type=click.Path(dir_okay=False, exists=True))
+@click.argument("photo_b", type=click.Path(dir_okay=False, exists=True))
+def verify_cmd(model, face_detector, threshold, photo_a, photo_b) -> None:
+    """1:1 verification: do PHOTO_A and PHOTO_B show the same person? Exit code 0 if so, 1 if not."""
+    from edgecv.runtime.faces.enroll import verify_photos
+
+    v = verify_photos(model, photo_a, photo_b, face_detector, threshold)
+    click.echo(f"{'same person' if v.same else 'different people'}: similarity {v.similarity:.4f} "
+               f"{'>=' if v.same else '<'} threshold {v.threshold:.4f}")
+    sys.exit(0 if v.same else 1)
+
+
+@cli.group("gallery")
+def gallery_group() -> None:
+    """Inspect and edit a face gallery."""
+
+
+@gallery_group.command("list")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
+def gallery_list(gallery) -> None:
+    """Enrolled identities and their shots."""
+    import time
+
+    from edgecv.runtime.faces.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        info, people = g.info(), g.identities()
+    click.echo(f"{gallery}: {len(people)} identities, embedder {info.get('embedder_id', '-')} "
+               f"({info.get('embedder_name', '-')}), {info.get('dim', '?')}-d")
+    for p in people:
+        click.echo(f"  {p.name:<24} {p.shots:>3} shot(s)  enrolled {time.strftime('%Y-%m-%d %H:%M', time.localtime(p.created))}")
+
+
+@gallery_group.command("remove")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.argument("name")
+def gallery_remove(gallery, name) -> None:
+    """Delete NAME and every stored shot of them."""
+    from edgecv.runtime.faces.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        g.remove(name)
+    click.echo(f"removed {name}")
+
+
+@gallery_group.command("rename")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.argument("old")
+@click.argument("new")
+def gallery_rename(gallery, old, new) -> None:
+    from edgecv.runtime.faces.gallery import Gallery
+
+    with Gallery(gallery) as g:
+        g.rename(old, new)
+    click.echo(f"renamed {old} -> {new}")
+
+
+@gallery_group.command("reembed")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The new embedder artifact.")
+def gallery_reembed(gallery, model) -> None:
+    """Recompute every embedding with MODEL from the stored face chips (after retraining the embedder)."""
+    from edgecv.runtime.faces.enroll import reembed
+
+    click.echo(f"re-embedded {reembed(gallery, model)} shot(s) with {model}")
 
 
 @cli.command("bench")
@@ -308,6 +427,31 @@ def sample_detect(out, images, size, layout, seed) -> None:
     from edgecv.data.samples import write_detect_sample
 
     click.echo(f"wrote {images} images ({layout}) to {write_detect_sample(out, images, size, seed, layout=layout)}")
+
+
+@sample_group.command("faces")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--identities", type=click.IntRange(min=6), default=200, show_default=True)
+@click.option("--per-identity", type=click.IntRange(min=2), default=6, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_faces(out, identities, per_identity, seed) -> None:
+    """Generated people (face chips, one folder per identity) for an embedder recipe."""
+    from edgecv.data.faces import write_faces_sample
+
+    click.echo(f"wrote {identities} identities x {per_identity} face chips to "
+               f"{write_faces_sample(out, identities, per_identity, seed)}")
+
+
+@sample_group.command("face-demo")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=1000, show_default=True, help="Other people than `sample faces` draws.")
+def sample_face_demo(out, seed) -> None:
+    """OUT/enroll/<name>/*.jpg (photos to enrol) and OUT/video.avi showing them and strangers (OUT/truth.json)."""
+    from edgecv.data.faces import write_face_demo
+
+    demo = write_face_demo(out, seed=seed)
+    click.echo(f"wrote {demo['enroll_photos']} enrolment photos of {', '.join(demo['enrolled'])} and "
+               f"{demo['frames']} video frames ({demo['strangers']} strangers) to {out}")
 
 
 @sample_group.command("video")

@@ -97,29 +97,61 @@ def det_data(tmp_path_factory):
     return write_detect_sample(tmp_path_factory.mktemp("det") / "data", images=32, size=128, seed=2)
 
 
-@pytest.fixture(scope="session")
-def det_run(det_data, tmp_path_factory):
-    """A finished tiny detector run (128 px, 32 images) and the CLI's output."""
+def edgecv(*args, ok: bool = True):
+    """`edgecv ARGS` in this process (click's runner); with ``ok``, it must exit 0."""
     from click.testing import CliRunner
 
     from edgecv.cli import cli
 
+    r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert not ok or r.exit_code == 0, r.output
+    return r
+
+
+@pytest.fixture(scope="session")
+def det_run(det_data, tmp_path_factory):
+    """A finished tiny detector run (128 px, 32 images) and the CLI's output."""
     tmp = tmp_path_factory.mktemp("det_run")
-    r = CliRunner().invoke(cli, ["train", str(detect_recipe(tmp / "r.yaml", det_data)), "--out", str(tmp / "run")],
-                           catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    return tmp / "run", r.output
+    return tmp / "run", edgecv("train", detect_recipe(tmp / "r.yaml", det_data), "--out", tmp / "run").output
 
 
 @pytest.fixture(scope="session")
 def det_export(det_run, tmp_path_factory):
     """int8 ONNX + TFLite of the tiny detector (gate budget wide open: the tiny run is for plumbing, not accuracy)."""
-    from click.testing import CliRunner
-
-    from edgecv.cli import cli
-
     out = tmp_path_factory.mktemp("det_export")
-    r = CliRunner().invoke(cli, ["export", str(det_run[0]), "--int8", "--calib-images", "16", "--max-drop", "100",
-                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
-    assert r.exit_code == 0, r.output
+    r = edgecv("export", det_run[0], "--int8", "--calib-images", "16", "--max-drop", "100", "--threads", "1", "--out", out)
     return out, r.output
+
+
+@pytest.fixture(scope="session")
+def face_data(tmp_path_factory) -> Path:
+    """Generated people: 240 identities x 5 face chips."""
+    from edgecv.data.faces import write_faces_sample
+
+    return write_faces_sample(tmp_path_factory.mktemp("faces") / "people", identities=240, per_identity=5, seed=11)
+
+
+def embed_recipe(path: Path, data: Path, **train) -> Path:
+    recipe = {"name": "etiny", "task": "embed",
+              "data": {"root": str(data), "input_size": 96, "split": {"test": 0.15, "val": 0.2, "seed": 0}},
+              "model": {"backbone": "efficientnet_lite0", "dim": 64},
+              "train": {"batch_size": 32, "workers": 0, "early_stopping": 0, "loss": "triplet",
+                        # a 2-person demo gallery: FAR 5% per probe; the tiny model's TAR@FAR=1e-2 is only ~0.4
+                        "target_far": 0.05,
+                        "head": {"epochs": 20, "lr": 3e-3, "cache_augmentations": 1}, **train}}
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="session")
+def embed_run(face_data, tmp_path_factory):
+    """A finished tiny face-embedder run and the CLI's output."""
+    tmp = tmp_path_factory.mktemp("embed_run")
+    return tmp / "run", edgecv("train", embed_recipe(tmp / "r.yaml", face_data), "--out", tmp / "run").output
+
+
+@pytest.fixture(scope="session")
+def embed_export(embed_run, tmp_path_factory):
+    """int8 ONNX + TFLite of the tiny embedder, gated at the default 1-point TAR@FAR budget (the CLI's result)."""
+    out = tmp_path_factory.mktemp("embed_export")
+    return out, edgecv("export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--out", out, ok=False)

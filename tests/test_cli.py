@@ -66,3 +66,52 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
 def test_help_everywhere(args):
     r = CliRunner().invoke(cli, args + ["--help"], prog_name="edgecv")
     assert r.exit_code == 0 and "Usage: edgecv" in r.output
+
+
+FACE_SHRINK = {"sample faces": ["--identities", "40", "--per-identity", "4"],
+               "train": ["--epochs", "2", "--set", "data.input_size=64", "--set", "train.workers=0"],
+               "export": ["--format", "onnx", "--calib-images", "16", "--threads", "1", "--max-drop", "100"],
+               "sample face-demo": [],
+               "run": ["--max-frames", "8", "--threads", "1"]}
+
+
+def readme_block(heading: str) -> list[list[str]]:
+    """The `edgecv` lines of the first code block after ``heading`` in the README."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(heading):].split("```text", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("edgecv ")]
+
+
+def test_readme_face_commands_run_shrunk(tmp_path, monkeypatch):
+    """Every command of the README's face section, in order, on a shrunk sample (globs expanded as a shell would)."""
+    import glob
+
+    monkeypatch.chdir(tmp_path)
+    commands = readme_block("## Face recognition")
+    assert [c[0] for c in commands] == ["sample", "train", "eval", "export", "sample", "enroll", "gallery", "run"]
+    runner = CliRunner()
+    for argv in commands:
+        argv = [str(ROOT / a) if a.startswith("recipes/") else a for a in argv]
+        argv = [x for a in argv for x in (sorted(glob.glob(a)) if "*" in a else [a])]
+        key = " ".join(argv[:2]) if argv[0] == "sample" else argv[0]
+        r = runner.invoke(cli, argv + FACE_SHRINK.get(key, []), catch_exceptions=False)
+        assert r.exit_code == 0, (argv, r.output)
+    assert "alice" in runner.invoke(cli, ["gallery", "list", "--gallery", "faces.db"]).output
+    events = (tmp_path / "faces.jsonl").read_text().splitlines()
+    assert sum('"event": "result"' in e for e in events) == 8
+
+
+def test_gallery_rename_and_remove_from_the_cli(tmp_path):
+    import numpy as np
+
+    from edgecv.runtime.faces.gallery import Gallery
+
+    db = tmp_path / "g.db"
+    with Gallery(db, create=True) as g:
+        g.enroll("ann", [np.zeros((8, 8, 3), np.uint8)], np.ones((1, 4)))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["gallery", "rename", "--gallery", str(db), "ann", "anna"]).exit_code == 0
+    r = runner.invoke(cli, ["gallery", "remove", "--gallery", str(db), "ann"])
+    assert r.exit_code == 2 and "no identity named 'ann'" in r.output
+    assert runner.invoke(cli, ["gallery", "remove", "--gallery", str(db), "anna"]).exit_code == 0
+    assert "0 identities" in runner.invoke(cli, ["gallery", "list", "--gallery", str(db)]).output

@@ -77,10 +77,59 @@ def map50(outputs: list[np.ndarray], es: EvalSet) -> float:
     return score_outputs(outputs, es.targets, [c["name"] for c in es.targets["categories"]])[0]["map50"]
 
 
-# task -> (metric name, metric(outputs, eval set) in [0, 1], index of the output compared for max |diff|)
-METRICS: dict[str, tuple[str, Callable[[list[np.ndarray], EvalSet], float], int]] = {
-    "classify": ("top1", top1, 0),
-    "detect": ("map50", map50, 1),
+def tar_at_far(outputs: list[np.ndarray], es: EvalSet, far: float = 1e-2) -> float:
+    """Face verification TAR at FAR=1e-2 over every pair of test images (identities never trained on), the
+    threshold set on this artifact's own impostor pairs."""
+    from edgecv.evaluate.embed import pair_scores
+    from edgecv.evaluate.embed import tar_at_far as tar
+
+    return tar(*pair_scores(outputs[0], es.labels), far)[0]
+
+
+def argmax_agreement(out: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.mean(out.argmax(-1) == ref.argmax(-1)))
+
+
+def neighbour_agreement(out: np.ndarray, ref: np.ndarray) -> float:
+    """Embeddings: how often each image's nearest other image is the same under both."""
+    def nearest(e: np.ndarray) -> np.ndarray:
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        s = e @ e.T
+        np.fill_diagonal(s, -np.inf)
+        return s.argmax(1)
+
+    return float(np.mean(nearest(out) == nearest(ref))) if len(out) > 1 else float("nan")
+
+
+def own_threshold(outputs: list[np.ndarray], es: EvalSet, path: str | Path, backend: Backend,
+                  val_set: EvalSet | None) -> dict[str, Any]:
+    """Embedders: this artifact's own match threshold, calibrated on the val pairs (through the artifact, since int8
+    shifts similarities and so the FAR a float threshold gives), and the TAR/FAR it gives on the test pairs."""
+    from edgecv.evaluate.embed import at_threshold, calibrate_threshold
+
+    stored = backend.meta.thresholds
+    if val_set is not None and len(val_set.images) > 1:
+        val_outs = run_backend(path, val_set.images, backend=backend)[0]
+        cal = calibrate_threshold(val_outs[0], val_set.labels, stored.get("target_far", 1e-3))
+    else:
+        cal = {"match": stored["match"], "verify": stored.get("verify"), "target_far": stored.get("target_far"),
+               "tar": stored.get("val_tar"), "far": stored.get("val_far")}
+    return {"threshold": cal, "at_threshold": at_threshold(outputs[0], es.labels, cal["match"])}
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    name: str
+    fn: Callable[[list[np.ndarray], EvalSet], float]  # outputs, eval set -> metric in [0, 1]
+    compared: int = 0  # the output compared for max |diff| and agreement
+    agreement: Callable[[np.ndarray, np.ndarray], float] = argmax_agreement
+    extra: Callable[..., dict[str, Any]] | None = None  # (outputs, eval set, path, backend, val set) -> more fields
+
+
+METRICS: dict[str, TaskMetric] = {
+    "classify": TaskMetric("top1", top1),
+    "detect": TaskMetric("map50", map50, compared=1),
+    "embed": TaskMetric("tar@far=0.01", tar_at_far, agreement=neighbour_agreement, extra=own_threshold),
 }
 
 
@@ -104,12 +153,14 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
 
 
 def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,
-            threads: int | None = None) -> dict[str, Any]:
-    """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs)."""
-    metric_name, metric, compared = METRICS[task]
+            threads: int | None = None, val_set: EvalSet | None = None) -> dict[str, Any]:
+    """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``val_set``:
+    what an embedder's threshold is calibrated on)."""
+    tm = METRICS[task]
     outs, ms, backend = run_backend(path, eval_set.images, threads)
-    ref_metric, value = metric(reference, eval_set), metric(outs, eval_set)
-    out, ref = outs[compared], reference[compared]
+    ref_metric, value = tm.fn(reference, eval_set), tm.fn(outs, eval_set)
+    out, ref = outs[tm.compared], reference[tm.compared]
+    extra = tm.extra(outs, eval_set, path, backend, val_set) if tm.extra else {}
     return {
         "file": Path(path).name,
         "format": Path(path).suffix.lstrip("."),
@@ -118,13 +169,14 @@ def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], ta
         "providers": backend.providers,
         "split": eval_set.name,
         "n": len(eval_set.images),
-        "metric": metric_name,
+        "metric": tm.name,
         "value": value,
         "reference": ref_metric,
         "drop_points": round((ref_metric - value) * 100, 4),
-        "top1_agreement": float(np.mean(out.argmax(-1) == ref.argmax(-1))),
+        "top1_agreement": tm.agreement(out, ref),
         "max_abs_diff": float(np.abs(out - ref).max()),
         "size_mb": Path(path).stat().st_size / 1e6,
         "latency_p50_ms": float(np.percentile(ms, 50)),
         "threads": threads,
+        **extra,
     }

@@ -56,6 +56,12 @@ def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], Arti
 
         model, ck = load_detector(run_dir / "best.pt")
         meta = artifact_meta(model, ck["classes"], ck["mean"], ck["std"])
+    elif task == "embed":
+        from edgecv.train.embed import artifact_meta as embed_meta
+        from edgecv.train.embed import load_embedder
+
+        model, ck = load_embedder(run_dir / "best.pt")
+        meta = embed_meta(model, ck)
     else:
         from edgecv.evaluate.run import load_classifier
 
@@ -93,8 +99,8 @@ def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, sample: Calibrat
 
 class _Exporter:
     def __init__(self, model, meta: ArtifactMeta, spec: ExportSpec, stage: Path, eval_set: EvalSet,
-                 reference: list[np.ndarray], calibration: Calibration | None):
-        self.model, self.meta, self.spec, self.stage = model, meta, spec, stage
+                 reference: list[np.ndarray], calibration: Calibration | None, val_set: EvalSet | None = None):
+        self.model, self.meta, self.spec, self.stage, self.val_set = model, meta, spec, stage, val_set
         self.eval_set, self.reference, self.calibration = eval_set, reference, calibration
         self._staged: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
         self._ranking: list[tuple[str, float]] | None = None
@@ -122,7 +128,7 @@ class _Exporter:
         return conv.fn(source, spec)
 
     def _evaluate(self, path: Path) -> dict[str, Any]:
-        return measure(path, self.eval_set, self.reference, self.meta.task, self.spec.threads)
+        return measure(path, self.eval_set, self.reference, self.meta.task, self.spec.threads, self.val_set)
 
     def build(self, fmt: str, precision: str, keep: tuple[str, ...] = ()) -> tuple[Path | None, dict[str, Any]]:
         """Staged artifact + its report row; int8 goes through the gate (mixed precision when needed)."""
@@ -166,6 +172,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
     result = ExportResult(out_dir)
 
     eval_set = eval_set_for(meta.task, run_dir, split, "test", meta.input_size)
+    # embedders: every artifact's match threshold is calibrated on the val pairs through that artifact
+    val_set = eval_set_for(meta.task, run_dir, split, "val", meta.input_size) if meta.task == "embed" else None
     reference = torch_reference(model, meta, eval_set.images)
     # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
     sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
@@ -174,9 +182,10 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
     if calibration is not None:
         log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
                  len(calibration), spec.seed, calibration.hash, calibration.skipped)
-    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, sample))
+    # a face embedder sees face chips, the drift monitor whole frames: no reference to compare them with
+    meta = dataclasses.replace(meta, drift=None if meta.task == "embed" else drift_reference(model, meta, sample))
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
-        exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration)
+        exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set)
         for fmt, precision in spec.targets():
             staged, row = exporter.build(fmt, precision)
             final = out_dir / f"model_{precision}{FORMATS[fmt].suffix}"
@@ -190,7 +199,13 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
                 row["published"] = False
             else:
                 fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
-                publish(staged, final, dataclasses.replace(read_meta(staged), fidelity=fidelity))
+                published = dataclasses.replace(read_meta(staged), fidelity=fidelity)
+                if "threshold" in row:  # an embedder's own calibrated match threshold
+                    t = row["threshold"]
+                    published = dataclasses.replace(published, thresholds={
+                        **published.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
+                        "val_tar": float(t["tar"]), "val_far": float(t["far"])})
+                publish(staged, final, published)
                 row["published"] = True
             result.rows.append(row)
         if spec.nms_in_graph:

@@ -47,10 +47,10 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
         es = sets[key]
         images = np.concatenate([es.images] * repeat)
         outputs, ms, _ = run_backend(artifact, images, threads, backend)
-        metric_name, metric, _ = METRICS[meta.task]
+        tm = METRICS[meta.task]
         rows.append({"file": artifact.name, "format": artifact.suffix.lstrip("."), "precision": meta.precision,
                      "backend": backend.name, "size_mb": round(artifact.stat().st_size / 1e6, 3),
-                     "metric": metric_name, "value": metric([o[: len(es.images)] for o in outputs], es),
+                     "metric": tm.name, "value": tm.fn([o[: len(es.images)] for o in outputs], es),
                      "n": len(es.images),
                      "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                      "fps": 1000.0 / float(np.mean(ms)), "threads": threads})
