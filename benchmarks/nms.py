@@ -11,11 +11,12 @@ edgecv runs onnxruntime's NonMaxSuppression kernel, and the numpy fallback (no o
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 import torchvision
+
+from _timing import p50_ms
 
 from edgecv.runtime.postprocess.detect import _offset_by_class, nms_numpy, nms_xyxy
 
@@ -32,17 +33,6 @@ def proposals(n: int, objects: int = 50, seed: int = 0, classes: int = 80) -> tu
     # most proposals of an object agree on its class; a few (10%) are confused with another class
     cls = np.where(rng.uniform(size=n) < 0.9, object_class[k], rng.integers(0, classes, n))
     return xyxy, rng.uniform(0.05, 1.0, n).astype(np.float32), cls
-
-
-def p50_ms(fn, runs: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times))
 
 
 def main() -> None:

@@ -26,3 +26,10 @@ def test_pipeline_overhead_prints_the_share_of_pure_inference(tiny_export, shape
                out_dir / "model_int8.onnx", "--threads", "1"])
     rows = re.findall(r"^(pure inference \(pre-decoded frames\)|edgecv run[^\d]*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
     assert len(rows) == 3 and rows[0][3] == "1.00" and all(r[1] == "36" for r in rows), out
+
+
+def test_gallery_benchmark_prints_search_times_and_finds_the_right_person():
+    out = run([ROOT / "benchmarks" / "gallery.py", "--sizes", "300,2000", "--runs", "5", "--loop-max", "300"])
+    rows = re.findall(r"^\s+(\d+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)\s+(True|False)$", out, re.M)
+    assert [r[0] for r in rows] == ["300", "2000"] and all(r[5] == "True" for r in rows), out
+    assert rows[0][4].endswith("x") and rows[1][3] == "-"  # the loop is timed only up to --loop-max
