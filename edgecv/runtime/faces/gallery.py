@@ -66,13 +66,22 @@ class Gallery:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        with self.transaction():
-            for stmt in filter(str.strip, _TABLES.split(";")):
-                self.db.execute(stmt)
-            self.db.execute("INSERT OR IGNORE INTO info VALUES ('schema', ?)", (str(SCHEMA),))
+        try:
+            self.db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self.db.execute("PRAGMA journal_mode=WAL")  # persistent: set once, by the creator
+                with self.transaction():
+                    for stmt in filter(str.strip, _TABLES.split(";")):
+                        self.db.execute(stmt)
+                    self.db.execute("INSERT OR IGNORE INTO info VALUES ('schema', ?)", (str(SCHEMA),))
+            schema = self.db.execute("SELECT value FROM info WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:  # not SQLite, or SQLite without our tables
+            self.db.close()
+            raise EdgecvError(f"{self.path}: not an edgecv face gallery ({exc})") from None
+        if schema is None or int(schema[0]) > SCHEMA:
+            self.db.close()
+            raise EdgecvError(f"{self.path}: gallery schema {schema and schema[0]} is not one this edgecv reads ({SCHEMA})")
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     class _Tx:

@@ -131,3 +131,14 @@ def test_live_templates_reload_after_another_connection_commits(tmp_path):
         writer.enroll("bo", chips(1), -np.ones((1, 8)))
         assert live.get().names == ("ann", "bo") and live.reloads == 1
         assert live.get().names == ("ann", "bo") and live.reloads == 1  # nothing new: no reload
+
+
+def test_a_file_that_is_not_a_gallery_is_refused(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(EdgecvError, match="not an edgecv face gallery"):
+        Gallery(junk)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(EdgecvError, match="not an edgecv face gallery"):
+        Gallery(other)
