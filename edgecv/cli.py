@@ -431,7 +431,7 @@ def sample_detect(out, images, size, layout, seed) -> None:
 
 @sample_group.command("faces")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--identities", type=click.IntRange(min=6), default=200, show_default=True)
+@click.option("--identities", type=click.IntRange(min=6), default=600, show_default=True)
 @click.option("--per-identity", type=click.IntRange(min=2), default=6, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample_faces(out, identities, per_identity, seed) -> None:

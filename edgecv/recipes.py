@@ -165,6 +165,8 @@ class EmbedDataSpec(_Frozen):
 
 
 class EmbedModelSpec(_BackboneSpec):
+    head: Literal["gdc", "pool"] = Field("gdc", description="gdc: depthwise conv over the last feature map "
+                                        "(keeps the face's layout); pool: global average pooled features")
     dim: int = Field(128, ge=8, le=2048, description="embedding size")
     dropout: float = Field(0.2, ge=0, lt=1)
 

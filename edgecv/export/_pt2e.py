@@ -60,9 +60,17 @@ class EdgeQuantizer(pq.PT2EQuantizer):
         self.keep_float = tuple(keep_float)
         self.set_global(pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
 
+    @staticmethod
+    def _paths(n: Node) -> list[str]:
+        return [path for path, _ in n.meta.get("nn_module_stack", {}).values()]
+
     def _quantizable(self, n: Node) -> bool:
-        paths = [path for path, _ in n.meta.get("nn_module_stack", {}).values()]
-        return not any(p == k or p.startswith(k + ".") for p in paths for k in self.keep_float)
+        return not any(p == k or p.startswith(k + ".") for p in self._paths(n) for k in self.keep_float)
+
+    def unmatched(self, model: torch.fx.GraphModule) -> list[str]:
+        """The ``keep_float`` paths no node of ``model`` belongs to."""
+        paths = {p for n in model.graph.nodes for p in self._paths(n)}
+        return [k for k in self.keep_float if not any(p == k or p.startswith(k + ".") for p in paths)]
 
     def _annotate_for_static_quantization_config(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         return self._annotate_all_static_patterns(model, self.global_config, self._quantizable)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecv._deps import require
+from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
@@ -70,6 +71,9 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     proto = onnx.load(str(source))
     meta = spec.meta
     float_nodes = nodes_for_modules(proto, spec.keep_float)
+    unmatched = [m for m in spec.keep_float if not nodes_for_modules(proto, [m])]
+    if unmatched:  # a name the graph does not carry would keep nothing float and the gate would retry in vain
+        raise EdgecvError(f"{source}: no nodes belong to the module(s) to keep float: {', '.join(unmatched)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quant.") as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -78,7 +82,10 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
         q.quantize_static(str(pre), str(qpath), _reader(spec.calibration.inputs(meta), proto.graph.input[0].name),
                           quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QInt8,
                           weight_type=q.QuantType.QInt8, calibrate_method=methods[spec.calib_method],
-                          nodes_to_exclude=float_nodes)
+                          nodes_to_exclude=float_nodes,
+                          # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear)
+                          # has 1-D weights: one scale per channel (axis 0), not one for all of them
+                          extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}})
         qproto = onnx.load(str(qpath))
         quant = {"method": spec.calib_method, "format": "QDQ", "per_channel": True, "weights": "int8",
                  "activations": "int8", "float_modules": list(spec.keep_float), "float_nodes": float_nodes,

@@ -35,7 +35,11 @@ def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
     from edgecv.export._pt2e import EdgeQuantizer
 
     quantizer = EdgeQuantizer(keep_float=[f"wrapped.{m}" for m in spec.keep_float])
-    program = move_exported_model_to_eval(prepare_pt2e(torch.export.export(wrapped, (example,)).module(), quantizer))
+    graph = torch.export.export(wrapped, (example,)).module()
+    unmatched = quantizer.unmatched(graph)
+    if unmatched:  # a name the graph does not carry would keep nothing float and the gate would retry in vain
+        raise EdgecvError(f"{spec.out}: no nodes belong to the module(s) to keep float: {', '.join(unmatched)}")
+    program = move_exported_model_to_eval(prepare_pt2e(graph, quantizer))
     with torch.no_grad():
         for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC")):
             program(torch.from_numpy(x))

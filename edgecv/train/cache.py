@@ -102,13 +102,16 @@ def concat(sets: list[FeatureSet]) -> FeatureSet:
                       int(np.sum([s.skipped for s in sets])))
 
 
-def split_features(bb, recipe, split, out: Path, info: DistInfo) -> tuple[FeatureSet, FeatureSet]:
-    """Pooled frozen-backbone features of the train split (plain + ``cache_augmentations`` augmented copies) and of
-    the val split, cached in ``out/cache`` under a key of everything they depend on (classifier and embedder runs)."""
+def split_features(bb, recipe, split, out: Path, info: DistInfo, net: nn.Module | None = None,
+                   tag: str = "") -> tuple[FeatureSet, FeatureSet]:
+    """Frozen-backbone features of the train split (plain + ``cache_augmentations`` augmented copies) and of the val
+    split, cached in ``out/cache`` under a key of everything they depend on. ``net`` (default the backbone ``bb``:
+    pooled features) computes them, e.g. an embedder's feature-map body; ``tag`` names what it computes."""
+    net = bb if net is None else net
     size = recipe.data.input_size
     mean, std = bb.spec.mean, bb.spec.std
     root, tr = Path(split.root), recipe.train
-    key = dict(backbone=bb.spec.name, weights=bb.weights_source, size=size, root=split.root)
+    key = dict(backbone=bb.spec.name, weights=bb.weights_source, size=size, root=split.root, **({"net": tag} if tag else {}))
 
     def ds(name: str, transform) -> ImageListDataset:
         return ImageListDataset(root, split.files[name], split.labels[name], transform)
@@ -117,7 +120,7 @@ def split_features(bb, recipe, split, out: Path, info: DistInfo) -> tuple[Featur
         k = cache_key(**key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None,
                       copy=copy, seed=tr.seed)
         return cached(out / "cache" / f"{name}-{copy}-{k}.pt", info,
-                      lambda: extract_features(bb, ds(name, transform), tr.batch_size, tr.workers, info,
+                      lambda: extract_features(net, ds(name, transform), tr.batch_size, tr.workers, info,
                                                seed=tr.seed * 1000 + copy, desc=f"caching {name} features #{copy}"))
 
     clean = eval_transform(size, mean, std)

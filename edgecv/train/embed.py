@@ -106,7 +106,8 @@ def artifact_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
 
 
 def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
-    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"])
+    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"],
+                    meta.get("head", "pool"), meta["input_size"])
 
 
 def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
@@ -182,7 +183,7 @@ def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_
             items = [it for it in items if it is not None]
             x = torch.stack([torch.as_tensor(it[0]) for it in items])
             y = torch.as_tensor([remap[int(it[1])] for it in items])
-            loss = loss_fn(model.forward_head(model.backbone(x)), y)
+            loss = loss_fn(model.forward_head(model.body(x)), y)
             total, n = total + optimizer_step(opt, sched, loss) * len(y), n + len(y)
         return {"loss": total / max(n, 1)}
 
@@ -192,7 +193,7 @@ def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_
         embs, ys = [], []
         for batch, _ in make_loader(val_ds, tr.batch_size, tr.workers, 0, DistInfo(0, 1, info.device)):
             if batch is not None:
-                embs.append(model.forward_head(model.backbone(batch[0])))
+                embs.append(model.forward_head(model.body(batch[0])))
                 ys.append(batch[1])
         return _verification(torch.cat(embs), torch.cat(ys)) if embs else {}
 
@@ -221,7 +222,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
              f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
-    model = Embedder(backbone, rec.model.dim, rec.model.dropout)
+    model = Embedder(backbone, rec.model.dim, rec.model.dropout, rec.model.head, rec.data.input_size)
     train_ids = sorted(set(split.labels["train"]))
     remap = {c: i for i, c in enumerate(train_ids)}
     tr = rec.train
@@ -234,7 +235,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     size, mean, std = rec.data.input_size, list(backbone.spec.mean), list(backbone.spec.std)
     ck_meta = {"task": "embed", "classes": [split.classes[c] for c in train_ids], "backbone": backbone.spec.name,
                "weights_source": backbone.weights_source, "input_size": size, "mean": mean, "std": std,
-               "dim": rec.model.dim, "dropout": rec.model.dropout, "loss": tr.loss, "recipe_name": rec.name,
+               "dim": rec.model.dim, "dropout": rec.model.dropout, "head": rec.model.head, "loss": tr.loss, "recipe_name": rec.name,
                "edgecv_version": edgecv.__version__}
     kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
               callbacks=callbacks)
@@ -245,7 +246,8 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
             stage.scheduler.load_state_dict(last["scheduler"])
 
     if state.stage == "head":
-        train_f, val_f = split_features(model.backbone, rec, split, run_dir, info)
+        # the body's output: pooled features (head "pool") or the last feature map (head "gdc")
+        train_f, val_f = split_features(model.backbone, rec, split, run_dir, info, net=model.body, tag=rec.model.head)
         train_f = FeatureSet(train_f.features, torch.as_tensor([remap[int(y)] for y in train_f.labels]), train_f.skipped)
         stage = head_stage(model, loss_fn, rec, train_f, val_f)
         stage.model = holder

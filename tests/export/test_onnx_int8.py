@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from edgecv.artifact import ArtifactMeta, meta_from_props
+from edgecv.errors import EdgecvError
 from edgecv.data.samples import photo_crops
 from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import nodes_for_modules, onnx_int8
@@ -63,3 +64,7 @@ def test_keep_float_leaves_named_modules_unquantized(fp32, tmp_path):
     assert n_quant(mixed) < n_quant(full)
     q = meta_from_props({p.key: p.value for p in onnx.load(str(mixed)).metadata_props}, "b.onnx").source["quantization"]
     assert q["float_modules"] == ["conv_stem", "blocks.0"] and len(q["float_nodes"]) >= 3
+    # a module the graph does not carry (e.g. a second name for a shared module) would keep nothing float
+    with pytest.raises(EdgecvError, match="no nodes belong.*backbone.conv_stem"):
+        onnx_int8(path, ConvertSpec(tmp_path / "c.onnx", meta, "int8", calib, keep_float=("conv_stem", "backbone.conv_stem")))
+    assert not (tmp_path / "c.onnx").exists()

@@ -111,3 +111,12 @@ def test_keep_float_leaves_the_module_in_float(net, images, tmp_path):
 
     assert fc_weight_dtypes(()) == [np.int8]
     assert fc_weight_dtypes(("head",)) == [np.float32]
+
+
+def test_keep_float_names_the_graph_lacks_are_an_error(net, images, tmp_path):
+    from edgecv.errors import EdgecvError
+
+    with pytest.raises(EdgecvError, match="no nodes belong.*wrapped.backbone.head"):
+        torch2tflite(net, ConvertSpec(tmp_path / "x.tflite", META, "int8", calibration(images[:8]),
+                                      keep_float=("head", "backbone.head")))
+    assert not (tmp_path / "x.tflite").exists()
