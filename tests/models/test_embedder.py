@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgecv.models import create_backbone
+from edgecv.models import create_backbone, list_backbones
 from edgecv.models.embedder import Embedder, feature_map_body
 
 
@@ -23,6 +23,26 @@ def test_feature_map_body_stops_before_global_pooling():
     body, channels, hw = feature_map_body(bb, 96)
     assert channels == bb.num_features and hw == (3, 3)  # 96 / 32
     assert body(torch.zeros(2, 3, 96, 96)).shape == (2, channels, 3, 3)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_body_is_the_backbones_own_forward_up_to_its_pooling(name):
+    """The body is rebuilt from the backbone's units: run on through the units it left out, it must give the
+    backbone's own pooled features (so the units are the whole forward, in order). torchvision's MobileNetV2
+    pools in forward() itself, not in a module: its body is all of ``features``."""
+    torch.manual_seed(0)
+    bb = create_backbone(name, pretrained="none").eval()
+    body, channels, hw = feature_map_body(bb, 64)
+    rest = [m for group in bb.units() for m in group][len(body):]
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        y = body(x)
+        assert y.shape[1:] == (channels, *hw) and min(hw) > 1
+        for m in rest:
+            y = m(y)
+        if y.dim() == 4:  # pooling done functionally by the model's forward
+            y = y.mean((2, 3))
+        torch.testing.assert_close(y.flatten(1), bb(x))
 
 
 def test_unit_embeddings_and_gdc_weights_positions(embedder):
