@@ -55,3 +55,48 @@ def test_int8_input_quantization_rounds_and_saturates():
     x = np.array([-2.0, -0.26, 0.26, 0.149, 0.151, 5.0], np.float32)
     assert quantize_input(x, 0.1, 3).tolist() == [-17, 0, 6, 4, 5, 53]
     assert quantize_input(np.array([100.0, -100.0], np.float32), 0.1, 0).tolist() == [127, -128]
+
+
+def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
+    """onnxruntime would quantize, at load time, a float layer sitting between int8 neighbours (its
+    WeightBiasQuantization transformer): the backend turns that off, so it runs the graph as written."""
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.export.calibration import Calibration
+    from edgecv.export.onnx_int8 import onnx_int8
+    from edgecv.export.spec import ConvertSpec
+    from edgecv.export.torch2onnx import torch2onnx
+    from edgecv.runtime.backends import create_backend
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 16, 3, padding=1)
+            self.dw = nn.Conv2d(16, 16, 8, groups=16)  # a GDC-like depthwise conv over the whole 8x8 map
+            self.fc = nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.fc(self.dw(torch.relu(self.stem(x))).flatten(1))
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():  # per-channel weight scales 1000x apart (then evened out again, as a BatchNorm
+        scales = torch.logspace(-3, 0, 16)  # would): one int8 scale for all of them loses the small channels
+        net.dw.weight.mul_(scales[:, None, None, None])
+        net.fc.weight.div_(scales[None, :])
+    meta = ArtifactMeta(task="embed", labels=[], input_size=(8, 8), mean=(0.5,) * 3, std=(0.5,) * 3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
+    fp32 = torch2onnx(net, ConvertSpec(tmp_path / "fp32.onnx", meta))
+    mixed = onnx_int8(fp32, ConvertSpec(tmp_path / "mixed.onnx", meta, "int8",
+                                        Calibration(images, tuple(map(str, range(16))), "c"), keep_float=("dw",)))
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    as_written = ort.InferenceSession(str(mixed), opts, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    ours = create_backend(mixed).infer(x)[0]
+    np.testing.assert_allclose(ours, as_written, rtol=1e-3, atol=1e-3 * float(np.abs(as_written).max()))
