@@ -8,6 +8,7 @@ rebuilds every embedding from the stored chips.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = 1
 _TABLES = """
@@ -133,6 +136,13 @@ class Gallery:
                 f"{self.path}: enrolled with embedder {have} ({info.get('embedder_name', '?')}) but {model} is embedder "
                 f"{embedder_id}; its vectors are not comparable. Rebuild it from the stored face chips: "
                 f"edgecv gallery reembed --gallery {self.path} --model {model}")
+        variant = info.get("embedder_variant")
+        if variant and embedder.variant and variant != embedder.variant:
+            log.warning("%s: embedded by the %s artifact of this embedder, %s is its %s one: one face's vectors "
+                        "differ a little between artifacts (cosine ~0.94 int8 vs fp32, ~0.99 int8 ONNX vs TFLite), "
+                        "so similarities are a little off; for the best match: edgecv gallery reembed --gallery %s "
+                        "--model %s",
+                        self.path, variant, model, embedder.variant, self.path, model)
 
     # -- changes (each one transaction) ---------------------------------------------------------------------------
     def enroll(self, name: str, chips: Sequence[np.ndarray], embeddings: np.ndarray, sources: Sequence[str] = ()) -> int:
@@ -218,16 +228,18 @@ class Gallery:
 @dataclass(frozen=True)
 class EmbedderStamp:
     """Which embedder made a gallery's vectors: its id (hash of the trained weights, shared by its fp32 and int8
-    artifacts), a readable name and the vector size."""
+    artifacts), a readable name, the vector size and which artifact (precision and format)."""
 
     id: str
     name: str
     dim: int
+    variant: str = ""  # which of its artifacts, e.g. "int8 onnx": vectors differ a little between precisions
 
 
 def _stamp(db: sqlite3.Connection, e: EmbedderStamp) -> None:
     db.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)",
-                   [("embedder_id", e.id), ("embedder_name", e.name), ("dim", str(e.dim))])
+                   [("embedder_id", e.id), ("embedder_name", e.name), ("dim", str(e.dim)),
+                    ("embedder_variant", e.variant)])
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -18,7 +18,9 @@ def embedder_stamp(meta: ArtifactMeta, model: str = "model") -> EmbedderStamp:
     dec = meta.decoder or {}
     if meta.task != "embed" or "embedder_id" not in dec:
         raise EdgecvError(f"{model}: not a face embedder artifact (task {meta.task}); export an `task: embed` run")
-    return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]))
+    suffix = str(model).rsplit(".", 1)[-1] if "." in str(model) else "?"
+    return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]),
+                         f"{meta.precision} {suffix}")
 
 
 def embed_chips(backend, chips_bgr: Sequence[np.ndarray]) -> np.ndarray:

@@ -66,6 +66,25 @@ def test_a_gallery_from_another_embedder_is_refused_and_reembed_restamps(tmp_pat
         assert g.info()["dim"] == "4"
 
 
+def test_another_artifact_of_the_same_embedder_is_accepted_with_a_reembed_hint(tmp_path, caplog):
+    int8 = EmbedderStamp("aaaa", "run-a", 8, "int8 onnx")
+    fp32 = EmbedderStamp("aaaa", "run-a", 8, "fp32 tflite")
+    with Gallery(tmp_path / "g.db", create=True) as g:
+        g.check_embedder(int8)
+        g.enroll("ann", chips(1), np.ones((1, 8)))
+        with caplog.at_level("WARNING"):
+            g.check_embedder(int8)
+            assert not caplog.records
+            g.check_embedder(fp32, "m.tflite")  # accepted: same embedder, vectors comparable
+        assert len(caplog.records) == 1
+        assert "int8 onnx" in caplog.text and "fp32 tflite" in caplog.text and "reembed" in caplog.text
+        caplog.clear()
+        g.reembed(lambda cs: np.ones((len(cs), 8)), fp32)
+        with caplog.at_level("WARNING"):
+            g.check_embedder(fp32)
+        assert not caplog.records and g.info()["embedder_variant"] == "fp32 tflite"
+
+
 def test_missing_gallery_is_a_clear_error(tmp_path):
     with pytest.raises(EdgecvError, match="no such gallery"):
         Gallery(tmp_path / "none.db")
