@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def embedder_stamp(meta: ArtifactMeta, model: str = "model") -> EmbedderStamp:
     dec = meta.decoder or {}
     if meta.task != "embed" or "embedder_id" not in dec:
         raise EdgecvError(f"{model}: not a face embedder artifact (task {meta.task}); export an `task: embed` run")
-    suffix = str(model).rsplit(".", 1)[-1] if "." in str(model) else "?"
+    suffix = Path(str(model)).suffix.lstrip(".") or "?"
     return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]),
                          f"{meta.precision} {suffix}")
 
