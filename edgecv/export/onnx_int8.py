@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
@@ -46,16 +45,22 @@ def _module_of(node, initializers: set[str]) -> list[str]:
     return owners
 
 
-def nodes_for_modules(proto, modules: Sequence[str]) -> list[str]:
-    """Names of the graph's nodes that belong to any of ``modules`` (or their submodules)."""
+def nodes_by_module(proto, modules: Sequence[str]) -> dict[str, list[str]]:
+    """For each of ``modules``: the names of the graph's nodes that belong to it (or its submodules), in graph order."""
     inits = {t.name for t in proto.graph.initializer}
-    wanted = tuple(modules)
-    out = []
+    found: dict[str, list[str]] = {m: [] for m in modules}
     for node in proto.graph.node:
         owners = _module_of(node, inits)
-        if any(o == m or o.startswith(m + ".") for o in owners for m in wanted):
-            out.append(node.name)
-    return out
+        for m in found:
+            if any(o == m or o.startswith(m + ".") for o in owners):
+                found[m].append(node.name)
+    return found
+
+
+def nodes_for_modules(proto, modules: Sequence[str]) -> list[str]:
+    """Names of the graph's nodes that belong to any of ``modules`` (or their submodules), in graph order."""
+    wanted = {name for names in nodes_by_module(proto, modules).values() for name in names}
+    return [node.name for node in proto.graph.node if node.name in wanted]
 
 
 @register_converter("onnx_int8", source="onnx")
@@ -70,10 +75,10 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     source, out = Path(source), Path(spec.out)
     proto = onnx.load(str(source))
     meta = spec.meta
-    float_nodes = nodes_for_modules(proto, spec.keep_float)
-    unmatched = [m for m in spec.keep_float if not nodes_for_modules(proto, [m])]
-    if unmatched:  # a name the graph does not carry would keep nothing float and the gate would retry in vain
-        raise EdgecvError(f"{source}: no nodes belong to the module(s) to keep float: {', '.join(unmatched)}")
+    by_module = nodes_by_module(proto, spec.keep_float)
+    spec.check_keep_float([m for m, names in by_module.items() if not names])
+    excluded = {name for names in by_module.values() for name in names}
+    float_nodes = [node.name for node in proto.graph.node if node.name in excluded]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quant.") as tmp:
         pre = Path(tmp) / "pre.onnx"

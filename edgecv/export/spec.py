@@ -7,6 +7,7 @@ impossible combination is an error naming the format and what it supports, never
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +99,9 @@ class ConvertSpec:
     def __post_init__(self) -> None:
         if self.precision == "int8" and self.calibration is None:
             raise EdgecvError(f"{self.out}: int8 needs calibration data")
+
+    def check_keep_float(self, missing: Sequence[str]) -> None:
+        """Refuse ``keep_float`` names the converter found no graph nodes for: they would keep nothing float, and
+        the int8 gate would retry in vain."""
+        if missing:
+            raise EdgecvError(f"{self.out}: no nodes belong to the module(s) to keep float: {', '.join(missing)}")

@@ -36,9 +36,7 @@ def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
 
     quantizer = EdgeQuantizer(keep_float=[f"wrapped.{m}" for m in spec.keep_float])
     graph = torch.export.export(wrapped, (example,)).module()
-    unmatched = quantizer.unmatched(graph)
-    if unmatched:  # a name the graph does not carry would keep nothing float and the gate would retry in vain
-        raise EdgecvError(f"{spec.out}: no nodes belong to the module(s) to keep float: {', '.join(unmatched)}")
+    spec.check_keep_float(quantizer.unmatched(graph))
     program = move_exported_model_to_eval(prepare_pt2e(graph, quantizer))
     with torch.no_grad():
         for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC")):
