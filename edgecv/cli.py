@@ -11,6 +11,7 @@ import click
 
 from edgecv import __version__
 from edgecv._deps import require
+from edgecv.cli_faces import FACE_COMMANDS
 from edgecv.errors import EdgecvError
 
 
@@ -218,96 +219,6 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
     click.echo(format_summary(summary))
 
 
-@cli.command("enroll")
-@click.option("--gallery", type=click.Path(dir_okay=False), required=True, help="SQLite gallery (created if missing).")
-@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
-@click.option("--name", required=True, help="Who the photos show (new, or more shots for an enrolled person).")
-@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
-@click.option("--min-face", type=click.IntRange(min=8), default=48, show_default=True, help="Smallest face side (px).")
-@click.option("--min-sharpness", type=click.FloatRange(min=0), default=15.0, show_default=True,
-              help="Least variance of the Laplacian on the 128 px face chip (lower: too blurry).")
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def enroll_cmd(gallery, model, name, face_detector, min_face, min_sharpness, images) -> None:
-    """Enrol NAME from one or more IMAGES (one face each); rejected photos are listed with the reason."""
-    from edgecv.runtime.faces.enroll import enroll
-
-    r = enroll(gallery, model, name, list(images), face_detector, min_face, min_sharpness)
-    for f, why in r.rejected:
-        click.echo(f"rejected {f}: {why}")
-    click.echo(f"enrolled {name}: {len(r.accepted)} photo(s) accepted, {r.shots} shot(s) in {gallery}")
-
-
-@cli.command("verify")
-@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
-@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
-@click.option("--threshold", type=click.FloatRange(-1, 1), help="Default: the artifact's 1:1 `verify` threshold.")
-@click.argument("photo_a", type=click.Path(dir_okay=False, exists=True))
-@click.argument("photo_b", type=click.Path(dir_okay=False, exists=True))
-def verify_cmd(model, face_detector, threshold, photo_a, photo_b) -> None:
-    """1:1 verification: do PHOTO_A and PHOTO_B show the same person? Exit code 0 if so, 1 if not."""
-    from edgecv.runtime.faces.enroll import verify_photos
-
-    v = verify_photos(model, photo_a, photo_b, face_detector, threshold)
-    click.echo(f"{'same person' if v.same else 'different people'}: similarity {v.similarity:.4f} "
-               f"{'>=' if v.same else '<'} threshold {v.threshold:.4f}")
-    sys.exit(0 if v.same else 1)
-
-
-@cli.group("gallery")
-def gallery_group() -> None:
-    """Inspect and edit a face gallery."""
-
-
-@gallery_group.command("list")
-@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
-def gallery_list(gallery) -> None:
-    """Enrolled identities and their shots."""
-    import time
-
-    from edgecv.runtime.faces.gallery import Gallery
-
-    with Gallery(gallery) as g:
-        info, people = g.info(), g.identities()
-    click.echo(f"{gallery}: {len(people)} identities, embedder {info.get('embedder_id', '-')} "
-               f"({info.get('embedder_name', '-')}), {info.get('dim', '?')}-d")
-    for p in people:
-        click.echo(f"  {p.name:<24} {p.shots:>3} shot(s)  enrolled {time.strftime('%Y-%m-%d %H:%M', time.localtime(p.created))}")
-
-
-@gallery_group.command("remove")
-@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.argument("name")
-def gallery_remove(gallery, name) -> None:
-    """Delete NAME and every stored shot of them."""
-    from edgecv.runtime.faces.gallery import Gallery
-
-    with Gallery(gallery) as g:
-        g.remove(name)
-    click.echo(f"removed {name}")
-
-
-@gallery_group.command("rename")
-@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.argument("old")
-@click.argument("new")
-def gallery_rename(gallery, old, new) -> None:
-    from edgecv.runtime.faces.gallery import Gallery
-
-    with Gallery(gallery) as g:
-        g.rename(old, new)
-    click.echo(f"renamed {old} -> {new}")
-
-
-@gallery_group.command("reembed")
-@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The new embedder artifact.")
-def gallery_reembed(gallery, model) -> None:
-    """Recompute every embedding with MODEL from the stored face chips (after retraining the embedder)."""
-    from edgecv.runtime.faces.enroll import reembed
-
-    click.echo(f"re-embedded {reembed(gallery, model)} shot(s) with {model}")
-
-
 @cli.command("bench")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
@@ -465,6 +376,10 @@ def sample_video(out, images, frames, fps, seed) -> None:
     from edgecv.data.samples import write_sample_video
 
     click.echo(f"wrote {frames} frames to {write_sample_video(out, images, frames=frames, fps=fps, seed=seed)}")
+
+
+for _command in FACE_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:
