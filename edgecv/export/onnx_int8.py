@@ -57,9 +57,11 @@ def nodes_by_module(proto, modules: Sequence[str]) -> dict[str, list[str]]:
     return found
 
 
-def nodes_for_modules(proto, modules: Sequence[str]) -> list[str]:
-    """Names of the graph's nodes that belong to any of ``modules`` (or their submodules), in graph order."""
-    wanted = {name for names in nodes_by_module(proto, modules).values() for name in names}
+def nodes_for_modules(proto, modules: Sequence[str], by_module: dict[str, list[str]] | None = None) -> list[str]:
+    """Names of the graph's nodes that belong to any of ``modules`` (or their submodules), in graph order
+    (``by_module``: ``nodes_by_module``'s answer when the caller already has it)."""
+    by_module = nodes_by_module(proto, modules) if by_module is None else by_module
+    wanted = {name for names in by_module.values() for name in names}
     return [node.name for node in proto.graph.node if node.name in wanted]
 
 
@@ -77,8 +79,7 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     meta = spec.meta
     by_module = nodes_by_module(proto, spec.keep_float)
     spec.check_keep_float([m for m, names in by_module.items() if not names])
-    excluded = {name for names in by_module.values() for name in names}
-    float_nodes = [node.name for node in proto.graph.node if node.name in excluded]
+    float_nodes = nodes_for_modules(proto, spec.keep_float, by_module)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quant.") as tmp:
         pre = Path(tmp) / "pre.onnx"

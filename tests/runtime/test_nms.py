@@ -93,8 +93,16 @@ def test_two_passes_keep_exactly_what_one_pass_keeps(monkeypatch):
     order are the one-pass kernel's, also when max_det cuts them short."""
     monkeypatch.setattr(nms, "_STAGE_MIN", 60)
     monkeypatch.setattr(nms, "_STAGE_TOP", 40)
+    dropped_early = []
+    prune = nms._prune
+
+    def counting_prune(boxes, *args):
+        left = prune(boxes, *args)
+        dropped_early.append((len(boxes) - len(left)) / len(boxes))
+        return left
+
+    monkeypatch.setattr(nms, "_prune", counting_prune)
     rng = np.random.default_rng(0)
-    dropped_early = 0
     for trial in range(60):
         n = int(rng.integers(61, 900))
         xyxy, scores, cls = clustered(rng, n, int(rng.integers(1, 40)), int(rng.integers(1, 6)),
@@ -109,10 +117,9 @@ def test_two_passes_keep_exactly_what_one_pass_keeps(monkeypatch):
         assert nms_xyxy(xyxy, scores, cls, iou, max_det=max_det).tolist() == want.tolist(), trial
         s = scores[want]
         assert ((s[:-1] > s[1:]) | ((s[:-1] == s[1:]) & (want[:-1] < want[1:]))).all()  # ties: lower index first
-        top = np.sort(np.argsort(-scores, kind="stable")[:40])
-        kept = top[nms._greedy(xyxy[top], scores[top], cls[top], iou, n)]
-        dropped_early += n - len(nms._prune(xyxy, scores, cls, kept[scores[kept] > scores[top].min()], iou))
-    assert dropped_early > 10_000  # the shortcut did drop boxes (most of them), not just fall through
+    # the shortcut ran in every trial and dropped boxes in each (1-74% of them here: fewer with max_det 5, whose
+    # first pass keeps only 5 boxes per class), not just falling through to the full pass
+    assert len(dropped_early) == 60 and min(dropped_early) > 0 and np.median(dropped_early) > 0.25
 
 
 def test_large_sets_match_torchvision_with_and_without_onnxruntime(monkeypatch):

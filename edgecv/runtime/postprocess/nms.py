@@ -51,20 +51,26 @@ def _offset_by_class(xyxy: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     return boxes + (class_ids.astype(np.float32) * span)[:, None]
 
 
+def _intersection(cols: np.ndarray, a, b) -> np.ndarray:
+    """Intersection areas of boxes ``a`` and ``b`` (indices, slices or a scalar index) of ``cols`` = x1, y1, x2, y2."""
+    x1, y1, x2, y2 = cols
+    w = np.minimum(x2[a], x2[b]) - np.maximum(x1[a], x1[b])
+    h = np.minimum(y2[a], y2[b]) - np.maximum(y1[a], y1[b])
+    return np.maximum(w, 0) * np.maximum(h, 0)
+
+
 def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int) -> np.ndarray:
     """Greedy NMS in numpy: one pass per kept box over the boxes still standing (the reference and the
     fallback where onnxruntime is absent)."""
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = (np.ascontiguousarray(c) for c in boxes[order].T)
-    area = (x2 - x1) * (y2 - y1)
+    cols = boxes[order].T.copy()
+    area = (cols[2] - cols[0]) * (cols[3] - cols[1])
     alive = np.arange(len(order))
     keep: list[int] = []
     while alive.size and len(keep) < max_det:
         i, rest = alive[0], alive[1:]
         keep.append(i)
-        w = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        inter = _intersection(cols, i, rest)
         alive = rest[inter <= iou * (area[i] + area[rest] - inter)]  # IoU <= iou, without a division
     return order[np.asarray(keep, dtype=np.int64)]
 
@@ -123,13 +129,12 @@ def _prune(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, kept: n
     class_slot = np.full(int(class_ids.max()) + 1, len(classes), np.int64)
     class_slot[classes] = np.arange(len(classes))
 
-    x1, y1, x2, y2 = boxes.T.copy()
+    cols = boxes.T.copy()
+    x1, y1, x2, y2 = cols
     area = (x2 - x1) * (y2 - y1)
 
     def suppressed(j: np.ndarray | slice, cand: np.ndarray) -> np.ndarray:  # cand ahead of j, IoU > iou + margin
-        w = np.minimum(x2[j], x2[cand]) - np.maximum(x1[j], x1[cand])
-        h = np.minimum(y2[j], y2[cand]) - np.maximum(y1[j], y1[cand])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
+        inter = _intersection(cols, j, cand)
         return ((scores[cand] > scores[j]) & (inter > 0)
                 & (inter > (iou * (1 + _MARGIN)) * (area[j] + area[cand] - inter)))
 
