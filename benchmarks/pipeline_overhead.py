@@ -49,7 +49,7 @@ def default_model(folder: Path, size: int) -> Path:
                         mean=spec.mean, std=spec.std)
     images = photo_crops(size)
     cal = Calibration(images, tuple(map(str, range(len(images)))), "photos")
-    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, cal))
+    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, [im[..., ::-1] for im in images]))
     fp32 = torch2onnx(model, ConvertSpec(folder / "lite0_fp32.onnx", meta))
     return onnx_int8(fp32, ConvertSpec(folder / "lite0_int8.onnx", meta, "int8", cal))
 

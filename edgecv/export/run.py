@@ -34,7 +34,8 @@ from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
 from edgecv.runtime.postprocess.classify import softmax
-from edgecv.runtime.preprocess import prepare_input
+from edgecv.runtime.postprocess.detect import max_score
+from edgecv.runtime.preprocess import prepare_frame, prepare_input
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,29 @@ def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarr
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
-def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, sample: Calibration) -> dict[str, Any]:
-    """What the runtime's drift monitor compares live frames with: image statistics and model confidence
-    on training images, computed by the device's own code (a detector's confidence: its best box score)."""
-    outputs = torch_reference(model, meta, sample.images)
-    if meta.task == "detect":
-        confidence = outputs[1].max(axis=(1, 2))
-    else:
-        confidence = softmax(outputs[0]).max(1)
-    stats = [{**frame_stats(im, order="RGB"), "confidence": float(c)} for im, c in zip(sample.images, confidence)]
-    return build_reference(stats)
+def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list[np.ndarray],
+                    confidence_filter: float = 0.25) -> dict[str, Any]:
+    """What the runtime's drift monitor compares live frames with, computed as the device computes it: its own
+    ``frame_stats`` on raw BGR frames (training images as OpenCV reads them, not the letterboxed model inputs), and
+    the model's confidence through the device's ``prepare_frame`` (a detector's: its best box score after the
+    ``confidence_filter`` the device's drift monitor applies too)."""
+    rows = []
+    with torch.no_grad():
+        for bgr in frames_bgr:
+            x, _ = prepare_frame(bgr, dataclasses.replace(meta, input_quant=None), "BGR")
+            y = model(torch.from_numpy(x[None]))
+            outputs = [t.numpy() for t in (y if isinstance(y, tuple) else (y,))]
+            conf = max_score(outputs, confidence_filter) if meta.task == "detect" else float(softmax(outputs[0]).max())
+            rows.append({**frame_stats(bgr, "BGR"), "confidence": conf})
+    return build_reference(rows, confidence_filter if meta.task == "detect" else None)
+
+
+def raw_frames(root: str | Path, files: list[str] | tuple[str, ...]) -> list[np.ndarray]:
+    """The images as the device's image source reads them (``cv2.imread``, BGR, full size); unreadable ones skipped."""
+    import cv2
+
+    frames = [cv2.imread(str(Path(root) / f), cv2.IMREAD_COLOR) for f in files]
+    return [f for f in frames if f is not None]
 
 
 class _Exporter:
@@ -183,7 +197,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
         log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
                  len(calibration), spec.seed, calibration.hash, calibration.skipped)
     # a face embedder sees face chips, the drift monitor whole frames: no reference to compare them with
-    meta = dataclasses.replace(meta, drift=None if meta.task == "embed" else drift_reference(model, meta, sample))
+    meta = dataclasses.replace(meta, drift=None if meta.task == "embed" else
+                               drift_reference(model, meta, raw_frames(split.root, sample.files)))
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set)
         for fmt, precision in spec.targets():

@@ -1,37 +1,43 @@
-"""``edgecv run``: source -> preprocess -> backend -> postprocess -> drift/telemetry -> sinks.
+"""``edgecv run``: source -> stage (preprocess, backend, postprocess) -> drift/telemetry -> sinks.
 
-Three threads overlap the work of consecutive frames: one reads and preprocesses frame n+1 while the main
-thread runs inference on frame n and another postprocesses and writes frame n-1 (OpenCV, onnxruntime and
-LiteRT release the GIL while they work). Queues hold at most two frames, so a live camera is never more
-than a couple of frames behind. SIGINT/SIGTERM finish the frame in flight, close the video (it plays) and
-flush the events.
+The pipeline only wires and owns lifetimes; the work is the stage's (``runtime/stages.py``). Three threads overlap
+consecutive frames: one reads and prepares frame n+1 while the main thread runs inference on frame n and another
+finishes and writes frame n-1 (OpenCV, onnxruntime and LiteRT release the GIL while they work). Queues hold at most
+two frames, so a live camera is never more than a couple of frames behind.
+
+Stopping: SIGINT/SIGTERM (or the caller's ``stop`` event) reach every thread through one event. No thread ever
+blocks without a timeout on a queue or a source, so the run ends within a fraction of a second in every state
+(opening a camera, reconnecting, a read stuck in a driver, full queues), closing the video (it plays) and flushing
+the events. Every resource (backend, stage resources, source, sinks) is closed by one ``ExitStack``, in reverse
+order of opening, whatever happens.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
-from edgecv.runtime.drift import DriftMonitor
-from edgecv.runtime.postprocess import get_postprocess
-from edgecv.runtime.preprocess import prepare_frame
+from edgecv.runtime.drift import DriftMonitor, reference_problem
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
+from edgecv.runtime.stages import FrameJob, Stage, StageOptions, create_stage
 from edgecv.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 _END = object()
+_POLL = 0.05  # seconds any thread waits before looking at the stop event again
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,14 @@ class PipelineSpec:
     source: str
     threads: int | None = None
     backend: str | None = None
-    conf: float = 0.25
-    iou: float = 0.45
-    topk: int = 3
+    # task options: None = not given (the task's default); given for another task's artifact = refused
+    conf: float | None = None
+    iou: float | None = None
+    topk: int | None = None
+    gallery: str | None = None  # face embedders: the enrolment gallery (SQLite) to match against
+    face_detector: str | None = None  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
+    match_threshold: float | None = None  # None: the threshold calibrated at export (artifact metadata)
+    event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
     max_frames: int | None = None
     save: str | None = None
     events: str | None = None
@@ -51,19 +62,22 @@ class PipelineSpec:
     capture_drift: str | None = None
     drift: bool = True
     stats_every_s: float = 0.0
+    open_timeout_s: float | None = 10.0  # live sources: fail when the first frame has not come by then
     give_up_after_s: float | None = None  # live sources: stop after this long without frames (None: keep trying)
     backend_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("preferred_providers", (...)),) from a device profile
-    gallery: str | None = None  # face embedders: the enrolment gallery (SQLite) to match against
-    face_detector: str = "haar"  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
-    match_threshold: float | None = None  # None: the threshold calibrated at export (artifact metadata)
-    event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
+    device: str | None = None  # the device profile applied (apply_device), for the start line
+
+    def stage_options(self) -> StageOptions:
+        names = ("topk", "conf", "iou", "gallery", "face_detector", "match_threshold")
+        return StageOptions({k: getattr(self, k) for k in names}, str(self.model), self.event_cooldown_s)
 
 
 class _Stop:
-    """Set by SIGINT/SIGTERM (installed only in the main thread) or by the caller."""
+    """One event for the whole run, set by SIGINT/SIGTERM (handlers installed only in the main thread) or by the
+    caller. A second signal while shutting down raises KeyboardInterrupt: the user insists."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
+    def __init__(self, event: threading.Event | None) -> None:
+        self.event = event or threading.Event()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Stop:
@@ -73,6 +87,8 @@ class _Stop:
         return self
 
     def _handle(self, signum, _frame) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
         log.warning("%s: finishing the current frame and closing the outputs", signal.Signals(signum).name)
         self.event.set()
 
@@ -87,187 +103,204 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
-    backend = create_backend(spec.model, name=spec.backend, threads=spec.threads or default_threads(),
-                             **dict(spec.backend_options))
-    meta = backend.meta
-    post = get_postprocess(meta.task)
-    drift = None
-    if spec.drift and meta.drift:
-        drift = DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
-    elif spec.capture_drift:
-        raise EdgecvError(f"{spec.model}: carries no drift reference (re-export it with this edgecv) for --capture-drift")
-    faces = _FaceStage(spec, meta) if meta.task == "embed" else None
-    source = open_source(spec.source, give_up_after=spec.give_up_after_s)
+def _put(q: queue.Queue, item: Any, halt: threading.Event) -> bool:
+    """Put, waiting while the queue is full, unless the run stops (then False: the item is dropped)."""
+    while True:
+        try:
+            q.put(item, timeout=_POLL)
+            return True
+        except queue.Full:
+            if halt.is_set():
+                return False
+
+
+def _get(q: queue.Queue, upstream_alive: Callable[[], bool]) -> Any:
+    """The next item, or _END once the upstream thread is gone and nothing is left."""
+    while True:
+        try:
+            return q.get(timeout=_POLL)
+        except queue.Empty:
+            if not upstream_alive() and q.empty():
+                return _END
+
+
+class _ConsoleLimiter:
+    """Source and drift events on the console too, at most one line per kind every ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s, self._last, self.suppressed = every_s, {}, 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        if kind not in ("drift", "drift_cleared", "source_lost", "reconnected", "site_baseline_reset"):
+            return
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.every_s:
+            self.suppressed += 1
+            return
+        self._last[kind] = now
+        detail = {k: v for k, v in event.items() if k not in ("event", "t")}
+        log.warning("%s: %s", kind.replace("_", " "), ", ".join(f"{k}={v}" for k, v in detail.items()))
+
+
+def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack) -> tuple[list[Any], EventsSink | None]:
     sinks: list[Any] = []
     events = None
-    try:  # outputs are opened last, so a bad option above leaves no empty files behind
-        if spec.save:
-            sinks.append(VideoSink(spec.save, getattr(source, "fps", 30.0) or 30.0))
-        if spec.events:
-            events = EventsSink(spec.events)
-            sinks.append(events)
-        if spec.show:
-            sinks.append(WindowSink())
-    except BaseException:
-        source.close()
-        for sink in sinks:
-            sink.close()
-        raise
+    if spec.show:
+        sinks.append(stack.enter_context(WindowSink()))
+    if spec.save:
+        sinks.append(stack.enter_context(VideoSink(spec.save, fps)))
+    if spec.events:
+        events = stack.enter_context(EventsSink(spec.events))
+        sinks.append(events)
+    return sinks, events
+
+
+def _drift_monitor(spec: PipelineSpec, meta) -> DriftMonitor | None:
+    problem = reference_problem(meta.drift)
+    if spec.capture_drift and problem:
+        raise EdgecvError(f"{spec.model}: --capture-drift needs a drift reference, and {problem}")
+    if not spec.drift:
+        return None
+    if problem:
+        log.warning("drift monitoring off: %s", problem)
+        return None
+    return DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
+
+
+def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
+    outputs = [f"video {spec.save}" for _ in [0] if spec.save] + [f"events {spec.events}" for _ in [0] if spec.events]
+    outputs += ["window"] if spec.show else []
+    where = ", ".join(outputs) if outputs else "no --save/--events/--show: results are only summarised at the end"
+    profile = f", device profile {spec.device}" if spec.device else ""
+    line = (f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
+            f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; source {spec.source}; {where}")
+    extra = getattr(stage, "describe", None)
+    return line + (f"; {extra()}" if extra else "")
+
+
+def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
     tel = Telemetry()
-    q_in: queue.Queue = queue.Queue(maxsize=2)
-    q_out: queue.Queue = queue.Queue(maxsize=2)
-    errors: list[BaseException] = []
-
-    with _Stop() as stopper:
-        halt = stopper.event if stop is None else stop
-
-        def produce() -> None:
-            try:
-                it, n = iter(source), 0
-                while not halt.is_set() and not stopper.event.is_set():
-                    t0 = time.perf_counter()
-                    frame = next(it, None)
-                    if frame is None:
-                        break
-                    t1 = time.perf_counter()
-                    tel.add("capture_wait", (t1 - t0) * 1e3)
-                    if faces is None:
-                        x, tf = prepare_frame(frame.bgr, meta, "BGR")
-                        x = x[None]
-                    else:  # one input per face chip; tf holds the faces' frame boxes
-                        found = faces.frontend.detect(frame.bgr)
-                        t_det = time.perf_counter()
-                        tel.add("face_detect", (t_det - t1) * 1e3)
-                        x, tf = faces.frontend.inputs(frame.bgr, found)
-                        t1 = t_det  # preprocess: chips and tensors, after detection
-                    tel.add("preprocess", (time.perf_counter() - t1) * 1e3)
-                    q_in.put((frame, x, tf))
-                    n += 1
-                    if spec.max_frames and n >= spec.max_frames:
-                        break
-            except BaseException as exc:  # surfaced in the main thread
-                errors.append(exc)
-            finally:
-                q_in.put(_END)
-
-        def consume() -> None:
-            seen_events, last_stats = 0, time.monotonic()
-            try:
-                while (item := q_out.get()) is not _END:
-                    frame, outputs, tf = item
-                    t0 = time.perf_counter()
-                    result = post(outputs, meta, k=spec.topk, conf=spec.conf, iou=spec.iou, transform=tf,
-                                  **(faces.post_kwargs if faces else {}))
-                    t1 = time.perf_counter()
-                    tel.add("postprocess", (t1 - t0) * 1e3)
-                    pending = list(source.stats.events[seen_events:])
-                    seen_events += len(pending)
-                    if faces is not None:
-                        pending += faces.events(result, frame.index, frame.t)
-                    if drift is not None:
-                        pending += drift.observe(frame.bgr, result.confidence)
-                    for sink in sinks:
-                        sink.write(frame, result)
-                    if events:
-                        for ev in pending:
-                            events.event(ev)
-                    tel.add("sinks", (time.perf_counter() - t1) * 1e3)
-                    tel.frame_done()
-                    if spec.stats_every_s and time.monotonic() - last_stats >= spec.stats_every_s:
-                        last_stats = time.monotonic()
-                        s = tel.summary()
-                        log.info("frames %d  fps %.1f  infer p50 %.2f ms", s["frames"], s["fps"],
-                                 s["stages"].get("infer", {}).get("p50_ms", 0.0))
-            except BaseException as exc:
-                errors.append(exc)
-                halt.set()
-                while q_out.get() is not _END:  # drain so the main thread never blocks
-                    pass
-
-        producer = threading.Thread(target=produce, name="capture+preprocess", daemon=True)
-        consumer = threading.Thread(target=consume, name="postprocess+sinks", daemon=True)
-        producer.start()
-        consumer.start()
+    with _Stop(stop) as stopper, ExitStack() as stack:
+        halt = stopper.event
+        threads = spec.threads or default_threads()
+        backend = stack.enter_context(create_backend(spec.model, name=spec.backend, threads=threads,
+                                                     **dict(spec.backend_options)))
+        stage = create_stage(backend, spec.stage_options(), stack)
+        drift = _drift_monitor(spec, backend.meta)
+        source = open_source(spec.source, give_up_after=spec.give_up_after_s, open_timeout=spec.open_timeout_s,
+                             stop=halt)
+        stack.callback(source.close)
+        # outputs are opened last, so a bad option above leaves no empty files behind
+        sinks, events = _open_sinks(spec, getattr(source, "fps", 30.0) or 30.0, stack)
+        log.info("%s", _start_line(spec, backend, stage, threads))
+        tel.start = time.perf_counter()
         try:
-            while (item := q_in.get()) is not _END:
-                frame, x, tf = item
-                t0 = time.perf_counter()
-                outputs = backend.infer(x) if faces is None else faces.infer(backend, x)
-                tel.add("infer", (time.perf_counter() - t0) * 1e3)
-                q_out.put((frame, outputs, tf))
+            _run_threads(spec, stage, source, sinks, events, drift, tel, halt)
         finally:
-            halt.set()
-            q_out.put(_END)
-            consumer.join()
-            while producer.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    q_in.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             tel.end = time.perf_counter()
-            source.close()
-            for sink in sinks:
-                sink.close()
-            if faces is not None:
-                faces.close()
     summary = tel.summary(source.stats)
-    summary["model"], summary["backend"], summary["task"] = str(spec.model), backend.name, meta.task
-    if faces is not None:
-        summary["faces"] = faces.summary()
+    summary.update(model=str(spec.model), backend=backend.name, task=backend.meta.task, **stage.summary())
     if drift is not None:
-        summary["drift"] = {"drifting": sorted(drift.drifting), "captured_frames": drift.captured}
+        summary["drift"] = drift.summary()
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if spec.events else None)
     if telemetry_path:
-        tel.write(telemetry_path, source.stats)
-    if errors:
-        raise errors[0]
+        tel.write(telemetry_path, source.stats, extra={k: summary[k] for k in ("faces", "drift") if k in summary})
     return summary
 
 
-class _FaceStage:
-    """Face embedders in the pipeline: detect and chip every face before inference (in the capture thread), embed
-    each face, match the embeddings against the gallery (reloaded when an enrolment lands) and emit face events."""
+def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], events: EventsSink | None,
+                 drift: DriftMonitor | None, tel: Telemetry, halt: threading.Event) -> None:
+    q_in: queue.Queue = queue.Queue(maxsize=2)
+    q_out: queue.Queue = queue.Queue(maxsize=2)
+    errors: list[BaseException] = []
+    infer_done = threading.Event()
+    console = _ConsoleLimiter()
 
-    def __init__(self, spec: PipelineSpec, meta) -> None:
-        from edgecv.runtime.faces.enroll import FaceFrontend
-        from edgecv.runtime.faces.events import FaceEvents
-        from edgecv.runtime.faces.gallery import Gallery
-        from edgecv.runtime.faces.match import LiveTemplates, embedder_stamp
+    def produce() -> None:
+        try:
+            it, n = iter(source), 0
+            while not halt.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, None)
+                if frame is None or halt.is_set():
+                    break
+                tel.add("capture_wait", (time.perf_counter() - t0) * 1e3)
+                if not _put(q_in, stage.prepare(frame, tel), halt):
+                    break
+                n += 1
+                if spec.max_frames and n >= spec.max_frames:
+                    break
+        except BaseException as exc:  # surfaced in the main thread
+            errors.append(exc)
+            halt.set()
 
-        stamp = embedder_stamp(meta, spec.model)
-        self.frontend = FaceFrontend(meta, spec.face_detector)
-        self.events = FaceEvents(spec.event_cooldown_s)
-        self.gallery = self.live = None
-        if spec.gallery:
-            self.gallery = Gallery(spec.gallery)
-            self.gallery.check_embedder(stamp, spec.model)
-            self.live = LiveTemplates(self.gallery)
-            log.info("gallery %s: %d identities, match threshold %.3f", spec.gallery, len(self.live.templates),
-                     spec.match_threshold if spec.match_threshold is not None else meta.thresholds.get("match", 0.5))
-        else:
-            log.warning("no --gallery: every face is reported as unknown")
-        self.post_kwargs = {"gallery": self.live, "threshold": spec.match_threshold}
-        self.dim = int((meta.decoder or {}).get("dim", 0))
+    seen_events = 0
 
-    def infer(self, backend, xs):
-        if not len(xs):
-            return [np.zeros((0, self.dim), np.float32)]
-        return [np.concatenate([backend.infer(xs[i : i + 1])[0] for i in range(len(xs))])]
+    def emit(pending: list[dict[str, Any]]) -> None:
+        nonlocal seen_events
+        new = list(source.stats.events[seen_events:])  # reconnects and losses, also while no frame comes
+        seen_events += len(new)
+        for ev in new + pending:
+            console(ev)
+            if events is not None:
+                events.event(ev)
 
-    def summary(self) -> dict[str, Any]:
-        return {"gallery": str(self.gallery.path) if self.gallery else None,
-                "identities": len(self.live.templates) if self.live else 0, "gallery_reloads": self.live.reloads if self.live else 0}
+    def consume() -> None:
+        last_stats = time.monotonic()
+        try:
+            while True:
+                try:
+                    job = q_out.get(timeout=_POLL)
+                except queue.Empty:
+                    emit([])
+                    if infer_done.is_set() and q_out.empty():
+                        break
+                    continue
+                with tel.timed("postprocess"):
+                    result, pending = stage.finish(job)
+                t1 = time.perf_counter()
+                if drift is not None:
+                    pending += drift.observe(job.frame.bgr, stage.drift_confidence(job, result), job.frame.pts)
+                for sink in sinks:
+                    sink.write(job.frame, result)
+                emit(pending)
+                tel.add("sinks", (time.perf_counter() - t1) * 1e3)
+                tel.frame_done()
+                if spec.stats_every_s and time.monotonic() - last_stats >= spec.stats_every_s:
+                    last_stats = time.monotonic()
+                    s = tel.summary()
+                    log.info("frames %d  fps %.1f  infer p50 %.2f ms", s["frames"], s["fps"],
+                             s["stages"].get("infer", {}).get("p50_ms", 0.0))
+        except BaseException as exc:
+            errors.append(exc)
+            halt.set()
 
-    def close(self) -> None:
-        if self.gallery is not None:
-            self.gallery.close()
+    producer = threading.Thread(target=produce, name="capture+prepare", daemon=True)
+    consumer = threading.Thread(target=consume, name="finish+sinks", daemon=True)
+    producer.start()
+    consumer.start()
+    try:
+        while (job := _get(q_in, producer.is_alive)) is not _END and not errors:
+            job: FrameJob
+            with tel.timed("infer"):
+                stage.infer(job)
+            if not _put(q_out, job, halt):
+                break
+    except BaseException as exc:
+        errors.append(exc)
+        halt.set()
+    finally:
+        infer_done.set()
+        consumer.join()
+        halt.set()  # the producer stops at its next frame (and the source's iteration within _POLL)
+        producer.join(timeout=1.0)
+    if errors:
+        raise errors[0]
 
 
 def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:
     """The profile's threads, execution providers / XNNPACK and default camera, where the spec leaves them open."""
-    import dataclasses
-
     from edgecv.devices import load_device
     from edgecv.runtime.backends._base import backend_for
 
@@ -279,4 +312,4 @@ def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:
     elif kind == "litert":
         options.setdefault("xnnpack", profile.runtime.xnnpack)
     return dataclasses.replace(spec, threads=spec.threads or profile.run_threads(), source=spec.source or profile.runtime.camera,
-                               backend_options=tuple(options.items()))
+                               backend_options=tuple(options.items()), device=device)

@@ -1,8 +1,13 @@
-"""Sinks take ``write(frame, result)`` and ``close()``; ``annotate`` draws a typed result on a frame."""
+"""Sinks take ``write(frame, result)`` and ``close()`` (and are context managers); ``annotate`` draws a typed result
+on a frame."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,8 @@ import numpy as np
 
 from edgecv.errors import EdgecvError
 from edgecv.results import Classification, Detections, Faces
+
+log = logging.getLogger(__name__)
 
 _COLORS = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
@@ -43,21 +50,54 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
     return out
 
 
-class VideoSink:
-    """Annotated frames to a video file (mp4v); ``close`` finalises it so it plays even after Ctrl-C."""
+class _Sink:
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# by suffix: the codecs tried in order, best first. H.264 (avc1) plays everywhere but pip's OpenCV wheels do not
+# encode it; VP8 in WebM plays in every browser and they do; MPEG-4 Part 2 (mp4v) plays in players, not browsers.
+CODECS = {".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v"), ".webm": ("VP80", "VP90"),
+          ".avi": ("MJPG",), ".mkv": ("avc1", "VP80", "MJPG")}
+BROWSER_PLAYABLE = {"avc1", "VP80", "VP90"}
+
+
+class VideoSink(_Sink):
+    """Annotated frames to a video file, with the best codec this OpenCV build has for the suffix (see ``CODECS``;
+    the choice, and a fallback that browsers cannot play, are logged). ``close`` finalises the file so it plays even
+    after Ctrl-C."""
 
     def __init__(self, path: str | Path, fps: float = 30.0):
-        self.path, self.fps, self.writer = Path(path), fps, None
+        self.path, self.fps, self.writer, self.codec = Path(path), fps, None, None
+        if self.path.suffix.lower() not in CODECS:
+            raise EdgecvError(f"{self.path}: --save takes {', '.join(CODECS)} (.webm or .mp4 for browsers)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _open(self, size: tuple[int, int]) -> None:
+        tried = CODECS[self.path.suffix.lower()]
+        for codec in tried:
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
+            if writer.isOpened():
+                self.writer, self.codec, self.size = writer, codec, size
+                break
+            writer.release()
+        else:
+            raise EdgecvError(f"{self.path}: this OpenCV cannot encode {'/'.join(tried)} (try a .webm or .avi name)")
+        if self.codec not in BROWSER_PLAYABLE:
+            log.info("%s: %s codec (plays in video players; browsers need H.264 or VP8: this OpenCV has no H.264 "
+                     "encoder, so name the file .webm for VP8)", self.path.name, self.codec)
+        else:
+            log.info("%s: %s codec", self.path.name, self.codec)
 
     def write(self, frame, result) -> None:
         img = annotate(frame.bgr, result)
         if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (img.shape[1], img.shape[0]))
-            if not self.writer.isOpened():
-                raise EdgecvError(f"{self.path}: OpenCV cannot write this video (try a .mp4 or .avi name)")
-            self.size = (img.shape[1], img.shape[0])
+            self._open((img.shape[1], img.shape[0]))
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size)
         self.writer.write(img)
@@ -68,7 +108,7 @@ class VideoSink:
             self.writer = None
 
 
-class EventsSink:
+class EventsSink(_Sink):
     """JSON lines: one ``detection``/``classification`` event per frame plus pipeline events (drift, reconnect)."""
 
     def __init__(self, path: str | Path, every: int = 1):
@@ -91,19 +131,28 @@ class EventsSink:
             self.f.close()
 
 
-class WindowSink:
-    """An OpenCV window (``--show``); needs a display and an OpenCV with GUI support."""
+def gui_problem() -> str | None:
+    """Why ``--show`` cannot open a window here (None: it can), decided before any frame is read."""
+    if re.search(r"GUI:\s*NONE", cv2.getBuildInformation()):
+        return ("this OpenCV has no GUI (opencv-python-headless, edgecv's default): on a desktop, "
+                "`pip uninstall opencv-python-headless && pip install opencv-python`, or watch --save out.webm instead")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set): run it in a desktop session, or use --save out.webm"
+    return None
+
+
+class WindowSink(_Sink):
+    """An OpenCV window (``--show``); needs a display and an OpenCV with GUI support (checked up front)."""
 
     def __init__(self, title: str = "edgecv"):
+        problem = gui_problem()
+        if problem:
+            raise EdgecvError(f"--show: {problem}")
         self.title = title
 
     def write(self, frame, result) -> None:
-        try:
-            cv2.imshow(self.title, annotate(frame.bgr, result))
-            cv2.waitKey(1)
-        except cv2.error as exc:
-            raise EdgecvError("--show needs a display and an OpenCV with GUI support (pip's opencv-python, not "
-                              f"-headless): {str(exc).splitlines()[-1]}") from None
+        cv2.imshow(self.title, annotate(frame.bgr, result))
+        cv2.waitKey(1)
 
     def close(self) -> None:
         try:

@@ -6,6 +6,10 @@
 - Live sources run a capture thread that keeps only the newest frame (a slow model never falls seconds
   behind the camera) and counts the frames it dropped; a lost camera or stream is reopened with backoff
   and reported as an event, never a crash. Files and folders yield every frame, in order.
+- A live source that never delivers a frame within ``open_timeout`` seconds fails with one line naming the URI
+  and what to check. Every source takes the pipeline's stop event: iteration ends within ~0.1 s of it being set,
+  whatever the capture thread is doing (opening, backing off, blocked in a read), and ``close`` never waits long
+  for a thread stuck inside a driver (it is a daemon and releases its capture when the call returns).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import logging
+import os
 import re
 import threading
 import time
@@ -35,6 +40,7 @@ class Frame:
     index: int  # position in the source (for live sources: frames captured, including dropped ones)
     t: float  # capture time (time.monotonic)
     name: str = ""  # file name for image sources
+    pts: float = 0.0  # stream time in seconds: since the first frame (live), from the file's clock (video), or 1/image
 
 
 @dataclass
@@ -44,6 +50,15 @@ class SourceStats:
     corrupt: int = 0  # frames or files that could not be decoded, skipped
     reconnects: int = 0
     events: list[dict] = field(default_factory=list)
+
+
+def quiet_opencv() -> None:
+    """OpenCV and its FFmpeg log a line per failed open attempt ("can't open camera by index", "Connection
+    refused"); the source reports the failure itself, once, so those lines are silenced (EDGECV_OPENCV_LOG=1 keeps
+    them, to debug a stream)."""
+    if not os.environ.get("EDGECV_OPENCV_LOG"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read by OpenCV at each FFmpeg open
 
 
 def _has_gstreamer() -> bool:
@@ -61,8 +76,21 @@ def libcamera_pipeline(width: int = 1280, height: int = 720, fps: int = 30) -> s
             "video/x-raw,format=BGR ! appsink drop=true max-buffers=1")
 
 
-def capture_opener(uri: str) -> Callable[[], cv2.VideoCapture]:
-    """A function that opens the live source ``uri`` with OpenCV (called again to reconnect)."""
+def what_to_check(uri: str) -> str:
+    """The usual reasons a live source of this kind does not open, for the one-line error."""
+    if re.fullmatch(r"\d+", uri) or uri.startswith("/dev/video"):
+        node = uri if uri.startswith("/dev/") else f"/dev/video{uri}"
+        return (f"check that {node} exists (ls /dev/video*), that this user may open it (group 'video'), and that "
+                "no other process holds the camera")
+    if uri.startswith(("csi://", "libcamera://")):
+        return ("check the camera ribbon, that the camera service sees it (Jetson: nvargus-daemon; Pi: "
+                "rpicam-hello), and that OpenCV was built with GStreamer")
+    return "check the address, port and credentials, and that the server is up and reachable from this device"
+
+
+def capture_opener(uri: str, timeout_s: float = 10.0) -> Callable[[], cv2.VideoCapture]:
+    """A function that opens the live source ``uri`` with OpenCV (called again to reconnect). Network streams get
+    FFmpeg open and read timeouts, so no call blocks the capture thread for longer than ``timeout_s``."""
     if re.fullmatch(r"\d+", uri) or uri.startswith("/dev/video"):
         index = int(uri) if uri.isdigit() else int(uri.removeprefix("/dev/video"))
         return lambda: cv2.VideoCapture(index, cv2.CAP_V4L2)
@@ -74,45 +102,82 @@ def capture_opener(uri: str) -> Callable[[], cv2.VideoCapture]:
         pipe = csi_pipeline(int(uri.split("//")[1] or 0)) if uri.startswith("csi://") else libcamera_pipeline()
         return lambda: cv2.VideoCapture(pipe, cv2.CAP_GSTREAMER)
     if uri.startswith(("rtsp://", "http://", "https://", "rtmp://", "udp://")):
-        return lambda: cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+        ms = int(max(timeout_s, 1.0) * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        return lambda: cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
     raise EdgecvError(f"{uri}: not a live source URI")
 
 
 class LiveSource:
-    """Capture thread + newest-frame slot. ``open_capture`` is called again, with backoff, when reading fails."""
+    """Capture thread + newest-frame slot. ``open_capture`` is called again, with backoff, when reading fails.
+
+    ``open_timeout``: seconds the first open may take before the source fails (a camera that was never there);
+    ``give_up_after``: seconds without frames, once it has worked, before it fails (None: reconnect forever).
+    """
 
     def __init__(self, uri: str, open_capture: Callable[[], cv2.VideoCapture], backoff: tuple[float, float] = (0.5, 8.0),
-                 give_up_after: float | None = None):
+                 give_up_after: float | None = None, open_timeout: float | None = 10.0,
+                 stop: threading.Event | None = None):
         self.uri, self._open, self.backoff, self.give_up_after = uri, open_capture, backoff, give_up_after
+        self.open_timeout = open_timeout
         self.stats = SourceStats()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # close(): this source only
+        self._halt = stop or threading.Event()  # the pipeline's stop (SIGINT/SIGTERM)
         self._failed: str | None = None
+        self._t0: float | None = None
+        quiet_opencv()
         self._thread = threading.Thread(target=self._run, name=f"capture {uri}", daemon=True)
         self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() or self._halt.is_set()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake within 50 ms of either stop event."""
+        end = time.monotonic() + seconds
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            self._stop.wait(min(left, 0.05))
 
     def _event(self, kind: str, **info) -> None:
         ev = {"event": kind, "source": self.uri, "t": time.time(), **info}
         self.stats.events.append(ev)
-        log.warning("%s: %s %s", self.uri, kind, info or "")
+        log.debug("%s: %s %s", self.uri, kind, info or "")  # the pipeline puts them on the console, rate-limited
+
+    def _open_or_fail(self, started: float, lost_since: float | None):
+        """One open attempt: the capture, or None (retry), setting ``_failed`` when it is time to give up."""
+        try:
+            cap = self._open()
+        except Exception as exc:  # a driver or stream library error: retry like any failed open
+            log.debug("%s: open failed: %s", self.uri, exc)
+            cap = None
+        if cap is not None and cap.isOpened():
+            return cap
+        now = time.monotonic()
+        if lost_since is None and self.open_timeout is not None and now - started >= self.open_timeout:
+            self._failed = f"{self.uri}: could not open it within {self.open_timeout:g} s; {what_to_check(self.uri)}"
+        elif lost_since is not None and self.give_up_after is not None and now - lost_since >= self.give_up_after:
+            self._failed = f"{self.uri}: no frames for {self.give_up_after:.0f} s; giving up"
+        return None
+
+    def _backoff_wait(self, delay: float, started: float, count: int, lost_since: float | None) -> float:
+        """The backoff delay, cut so that the last attempt falls on the open or give-up deadline, not after it."""
+        now = time.monotonic()
+        if count == 0 and lost_since is None and self.open_timeout is not None:
+            return max(0.0, min(delay, started + self.open_timeout - now))
+        if lost_since is not None and self.give_up_after is not None:
+            return max(0.0, min(delay, lost_since + self.give_up_after - now))
+        return delay
 
     def _run(self) -> None:
-        delay, lost_since, cap, count = self.backoff[0], None, None, 0
-        while not self._stop.is_set():
+        delay, lost_since, cap, count, started = self.backoff[0], None, None, 0, time.monotonic()
+        while not self.stopping and self._failed is None:
             if cap is None:
-                try:
-                    cap = self._open()
-                except Exception as exc:  # a driver or stream library error: retry like any failed open
-                    log.debug("%s: open failed: %s", self.uri, exc)
-                    cap = None
-                if cap is None or not cap.isOpened():
-                    cap = None
-                    lost_since = lost_since or time.monotonic()
-                    if self.give_up_after is not None and time.monotonic() - lost_since > self.give_up_after:
-                        self._failed = f"{self.uri}: no frames for {self.give_up_after:.0f} s; giving up"
-                        break
-                    self._stop.wait(delay)
+                cap = self._open_or_fail(started, lost_since)
+                if cap is None:
+                    self._wait(self._backoff_wait(delay, started, count, lost_since))
                     delay = min(delay * 2, self.backoff[1])
                     continue
                 if lost_since is not None:
@@ -123,16 +188,27 @@ class LiveSource:
             if not ok or bgr is None:
                 cap.release()
                 cap = None
+                if self.stopping:
+                    break
+                if count == 0 and lost_since is None:  # opened but never delivered a frame: still opening
+                    if self.open_timeout is not None and time.monotonic() - started >= self.open_timeout:
+                        self._failed = (f"{self.uri}: opened, but no frame within {self.open_timeout:g} s; "
+                                        f"{what_to_check(self.uri)}")
+                    self._wait(self._backoff_wait(delay, started, count, lost_since))
+                    delay = min(delay * 2, self.backoff[1])
+                    continue
                 lost_since = time.monotonic()
                 self._event("source_lost")
                 continue
             if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
                 self.stats.corrupt += 1
                 continue
+            now = time.monotonic()
+            self._t0 = now if self._t0 is None else self._t0
             with self._cond:
                 if self._latest is not None:
                     self.stats.dropped += 1
-                self._latest = Frame(bgr, count, time.monotonic())
+                self._latest = Frame(bgr, count, now, pts=now - self._t0)
                 count += 1
                 self.stats.read += 1
                 self._cond.notify()
@@ -144,18 +220,20 @@ class LiveSource:
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
-                while self._latest is None and self._thread.is_alive() and not self._stop.is_set():
-                    self._cond.wait(0.1)
+                while self._latest is None and self._thread.is_alive() and not self.stopping:
+                    self._cond.wait(0.05)
                 frame, self._latest = self._latest, None
             if frame is None:
-                if self._failed:
+                if self._failed and not self.stopping:
                     raise EdgecvError(self._failed)
                 return
             yield frame
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=1.0)  # a thread inside a driver call is left to finish it (daemon)
+        if self._thread.is_alive():
+            log.debug("%s: capture thread still inside a read; it releases the capture when the call returns", self.uri)
 
 
 class VideoFileSource:
@@ -181,7 +259,7 @@ class VideoFileSource:
                     continue
                 return
             self.stats.read += 1
-            yield Frame(bgr, index, time.monotonic())
+            yield Frame(bgr, index, time.monotonic(), pts=index / self.fps)
             index += 1
 
     def close(self) -> None:
@@ -204,20 +282,23 @@ class ImageFilesSource:
                 log.warning("%s: unreadable image, skipped", p)
                 continue
             self.stats.read += 1
-            yield Frame(bgr, i, time.monotonic(), Path(p).name)
+            yield Frame(bgr, i, time.monotonic(), Path(p).name, pts=float(i))
 
     def close(self) -> None:
         pass
 
 
-def open_source(uri: str | int, give_up_after: float | None = None):
-    """The source a URI names (see the module docstring)."""
+def open_source(uri: str | int, give_up_after: float | None = None, open_timeout: float | None = 10.0,
+                stop: threading.Event | None = None):
+    """The source a URI names (see the module docstring). ``stop``: the pipeline's stop event (live sources end
+    their iteration when it is set); ``open_timeout``/``give_up_after``: see ``LiveSource``."""
     uri = str(uri)
+    live = {"give_up_after": give_up_after, "open_timeout": open_timeout, "stop": stop}
     if uri.startswith("libcamera://") and not _has_gstreamer() and importlib.util.find_spec("picamera2"):
-        return LiveSource(uri, _picamera2_opener(), give_up_after=give_up_after)
+        return LiveSource(uri, _picamera2_opener(), **live)
     if re.fullmatch(r"\d+", uri) or uri.startswith(("/dev/video", "csi://", "libcamera://", "rtsp://", "http://",
                                                      "https://", "rtmp://", "udp://")):
-        return LiveSource(uri, capture_opener(uri), give_up_after=give_up_after)
+        return LiveSource(uri, capture_opener(uri, open_timeout or 10.0), **live)
     path = Path(uri)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -6,6 +6,8 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,14 @@ class Telemetry:
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
             self._ms[stage].append(ms)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, (time.perf_counter() - t0) * 1e3)
 
     def frame_done(self) -> None:
         with self._lock:
@@ -46,8 +56,12 @@ class Telemetry:
                              "corrupt": source_stats.corrupt, "reconnects": source_stats.reconnects}
         return out
 
-    def write(self, path: str | Path, source_stats=None) -> None:
-        Path(path).write_text(json.dumps(self.summary(source_stats), indent=1))
+    def write(self, path: str | Path, source_stats=None, extra: dict[str, Any] | None = None) -> None:
+        """The summary (plus ``extra`` sections: drift, faces) as JSON, replaced atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({**self.summary(source_stats), **(extra or {})}, indent=1, default=float))
+        tmp.replace(path)
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -59,4 +73,7 @@ def format_summary(s: dict[str, Any]) -> str:
         src = s["source"]
         lines.append(f"  source: read {src['read']}  dropped {src['dropped']}  corrupt {src['corrupt']}  "
                      f"reconnects {src['reconnects']}")
+    if "drift" in s:
+        d = s["drift"]
+        lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")
     return "\n".join(lines)

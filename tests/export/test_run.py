@@ -103,3 +103,31 @@ def test_gate_failure_keeps_fp32_and_the_previous_int8_and_says_so(exported, tin
     assert (out / "model_int8.onnx").read_bytes() == previous and (out / "model_fp32.onnx").is_file()
     report = json.loads((out / "export_report.json").read_text())
     assert [a["published"] for a in report["artifacts"]] == [True, False] and report["failures"]
+
+
+def test_the_drift_reference_is_measured_on_raw_frames_as_the_device_measures_them():
+    """A 16:9 frame: the reference's statistics are the device's ``frame_stats`` of the frame itself (not of a
+    letterboxed input), and its confidence is the model's top softmax through the device's ``prepare_frame``."""
+    import numpy as np
+    import torch
+
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.runtime.drift import DriftMonitor, frame_stats
+    from edgecv.runtime.preprocess import prepare_frame
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (90, 160, 3), np.uint8) // (k + 1) for k in range(6)]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 3)).eval()
+    meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
+    ref = export_module.drift_reference(net, meta, frames)
+    brightness = [frame_stats(f, "BGR")["brightness"] for f in frames]
+    assert ref["quantiles"]["brightness"][0] == pytest.approx(min(brightness), abs=1e-6)
+    assert ref["quantiles"]["brightness"][4] == pytest.approx(max(brightness), abs=1e-6)
+    with torch.no_grad():
+        conf = [float(torch.softmax(net(torch.from_numpy(prepare_frame(f, meta, "BGR")[0][None])), 1).max())
+                for f in frames]
+    assert ref["quantiles"]["confidence"][4] == pytest.approx(max(conf), abs=1e-5)
+    monitor = DriftMonitor(ref)  # what the device does with it
+    assert monitor.vector(frames[0], conf[0])[0] == pytest.approx(brightness[0])

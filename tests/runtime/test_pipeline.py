@@ -1,16 +1,13 @@
 """`edgecv run` end to end on the tiny run's int8 artifacts: torch blocked, a playable video, JSON-lines
-events, telemetry; and SIGINT mid-run still leaves a playable video and flushed events."""
+events, telemetry (signals and faults: tests/runtime/test_lifecycle.py)."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import cv2
 import pytest
 
-from tests.conftest import write_video
 from tests.runtime.test_preprocess import BLOCK_TORCH
 
 
@@ -58,24 +55,3 @@ def test_run_int8_artifact_on_a_video_with_torch_blocked(tiny_export, shapes_vid
     assert all(e["task"] == "classify" and len(e["top"]) == 3 for e in results)
     telemetry = json.loads((tmp_path / "events.telemetry.json").read_text())
     assert telemetry["frames"] == 36 and set(telemetry["stages"]) >= {"preprocess", "infer", "postprocess", "sinks"}
-
-
-def test_sigint_mid_run_leaves_a_playable_video_and_flushed_events(tiny_export, shapes_dir, tmp_path):
-    out, _ = tiny_export
-    files = sorted(shapes_dir.rglob("*.jpg"))
-    long_clip = write_video(tmp_path / "long.avi", [cv2.imread(str(files[i % len(files)])) for i in range(3000)])
-    events = tmp_path / "events.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "edgecv.cli", "run", str(out / "model_int8.onnx"), "--source",
-                             str(long_clip), "--save", str(tmp_path / "out.mp4"), "--events", str(events),
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not events.exists() or len(events.read_text().splitlines()) < 20):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr[-2000:]
-    assert "SIGINT: finishing the current frame" in stderr
-    written = frame_count(tmp_path / "out.mp4")
-    lines = events.read_text().splitlines()
-    assert 20 <= written < 3000 and all(json.loads(line) for line in lines)  # every line complete JSON
-    assert sum(json.loads(line)["event"] == "result" for line in lines) == written

@@ -1,3 +1,4 @@
+import threading
 import time
 
 import cv2
@@ -80,3 +81,23 @@ def test_csi_without_gstreamer_is_one_clear_line(monkeypatch):
 def test_unknown_source_is_an_error(tmp_path):
     with pytest.raises(EdgecvError, match="no such file, folder or camera URI"):
         open_source(str(tmp_path / "missing.mp4"))
+
+
+def test_a_camera_that_never_opens_fails_at_the_open_timeout_naming_what_to_check():
+    t0 = time.monotonic()
+    src = LiveSource("3", lambda: FakeCapture(0, opened=False), backoff=(0.05, 1.0), open_timeout=0.4)
+    with pytest.raises(EdgecvError, match=r"3: could not open it within 0.4 s; check that /dev/video3 exists"):
+        list(src)
+    assert time.monotonic() - t0 < 1.0  # the backoff is cut at the deadline, not past it
+    src.close()
+
+
+def test_the_stop_event_ends_iteration_while_the_source_backs_off():
+    stop = threading.Event()
+    src = LiveSource("rtsp://nowhere", lambda: FakeCapture(0, opened=False), backoff=(5.0, 5.0), open_timeout=None,
+                     stop=stop)
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    assert list(src) == []  # ends, no error: the run was stopped
+    src.close()
+    assert time.monotonic() - t0 < 0.6 and not src._thread.is_alive()

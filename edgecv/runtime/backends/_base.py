@@ -15,7 +15,9 @@ from edgecv.errors import EdgecvError
 
 class Backend(ABC):
     """One loaded artifact. ``infer`` takes a batch in the artifact's input layout and dtype (float32, or
-    int8 when ``meta.input_quant`` is set) and returns the outputs as float32 arrays with a batch axis."""
+    int8 when ``meta.input_quant`` is set) and returns the outputs with a batch axis: float outputs as float32,
+    integer ones (in-graph NMS indices) in their own integer type. ``close`` frees what the backend holds (a
+    session, an interpreter, device memory); a closed backend refuses ``infer``. Backends are context managers."""
 
     name: str
     meta: ArtifactMeta
@@ -23,6 +25,15 @@ class Backend(ABC):
 
     @abstractmethod
     def infer(self, x: np.ndarray) -> list[np.ndarray]: ...
+
+    def close(self) -> None:
+        """Release the runtime's resources; calling it again does nothing."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def providers(self) -> list[str]:

@@ -49,7 +49,12 @@ class LiteRTBackend(Backend):
         self._in = self.interpreter.get_input_details()[0]
         self._outs = sorted(self.interpreter.get_output_details(), key=_output_position)
 
+    def close(self) -> None:
+        self.interpreter = None  # the interpreter (and its XNNPACK delegate) are freed with the object
+
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        if self.interpreter is None:
+            raise EdgecvError(f"{self.path}: backend is closed")
         if x.dtype != self._in["dtype"]:
             raise EdgecvError(f"{self.path}: input is {x.dtype}, the model takes {np.dtype(self._in['dtype'])}")
         rows: list[list[np.ndarray]] = [[] for _ in self._outs]
@@ -65,6 +70,8 @@ class LiteRTBackend(Backend):
         scale, zero = detail["quantization"]
         if np.issubdtype(y.dtype, np.integer) and scale:
             return (y.astype(np.float32) - zero) * np.float32(scale)
+        if np.issubdtype(y.dtype, np.integer):  # an unquantized integer output (indices) keeps its type
+            return y
         return y.astype(np.float32, copy=False)
 
 

@@ -56,7 +56,12 @@ class OrtBackend(Backend):
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
+    def close(self) -> None:
+        self.session = None  # onnxruntime frees the session's arenas with the object
+
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        if self.session is None:
+            raise EdgecvError(f"{self.path}: backend is closed")
         # float outputs as float32; integer ones (in-graph NMS indices) keep their type
         return [o if np.issubdtype(o.dtype, np.integer) else np.asarray(o, dtype=np.float32)
                 for o in self.session.run(None, {self._input: x})]

@@ -59,13 +59,23 @@ def _check(result):
     return rest[0] if len(rest) == 1 else rest
 
 
+def _host_dtype(trt, engine, name: str) -> np.dtype:
+    """The numpy type of an engine tensor (float32, float16, int32, int64, int8, bool ...), as TensorRT reports it."""
+    return np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+
+
 class TensorRTBackend(Backend):
+    """One engine, one execution context and one CUDA stream; device buffers grow to the largest batch seen and
+    are freed, with the stream, by ``close``. Outputs come back in their own dtypes (float16 as float32)."""
+
     name = "tensorrt"
 
     def __init__(self, path: Path, threads: int | None = None):
         trt = require("tensorrt", "runtime", "running TensorRT engines", how=TENSORRT_HOW)
-        self.cudart = _cudart()
+        self.trt, self.cudart = trt, _cudart()
         self.path, self.meta = path, read_engine_meta(path)
+        self._buffers: dict[str, tuple[int, int]] = {}
+        self.stream = None
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
@@ -74,20 +84,27 @@ class TensorRTBackend(Backend):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
+        self.dtypes = {n: _host_dtype(trt, self.engine, n) for n in names}
         self.stream = _check(self.cudart.cudaStreamCreate())
-        self._buffers: dict[str, tuple[int, int]] = {}
 
     def _device(self, name: str, nbytes: int) -> int:
         ptr, size = self._buffers.get(name, (0, 0))
-        if size < nbytes:
+        if size < max(nbytes, 1):
             if ptr:
                 _check(self.cudart.cudaFree(ptr))
-            ptr = _check(self.cudart.cudaMalloc(nbytes))
-            self._buffers[name] = (ptr, nbytes)
+                self._buffers.pop(name)
+            ptr = _check(self.cudart.cudaMalloc(max(nbytes, 1)))
+            self._buffers[name] = (ptr, max(nbytes, 1))
         return ptr
 
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
-        cu, h2d, d2h = self.cudart, self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        if self.stream is None:
+            raise EdgecvError(f"{self.path}: backend is closed")
+        cu = self.cudart
+        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        want = self.dtypes[self.inputs[0]]
+        if x.dtype != want:
+            raise EdgecvError(f"{self.path}: input is {x.dtype}, the engine takes {want}")
         x = np.ascontiguousarray(x)
         self.context.set_input_shape(self.inputs[0], x.shape)
         ptr = self._device(self.inputs[0], x.nbytes)
@@ -96,7 +113,7 @@ class TensorRTBackend(Backend):
         outs = []
         for name in self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
-            host = np.empty(shape, dtype=np.float32)
+            host = np.empty(shape, dtype=self.dtypes[name])
             self.context.set_tensor_address(name, self._device(name, host.nbytes))
             outs.append(host)
         if not self.context.execute_async_v3(self.stream):
@@ -104,7 +121,16 @@ class TensorRTBackend(Backend):
         for name, host in zip(self.outputs, outs):
             _check(cu.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes, d2h, self.stream))
         _check(cu.cudaStreamSynchronize(self.stream))
-        return outs
+        return [o.astype(np.float32) if o.dtype == np.float16 else o for o in outs]
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            _check(self.cudart.cudaFree(ptr))
+        self._buffers.clear()
+        if self.stream is not None:
+            _check(self.cudart.cudaStreamDestroy(self.stream))
+            self.stream = None
+        self.context = self.engine = None
 
 
 @register_backend("tensorrt", (".engine", ".plan"))

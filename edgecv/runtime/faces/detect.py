@@ -86,6 +86,7 @@ class ArtifactFaceDetector:
     def __init__(self, path: str, label: str | None = None, conf: float = 0.4, threads: int = 1):
         from edgecv.runtime.backends import create_backend
         from edgecv.runtime.postprocess import get_postprocess
+        from edgecv.runtime.postprocess.detect import DetectOptions
         from edgecv.runtime.preprocess import prepare_frame
 
         self.backend = create_backend(path, threads=threads)
@@ -93,13 +94,16 @@ class ArtifactFaceDetector:
             raise EdgecvError(f"{path}: a face detector artifact must be a detector (task detect), not {self.backend.meta.task}")
         if label is not None and label not in self.backend.meta.labels:
             raise EdgecvError(f"{path}: has no class {label!r} (classes: {', '.join(self.backend.meta.labels)})")
-        self.label, self.conf = label, conf
+        self.label, self.options = label, DetectOptions(conf=conf, iou=0.45)
         self._post, self._prepare = get_postprocess("detect"), prepare_frame
+
+    def close(self) -> None:
+        self.backend.close()
 
     def detect(self, bgr: np.ndarray) -> list[FaceBox]:
         meta = self.backend.meta
         x, tf = self._prepare(bgr, meta, "BGR")
-        dets = self._post(self.backend.infer(x[None]), meta, conf=self.conf, iou=0.45, transform=tf)
+        dets = self._post(self.backend.infer(x[None]), meta, self.options, tf)
         return [FaceBox(dets.xyxy[i].astype(np.float32), float(dets.scores[i])) for i in range(len(dets))
                 if self.label is None or dets.labels[i] == self.label]
 

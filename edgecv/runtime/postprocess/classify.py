@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgecv.artifact import ArtifactMeta
@@ -15,8 +17,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-@register_postprocess("classify")
-def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, k: int = 3, **_) -> Classification:
+@dataclass(frozen=True)
+class ClassifyOptions:
+    topk: int = 3  # classes reported per frame
+
+
+@register_postprocess("classify", ClassifyOptions)
+def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, topk: int = 3) -> Classification:
+    """``transform`` is accepted for the common call and unused: a class has no geometry."""
+    k = topk
     probs = softmax(outputs[0][0].astype(np.float32))
     k = min(k, len(probs))
     top = np.argpartition(-probs, k - 1)[:k]

@@ -4,6 +4,8 @@ and ``scores`` (1, N, C)), so nothing here depends on how the detector was built
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgecv.artifact import ArtifactMeta
@@ -19,9 +21,23 @@ def best_class(scores: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray,
     return idx, cls[idx], best[idx]
 
 
-@register_postprocess("detect")
+@dataclass(frozen=True)
+class DetectOptions:
+    conf: float = 0.25  # score threshold
+    iou: float = 0.45  # NMS IoU threshold
+    max_det: int = 300  # boxes per frame at most (per class in NMS)
+
+
+def max_score(outputs: list[np.ndarray], conf: float) -> float:
+    """The frame's best box score among boxes reaching ``conf`` (0 when none does): ``Detections.confidence`` after
+    that filter (NMS never removes the best box), for the drift monitor, whatever ``--conf`` the device runs."""
+    best = float(outputs[1][0].max()) if outputs[1].size else 0.0
+    return best if best >= conf else 0.0
+
+
+@register_postprocess("detect", DetectOptions)
 def detect_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45,
-                       transform=None, max_det: int = 300, **_) -> Detections:
+                       transform=None, max_det: int = 300) -> Detections:
     boxes, scores = outputs[0][0], outputs[1][0]
     if len(outputs) > 2 and (meta.decoder or {}).get("nms_in_graph"):  # the graph ran NMS: (batch, class, box) rows
         sel = outputs[2][outputs[2][:, 0] == 0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from edgecv.artifact import ArtifactMeta
@@ -11,9 +14,15 @@ from edgecv.runtime.faces.match import identify
 from edgecv.runtime.postprocess import register_postprocess
 
 
-@register_postprocess("embed")
-def faces_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, gallery=None,
-                      threshold: float | None = None, **_) -> Faces:
+@dataclass(frozen=True)
+class EmbedOptions:
+    threshold: float | None = None  # cosine similarity to accept a match (None: the artifact's calibrated one)
+    gallery: Any = None  # a LiveTemplates (the enrolment gallery), None: every face is unknown
+
+
+@register_postprocess("embed", EmbedOptions)
+def faces_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, threshold: float | None = None,
+                      gallery=None) -> Faces:
     """``outputs[0]``: (n, d) embeddings of the n faces whose frame boxes ``transform`` holds ((n, 4) array);
     ``gallery``: a ``LiveTemplates``."""
     boxes = np.asarray(transform if transform is not None else np.zeros((0, 4)), np.float32).reshape(-1, 4)

@@ -1,0 +1,207 @@
+"""Per-frame stages: one object per kind of work between a source and the sinks.
+
+A stage turns a ``Frame`` into a typed result in three steps, each run by one of the pipeline's threads:
+``prepare`` (capture thread: preprocessing, and a face cascade's detection and chips), ``infer`` (main thread:
+the backend) and ``finish`` (postprocess thread: the typed result, and the stage's own events). What travels
+between the steps is one typed ``FrameJob``. Stages are registered per artifact task (``create_stage``): the
+pipeline never asks what task it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgecv.errors import EdgecvError
+from edgecv.runtime.backends import Backend
+from edgecv.runtime.postprocess import get_postprocess, options_for
+from edgecv.runtime.preprocess import Transform, prepare_frame
+from edgecv.runtime.sources import Frame
+from edgecv.runtime.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameJob:
+    """One frame on its way through a stage."""
+
+    frame: Frame
+    inputs: np.ndarray  # the backend's input batch (a face cascade: one row per face, possibly none)
+    transform: Transform | None = None  # frame <-> model-input geometry (single-model stages)
+    boxes: np.ndarray | None = None  # a face cascade: the faces' (n, 4) frame boxes, one per input row
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """What the user asked for, by option name (None: not given); each stage takes the names that apply to it and
+    refuses the others (``FLAGS`` spells them as the CLI does)."""
+
+    values: dict[str, Any]
+    model: str = ""
+    event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
+
+    def given(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return {k: self.values.get(k) for k in names}
+
+
+FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "gallery": "--gallery",
+         "face_detector": "--face-detector", "match_threshold": "--match-threshold"}
+
+
+class Stage:
+    """The three steps (see the module docstring); ``drift_confidence`` is what the drift monitor observes."""
+
+    def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
+        raise NotImplementedError
+
+    def infer(self, job: FrameJob) -> None:
+        raise NotImplementedError
+
+    def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
+        """The typed result and the stage's own events for this frame."""
+        raise NotImplementedError
+
+    def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+
+_STAGES: dict[str, Callable[..., Stage]] = {}
+
+
+def register_stage(task: str):
+    def wrap(factory: Callable[..., Stage]) -> Callable[..., Stage]:
+        if task in _STAGES:
+            raise EdgecvError(f"pipeline stage for task {task!r} is registered twice")
+        _STAGES[task] = factory
+        return factory
+
+    return wrap
+
+
+def create_stage(backend: Backend, options: StageOptions, stack: ExitStack) -> Stage:
+    """The stage for the artifact's task; resources it opens (galleries, face detectors) join ``stack``."""
+    task = backend.meta.task
+    if task not in _STAGES:
+        raise EdgecvError(f"the runtime has no pipeline stage for task {task!r} (known: {', '.join(sorted(_STAGES))})")
+    return _STAGES[task](backend, options, stack)
+
+
+def list_stages() -> list[str]:
+    return sorted(_STAGES)
+
+
+def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) -> None:
+    foreign = [FLAGS.get(k, k) for k, v in options.values.items() if v is not None and k not in takes]
+    if foreign:
+        raise EdgecvError(f"{', '.join(sorted(foreign))} does not apply to {options.model or 'this artifact'} "
+                          f"(a {task} artifact)")
+
+
+class SingleModelStage(Stage):
+    """Classifiers and detectors: the whole frame in, one typed result out."""
+
+    TAKES = {"classify": ("topk",), "detect": ("conf", "iou")}
+
+    def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
+        self.backend, self.meta = backend, backend.meta
+        task = self.meta.task
+        _refuse_foreign(task, options, self.TAKES[task])
+        self.post = get_postprocess(task)
+        self.options = options_for(task, options.given(self.TAKES[task]))
+        drift = self.meta.drift or {}
+        self._drift_conf = float(drift.get("confidence_filter", 0.25))  # the filter the reference was measured after
+
+    def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
+        with tel.timed("preprocess"):
+            x, tf = prepare_frame(frame.bgr, self.meta, "BGR")
+        return FrameJob(frame, x[None], tf)
+
+    def infer(self, job: FrameJob) -> None:
+        job.outputs = self.backend.infer(job.inputs)
+
+    def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
+        return self.post(job.outputs, self.meta, self.options, job.transform), []
+
+    def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
+        if self.meta.task == "detect":
+            from edgecv.runtime.postprocess.detect import max_score
+
+            return max_score(job.outputs, self._drift_conf)
+        return result.confidence
+
+
+register_stage("classify")(SingleModelStage)
+register_stage("detect")(SingleModelStage)
+
+
+@register_stage("embed")
+class FaceCascadeStage(Stage):
+    """Face embedders: a face detector finds and chips every face (capture thread), the embedder embeds each chip
+    (main thread), the matcher names them against the gallery, reloaded when an enrolment lands, and face events
+    are emitted (postprocess thread)."""
+
+    TAKES = ("gallery", "face_detector", "match_threshold")
+
+    def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
+        from edgecv.runtime.faces.enroll import FaceFrontend
+        from edgecv.runtime.faces.events import FaceEvents
+        from edgecv.runtime.faces.gallery import Gallery
+        from edgecv.runtime.faces.match import LiveTemplates, embedder_stamp
+
+        _refuse_foreign("embed", options, self.TAKES)
+        self.backend, self.meta = backend, backend.meta
+        v = options.values
+        stamp = embedder_stamp(self.meta, options.model)
+        self.frontend = FaceFrontend(self.meta, v.get("face_detector") or "haar")
+        if hasattr(self.frontend.detector, "close"):
+            stack.callback(self.frontend.detector.close)
+        self.events = FaceEvents(options.event_cooldown_s)
+        self.gallery = self.live = None
+        if v.get("gallery"):
+            self.gallery = stack.enter_context(Gallery(v["gallery"]))
+            self.gallery.check_embedder(stamp, options.model)
+            self.live = LiveTemplates(self.gallery)
+        threshold = v.get("match_threshold")
+        self.threshold = float(self.meta.thresholds.get("match", 0.5) if threshold is None else threshold)
+        post = get_postprocess("embed")
+        self.post, self.options = post, post.options(threshold=threshold, gallery=self.live)
+        self.dim = int((self.meta.decoder or {}).get("dim", 0))
+
+    def describe(self) -> str:
+        if self.gallery is None:
+            return "no --gallery: every face is reported as unknown"
+        return (f"gallery {self.gallery.path}: {len(self.live.templates)} identities, match threshold "
+                f"{self.threshold:.3f}")
+
+    def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
+        with tel.timed("face_detect"):
+            found = self.frontend.detect(frame.bgr)
+        with tel.timed("preprocess"):
+            xs, boxes = self.frontend.inputs(frame.bgr, found)
+        return FrameJob(frame, xs, boxes=boxes)
+
+    def infer(self, job: FrameJob) -> None:
+        xs = job.inputs
+        if not len(xs):
+            job.outputs = [np.zeros((0, self.dim), np.float32)]
+        else:
+            job.outputs = [np.concatenate([self.backend.infer(xs[i : i + 1])[0] for i in range(len(xs))])]
+
+    def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
+        faces = self.post(job.outputs, self.meta, self.options, job.boxes)
+        return faces, self.events(faces, job.frame.index, job.frame.pts)
+
+    def summary(self) -> dict[str, Any]:
+        return {"faces": {"gallery": str(self.gallery.path) if self.gallery else None,
+                          "identities": len(self.live.templates) if self.live else 0,
+                          "gallery_reloads": self.live.reloads if self.live else 0}}
