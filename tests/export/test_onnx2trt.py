@@ -68,3 +68,43 @@ def test_engine_command_without_tensorrt_says_where_it_comes_from(tiny_export):
     assert r.exit_code == 2
     assert "tensorrt is needed for building TensorRT engines" in r.output and "JetPack" in r.output
     assert not list(out.glob("*.engine"))  # nothing half-written
+
+
+def _tiny_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("version,precision,flags,typed", [
+    ("10.3.0", "fp32", [], False), ("10.3.0", "fp16", ["FP16"], False), ("10.3.0", "int8", ["FP16", "INT8"], False),
+    ("11.0.0", "fp32", [], True), ("11.0.0", "int8", [], True), ("11.0.0", "fp16", [], True)])
+def test_engine_build_takes_the_path_each_tensorrt_supports(tmp_path, version, precision, flags, typed):
+    """TensorRT 10 (JetPack 6): precision builder flags over the fp32 or QDQ graph. TensorRT 11: no implicit
+    precision, a strongly typed network whose precision is the ONNX's own: QDQ for int8, and for fp16 an fp16 copy
+    of the graph (float32 inputs and outputs kept)."""
+    import onnx
+
+    from edgecv.export.onnx2trt import _build
+    from tests.fake_tensorrt import fake_tensorrt
+
+    source = _tiny_onnx(tmp_path / "m.onnx")
+    trt = fake_tensorrt(version)
+    assert _build(trt, source, precision, (8, 8)) == b"fake engine"
+    assert [c[1] for c in trt.calls if c[0] == "flag"] == flags
+    network_flags = [c[1] for c in trt.calls if c[0] == "network"]
+    assert network_flags == [1 << 5 if typed else 0]
+    parsed = onnx.load_from_string([c[1] for c in trt.calls if c[0] == "parse"][0])
+    weight_type = parsed.graph.initializer[0].data_type
+    if typed and precision == "fp16":
+        assert weight_type == onnx.TensorProto.FLOAT16
+        assert parsed.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    else:
+        assert parsed.SerializeToString() == source.read_bytes() and weight_type == onnx.TensorProto.FLOAT
+    assert [c[1] for c in trt.calls if c[0] == "profile"] == [((1, 3, 8, 8), (1, 3, 8, 8), (8, 3, 8, 8))]

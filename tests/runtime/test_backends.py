@@ -100,3 +100,41 @@ def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
     as_written = ort.InferenceSession(str(mixed), opts, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     ours = create_backend(mixed).infer(x)[0]
     np.testing.assert_allclose(ours, as_written, rtol=1e-3, atol=1e-3 * float(np.abs(as_written).max()))
+
+
+def _fake_engine(tmp_path, monkeypatch, cudart):
+    import json
+
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.runtime.backends import tensorrt as trt_backend
+    from tests.fake_tensorrt import fake_tensorrt
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"fake engine")
+    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3)
+    trt_backend.sidecar_path(engine).write_text(json.dumps({"engine_sha256": trt_backend.file_sha256(engine),
+                                                            "meta": json.loads(meta.to_json())}))
+    monkeypatch.setattr(trt_backend, "require", lambda *a, **k: fake_tensorrt())
+    monkeypatch.setattr(trt_backend, "_cudart", lambda: cudart)
+    return engine
+
+
+def test_tensorrt_backend_returns_outputs_in_their_own_dtypes_and_frees_what_it_allocated(tmp_path, monkeypatch):
+    from tests.fake_tensorrt import FakeCudart
+
+    cudart = FakeCudart()
+    backend = create_backend(_fake_engine(tmp_path, monkeypatch, cudart))
+    x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
+    scores, indices = backend.infer(x)
+    assert scores.dtype == np.float32 and indices.dtype == np.int64  # fp16 widened; integers kept
+    np.testing.assert_allclose(scores, np.stack([x.mean((1, 2, 3)), x.max((1, 2, 3))], 1), rtol=1e-3)
+    assert indices.tolist() == [[0, 7, 2**40], [1, 7, 2**40 + 1]]  # as float32 these would not survive
+    backend.infer(np.ones((5, 3, 4, 4), np.float32))  # a larger batch grows the buffers (old ones freed)
+    assert len(cudart.mem) == 3 and len(cudart.streams) == 1
+    with pytest.raises(EdgecvError, match="engine takes float32"):
+        backend.infer(x.astype(np.float16))
+    backend.close()
+    assert cudart.mem == {} and cudart.streams == set()
+    backend.close()  # twice is fine
+    with pytest.raises(EdgecvError, match="closed"):
+        backend.infer(x)

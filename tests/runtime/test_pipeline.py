@@ -55,3 +55,36 @@ def test_run_int8_artifact_on_a_video_with_torch_blocked(tiny_export, shapes_vid
     assert all(e["task"] == "classify" and len(e["top"]) == 3 for e in results)
     telemetry = json.loads((tmp_path / "events.telemetry.json").read_text())
     assert telemetry["frames"] == 36 and set(telemetry["stages"]) >= {"preprocess", "infer", "postprocess", "sinks"}
+
+
+def test_run_says_what_it_runs_and_refuses_options_of_another_task(tiny_export, shapes_video, tmp_path):
+    out, _ = tiny_export
+    proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    start = [line for line in proc.stderr.splitlines() if line.startswith("edgecv: run model_int8.onnx")]
+    assert len(start) == 1 and "(classify, int8) on onnxruntime" in start[0] and "1 inference thread(s)" in start[0]
+    assert "results are only summarised at the end" in start[0] and f"source {shapes_video}" in start[0]
+    gallery = tmp_path / "faces.db"
+    gallery.write_bytes(b"")
+    for flag, value in (("--conf", "0.5"), ("--iou", "0.3"), ("--gallery", str(gallery))):
+        proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), flag, value)
+        assert proc.returncode == 2 and f"edgecv: error: {flag} does not apply to" in proc.stderr, proc.stderr[-2000:]
+        assert "(a classify artifact)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_show_on_a_headless_opencv_is_refused_before_any_frame(tiny_export, shapes_video, tmp_path):
+    out, _ = tiny_export
+    proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--show",
+                             "--events", str(tmp_path / "e.jsonl"))
+    assert proc.returncode == 2 and "--show: this OpenCV has no GUI" in proc.stderr and "pip install opencv-python" in proc.stderr
+    assert not (tmp_path / "e.jsonl").exists()  # refused before any output was opened
+
+
+def test_save_webm_is_vp8_which_browsers_play(tiny_export, shapes_video, tmp_path):
+    out, _ = tiny_export
+    proc = run_torch_blocked(out / "model_int8.onnx", shapes_video, tmp_path, "--save", str(tmp_path / "out.webm"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "out.webm: VP80 codec" in proc.stderr
+    cap = cv2.VideoCapture(str(tmp_path / "out.webm"))
+    assert int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().upper().startswith("VP8")
+    assert frame_count(tmp_path / "out.webm") == 36
