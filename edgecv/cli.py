@@ -18,7 +18,7 @@ from edgecv.errors import EdgecvError
 _INTERRUPTED = {  # what an interrupted command left, per command
     "train": "the last completed epoch (if any) is in last.pt; continue with --resume",
     "export": "the previously published artifacts are unchanged",
-    "run": "stopped; outputs were closed",
+    "run": "stopped at once (a second Ctrl-C, or one during start-up): outputs may be incomplete",
 }
 
 
@@ -204,6 +204,9 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
 @click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
 @click.option("--no-drift", is_flag=True, help="Do not run the drift monitor.")
+@click.option("--drift-checks", default="training,site", show_default=True,
+              help="Drift checks: training (inputs unlike the training images) and/or site (unlike what this camera "
+              "showed); drop site for a camera whose view keeps changing.")
 @click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
 @click.option("--open-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Live sources: seconds to wait for the first frame before failing.")
@@ -216,7 +219,7 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
 def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
-            capture_drift, no_drift, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
+            capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
             match_threshold) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
@@ -227,6 +230,7 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
     spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
                         backend=backend, conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events,
                         show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
+                        drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
                         stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,
                         gallery=gallery, face_detector=face_detector, match_threshold=match_threshold)
     if device:

@@ -12,4 +12,4 @@ edgecv train recipes/sample.yaml --out runs/sample --overwrite
 edgecv eval runs/sample --tta
 edgecv export runs/sample --int8 --fp16
 edgecv sample video data/shapes.avi --images data/shapes
-edgecv run runs/sample/export/model_int8.tflite --source data/shapes.avi --save runs/sample/run.mp4 --events runs/sample/events.jsonl
+edgecv run runs/sample/export/model_int8.tflite --source data/shapes.avi --save runs/sample/run.webm --events runs/sample/events.jsonl

@@ -2,10 +2,11 @@
 # README command 2 (and exactly what .ci/run runs): install the test dependencies, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Real services the runtime's fault tests start on 127.0.0.1: ffmpeg serves the camera streams (Debian package).
-if ! command -v ffmpeg >/dev/null; then
+# Real services the runtime's fault tests start on 127.0.0.1 (Debian packages): ffmpeg serves MJPEG camera
+# streams and publishes RTSP to rtsp-server-perl, the RTSP relay the soak benchmark's test restarts.
+if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg
+    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg rtsp-server-perl
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'

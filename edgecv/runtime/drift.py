@@ -15,7 +15,9 @@ stream time, each with hysteresis:
   scene held still, or one that cycles through views the camera has shown before, is never novel; the same scene
   at half the light, or another place, is. Novel frames are not remembered (a drift never becomes the baseline
   by itself), except that a site alarm lasting ``relearn_after_s`` resets the baseline with a
-  ``site_baseline_reset`` event (the camera was moved for good). Same 80% / 20% rule.
+  ``site_baseline_reset`` event (the camera was moved for good). Same 80% / 20% rule. A camera whose view keeps
+  changing to places it never showed (a patrolling PTZ camera, a belt of ever-new objects) trips this check by
+  design; run it with ``checks=("training",)`` (``edgecv run --drift-checks training``).
 
 The statistics: brightness, contrast, the three chromaticities, and the model's confidence (classifiers: top
 softmax; detectors: the best box score after the confidence filter the reference was measured with). The reference
@@ -37,6 +39,7 @@ import numpy as np
 
 STATS = ("brightness", "contrast", "red", "green", "blue", "confidence")
 METHOD = "range+site"
+CHECKS = ("training", "site")
 VERSION = 2
 _FLOOR = {"confidence": 0.05}  # smallest scale per statistic (a confident model's confidence IQR is ~0)
 _FLOOR_DEFAULT = 0.01
@@ -84,13 +87,18 @@ class DriftMonitor:
     """``observe(bgr, confidence, pts)`` per frame (``pts``: stream seconds); returns ``drift`` /
     ``drift_cleared`` / ``site_baseline_reset`` events (dicts)."""
 
-    def __init__(self, reference: dict[str, Any], window_s: float = 5.0, warmup_s: float = 30.0,
+    def __init__(self, reference: dict[str, Any], checks: tuple[str, ...] = CHECKS, window_s: float = 5.0,
+                 warmup_s: float = 30.0,
                  novelty: float = 1.0, memory: int = 600, relearn_after_s: float = 900.0, alarm: float = 0.8,
                  clear: float = 0.2, every_s: float = 0.5, capture_dir: str | Path | None = None,
                  capture_every_s: float = 5.0, capture_max: int = 200):
         problem = reference_problem(reference)
         if problem:
             raise ValueError(problem)
+        unknown = sorted(set(checks) - set(CHECKS))
+        if unknown or not checks:
+            raise ValueError(f"drift checks {unknown or list(checks)}: choose from {', '.join(CHECKS)}")
+        self.checks = tuple(checks)
         q = reference["quantiles"]
         self.names = [n for n in STATS if n in q]
         qs = np.asarray([q[n] for n in self.names], np.float64)  # (stats, 5)
@@ -166,6 +174,8 @@ class DriftMonitor:
                     "site": self._culprits(np.mean([r > self.novelty for r in site_rows if r is not None], 0)
                                            if any(r is not None for r in site_rows) else np.zeros(len(self.names)))}
         for check, share in shares.items():
+            if check not in self.checks:
+                continue
             base = {"check": check, "share": round(share, 3), "frame": self.seen, "stream_s": round(pts, 2),
                     "window_s": self.window_s, "t": time.time()}
             if check not in self.drifting and share >= self.alarm:

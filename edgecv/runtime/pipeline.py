@@ -61,6 +61,7 @@ class PipelineSpec:
     telemetry: str | None = None
     capture_drift: str | None = None
     drift: bool = True
+    drift_checks: tuple[str, ...] = ("training", "site")  # see runtime/drift.py
     stats_every_s: float = 0.0
     open_timeout_s: float | None = 10.0  # live sources: fail when the first frame has not come by then
     give_up_after_s: float | None = None  # live sources: stop after this long without frames (None: keep trying)
@@ -165,11 +166,14 @@ def _drift_monitor(spec: PipelineSpec, meta) -> DriftMonitor | None:
     if problem:
         log.warning("drift monitoring off: %s", problem)
         return None
-    return DriftMonitor(meta.drift, capture_dir=spec.capture_drift)
+    try:
+        return DriftMonitor(meta.drift, checks=spec.drift_checks, capture_dir=spec.capture_drift)
+    except ValueError as exc:
+        raise EdgecvError(f"--drift-checks: {exc}") from None
 
 
 def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
-    outputs = [f"video {spec.save}" for _ in [0] if spec.save] + [f"events {spec.events}" for _ in [0] if spec.events]
+    outputs = [f"{kind} {path}" for kind, path in (("video", spec.save), ("events", spec.events)) if path]
     outputs += ["window"] if spec.show else []
     where = ", ".join(outputs) if outputs else "no --save/--events/--show: results are only summarised at the end"
     profile = f", device profile {spec.device}" if spec.device else ""
@@ -235,12 +239,10 @@ def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], eve
             errors.append(exc)
             halt.set()
 
-    seen_events = 0
-
     def emit(pending: list[dict[str, Any]]) -> None:
-        nonlocal seen_events
-        new = list(source.stats.events[seen_events:])  # reconnects and losses, also while no frame comes
-        seen_events += len(new)
+        new = []
+        while source.stats.events:  # reconnects and losses, also while no frame comes (taken, so it stays small)
+            new.append(source.stats.events.pop(0))
         for ev in new + pending:
             console(ev)
             if events is not None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError
+from edgecv.runtime._opencv import opencv_silent
 from edgecv.results import Classification, Detections, Faces
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class VideoSink(_Sink):
     def _open(self, size: tuple[int, int]) -> None:
         tried = CODECS[self.path.suffix.lower()]
         for codec in tried:
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
+            with opencv_silent():  # a codec this build lacks is not an error: the next one is tried
+                writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
             if writer.isOpened():
                 self.writer, self.codec, self.size = writer, codec, size
                 break

@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import importlib.util
 import logging
-import os
 import re
 import threading
 import time
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError
+from edgecv.runtime._opencv import quiet_opencv
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -50,15 +50,6 @@ class SourceStats:
     corrupt: int = 0  # frames or files that could not be decoded, skipped
     reconnects: int = 0
     events: list[dict] = field(default_factory=list)
-
-
-def quiet_opencv() -> None:
-    """OpenCV and its FFmpeg log a line per failed open attempt ("can't open camera by index", "Connection
-    refused"); the source reports the failure itself, once, so those lines are silenced (EDGECV_OPENCV_LOG=1 keeps
-    them, to debug a stream)."""
-    if not os.environ.get("EDGECV_OPENCV_LOG"):
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read by OpenCV at each FFmpeg open
 
 
 def _has_gstreamer() -> bool:

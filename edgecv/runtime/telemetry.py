@@ -1,11 +1,14 @@
-"""Per-stage latency (p50/p99), FPS and dropped frames for a pipeline run."""
+"""Per-stage latency (p50/p99), FPS and dropped frames for a pipeline run.
+
+Memory stays flat however long the run: each stage keeps a count and a sum over the whole run (the mean) and its
+last ``WINDOW`` latencies (the percentiles are over those)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+WINDOW = 10_000  # latencies kept per stage for the percentiles
 STAGES = ("capture_wait", "face_detect", "preprocess", "infer", "postprocess", "sinks")  # face_detect: face tasks
 
 
 class Telemetry:
     def __init__(self) -> None:
-        self._ms: dict[str, list[float]] = defaultdict(list)
+        self._ms: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=WINDOW))
+        self._n: dict[str, int] = defaultdict(int)
+        self._sum: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self.frames = 0
         self.start = time.perf_counter()
@@ -27,6 +33,8 @@ class Telemetry:
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
             self._ms[stage].append(ms)
+            self._n[stage] += 1
+            self._sum[stage] += ms
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -44,10 +52,12 @@ class Telemetry:
         wall = (self.end or time.perf_counter()) - self.start
         stages = {}
         for name in STAGES:
-            values = self._ms.get(name)
+            with self._lock:
+                values = list(self._ms.get(name, ()))
+                n, total = self._n.get(name, 0), self._sum.get(name, 0.0)
             if values:
                 stages[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
-                                "mean_ms": float(np.mean(values)), "n": len(values)}
+                                "mean_ms": total / n, "n": n}
         out = {"frames": self.frames, "wall_s": wall, "fps": self.frames / wall if wall > 0 else 0.0, "stages": stages}
         if "infer" in stages:
             out["infer_only_fps"] = 1000.0 / stages["infer"]["mean_ms"]

@@ -1,9 +1,13 @@
 """The NMS and pipeline-overhead benchmarks run (shrunk to seconds); their figures come from full runs."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +38,24 @@ def test_gallery_benchmark_prints_search_times_and_finds_the_right_person():
     rows = re.findall(r"^\s+(\d+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)\s+(True|False)$", out, re.M)
     assert [r[0] for r in rows] == ["300", "2000"] and all(r[5] == "True" for r in rows), out
     assert rows[0][4].endswith("x") and rows[1][3] == "-"  # the loop is timed only up to --loop-max
+
+
+def test_drift_benchmark_is_quiet_on_still_scenes_and_alarms_on_a_change(tiny_run, tiny_export, tmp_path):
+    out_dir, _ = tiny_export
+    out = run([ROOT / "benchmarks" / "drift.py", "--run", tiny_run, "--model", out_dir / "model_int8.onnx",
+               "--minutes", "0.75", "--timeline", "35,12,15", "--vtest", tmp_path / "none.avi"], timeout=300)
+    rows = {m[0].strip(): m[1:] for m in re.findall(r"^(static|montage|brightness x0.5)\s+[\d.]+\s+(\d+)\s+([\d.]+)"
+                                                   r"\s+(\S+(?: s)?)\s+(\S+(?: s)?)$", out, re.M)}
+    assert rows["static"][0] == "0" and rows["montage"][0] == "0", out
+    alarm_after = rows["brightness x0.5"][2]
+    assert alarm_after.endswith(" s") and float(alarm_after[:-2]) <= 10 and rows["brightness x0.5"][3] != "never", out
+
+
+@pytest.mark.skipif((shutil.which("ffmpeg") is None or shutil.which("rtsp-server-perl") is None)
+                    and not os.environ.get("CI"), reason="ffmpeg / rtsp-server-perl not installed (scripts/test.sh)")
+def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
+    out_dir, _ = tiny_export
+    out = run([ROOT / "benchmarks" / "soak.py", "--model", out_dir / "model_int8.onnx", "--video", shapes_video,
+               "--minutes", "0.6", "--restarts", "1", "--down", "2", "--warmup", "5"], timeout=180)
+    assert re.search(r"reconnects 1: after [\d.]+ s", out) and "0 broken" in out, out
+    assert out.rstrip().endswith("PASS"), out

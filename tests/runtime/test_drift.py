@@ -98,3 +98,15 @@ def test_old_and_missing_references_are_named_not_used():
     assert "older edgecv" in reference_problem(old) and "no drift reference" in reference_problem(None)
     with pytest.raises(ValueError, match="older edgecv"):
         DriftMonitor(old)
+
+
+def test_the_site_check_can_be_left_out_for_cameras_whose_view_keeps_changing(reference_and_tests):
+    reference, test = reference_and_tests
+    for checks, site_alarms in ((("training", "site"), True), (("training",), False)):
+        rng = np.random.default_rng(6)
+        monitor = DriftMonitor(reference, checks=checks)
+        _, t = feed(monitor, camera(test[3], 40, rng))
+        events, _ = feed(monitor, camera(test[3], 15, rng, gain=0.5), t0=t)
+        assert any(e["check"] == "site" for e in events) is site_alarms
+    with pytest.raises(ValueError, match="choose from training, site"):
+        DriftMonitor(reference, checks=("sight",))
