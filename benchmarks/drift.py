@@ -105,13 +105,13 @@ def row(name: str, n: int, events: list[dict], change: float | None, back: float
     minutes = n / FPS / 60
     alarms = [e for e in events if e["event"] == "drift"]
     if change is None:
-        return f"{name:<34} {minutes:>7.1f} {len(alarms):>6} {len(alarms) / (minutes / 60):>8.1f} {'-':>11} {'-':>13}"
+        return f"{name:<44} {minutes:>7.1f} {len(alarms):>6} {len(alarms) / (minutes / 60):>8.1f} {'-':>11} {'-':>13}"
     early = [e for e in alarms if e["stream_s"] < change]
     late = [e for e in alarms if change <= e["stream_s"] < back + 10]
     cleared = [e for e in events if e["event"] == "drift_cleared" and e["stream_s"] >= back]
     first = f"{late[0]['stream_s'] - change:.1f} s" if late else "never"
     gone = f"{cleared[0]['stream_s'] - back:.1f} s" if cleared else ("-" if not late else "never")
-    return f"{name:<34} {minutes:>7.1f} {len(alarms):>6} {len(early) / (change / 3600):>8.1f} {first:>11} {gone:>13}"
+    return f"{name:<44} {minutes:>7.1f} {len(alarms):>6} {len(early) / (change / 3600):>8.1f} {first:>11} {gone:>13}"
 
 
 def main() -> None:
@@ -147,7 +147,7 @@ def main() -> None:
             shown = ", ".join(f"{e['event']}({e.get('check', '')}) at {e['stream_s']:.1f} s" for e in events[0]) or "none"
             print(f"  {name:<20} {n / FPS / 60:5.1f} min of stream in {wall:5.1f} s: events: {shown}")
     print()
-    print(f"{'stream':<34} {'minutes':>7} {'alarms':>6} {'false/h':>8} {'alarm after':>11} {'cleared after':>13}")
+    print(f"{"stream":<44} {'minutes':>7} {'alarms':>6} {'false/h':>8} {'alarm after':>11} {'cleared after':>13}")
     for label, k in (("", 0), (" [--drift-checks training]", 1)):
         for name, n, events, change, back in rows:
             print(row(name + label, n, events[k], change, back))
