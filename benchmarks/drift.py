@@ -147,7 +147,7 @@ def main() -> None:
             shown = ", ".join(f"{e['event']}({e.get('check', '')}) at {e['stream_s']:.1f} s" for e in events[0]) or "none"
             print(f"  {name:<20} {n / FPS / 60:5.1f} min of stream in {wall:5.1f} s: events: {shown}")
     print()
-    print(f"{"stream":<44} {'minutes':>7} {'alarms':>6} {'false/h':>8} {'alarm after':>11} {'cleared after':>13}")
+    print(f"{'stream':<44} {'minutes':>7} {'alarms':>6} {'false/h':>8} {'alarm after':>11} {'cleared after':>13}")
     for label, k in (("", 0), (" [--drift-checks training]", 1)):
         for name, n, events, change, back in rows:
             print(row(name + label, n, events[k], change, back))
