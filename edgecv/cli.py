@@ -195,6 +195,10 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
 @click.option("--conf", type=click.FloatRange(0, 1), help="Detectors: score threshold [default: 0.25].")
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: 0.45].")
+@click.option("--track/--no-track", default=None, help="Detectors: ByteTrack ids across frames [default: on for "
+              "video and cameras, off for image folders]; only confirmed tracks are reported.")
+@click.option("--zones", type=click.Path(dir_okay=False, exists=True), help="Detectors: a YAML of zones and lines: "
+              "zone_enter/zone_exit (dwell) and line_cross events, counts in the telemetry.")
 @click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per frame [default: 3].")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
 @click.option("--save", type=click.Path(dir_okay=False), help="Annotated video: out.webm (VP8, plays in browsers), "
@@ -218,7 +222,7 @@ def engine_cmd(model, fp16, out) -> None:
               "artifact[#class] [default: haar].")
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
-def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames, save, events, telemetry, show,
+def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, topk, max_frames, save, events, telemetry, show,
             capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
             match_threshold) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
@@ -228,7 +232,7 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, topk, max_frames
     if camera is not None and source is not None or (camera is None and source is None and not device):
         raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
     spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
-                        backend=backend, conf=conf, iou=iou, topk=topk, max_frames=max_frames, save=save, events=events,
+                        backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames, save=save, events=events,
                         show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
                         drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
                         stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,

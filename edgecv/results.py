@@ -44,9 +44,15 @@ class Detections:
     scores: np.ndarray  # (n,) float32
     class_ids: np.ndarray  # (n,) int
     labels: tuple[str, ...] = ()
+    track_ids: np.ndarray | None = None  # (n,) int64 > 0 when tracked: the same object keeps its id across frames
 
     def __post_init__(self) -> None:
         n = len(self.scores)
+        if self.track_ids is not None:
+            if self.track_ids.shape != (n,) or not np.issubdtype(self.track_ids.dtype, np.integer):
+                raise EdgecvError("Detections: track_ids must be (n,) integers")
+            if n and int(self.track_ids.min()) < 1:
+                raise EdgecvError("Detections: track ids are positive (an untracked box is not reported)")
         if self.xyxy.shape != (n, 4) or self.class_ids.shape != (n,) or self.scores.ndim != 1:
             raise EdgecvError(f"Detections: need xyxy (n, 4), scores (n,), class_ids (n,); got {self.xyxy.shape}, "
                               f"{self.scores.shape}, {self.class_ids.shape}")
@@ -62,10 +68,16 @@ class Detections:
     def confidence(self) -> float:
         return float(self.scores.max()) if len(self.scores) else 0.0
 
+    def subset(self, index: np.ndarray, track_ids: np.ndarray | None = None) -> "Detections":
+        """The boxes at ``index``, in that order (with their track ids)."""
+        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index],
+                          tuple(self.labels[i] for i in index) if self.labels else (), track_ids)
+
     def to_dict(self) -> dict:
         return {"task": "detect", "boxes": [
             {"label": self.labels[i] if self.labels else int(self.class_ids[i]), "class_id": int(self.class_ids[i]),
-             "score": round(float(self.scores[i]), 5), "xyxy": [round(float(v), 1) for v in self.xyxy[i]]}
+             "score": round(float(self.scores[i]), 5), "xyxy": [round(float(v), 1) for v in self.xyxy[i]],
+             **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {})}
             for i in range(len(self))]}
 
 

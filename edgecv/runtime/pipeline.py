@@ -49,6 +49,8 @@ class PipelineSpec:
     # task options: None = not given (the task's default); given for another task's artifact = refused
     conf: float | None = None
     iou: float | None = None
+    track: bool | None = None  # detectors: None = on for video and cameras, off for folders of images
+    zones: str | None = None  # detectors: a zones/lines YAML (runtime/analytics.py)
     topk: int | None = None
     gallery: str | None = None  # face embedders: the enrolment gallery (SQLite) to match against
     face_detector: str | None = None  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
@@ -69,8 +71,11 @@ class PipelineSpec:
     device: str | None = None  # the device profile applied (apply_device), for the start line
 
     def stage_options(self) -> StageOptions:
-        names = ("topk", "conf", "iou", "gallery", "face_detector", "match_threshold")
-        return StageOptions({k: getattr(self, k) for k in names}, str(self.model), self.event_cooldown_s)
+        from edgecv.runtime.sources import is_still_images
+
+        names = ("topk", "conf", "iou", "track", "zones", "gallery", "face_detector", "match_threshold")
+        return StageOptions({k: getattr(self, k) for k in names}, str(self.model), self.event_cooldown_s,
+                            is_still_images(self.source))
 
 
 class _Stop:
@@ -179,8 +184,8 @@ def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
     profile = f", device profile {spec.device}" if spec.device else ""
     line = (f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
             f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; source {spec.source}; {where}")
-    extra = getattr(stage, "describe", None)
-    return line + (f"; {extra()}" if extra else "")
+    extra = stage.describe()
+    return line + (f"; {extra}" if extra else "")
 
 
 def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
         summary["drift"] = drift.summary()
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if spec.events else None)
     if telemetry_path:
-        tel.write(telemetry_path, source.stats, extra={k: summary[k] for k in ("faces", "drift") if k in summary})
+        tel.write(telemetry_path, source.stats, extra={k: summary[k] for k in ("faces", "drift", "tracks", "zones") if k in summary})
     return summary
 
 

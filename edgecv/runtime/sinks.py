@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,12 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
     elif isinstance(result, Detections):
         for i in range(len(result)):
             x1, y1, x2, y2 = (int(round(v)) for v in result.xyxy[i])
-            color = _COLORS[int(result.class_ids[i]) % len(_COLORS)]
+            tid = int(result.track_ids[i]) if result.track_ids is not None else None
+            color = _COLORS[(tid if tid is not None else int(result.class_ids[i])) % len(_COLORS)]
             cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
             name = result.labels[i] if result.labels else str(int(result.class_ids[i]))
-            cv2.putText(out, f"{name} {result.scores[i]:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                        color, 1)
+            text = f"#{tid} {name} {result.scores[i]:.2f}" if tid is not None else f"{name} {result.scores[i]:.2f}"
+            cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1)
     elif isinstance(result, Faces):
         for i in range(len(result)):
             x1, y1, x2, y2 = (int(round(v)) for v in result.xyxy[i])
@@ -49,6 +51,31 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
             text = f"{result.names[i] if known else 'unknown'} {result.similarities[i]:.2f}"
             cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1)
     return out
+
+
+class Trails:
+    """Short trails behind tracked boxes: the last ``length`` centres of each track id, drawn as a polyline; a track
+    unseen for ``forget`` frames is dropped (memory stays bounded)."""
+
+    def __init__(self, length: int = 30, forget: int = 60):
+        self.length, self.forget = length, forget
+        self._points: dict[int, deque] = {}
+        self._seen: dict[int, int] = {}
+        self._frame = 0
+
+    def draw(self, out: np.ndarray, result: Any) -> np.ndarray:
+        self._frame += 1
+        if isinstance(result, Detections) and result.track_ids is not None:
+            centres = (result.xyxy[:, :2] + result.xyxy[:, 2:]) / 2
+            for tid, c in zip(result.track_ids.tolist(), centres):
+                self._points.setdefault(tid, deque(maxlen=self.length)).append((int(c[0]), int(c[1])))
+                self._seen[tid] = self._frame
+                pts = np.asarray(self._points[tid], np.int32)
+                if len(pts) > 1:
+                    cv2.polylines(out, [pts], False, _COLORS[tid % len(_COLORS)], 2)
+        for tid in [t for t, f in self._seen.items() if self._frame - f > self.forget]:
+            del self._points[tid], self._seen[tid]
+        return out
 
 
 class _Sink:
@@ -75,6 +102,7 @@ class VideoSink(_Sink):
 
     def __init__(self, path: str | Path, fps: float = 30.0):
         self.path, self.fps, self.writer, self.codec = Path(path), fps, None, None
+        self.trails = Trails()
         if self.path.suffix.lower() not in CODECS:
             raise EdgecvError(f"{self.path}: --save takes {', '.join(CODECS)} (.webm or .mp4 for browsers)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +125,7 @@ class VideoSink(_Sink):
             log.info("%s: %s codec", self.path.name, self.codec)
 
     def write(self, frame, result) -> None:
-        img = annotate(frame.bgr, result)
+        img = self.trails.draw(annotate(frame.bgr, result), result)
         if self.writer is None:
             self._open((img.shape[1], img.shape[0]))
         if (img.shape[1], img.shape[0]) != self.size:
@@ -150,10 +178,10 @@ class WindowSink(_Sink):
         problem = gui_problem()
         if problem:
             raise EdgecvError(f"--show: {problem}")
-        self.title = title
+        self.title, self.trails = title, Trails()
 
     def write(self, frame, result) -> None:
-        cv2.imshow(self.title, annotate(frame.bgr, result))
+        cv2.imshow(self.title, self.trails.draw(annotate(frame.bgr, result), result))
         cv2.waitKey(1)
 
     def close(self) -> None:

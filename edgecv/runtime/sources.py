@@ -279,6 +279,13 @@ class ImageFilesSource:
         pass
 
 
+def is_still_images(uri: str | int) -> bool:
+    """A folder, glob or single image: unrelated stills, not a stream (nothing to track across them)."""
+    uri = str(uri)
+    path = Path(uri)
+    return path.is_dir() or any(c in uri for c in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def open_source(uri: str | int, give_up_after: float | None = None, open_timeout: float | None = 10.0,
                 stop: threading.Event | None = None):
     """The source a URI names (see the module docstring). ``stop``: the pipeline's stop event (live sources end

@@ -46,12 +46,14 @@ class StageOptions:
     values: dict[str, Any]
     model: str = ""
     event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
+    still_images: bool = False  # the source is a folder or glob of unrelated images (nothing to track)
 
     def given(self, names: tuple[str, ...]) -> dict[str, Any]:
         return {k: self.values.get(k) for k in names}
 
 
-FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "gallery": "--gallery",
+FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "track": "--track/--no-track", "zones": "--zones",
+         "gallery": "--gallery",
          "face_detector": "--face-detector", "match_threshold": "--match-threshold"}
 
 
@@ -69,6 +71,10 @@ class Stage:
         raise NotImplementedError
 
     def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
+        return None
+
+    def describe(self) -> str | None:
+        """A few words for the start line (None: nothing to add)."""
         return None
 
     def summary(self) -> dict[str, Any]:
@@ -108,18 +114,46 @@ def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) ->
 
 
 class SingleModelStage(Stage):
-    """Classifiers and detectors: the whole frame in, one typed result out."""
+    """Classifiers and detectors: the whole frame in, one typed result out. Detectors are tracked (ByteTrack) on
+    video and cameras unless ``track`` is False: the boxes reported are the confirmed tracks', each with its id."""
 
-    TAKES = {"classify": ("topk",), "detect": ("conf", "iou")}
+    TAKES = {"classify": ("topk",), "detect": ("conf", "iou", "track", "zones")}
 
     def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
         self.backend, self.meta = backend, backend.meta
         task = self.meta.task
         _refuse_foreign(task, options, self.TAKES[task])
         self.post = get_postprocess(task)
-        self.options = options_for(task, options.given(self.TAKES[task]))
+        given = options.given(self.TAKES[task])
+        self.tracker = self.analytics = None
+        if task == "detect":
+            track, zones = given.pop("track"), given.pop("zones")
+            if track if track is not None else not options.still_images:
+                self.tracker = self._tracker(given.get("conf"))
+                given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
+            if zones:
+                from edgecv.runtime.analytics import Analytics, load_zones
+
+                if self.tracker is None:
+                    raise EdgecvError("--zones counts tracked objects: it needs tracking on (drop --no-track; image "
+                                      "folders are not tracked)")
+                self.analytics = Analytics(load_zones(zones))
+        self.options = options_for(task, given)
         drift = self.meta.drift or {}
         self._drift_conf = float(drift.get("confidence_filter", 0.25))  # the filter the reference was measured after
+
+    @staticmethod
+    def _tracker(conf: float | None):
+        from edgecv.runtime.track import ByteTracker, TrackerOptions
+
+        high = 0.25 if conf is None else conf  # --conf: the score that makes a box an object
+        return ByteTracker(TrackerOptions(high=high, birth=min(high + 0.1, 0.95), low=min(0.1, high)))
+
+    def describe(self) -> str | None:
+        if self.tracker is None:
+            return None
+        o = self.tracker.o
+        return f"tracking (ByteTrack: objects from score {o.high:g}, new tracks from {o.birth:g}, kept from {o.low:g})"
 
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
         with tel.timed("preprocess"):
@@ -130,7 +164,15 @@ class SingleModelStage(Stage):
         job.outputs = self.backend.infer(job.inputs)
 
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
-        return self.post(job.outputs, self.meta, self.options, job.transform), []
+        result = self.post(job.outputs, self.meta, self.options, job.transform)
+        events: list[dict[str, Any]] = []
+        if self.tracker is not None:
+            index, ids = self.tracker.update(result.xyxy, result.scores, result.class_ids)
+            result = result.subset(index, ids)
+        if self.analytics is not None:
+            h, w = job.frame.bgr.shape[:2]
+            events = self.analytics.observe(result, job.frame.pts, (w, h))
+        return result, events
 
     def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
         if self.meta.task == "detect":
@@ -138,6 +180,14 @@ class SingleModelStage(Stage):
 
             return max_score(job.outputs, self._drift_conf)
         return result.confidence
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.tracker is not None:
+            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker)}
+        if self.analytics is not None:
+            out["zones"] = self.analytics.summary()
+        return out
 
 
 register_stage("classify")(SingleModelStage)

@@ -83,6 +83,11 @@ def format_summary(s: dict[str, Any]) -> str:
         src = s["source"]
         lines.append(f"  source: read {src['read']}  dropped {src['dropped']}  corrupt {src['corrupt']}  "
                      f"reconnects {src['reconnects']}")
+    if "tracks" in s:
+        lines.append(f"  tracks: {s['tracks']['confirmed']} confirmed, {s['tracks']['live']} live at the end")
+    for name, counts in s.get("zones", {}).items():
+        shown = "  ".join(f"{k} {sum(v.values()) if isinstance(v, dict) else v}" for k, v in counts.items())
+        lines.append(f"  {name}: {shown}")
     if "drift" in s:
         d = s["drift"]
         lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")

@@ -107,3 +107,24 @@ def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     assert {(int(c), int(b)) for _, c, b in selected} == {(c, b) for c, bs in per_class.items() for b in bs}
     dets = detect_postprocess([boxes, scores, selected], backend.meta, conf=0.0, transform=tf)
     assert len(dets) == min(len(selected), 300) and np.all(np.diff(dets.scores) <= 0)
+
+
+def test_run_tracks_a_moving_scene_with_ids_that_last(det_export, det_data, tmp_path):
+    out, _ = det_export
+    image = cv2.imread(str(sorted((det_data / "images").glob("*.jpg"))[0]))
+    frames = [cv2.resize(cv2.warpAffine(image, np.float32([[1, 0, 2 * t], [0, 1, t]]), image.shape[1::-1],
+                                        borderMode=cv2.BORDER_REFLECT), (192, 144)) for t in range(20)]
+    video = write_video(tmp_path / "pan.avi", frames)
+    proc = run_torch_blocked(out / "model_int8.onnx", video, tmp_path, "--conf", "0.05")
+    assert proc.returncode == 0 and "tracking (ByteTrack: objects from score 0.05" in proc.stderr, proc.stderr[-3000:]
+    results = [e for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if e["event"] == "result"]
+    ids = [[b["track_id"] for b in e["boxes"]] for e in results]
+    assert len(results) == 20 and all(isinstance(i, int) and i >= 1 for frame in ids for i in frame)
+    assert all(len(set(frame)) == len(frame) for frame in ids)  # one box per track per frame
+    first = set(ids[0])
+    assert first and sum(bool(first & set(frame)) for frame in ids) >= 16  # the first frame's objects keep their ids
+    telemetry = json.loads((tmp_path / "events.telemetry.json").read_text())
+    assert telemetry["tracks"]["confirmed"] >= len(first)
+    proc = run_torch_blocked(out / "model_int8.onnx", video, tmp_path, "--conf", "0.05", "--no-track")
+    results = [e for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if e["event"] == "result"]
+    assert proc.returncode == 0 and not any("track_id" in b for e in results for b in e["boxes"])

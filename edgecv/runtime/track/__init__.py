@@ -1,0 +1,5 @@
+"""Multi-object tracking on the device (numpy only): ids that live across frames."""
+
+from edgecv.runtime.track.bytetrack import ByteTracker, TrackerOptions
+
+__all__ = ["ByteTracker", "TrackerOptions"]

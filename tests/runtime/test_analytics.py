@@ -1,0 +1,90 @@
+"""Zones and lines over tracked boxes: enter/exit with dwell, crossings with direction, counts; zone files are
+validated like recipes (file and field named)."""
+
+import numpy as np
+import pytest
+import yaml
+
+from edgecv.errors import RecipeError
+from edgecv.results import Detections
+from edgecv.runtime.analytics import Analytics, load_zones
+
+SIZE = (200, 100)  # frame width, height
+
+
+def zones_file(tmp_path, data) -> str:
+    path = tmp_path / "zones.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def dets(*objects):
+    """(track id, label, bottom-centre x, y) -> Detections of 10x20 boxes standing on those points."""
+    if not objects:
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), (),
+                          np.zeros(0, np.int64))
+    xyxy = np.asarray([[x - 5, y - 20, x + 5, y] for _, _, x, y in objects], np.float32)
+    return Detections(xyxy, np.full(len(objects), 0.9, np.float32), np.zeros(len(objects), np.int64),
+                      tuple(lb for _, lb, _, _ in objects), np.asarray([t for t, _, _, _ in objects], np.int64))
+
+
+@pytest.fixture
+def analytics(tmp_path):
+    spec = load_zones(zones_file(tmp_path, {
+        "units": "normalized",
+        "zones": [{"name": "door", "polygon": [[0.25, 0.2], [0.5, 0.2], [0.5, 0.9], [0.25, 0.9]]},
+                  {"name": "cars-only", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "classes": ["car"]}],
+        "lines": [{"name": "gate", "points": [[0.75, 0.0], [0.75, 0.6]]}]}))
+    return Analytics(spec, forget_s=1.0)
+
+
+def walk(analytics, path, track=1, label="person", t0=0.0, fps=10):
+    events = []
+    for i, (x, y) in enumerate(path):
+        events += analytics.observe(dets((track, label, x, y)), t0 + i / fps, SIZE)
+    return events
+
+
+def test_a_walk_through_the_door_zone_enters_and_exits_with_its_dwell(analytics):
+    path = [(20 + 10 * i, 50) for i in range(12)]  # x 20 .. 130: inside the door (x 50..100) from x = 50 to 100
+    events = walk(analytics, path)
+    enter = [e for e in events if e["event"] == "zone_enter"]
+    exit_ = [e for e in events if e["event"] == "zone_exit"]
+    assert [(e["zone"], e["track_id"]) for e in enter] == [("door", 1)]  # cars-only ignores a person
+    assert exit_[0]["zone"] == "door" and exit_[0]["dwell_s"] == pytest.approx(0.6) and "lost" not in exit_[0]
+    counts = analytics.summary()
+    assert counts["door"] == {"entered": {"person": 1}, "exited": {"person": 1}, "inside_now": 0}
+    assert counts["cars-only"] == {"entered": {}, "exited": {}, "inside_now": 0}
+
+
+def test_line_crossings_have_a_direction_and_need_the_segment(analytics):
+    right = walk(analytics, [(130 + 5 * i, 40) for i in range(8)])  # through x = 150 at y 40 (segment: y 0..60)
+    left = walk(analytics, [(170 - 5 * i, 40) for i in range(8)], t0=1.0)
+    below = walk(analytics, [(130 + 5 * i, 90) for i in range(8)], track=2, t0=2.0)  # crosses the line's extension
+    crosses = [e for e in right + left + below if e["event"] == "line_cross"]
+    # walking from (150, 0) to (150, 60) (down the image), the left side is x > 150: rightwards is "out"
+    assert [(e["direction"], e["track_id"]) for e in crosses] == [("out", 1), ("in", 1)]
+    assert analytics.summary()["gate"] == {"in": {"person": 1}, "out": {"person": 1}}
+
+
+def test_an_object_lost_inside_a_zone_leaves_it_after_forget_s(analytics):
+    events = walk(analytics, [(60, 50), (62, 50)], track=7)
+    events += analytics.observe(dets(), 0.5, SIZE)
+    assert not [e for e in events if e["event"] == "zone_exit"]
+    events = analytics.observe(dets((8, "person", 10, 10)), 1.5, SIZE)
+    assert [(e["event"], e["track_id"], e.get("lost")) for e in events] == [("zone_exit", 7, True)]
+    assert events[0]["dwell_s"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"zones": [{"name": "a", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "units: required field is missing"),
+    ({"units": "normalized", "zones": [{"name": "a", "polygon": [[0, 0], [2, 0], [1, 1]]}]}, "lie in 0..1"),
+    ({"units": "pixels", "zones": [{"name": "a", "polygon": [[0, 0], [1, 0]]}]}, "zones.0.polygon"),
+    ({"units": "pixels", "lines": [{"name": "l", "points": [[0, 0], [1, 1]], "colour": "red"}]}, "lines.0.colour: unknown key"),
+    ({"units": "pixels"}, "at least one zone or line"),
+])
+def test_bad_zone_files_name_the_file_and_field(tmp_path, data, message):
+    path = zones_file(tmp_path, data)
+    with pytest.raises(RecipeError, match=message) as err:
+        load_zones(path)
+    assert str(err.value).startswith(path)

@@ -1,0 +1,144 @@
+"""ByteTrack's published behaviour on scenes with known trajectories: stable ids through crossings, low-score
+boxes keep an occluded object's id (the BYTE step), a lost object is found again, a one-frame false positive never
+becomes an object, and greedy matching agrees with the optimal assignment where the choice is unambiguous."""
+
+import numpy as np
+import pytest
+
+from edgecv.runtime.track import ByteTracker, TrackerOptions
+from edgecv.runtime.track.bytetrack import greedy_match, iou_matrix
+from edgecv.runtime.track.kalman import initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
+
+
+def box(cx, cy, w=40, h=80):
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def step(tracker, boxes, scores, classes):
+    d, ids = tracker.update(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float),
+                            np.asarray(classes, int))
+    return {int(k): int(i) for k, i in zip(d, ids)}  # detection index -> track id
+
+
+def test_two_objects_crossing_keep_their_ids():
+    tracker = ByteTracker()
+    seen = {0: set(), 1: set()}
+    for t in range(60):
+        a, b = box(100 + 5 * t, 200), box(400 - 5 * t, 205)  # they pass through each other at t = 30
+        got = step(tracker, [a, b], [0.9, 0.85], [0, 0])
+        for k, i in got.items():
+            seen[k].add(i)
+    assert seen[0] == {1} and seen[1] == {2}  # the Kalman velocity carries each through the crossing
+
+
+def test_low_score_boxes_keep_an_occluded_object_and_a_lost_one_is_found_again():
+    tracker = ByteTracker()
+    ids = []
+    for t in range(50):
+        cx = 100 + 4 * t
+        if 10 <= t < 16:
+            got = step(tracker, [box(cx, 200)], [0.3], [0])  # half hidden: only a low-score box
+        elif 25 <= t < 35:
+            got = step(tracker, [], [], [])  # fully hidden for 10 frames
+        else:
+            got = step(tracker, [box(cx, 200)], [0.9], [0])
+        ids.append(got.get(0))
+    assert set(i for i in ids if i is not None) == {1}  # one object, one id, all along
+    assert all(i == 1 for i in ids[10:16])  # the BYTE step: reported on its low-score boxes
+    assert ids[25:35] == [None] * 10 and ids[35] == 1  # found again by its predicted position
+    no_byte = ByteTracker(TrackerOptions(low=0.5))  # without the low-score association the occlusion breaks it
+    got = [step(no_byte, [box(100 + 4 * t, 200)], [0.3 if 10 <= t < 16 else 0.9], [0]).get(0) for t in range(20)]
+    assert got[10:16] == [None] * 6
+
+
+def test_a_one_frame_false_positive_is_never_an_object_and_ids_are_positive():
+    tracker = ByteTracker()
+    assert step(tracker, [box(100, 100)], [0.9], [0]) == {0: 1}  # frame 1: confirmed and reported at once
+    got = step(tracker, [box(100, 100), box(500, 300)], [0.9, 0.95], [0, 0])
+    assert got == {0: 1}  # the newcomer is tentative: not reported
+    for _ in range(3):
+        got = step(tracker, [box(100, 100)], [0.9], [0])
+    assert got == {0: 1} and tracker.born == 1
+    got = step(tracker, [box(100, 100), box(300, 300)], [0.9, 0.9], [0, 0])
+    got = step(tracker, [box(100, 100), box(302, 301)], [0.9, 0.9], [0, 0])  # seen twice: confirmed
+    assert got == {0: 1, 1: 3} and tracker.born == 2 and all(i > 0 for i in got.values())
+
+
+def test_classes_never_match_each_other():
+    tracker = ByteTracker()
+    step(tracker, [box(100, 100)], [0.9], [0])
+    got = step(tracker, [box(101, 100)], [0.9], [1])  # the same place, another class: not the same object
+    assert got == {}
+    agnostic = ByteTracker(TrackerOptions(class_aware=False))
+    step(agnostic, [box(100, 100)], [0.9], [0])
+    assert step(agnostic, [box(101, 100)], [0.9], [1]) == {0: 1}
+
+
+def test_greedy_matching_agrees_with_the_optimal_assignment_on_unambiguous_scenes():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 40))
+        cells = rng.choice(100, n, replace=False)  # a grid: each box has one clearly best track
+        centres = np.stack([cells % 10, cells // 10], 1) * 36.0 + rng.uniform(-6, 6, (n, 2))  # neighbours overlap
+        tracks = np.asarray([box(x, y, 30, 30) for x, y in centres])
+        dets = tracks[rng.permutation(n)] + rng.normal(0, 2, (n, 4))
+        cost = 1 - iou_matrix(tracks, dets)
+        r, c = greedy_match(cost, 0.8)
+        cost_lim = np.where(cost < 0.8, cost, 1e6)
+        rr, cc = linear_sum_assignment(cost_lim)
+        optimal = {(a, b) for a, b in zip(rr, cc) if cost_lim[a, b] < 0.8}
+        assert set(zip(r.tolist(), c.tolist())) == optimal
+
+
+def test_kalman_follows_a_constant_velocity_box():
+    xyxy = np.asarray([box(100, 100)], float)
+    mean, cov = initiate(xyxy_to_xyah(xyxy))
+    for t in range(1, 30):
+        mean, cov = predict(mean, cov)
+        mean, cov = update(mean, cov, xyxy_to_xyah(np.asarray([box(100 + 3 * t, 100 - 2 * t)], float)))
+    ahead, _ = predict(mean, cov)
+    assert xyah_to_xyxy(ahead[:, :4])[0] == pytest.approx(box(100 + 3 * 30, 100 - 2 * 30), abs=0.5)
+    assert mean[0, 4:6] == pytest.approx([3, -2], abs=0.05)
+
+
+def matrix_kalman(xyah_seq):
+    """The textbook 8-state filter with ByteTrack's noise weights, in full matrix form (the reference)."""
+    pos, vel = 1 / 20, 1 / 160
+    F = np.eye(8)
+    F[:4, 4:] = np.eye(4)
+    H = np.eye(4, 8)
+    z0 = xyah_seq[0]
+    h = z0[3]
+    x = np.concatenate([z0, np.zeros(4)])
+    P = np.diag(np.square([2 * pos * h, 2 * pos * h, 1e-2, 2 * pos * h, 10 * vel * h, 10 * vel * h, 1e-5, 10 * vel * h]))
+    for z in xyah_seq[1:]:
+        h = x[3]
+        Q = np.diag(np.square([pos * h, pos * h, 1e-2, pos * h, vel * h, vel * h, 1e-5, vel * h]))
+        x, P = F @ x, F @ P @ F.T + Q
+        h = x[3]
+        R = np.diag(np.square([pos * h, pos * h, 1e-1, pos * h]))
+        S = H @ P @ H.T + R
+        K = P @ H.T @ np.linalg.inv(S)
+        x, P = x + K @ (z - H @ x), P - K @ S @ K.T
+    return x, P
+
+
+def test_the_elementwise_filter_is_the_matrix_filter():
+    rng = np.random.default_rng(1)
+    seq = np.cumsum(rng.normal(0, 3, (25, 4)), 0) + [300, 200, 0.5, 80]
+    seq[:, 2] = 0.5 + rng.normal(0, 0.01, 25)
+    mean, cov = initiate(seq[:1])
+    for z in seq[1:]:
+        mean, cov = predict(mean, cov)
+        mean, cov = update(mean, cov, z[None])
+    x, P = matrix_kalman(seq)
+    np.testing.assert_allclose(mean[0], x, rtol=1e-9, atol=1e-9)
+    for i in range(4):  # the blocks, and nothing outside them
+        np.testing.assert_allclose([cov[0, 0, i], cov[0, 1, i], cov[0, 2, i]], [P[i, i], P[i, i + 4], P[i + 4, i + 4]],
+                                   rtol=1e-9, atol=1e-12)
+    blocks = np.zeros_like(P)
+    for i in range(4):
+        blocks[np.ix_([i, i + 4], [i, i + 4])] = P[np.ix_([i, i + 4], [i, i + 4])]
+    np.testing.assert_allclose(P, blocks, atol=1e-12)
