@@ -91,6 +91,7 @@ class Faces:
     similarities: np.ndarray  # (n,) float32, to the nearest identity (-1 when the gallery is empty)
     nearest: tuple[str | None, ...] = ()  # the nearest identity even when it is below the threshold
     embeddings: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.float32))
+    track_ids: np.ndarray | None = None  # (n,) int64 > 0 when tracked (names are then decided per track)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -99,6 +100,8 @@ class Faces:
                               f"{n}, {self.similarities.shape}")
         if self.nearest and len(self.nearest) != n:
             raise EdgecvError("Faces: nearest must name every face")
+        if self.track_ids is not None and (self.track_ids.shape != (n,) or (n and int(self.track_ids.min()) < 1)):
+            raise EdgecvError("Faces: track_ids must be (n,) positive integers")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -112,4 +115,5 @@ class Faces:
         return {"task": "embed", "faces": [
             {"name": self.names[i], "known": self.names[i] is not None, "similarity": round(float(self.similarities[i]), 4),
              **({"nearest": self.nearest[i]} if self.nearest else {}),
+             **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}),
              "xyxy": [round(float(v), 1) for v in self.xyxy[i]]} for i in range(len(self))]}

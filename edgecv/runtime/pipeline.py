@@ -149,14 +149,20 @@ class _ConsoleLimiter:
         log.warning("%s: %s", kind.replace("_", " "), ", ".join(f"{k}={v}" for k, v in detail.items()))
 
 
-def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack) -> tuple[list[Any], EventsSink | None]:
+def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack) -> tuple[list[Any], Any]:
+    """The sinks, and the one that takes events (a JSON-lines file, or an MQTT broker for mqtt:// and mqtts://)."""
     sinks: list[Any] = []
     events = None
     if spec.show:
         sinks.append(stack.enter_context(WindowSink()))
     if spec.save:
         sinks.append(stack.enter_context(VideoSink(spec.save, fps)))
-    if spec.events:
+    if spec.events and spec.events.startswith(("mqtt://", "mqtts://")):
+        from edgecv.runtime.mqtt_sink import MqttSink
+
+        events = stack.enter_context(MqttSink(spec.events))
+        sinks.append(events)
+    elif spec.events:
         events = stack.enter_context(EventsSink(spec.events))
         sinks.append(events)
     return sinks, events
@@ -178,7 +184,12 @@ def _drift_monitor(spec: PipelineSpec, meta) -> DriftMonitor | None:
 
 
 def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
-    outputs = [f"{kind} {path}" for kind, path in (("video", spec.save), ("events", spec.events)) if path]
+    events = spec.events
+    if events and events.startswith(("mqtt://", "mqtts://")):
+        from edgecv.runtime.mqtt_sink import parse_mqtt_uri
+
+        events = parse_mqtt_uri(events).safe_uri  # never a secret on the console
+    outputs = [f"{kind} {path}" for kind, path in (("video", spec.save), ("events", events)) if path]
     outputs += ["window"] if spec.show else []
     where = ", ".join(outputs) if outputs else "no --save/--events/--show: results are only summarised at the end"
     profile = f", device profile {spec.device}" if spec.device else ""
@@ -212,13 +223,17 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     summary.update(model=str(spec.model), backend=backend.name, task=backend.meta.task, **stage.summary())
     if drift is not None:
         summary["drift"] = drift.summary()
-    telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if spec.events else None)
+    if hasattr(events, "summary"):
+        summary["mqtt"] = events.summary()
+    beside_events = spec.events and not spec.events.startswith(("mqtt://", "mqtts://"))
+    telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if beside_events else None)
     if telemetry_path:
-        tel.write(telemetry_path, source.stats, extra={k: summary[k] for k in ("faces", "drift", "tracks", "zones") if k in summary})
+        tel.write(telemetry_path, source.stats,
+                  extra={k: summary[k] for k in ("faces", "drift", "tracks", "zones", "mqtt") if k in summary})
     return summary
 
 
-def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], events: EventsSink | None,
+def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], events: Any,
                  drift: DriftMonitor | None, tel: Telemetry, halt: threading.Event) -> None:
     q_in: queue.Queue = queue.Queue(maxsize=2)
     q_out: queue.Queue = queue.Queue(maxsize=2)

@@ -35,6 +35,7 @@ class FrameJob:
     inputs: np.ndarray  # the backend's input batch (a face cascade: one row per face, possibly none)
     transform: Transform | None = None  # frame <-> model-input geometry (single-model stages)
     boxes: np.ndarray | None = None  # a face cascade: the faces' (n, 4) frame boxes, one per input row
+    scores: np.ndarray | None = None  # a face cascade: the face detector's score of each box
     outputs: list[np.ndarray] = field(default_factory=list)
 
 
@@ -200,7 +201,7 @@ class FaceCascadeStage(Stage):
     (main thread), the matcher names them against the gallery, reloaded when an enrolment lands, and face events
     are emitted (postprocess thread)."""
 
-    TAKES = ("gallery", "face_detector", "match_threshold")
+    TAKES = ("gallery", "face_detector", "match_threshold", "track")
 
     def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
         from edgecv.runtime.faces.enroll import FaceFrontend
@@ -226,19 +227,30 @@ class FaceCascadeStage(Stage):
         post = get_postprocess("embed")
         self.post, self.options = post, post.options(threshold=threshold, gallery=self.live)
         self.dim = int((self.meta.decoder or {}).get("dim", 0))
+        self.tracker = self.identities = None
+        track = v.get("track")
+        if track if track is not None else not options.still_images:
+            from edgecv.runtime.faces.tracks import TrackIdentities
+            from edgecv.runtime.track import ByteTracker, TrackerOptions
+
+            # a detected face is a face at once (no tentative frame); its name is what the track accumulates
+            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False,
+                                                      class_aware=False))
+            self.identities = TrackIdentities(self.threshold)
 
     def describe(self) -> str:
+        tracked = "; faces tracked, named per track" if self.tracker is not None else ""
         if self.gallery is None:
-            return "no --gallery: every face is reported as unknown"
+            return "no --gallery: every face is reported as unknown" + tracked
         return (f"gallery {self.gallery.path}: {len(self.live.templates)} identities, match threshold "
-                f"{self.threshold:.3f}")
+                f"{self.threshold:.3f}{tracked}")
 
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
         with tel.timed("face_detect"):
             found = self.frontend.detect(frame.bgr)
         with tel.timed("preprocess"):
             xs, boxes = self.frontend.inputs(frame.bgr, found)
-        return FrameJob(frame, xs, boxes=boxes)
+        return FrameJob(frame, xs, boxes=boxes, scores=np.asarray([f.score for f in found], np.float32))
 
     def infer(self, job: FrameJob) -> None:
         xs = job.inputs
@@ -249,9 +261,25 @@ class FaceCascadeStage(Stage):
 
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
         faces = self.post(job.outputs, self.meta, self.options, job.boxes)
+        if self.tracker is not None:
+            faces = self._per_track(faces, job.scores)
         return faces, self.events(faces, job.frame.index, job.frame.pts)
 
+    def _per_track(self, faces, scores: np.ndarray):
+        """The frame's faces on their tracks, each named from its track's mean embedding (faces/tracks.py)."""
+        from edgecv.results import Faces
+
+        index, ids = self.tracker.update(faces.xyxy, scores, np.zeros(len(faces), np.int64))
+        emb = faces.embeddings[index] if len(faces.embeddings) else np.zeros((len(index), self.dim), np.float32)
+        if self.live is None or not len(index):
+            return Faces(faces.xyxy[index], (None,) * len(index), np.full(len(index), -1.0, np.float32), (), emb, ids)
+        names, nearest, sims = self.identities.decide(ids, emb, self.live.get())
+        return Faces(faces.xyxy[index], tuple(names), sims, tuple(nearest), emb, ids)
+
     def summary(self) -> dict[str, Any]:
-        return {"faces": {"gallery": str(self.gallery.path) if self.gallery else None,
-                          "identities": len(self.live.templates) if self.live else 0,
-                          "gallery_reloads": self.live.reloads if self.live else 0}}
+        out = {"faces": {"gallery": str(self.gallery.path) if self.gallery else None,
+                         "identities": len(self.live.templates) if self.live else 0,
+                         "gallery_reloads": self.live.reloads if self.live else 0}}
+        if self.tracker is not None:
+            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker)}
+        return out

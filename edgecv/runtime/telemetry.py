@@ -88,6 +88,10 @@ def format_summary(s: dict[str, Any]) -> str:
     for name, counts in s.get("zones", {}).items():
         shown = "  ".join(f"{k} {sum(v.values()) if isinstance(v, dict) else v}" for k, v in counts.items())
         lines.append(f"  {name}: {shown}")
+    if "mqtt" in s:
+        m = s["mqtt"]
+        lines.append(f"  mqtt {m['broker']}: published {m['published']}  dropped {m['dropped']}  reconnects "
+                     f"{m['reconnects']}  undelivered at exit {m['queued_at_end']}")
     if "drift" in s:
         d = s["drift"]
         lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")

@@ -42,6 +42,7 @@ class TrackerOptions:
     tentative_cost: float = 0.7  # tentative tracks: accept 1 - IoU * score under this
     lost_frames: int = 30  # frames a lost track is kept to be found again
     class_aware: bool = True
+    tentative: bool = True  # new tracks wait for a second sighting before they are objects (False: at once)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -153,8 +154,10 @@ class ByteTracker:
         self._prune(keep)
         new_ids = self._birth(new, xyxy, cls)
         self._drop_duplicates()
-        if self.frame == 1 and len(new):  # the first frame's objects are confirmed, and reported, at once
-            return new, new_ids
+        if (self.frame == 1 or not o.tentative) and len(new):  # confirmed, and reported, at once
+            d = np.concatenate([report[0], new])
+            order = np.argsort(d, kind="stable")
+            return d[order], np.concatenate([report[1], new_ids])[order]
         return report
 
     def _prune(self, keep: np.ndarray) -> None:
@@ -170,8 +173,9 @@ class ByteTracker:
         ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         self._next_id += n
         # the first frame's objects are confirmed at once (there is no earlier frame to wait for)
-        state = np.full(n, TRACKED if self.frame == 1 else TENTATIVE, np.int8)
-        if self.frame == 1:
+        at_once = self.frame == 1 or not self.o.tentative
+        state = np.full(n, TRACKED if at_once else TENTATIVE, np.int8)
+        if at_once:
             self.born += n
         self.ids = np.concatenate([self.ids, ids])
         self.cls = np.concatenate([self.cls, cls[dets]])

@@ -1,0 +1,40 @@
+"""Names decided per face track: a person whose per-frame similarity wanders around the threshold is named in
+(nearly) every frame of the track, and stays named; a stranger is never named; another enrolled person is."""
+
+import numpy as np
+
+from edgecv.runtime.faces.gallery import Templates, l2_normalize
+from edgecv.runtime.faces.match import identify
+from edgecv.runtime.faces.tracks import TrackIdentities
+
+
+def noisy(template, n, sim, rng):
+    """``n`` unit embeddings whose cosine to ``template`` is about ``sim`` (0.50-0.77 here: the demo's spread)."""
+    d = len(template)
+    noise = rng.standard_normal((n, d))
+    noise -= np.outer(noise @ template, template)  # orthogonal to the template
+    noise = l2_normalize(noise)
+    s = np.clip(sim + rng.uniform(-0.13, 0.14, n), -1, 1)
+    return (s[:, None] * template + np.sqrt(1 - s[:, None] ** 2) * noise).astype(np.float32)
+
+
+def test_a_track_is_named_from_all_its_frames_and_strangers_never_are():
+    rng = np.random.default_rng(0)
+    d = 64
+    vectors = l2_normalize(rng.standard_normal((3, d))).astype(np.float32)
+    gallery = Templates(("alice", "bob", "carol"), vectors)
+    threshold = 0.6
+    alice = noisy(vectors[0], 40, 0.6, rng)
+    stranger = l2_normalize(rng.standard_normal((40, d))).astype(np.float32)
+    per_frame = identify(alice, gallery, threshold)[0]
+    assert 0.3 < np.mean([n == "alice" for n in per_frame]) < 0.7  # frame by frame: it flickers
+    ids = TrackIdentities(threshold)
+    names = []
+    for a, s in zip(alice, stranger):
+        got, _, sims = ids.decide(np.array([1, 2]), np.stack([a, s]), gallery)
+        names.append(got)
+    assert sum(n[0] == "alice" for n in names) >= 38 and all(n[0] == "alice" for n in names[5:])
+    assert all(n[1] is None for n in names)  # the stranger's mean is no closer to anyone
+    bob = noisy(vectors[1], 10, 0.7, rng)
+    got = [ids.decide(np.array([3]), b[None], gallery)[0][0] for b in bob]
+    assert got[-1] == "bob" and "alice" not in got
