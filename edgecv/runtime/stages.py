@@ -114,6 +114,15 @@ def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) ->
                           f"(a {task} artifact)")
 
 
+def detector_tracker(conf: float | None = None):
+    """The tracker ``edgecv run`` gives a detector: ``--conf`` (default 0.25) is the score that makes a box an
+    object, new tracks need 0.1 more, boxes down to 0.1 keep tracks alive."""
+    from edgecv.runtime.track import ByteTracker, TrackerOptions
+
+    high = 0.25 if conf is None else conf
+    return ByteTracker(TrackerOptions(high=high, birth=min(high + 0.1, 0.95), low=min(0.1, high)))
+
+
 class SingleModelStage(Stage):
     """Classifiers and detectors: the whole frame in, one typed result out. Detectors are tracked (ByteTrack) on
     video and cameras unless ``track`` is False: the boxes reported are the confirmed tracks', each with its id."""
@@ -130,7 +139,7 @@ class SingleModelStage(Stage):
         if task == "detect":
             track, zones = given.pop("track"), given.pop("zones")
             if track if track is not None else not options.still_images:
-                self.tracker = self._tracker(given.get("conf"))
+                self.tracker = detector_tracker(given.get("conf"))
                 given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
             if zones:
                 from edgecv.runtime.analytics import Analytics, load_zones
@@ -142,13 +151,6 @@ class SingleModelStage(Stage):
         self.options = options_for(task, given)
         drift = self.meta.drift or {}
         self._drift_conf = float(drift.get("confidence_filter", 0.25))  # the filter the reference was measured after
-
-    @staticmethod
-    def _tracker(conf: float | None):
-        from edgecv.runtime.track import ByteTracker, TrackerOptions
-
-        high = 0.25 if conf is None else conf  # --conf: the score that makes a box an object
-        return ByteTracker(TrackerOptions(high=high, birth=min(high + 0.1, 0.95), low=min(0.1, high)))
 
     def describe(self) -> str | None:
         if self.tracker is None:
@@ -236,7 +238,8 @@ class FaceCascadeStage(Stage):
             # a detected face is a face at once (no tentative frame); its name is what the track accumulates
             self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False,
                                                       class_aware=False))
-            self.identities = TrackIdentities(self.threshold)
+            gate = float(self.meta.thresholds.get("verify", self.threshold))  # "the same person" (1:1, calibrated)
+            self.identities = TrackIdentities(self.threshold, gate)
 
     def describe(self) -> str:
         tracked = "; faces tracked, named per track" if self.tracker is not None else ""
@@ -273,13 +276,14 @@ class FaceCascadeStage(Stage):
         emb = faces.embeddings[index] if len(faces.embeddings) else np.zeros((len(index), self.dim), np.float32)
         if self.live is None or not len(index):
             return Faces(faces.xyxy[index], (None,) * len(index), np.full(len(index), -1.0, np.float32), (), emb, ids)
-        names, nearest, sims = self.identities.decide(ids, emb, self.live.get())
-        return Faces(faces.xyxy[index], tuple(names), sims, tuple(nearest), emb, ids)
+        face_ids, names, nearest, sims = self.identities.decide(ids, emb, self.live.get())
+        return Faces(faces.xyxy[index], tuple(names), sims, tuple(nearest), emb, face_ids)
 
     def summary(self) -> dict[str, Any]:
         out = {"faces": {"gallery": str(self.gallery.path) if self.gallery else None,
                          "identities": len(self.live.templates) if self.live else 0,
                          "gallery_reloads": self.live.reloads if self.live else 0}}
         if self.tracker is not None:
-            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker)}
+            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker),
+                             "person_changes": self.identities.breaks}
         return out

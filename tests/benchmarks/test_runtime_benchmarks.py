@@ -59,3 +59,14 @@ def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
                "--minutes", "0.6", "--restarts", "1", "--down", "2", "--warmup", "5"], timeout=180)
     assert re.search(r"reconnects 1: after [\d.]+ s", out) and "0 broken" in out, out
     assert out.rstrip().endswith("PASS"), out
+
+
+def test_tracking_benchmark_scores_bytetrack_and_the_baseline_with_trackeval(det_export):
+    out_dir, _ = det_export
+    out = run([ROOT / "benchmarks" / "tracking.py", "--model", out_dir / "model_int8.onnx", "--sequences", "1",
+               "--frames", "40", "--objects", "3"], timeout=240)
+    rows = re.findall(r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\))\s+(-?[\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)$",
+                      out, re.M)
+    assert [r[0] for r in rows] == ["ByteTrack (edgecv)", "IoU matching (baseline)"], out
+    assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
+    assert re.search(r"ByteTrack cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out

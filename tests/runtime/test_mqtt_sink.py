@@ -27,6 +27,8 @@ class Mosquitto:
         folder.mkdir(exist_ok=True)
         lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
                  f"log_dest file {folder}/broker.log", "log_type all"]
+        if os.geteuid() == 0:  # as root mosquitto drops to its own user, which cannot read pytest's private folders
+            lines.append("user root")
         if password:
             subprocess.run(["mosquitto_passwd", "-b", "-c", str(folder / "passwd"), *password], check=True)
             lines += ["allow_anonymous false", f"password_file {folder / 'passwd'}"]
@@ -147,7 +149,7 @@ def test_a_wrong_password_is_one_line_and_one_attempt(tiny_export, shapes_video,
         assert rc == 2 and len(errors) == 1 and "refused the connection" in errors[0], run.stderr
         assert "$EDGECV_MQTT_PASSWORD" in errors[0] and "wrong-pw" not in run.stderr and "Traceback" not in run.stderr
         time.sleep(1.0)
-        assert broker.log().count("New connection from") == 1  # no retry storm
+        assert broker.log().count("disconnected, not authorised") == 1  # one attempt: no retry storm
         ok = EdgecvRun(model_of(tiny_export), "--source", str(shapes_video), "--events", uri, "--threads", "1",
                        env={"EDGECV_MQTT_PASSWORD": "s3cret-pw"})
         assert ok.finish(timeout=60)[0] == 0, ok.stderr

@@ -25,16 +25,32 @@ def test_a_track_is_named_from_all_its_frames_and_strangers_never_are():
     gallery = Templates(("alice", "bob", "carol"), vectors)
     threshold = 0.6
     alice = noisy(vectors[0], 40, 0.6, rng)
-    stranger = l2_normalize(rng.standard_normal((40, d))).astype(np.float32)
+    stranger = noisy(l2_normalize(rng.standard_normal((1, d)))[0], 40, 0.7, rng)  # not enrolled
     per_frame = identify(alice, gallery, threshold)[0]
     assert 0.3 < np.mean([n == "alice" for n in per_frame]) < 0.7  # frame by frame: it flickers
-    ids = TrackIdentities(threshold)
+    ids = TrackIdentities(threshold, gate=0.3)
     names = []
     for a, s in zip(alice, stranger):
-        got, _, sims = ids.decide(np.array([1, 2]), np.stack([a, s]), gallery)
+        face_ids, got, _, sims = ids.decide(np.array([1, 2]), np.stack([a, s]), gallery)
         names.append(got)
+    assert face_ids.tolist() == [1, 2] and ids.breaks == 0
     assert sum(n[0] == "alice" for n in names) >= 38 and all(n[0] == "alice" for n in names[5:])
     assert all(n[1] is None for n in names)  # the stranger's mean is no closer to anyone
     bob = noisy(vectors[1], 10, 0.7, rng)
-    got = [ids.decide(np.array([3]), b[None], gallery)[0][0] for b in bob]
+    got = [ids.decide(np.array([3]), b[None], gallery)[1][0] for b in bob]
     assert got[-1] == "bob" and "alice" not in got
+
+
+def test_a_box_track_that_jumps_to_another_person_starts_a_new_face_track():
+    """Bob steps where alice was: the box tracker keeps the id, the face tracks must not (no name carried over)."""
+    rng = np.random.default_rng(1)
+    vectors = l2_normalize(rng.standard_normal((2, 64))).astype(np.float32)
+    gallery = Templates(("alice", "bob"), vectors)
+    ids = TrackIdentities(0.6, gate=0.3)
+    for a in noisy(vectors[0], 10, 0.7, rng):
+        face_ids, names, _, _ = ids.decide(np.array([5]), a[None], gallery)
+    assert names == ["alice"] and face_ids.tolist() == [1]
+    stranger = noisy(l2_normalize(rng.standard_normal((1, 64)))[0], 10, 0.7, rng)
+    seen = [ids.decide(np.array([5]), s[None], gallery) for s in stranger]
+    assert all(n == [None] for _, n, _, _ in seen)  # not "alice": a new face track, with no evidence of anyone
+    assert {int(f[0]) for f, _, _, _ in seen} == {2} and ids.breaks == 1  # one new face track, kept
