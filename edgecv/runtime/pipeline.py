@@ -32,7 +32,7 @@ from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor, reference_problem
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
-from edgecv.runtime.stages import FrameJob, Stage, StageOptions, create_stage
+from edgecv.runtime.stages import Stage, StageOptions, create_stage
 from edgecv.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,6 @@ def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], eve
     consumer.start()
     try:
         while (job := _get(q_in, producer.is_alive)) is not _END and not errors:
-            job: FrameJob
             with tel.timed("infer"):
                 stage.infer(job)
             if not _put(q_out, job, halt):
@@ -315,8 +314,7 @@ def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], eve
     finally:
         infer_done.set()
         consumer.join()
-        halt.set()  # the producer stops at its next frame (and the source's iteration within _POLL)
-        producer.join(timeout=1.0)
+        producer.join(timeout=1.0)  # gone already, unless the run stopped: then it sees ``halt`` within _POLL
     if errors:
         raise errors[0]
 
