@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgecv.errors import RecipeError
-from edgecv.recipes import _format_error, load_yaml
+from edgecv.recipes import load_validated
 
 
 class _Frozen(BaseModel):
@@ -66,10 +66,4 @@ def load_device(name_or_path: str) -> DeviceProfile:
         if not path.is_file():
             raise RecipeError(f"unknown device {name_or_path!r}; known: {', '.join(list_devices())} "
                               "(or pass a profile .yaml)")
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping at the top level")
-    try:
-        return DeviceProfile.model_validate(data, strict=False)
-    except ValidationError as exc:
-        raise RecipeError(_format_error(str(path), exc)) from None
+    return load_validated(path, DeviceProfile)

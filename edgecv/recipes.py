@@ -237,6 +237,17 @@ def _validate(data: Any, source: str) -> TrainRecipe | DetectRecipe | EmbedRecip
         raise RecipeError(_format_error(source, exc)) from None
 
 
+def load_validated(path: str | Path, schema: type[BaseModel], top: str = "a mapping") -> Any:
+    """A YAML file validated into ``schema`` (a pydantic model), or one RecipeError naming the file and field."""
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: expected {top} at the top level")
+    try:
+        return schema.model_validate(data, strict=False)
+    except ValidationError as exc:
+        raise RecipeError(_format_error(str(path), exc)) from None
+
+
 def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():

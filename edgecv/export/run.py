@@ -33,8 +33,7 @@ from edgecv.export.fidelity import EvalSet, eval_set_for, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
-from edgecv.runtime.postprocess.classify import softmax
-from edgecv.runtime.postprocess.detect import max_score
+from edgecv.runtime.postprocess import get_postprocess
 from edgecv.runtime.preprocess import prepare_frame, prepare_input
 
 log = logging.getLogger(__name__)
@@ -90,17 +89,17 @@ def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list
                     confidence_filter: float = 0.25) -> dict[str, Any]:
     """What the runtime's drift monitor compares live frames with, computed as the device computes it: its own
     ``frame_stats`` on raw BGR frames (training images as OpenCV reads them, not the letterboxed model inputs), and
-    the model's confidence through the device's ``prepare_frame`` (a detector's: its best box score after the
-    ``confidence_filter`` the device's drift monitor applies too)."""
+    the model's confidence through the device's ``prepare_frame`` and the task's own confidence function (a
+    detector's: its best box score after the ``confidence_filter`` the device's drift monitor applies too)."""
+    confidence = get_postprocess(meta.task).confidence
     rows = []
     with torch.no_grad():
         for bgr in frames_bgr:
             x, _ = prepare_frame(bgr, dataclasses.replace(meta, input_quant=None), "BGR")
             y = model(torch.from_numpy(x[None]))
             outputs = [t.numpy() for t in (y if isinstance(y, tuple) else (y,))]
-            conf = max_score(outputs, confidence_filter) if meta.task == "detect" else float(softmax(outputs[0]).max())
-            rows.append({**frame_stats(bgr, "BGR"), "confidence": conf})
-    return build_reference(rows, confidence_filter if meta.task == "detect" else None)
+            rows.append({**frame_stats(bgr, "BGR"), "confidence": confidence(outputs, confidence_filter)})
+    return build_reference(rows, confidence_filter)
 
 
 def raw_frames(root: str | Path, files: list[str] | tuple[str, ...]) -> list[np.ndarray]:

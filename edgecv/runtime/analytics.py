@@ -29,10 +29,9 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgecv.errors import RecipeError
-from edgecv.recipes import _format_error, load_yaml
+from edgecv.recipes import load_validated
 from edgecv.results import Detections
 
 Point = tuple[float, float]
@@ -75,13 +74,7 @@ class ZonesFile(_Strict):
 
 
 def load_zones(path: str | Path) -> ZonesFile:
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping at the top level (units, zones, lines)")
-    try:
-        return ZonesFile.model_validate(data, strict=False)
-    except ValidationError as exc:
-        raise RecipeError(_format_error(str(path), exc)) from None
+    return load_validated(path, ZonesFile, "a mapping (units, zones, lines)")
 
 
 def anchors(xyxy: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ pipeline never asks what task it runs.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -58,18 +59,18 @@ FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "track": "--track/-
          "face_detector": "--face-detector", "match_threshold": "--match-threshold"}
 
 
-class Stage:
+class Stage(ABC):
     """The three steps (see the module docstring); ``drift_confidence`` is what the drift monitor observes."""
 
-    def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
-        raise NotImplementedError
+    @abstractmethod
+    def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob: ...
 
-    def infer(self, job: FrameJob) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def infer(self, job: FrameJob) -> None: ...
 
+    @abstractmethod
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
         """The typed result and the stage's own events for this frame."""
-        raise NotImplementedError
 
     def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
         return None
@@ -124,39 +125,20 @@ def detector_tracker(conf: float | None = None):
 
 
 class SingleModelStage(Stage):
-    """Classifiers and detectors: the whole frame in, one typed result out. Detectors are tracked (ByteTrack) on
-    video and cameras unless ``track`` is False: the boxes reported are the confirmed tracks', each with its id."""
+    """The whole frame in, one typed result out (classifiers; detectors extend it)."""
 
-    TAKES = {"classify": ("topk",), "detect": ("conf", "iou", "track", "zones")}
+    TAKES: tuple[str, ...] = ("topk",)
 
     def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
         self.backend, self.meta = backend, backend.meta
-        task = self.meta.task
-        _refuse_foreign(task, options, self.TAKES[task])
-        self.post = get_postprocess(task)
-        given = options.given(self.TAKES[task])
-        self.tracker = self.analytics = None
-        if task == "detect":
-            track, zones = given.pop("track"), given.pop("zones")
-            if track if track is not None else not options.still_images:
-                self.tracker = detector_tracker(given.get("conf"))
-                given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
-            if zones:
-                from edgecv.runtime.analytics import Analytics, load_zones
-
-                if self.tracker is None:
-                    raise EdgecvError("--zones counts tracked objects: it needs tracking on (drop --no-track; image "
-                                      "folders are not tracked)")
-                self.analytics = Analytics(load_zones(zones))
-        self.options = options_for(task, given)
+        _refuse_foreign(self.meta.task, options, self.TAKES)
+        self.post = get_postprocess(self.meta.task)
+        self.options = options_for(self.meta.task, self._post_options(options.given(self.TAKES), options))
         drift = self.meta.drift or {}
         self._drift_conf = float(drift.get("confidence_filter", 0.25))  # the filter the reference was measured after
 
-    def describe(self) -> str | None:
-        if self.tracker is None:
-            return None
-        o = self.tracker.o
-        return f"tracking (ByteTrack: objects from score {o.high:g}, new tracks from {o.birth:g}, kept from {o.low:g})"
+    def _post_options(self, given: dict[str, Any], options: StageOptions) -> dict[str, Any]:
+        return given
 
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
         with tel.timed("preprocess"):
@@ -167,8 +149,45 @@ class SingleModelStage(Stage):
         job.outputs = self.backend.infer(job.inputs)
 
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
-        result = self.post(job.outputs, self.meta, self.options, job.transform)
-        events: list[dict[str, Any]] = []
+        return self.post(job.outputs, self.meta, self.options, job.transform), []
+
+    def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
+        return self.post.confidence(job.outputs, self._drift_conf)
+
+
+register_stage("classify")(SingleModelStage)
+
+
+@register_stage("detect")
+class DetectStage(SingleModelStage):
+    """Detectors, tracked (ByteTrack) on video and cameras unless ``track`` is False: the boxes reported are the
+    confirmed tracks', each with its id; with ``zones``, zone and line events on the tracks."""
+
+    TAKES = ("conf", "iou", "track", "zones")
+
+    def _post_options(self, given: dict[str, Any], options: StageOptions) -> dict[str, Any]:
+        track, zones = given.pop("track"), given.pop("zones")
+        self.tracker = self.analytics = None
+        if track if track is not None else not options.still_images:
+            self.tracker = detector_tracker(given.get("conf"))
+            given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
+        if zones:
+            from edgecv.runtime.analytics import Analytics, load_zones
+
+            if self.tracker is None:
+                raise EdgecvError("--zones counts tracked objects: it needs tracking on (drop --no-track; image "
+                                  "folders are not tracked)")
+            self.analytics = Analytics(load_zones(zones))
+        return given
+
+    def describe(self) -> str | None:
+        if self.tracker is None:
+            return None
+        o = self.tracker.o
+        return f"tracking (ByteTrack: objects from score {o.high:g}, new tracks from {o.birth:g}, kept from {o.low:g})"
+
+    def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
+        result, events = super().finish(job)
         if self.tracker is not None:
             index, ids = self.tracker.update(result.xyxy, result.scores, result.class_ids)
             result = result.subset(index, ids)
@@ -177,13 +196,6 @@ class SingleModelStage(Stage):
             events = self.analytics.observe(result, job.frame.pts, (w, h))
         return result, events
 
-    def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
-        if self.meta.task == "detect":
-            from edgecv.runtime.postprocess.detect import max_score
-
-            return max_score(job.outputs, self._drift_conf)
-        return result.confidence
-
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.tracker is not None:
@@ -191,10 +203,6 @@ class SingleModelStage(Stage):
         if self.analytics is not None:
             out["zones"] = self.analytics.summary()
         return out
-
-
-register_stage("classify")(SingleModelStage)
-register_stage("detect")(SingleModelStage)
 
 
 @register_stage("embed")

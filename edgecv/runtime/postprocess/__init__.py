@@ -20,6 +20,9 @@ class Postprocess:
     task: str
     fn: Callable[..., Any]  # fn(outputs, meta, transform=..., **options)
     options: type  # a frozen dataclass whose fields are fn's keyword arguments
+    # the model's confidence on one frame's raw outputs, as the drift monitor observes it (after ``conf_filter`` for
+    # detectors); export measures the drift reference with the same function. None: the task has no drift monitor
+    confidence: Callable[[list, float], float] | None = None
 
     def __call__(self, outputs, meta, options=None, transform=None):
         opts = options if options is not None else self.options()
@@ -32,11 +35,11 @@ class Postprocess:
 _POSTPROCESS: dict[str, Postprocess] = {}
 
 
-def register_postprocess(task: str, options: type):
+def register_postprocess(task: str, options: type, confidence: Callable[[list, float], float] | None = None):
     def wrap(fn: Callable) -> Callable:
         if task in _POSTPROCESS:
             raise EdgecvError(f"postprocess for task {task!r} is registered twice")
-        _POSTPROCESS[task] = Postprocess(task, fn, options)
+        _POSTPROCESS[task] = Postprocess(task, fn, options, confidence)
         return fn
 
     return wrap

@@ -22,7 +22,12 @@ class ClassifyOptions:
     topk: int = 3  # classes reported per frame
 
 
-@register_postprocess("classify", ClassifyOptions)
+def top_probability(outputs: list[np.ndarray], conf_filter: float | None = None) -> float:
+    """The best class's softmax probability (what ``Classification.confidence`` is); no filter applies."""
+    return float(softmax(outputs[0][0].astype(np.float32)).max())
+
+
+@register_postprocess("classify", ClassifyOptions, confidence=top_probability)
 def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, topk: int = 3) -> Classification:
     """``transform`` is accepted for the common call and unused: a class has no geometry."""
     k = topk

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecv.runtime.track import kalman
+import edgecv.runtime.track.kalman as kalman
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 
