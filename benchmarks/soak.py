@@ -118,8 +118,11 @@ def main() -> None:
     camera.start()
     time.sleep(1.0)
     env = {**os.environ, "OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;udp"}
+    # the first open waits for the publisher to reach the relay (a loaded machine can take seconds): what is
+    # measured here is what happens after that
     run = subprocess.Popen([sys.executable, "-m", "edgecv.cli", "run", str(args.model), "--source", camera.uri,
-                            "--events", str(events), "--telemetry", str(telemetry), "--threads", "1"],
+                            "--events", str(events), "--telemetry", str(telemetry), "--threads", "1",
+                            "--open-timeout", "30"],
                            stdout=subprocess.PIPE, stderr=open(tmp / "run.log", "w"), text=True, env=env)
     duration = args.minutes * 60
     restarts_at = [duration * (k + 1) / (args.restarts + 1) for k in range(args.restarts)]
