@@ -20,16 +20,23 @@ def quiet_opencv() -> None:
 
 @contextlib.contextmanager
 def opencv_silent() -> Iterator[None]:
-    """No OpenCV log lines at all inside (probing for a codec that may be missing is not an error)."""
+    """No OpenCV output at all inside (probing for a codec that may be missing is not an error). OpenCV's FFmpeg
+    writer also prints straight to the stderr file descriptor ("tag 'VP80' is not supported ... fallback"), past
+    its logger, so fd 2 points at /dev/null for the (millisecond) call: keep the block to the one OpenCV call."""
     quiet_opencv()
     if os.environ.get("EDGECV_OPENCV_LOG"):
         yield
         return
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    saved = os.dup(2)
     try:
-        yield
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
     finally:
+        os.dup2(saved, 2)
+        os.close(saved)
         cv2.utils.logging.setLogLevel(previous)
 
 
