@@ -30,6 +30,7 @@ from typing import Any
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor, reference_problem
+from edgecv.runtime.mqtt_sink import SCHEMES as MQTT_SCHEMES
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
 from edgecv.runtime.stages import Stage, StageOptions, create_stage
@@ -157,7 +158,7 @@ def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack) -> tuple[list[
         sinks.append(stack.enter_context(WindowSink()))
     if spec.save:
         sinks.append(stack.enter_context(VideoSink(spec.save, fps)))
-    if spec.events and spec.events.startswith(("mqtt://", "mqtts://")):
+    if spec.events and spec.events.startswith(MQTT_SCHEMES):
         from edgecv.runtime.mqtt_sink import MqttSink
 
         events = stack.enter_context(MqttSink(spec.events))
@@ -185,7 +186,7 @@ def _drift_monitor(spec: PipelineSpec, meta) -> DriftMonitor | None:
 
 def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
     events = spec.events
-    if events and events.startswith(("mqtt://", "mqtts://")):
+    if events and events.startswith(MQTT_SCHEMES):
         from edgecv.runtime.mqtt_sink import parse_mqtt_uri
 
         events = parse_mqtt_uri(events).safe_uri  # never a secret on the console
@@ -225,7 +226,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
         summary["drift"] = drift.summary()
     if hasattr(events, "summary"):
         summary["mqtt"] = events.summary()
-    beside_events = spec.events and not spec.events.startswith(("mqtt://", "mqtts://"))
+    beside_events = spec.events and not spec.events.startswith(MQTT_SCHEMES)
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if beside_events else None)
     if telemetry_path:
         tel.write(telemetry_path, source.stats,
