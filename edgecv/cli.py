@@ -193,7 +193,8 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--source", help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., http://..., a video, a folder or a glob.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
-@click.option("--conf", type=click.FloatRange(0, 1), help="Detectors: score threshold [default: 0.25].")
+@click.option("--conf", type=click.FloatRange(0, 1),
+              help="Detectors: score threshold [default: 0.25; tracked, the tracker's first-association score, 0.5].")
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: 0.45].")
 @click.option("--track/--no-track", default=None, help="Detectors: ByteTrack ids across frames [default: on for "
               "video and cameras, off for image folders]; only confirmed tracks are reported.")

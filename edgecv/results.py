@@ -68,10 +68,16 @@ class Detections:
     def confidence(self) -> float:
         return float(self.scores.max()) if len(self.scores) else 0.0
 
-    def subset(self, index: np.ndarray, track_ids: np.ndarray | None = None) -> "Detections":
-        """The boxes at ``index``, in that order (with their track ids)."""
-        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index],
-                          tuple(self.labels[i] for i in index) if self.labels else (), track_ids)
+    def subset(self, index: np.ndarray, track_ids: np.ndarray | None = None, class_ids: np.ndarray | None = None,
+               names: tuple[str, ...] = ()) -> "Detections":
+        """The boxes at ``index``, in that order (with their track ids; with ``class_ids``, the classes their
+        tracks decided, labelled from ``names``)."""
+        if class_ids is None:
+            return Detections(self.xyxy[index], self.scores[index], self.class_ids[index],
+                              tuple(self.labels[i] for i in index) if self.labels else (), track_ids)
+        class_ids = np.asarray(class_ids, np.int64)
+        return Detections(self.xyxy[index], self.scores[index], class_ids,
+                          tuple(names[c] for c in class_ids) if names else (), track_ids)
 
     def to_dict(self) -> dict:
         return {"task": "detect", "boxes": [

@@ -116,11 +116,12 @@ def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) ->
 
 
 def detector_tracker(conf: float | None = None):
-    """The tracker ``edgecv run`` gives a detector: ``--conf`` (default 0.25) is the score that makes a box an
-    object, new tracks need 0.1 more, boxes down to 0.1 keep tracks alive."""
+    """The tracker ``edgecv run`` gives a detector: boxes from ``--conf`` (default ByteTrack's 0.5, not the 0.25 of
+    untracked runs: a track is reported on every frame it is matched, so a doubtful box need not be an object on
+    its own) are matched first, new tracks need 0.1 more, boxes down to 0.1 keep tracks alive."""
     from edgecv.runtime.track import ByteTracker, TrackerOptions
 
-    high = 0.25 if conf is None else conf
+    high = 0.5 if conf is None else conf
     return ByteTracker(TrackerOptions(high=high, birth=min(high + 0.1, 0.95), low=min(0.1, high)))
 
 
@@ -189,8 +190,8 @@ class DetectStage(SingleModelStage):
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
         result, events = super().finish(job)
         if self.tracker is not None:
-            index, ids = self.tracker.update(result.xyxy, result.scores, result.class_ids)
-            result = result.subset(index, ids)
+            tracked = self.tracker.update(result.xyxy, result.scores, result.class_ids)
+            result = result.subset(tracked.index, tracked.ids, tracked.class_ids, self.meta.labels)
         if self.analytics is not None:
             h, w = job.frame.bgr.shape[:2]
             events = self.analytics.observe(result, job.frame.pts, (w, h))
@@ -244,9 +245,10 @@ class FaceCascadeStage(Stage):
             from edgecv.runtime.track import ByteTracker, TrackerOptions
 
             # a detected face is a face at once (no tentative frame); its name is what the track accumulates
-            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False,
-                                                      class_aware=False))
-            gate = float(self.meta.thresholds.get("verify", self.threshold))  # "the same person" (1:1, calibrated)
+            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False))
+            # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold
+            t = self.meta.thresholds
+            gate = float(t["track_gate"] if "track_gate" in t else t.get("verify", self.threshold))
             self.identities = TrackIdentities(self.threshold, gate)
 
     def describe(self) -> str:
@@ -280,7 +282,8 @@ class FaceCascadeStage(Stage):
         """The frame's faces on their tracks, each named from its track's mean embedding (faces/tracks.py)."""
         from edgecv.results import Faces
 
-        index, ids = self.tracker.update(faces.xyxy, scores, np.zeros(len(faces), np.int64))
+        # the tracker's costs take scores as probabilities; Haar's are cascade weights (~50): any face found is sure
+        index, ids, _ = self.tracker.update(faces.xyxy, np.clip(scores, 0, 1), np.zeros(len(faces), np.int64))
         emb = faces.embeddings[index] if len(faces.embeddings) else np.zeros((len(index), self.dim), np.float32)
         if self.live is None or not len(index):
             return Faces(faces.xyxy[index], (None,) * len(index), np.full(len(index), -1.0, np.float32), (), emb, ids)

@@ -15,8 +15,8 @@ def box(cx, cy, w=40, h=80):
 
 
 def step(tracker, boxes, scores, classes):
-    d, ids = tracker.update(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float),
-                            np.asarray(classes, int))
+    d, ids, _ = tracker.update(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float),
+                               np.asarray(classes, int))
     return {int(k): int(i) for k, i in zip(d, ids)}  # detection index -> track id
 
 
@@ -64,14 +64,43 @@ def test_a_one_frame_false_positive_is_never_an_object_and_ids_are_positive():
     assert got == {0: 1, 1: 3} and tracker.born == 2 and all(i > 0 for i in got.values())
 
 
-def test_classes_never_match_each_other():
+def test_a_track_keeps_its_id_and_its_voted_class_through_class_flicker():
     tracker = ByteTracker()
-    step(tracker, [box(100, 100)], [0.9], [0])
-    got = step(tracker, [box(101, 100)], [0.9], [1])  # the same place, another class: not the same object
-    assert got == {}
-    agnostic = ByteTracker(TrackerOptions(class_aware=False))
+    classes = [0, 0, 0, 1, 0, 0, 1, 0]  # the detector calls the same object class 1 now and then
+    for t, c in enumerate(classes):
+        got = tracker.update(np.asarray([box(100 + 2 * t, 100)], float), np.asarray([0.9]), np.asarray([c]))
+        assert list(got.ids) == [1] and list(got.class_ids) == [0], (t, got)
+    assert tracker.born == 1
+
+
+def test_class_cost_inf_keeps_classes_apart_and_0_ignores_them():
+    strict = ByteTracker(TrackerOptions(class_cost=float("inf")))
+    step(strict, [box(100, 100)], [0.9], [0])
+    assert step(strict, [box(101, 100)], [0.9], [1]) == {}  # the same place, another class: another object
+    agnostic = ByteTracker(TrackerOptions(class_cost=0))
     step(agnostic, [box(100, 100)], [0.9], [0])
     assert step(agnostic, [box(101, 100)], [0.9], [1]) == {0: 1}
+
+
+def test_a_box_of_another_class_only_overlaps_well_enough_to_continue_a_track():
+    tracker = ByteTracker()  # class_cost 0.3: another class needs IoU * score over 0.5, the same class over 0.2
+    step(tracker, [box(100, 100)], [0.9], [0])
+    assert step(tracker, [box(120, 100)], [0.9], [1]) == {}  # IoU 0.33 under another class: not this track
+    tracker = ByteTracker()
+    step(tracker, [box(100, 100)], [0.9], [0])
+    assert step(tracker, [box(120, 100)], [0.9], [0]) == {0: 1}
+
+
+def test_two_classes_boxes_on_one_object_start_one_track():
+    tracker = ByteTracker()
+    for t in range(5):  # per-class NMS left a class-1 box on the same object as the class-0 box
+        got = step(tracker, [box(100 + t, 100), box(101 + t, 101)], [0.9, 0.7], [0, 1])
+        assert got == {0: 1}, (t, got)
+    assert tracker.born == 1 and len(tracker) == 1
+    tracker = ByteTracker()  # two objects side by side are two tracks
+    for t in range(3):
+        got = step(tracker, [box(100 + t, 100), box(150 + t, 100)], [0.9, 0.9], [0, 1])
+    assert sorted(got.values()) == [1, 2]
 
 
 def test_greedy_matching_agrees_with_the_optimal_assignment_on_unambiguous_scenes():
@@ -142,3 +171,43 @@ def test_the_elementwise_filter_is_the_matrix_filter():
     for i in range(4):
         blocks[np.ix_([i, i + 4], [i, i + 4])] = P[np.ix_([i, i + 4], [i, i + 4])]
     np.testing.assert_allclose(P, blocks, atol=1e-12)
+
+
+def test_an_object_the_detector_splits_over_three_classes_is_one_confident_track():
+    tracker = ByteTracker()  # high 0.5, birth 0.6: no single box below would start a track
+    boxes, scores = [box(100, 100), box(101, 100), box(100, 101)], np.asarray([0.35, 0.3, 0.2])
+    keep, fused, votes = tracker.merge(np.asarray(boxes, float), scores, np.asarray([2, 0, 1]))
+    assert list(keep) == [0] and fused[0] == pytest.approx(1 - 0.65 * 0.7 * 0.8)
+    np.testing.assert_allclose(votes[0, :3], [0.3, 0.2, 0.35])
+    for t in range(3):
+        got = tracker.update(np.asarray([box(100 + t, 100), box(101 + t, 100), box(100 + t, 101)], float), scores,
+                             np.asarray([2, 0, 1]))
+    assert list(got.index) == [0] and list(got.ids) == [1] and list(got.class_ids) == [2] and tracker.born == 1
+    same_class = ByteTracker()  # boxes of one class are the NMS's to judge, never merged here
+    keep, _, _ = same_class.merge(np.asarray(boxes[:2], float), scores[:2], np.asarray([0, 0]))
+    assert list(keep) == [0, 1]
+
+
+def test_a_lost_object_that_comes_back_off_its_predicted_path_is_found_again_by_its_buffered_box():
+    def run(options):
+        tracker = ByteTracker(options)
+        for t in range(10):  # 2 px a frame to the right
+            step(tracker, [box(100 + 2 * t, 100)], [0.9], [0])
+        for _ in range(12):  # hidden, while (unseen) it speeds up
+            step(tracker, [], [], [])
+        return step(tracker, [box(100 + 2 * 9 + 2 * 12 + 30, 100)], [0.9], [0])  # 30 px past the prediction
+
+    assert run(TrackerOptions()) == {0: 1}
+    assert run(TrackerOptions(recover_cost=0.0)) == {}  # plain IoU (0.14) cannot: a new, tentative track
+
+
+def test_a_second_offset_box_on_a_tracked_object_starts_no_second_track():
+    def run(options):
+        tracker = ByteTracker(options)
+        for t in range(6):  # from frame 2 the detector also gives an offset box of the same class (IoU ~0.4)
+            boxes = [box(100 + t, 100)] + ([box(118 + t, 100)] if t else [])
+            got = step(tracker, boxes, [0.9, 0.8][: len(boxes)], [0] * len(boxes))
+        return got, tracker.born
+
+    assert run(TrackerOptions()) == ({0: 1}, 1)
+    assert run(TrackerOptions(birth_iou=1.0))[1] == 2  # without the rule the offset box becomes an object
