@@ -96,17 +96,54 @@ def face_scene(p: dict[str, Any], rng: np.random.Generator, background: np.ndarr
                center: tuple[float, float] | None = None) -> np.ndarray:
     """One photo of identity ``p`` on ``background`` (BGR, copied): the face's height is about ``face_frac`` of
     the shorter side; pose, lighting, blur and noise vary per call."""
-    img = background.astype(np.float32).copy()
-    h, w = img.shape[:2]
+    h, w = background.shape[:2]
     s = min(h, w) * face_frac * rng.uniform(0.9, 1.1)
     cx, cy = center if center is not None else (w / 2, h / 2)
     cx, cy = cx + rng.uniform(-0.04, 0.04) * s, cy + rng.uniform(-0.03, 0.03) * s
+    img = _with_face(p, rng, background, cx, cy, s)
+    return _camera(img, rng, cx, cy, rng.uniform(-8, 8), rng.uniform(0.5, 1.2), rng.uniform(0.85, 1.15),
+                   rng.uniform(-8, 8))
+
+
+def _with_face(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, cx: float, cy: float,
+               s: float) -> np.ndarray:
+    img = background.astype(np.float32).copy()
     draw_face(img, p, rng, cx, cy, s)
-    img = cv2.warpAffine(img, cv2.getRotationMatrix2D((cx, cy), rng.uniform(-8, 8), 1.0), (w, h),
-                         borderMode=cv2.BORDER_REFLECT)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
-    img = img * rng.uniform(0.85, 1.15) + rng.uniform(-8, 8) + rng.normal(0, 3, img.shape)
+    return img
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator, cx: float, cy: float, angle: float, blur: float, gain: float,
+            bias: float) -> np.ndarray:
+    """The photo as a camera takes it: head roll ``angle`` (degrees) about the face's centre, blur (sigma),
+    exposure (``gain``, ``bias``) and sensor noise."""
+    h, w = img.shape[:2]
+    img = cv2.warpAffine(img, cv2.getRotationMatrix2D((cx, cy), angle, 1.0), (w, h), borderMode=cv2.BORDER_REFLECT)
+    img = cv2.GaussianBlur(img, (0, 0), blur)
+    img = img * gain + bias + rng.normal(0, 3, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def face_clip(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, frames: int,
+              face_frac: float = 0.6):
+    """``frames`` consecutive video frames of identity ``p`` in one place (``background``), each with the face's
+    box (the skin ellipse, xyxy): the face walks across part of the frame, turns its head slowly, the light drifts;
+    expression and sensor noise vary per frame."""
+    h, w = background.shape[:2]
+    side = min(h, w)
+    direction = rng.choice([-1.0, 1.0])
+    x0, x1 = w / 2 - direction * rng.uniform(0.05, 0.15) * w, w / 2 + direction * rng.uniform(0.05, 0.15) * w
+    y0 = h / 2 + rng.uniform(-0.05, 0.05) * h
+    s0, s1 = (side * face_frac * rng.uniform(0.9, 1.1) for _ in range(2))
+    roll, phase, blur = rng.uniform(3, 8), rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.1)
+    g0, g1, b0, b1 = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15), rng.uniform(-8, 8), rng.uniform(-8, 8)
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        cx, cy, s = x0 + (x1 - x0) * t, y0 + 0.02 * h * np.sin(6 * t), s0 + (s1 - s0) * t
+        img = _with_face(p, rng, background, cx, cy, s)
+        box = [round(float(v), 1) for v in (cx - p["face_w"] * s, cy - p["face_h"] * s, cx + p["face_w"] * s,
+                                             cy + p["face_h"] * s)]
+        yield _camera(img, rng, cx, cy, roll * np.sin(2 * np.pi * t + phase), blur + rng.uniform(0, 0.2),
+                      g0 + (g1 - g0) * t, b0 + (b1 - b0) * t), box
 
 
 def write_faces_sample(out: str | Path, identities: int = 60, per_identity: int = 8, seed: int = 0,
@@ -137,11 +174,13 @@ def write_faces_sample(out: str | Path, identities: int = 60, per_identity: int 
 
 
 def write_face_demo(out: str | Path, seed: int = 1000, enrolled: tuple[str, ...] = ("alice", "bob"),
-                    strangers: int = 2, photos_per_person: int = 5, frames_per_person: int = 8,
-                    frame_size: tuple[int, int] = (320, 240), fps: float = 4.0) -> dict[str, Any]:
+                    strangers: int = 2, photos_per_person: int = 5, frames_per_person: int = 24,
+                    frame_size: tuple[int, int] = (320, 240), fps: float = 8.0) -> dict[str, Any]:
     """A face-recognition demo of generated people never in a training sample (another seed): enrolment photos
-    ``out/enroll/<name>/<i>.jpg`` and ``out/video.avi`` where each enrolled person and each stranger appears for
-    ``frames_per_person`` frames (every frame a new photo); ``out/truth.json`` says who is in which frame."""
+    ``out/enroll/<name>/<i>.jpg`` (each a new photo: another place, pose and light) and ``out/video.avi`` where
+    each enrolled person and each stranger in turn is filmed for ``frames_per_person`` frames in a place of
+    their own (``face_clip``: moving, turning, the light drifting); ``out/truth.json`` says who is in which frame
+    and where their face is."""
     from edgecv.data.samples import background_photos, random_background
 
     out, rng = Path(out), np.random.default_rng(seed)
@@ -150,26 +189,27 @@ def write_face_demo(out: str | Path, seed: int = 1000, enrolled: tuple[str, ...]
     people = {name: random_identity(rng) for name in enrolled}
     people.update({f"stranger_{i}": random_identity(rng) for i in range(strangers)})
 
-    def photo(p: dict[str, Any], size: tuple[int, int]) -> np.ndarray:
-        bg = cv2.cvtColor(cv2.resize(random_background(photos, max(size), rng), size), cv2.COLOR_RGB2BGR)
-        return face_scene(p, rng, bg, face_frac=0.6)
+    def place(size: tuple[int, int]) -> np.ndarray:
+        return cv2.cvtColor(cv2.resize(random_background(photos, max(size), rng), size), cv2.COLOR_RGB2BGR)
 
     n_photos = 0
     for name in enrolled:
         (out / "enroll" / name).mkdir(parents=True, exist_ok=True)
         for i in range(photos_per_person):
-            cv2.imwrite(str(out / "enroll" / name / f"{i}.jpg"), photo(people[name], (240, 240)), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            photo = face_scene(people[name], rng, place((240, 240)), face_frac=0.6)
+            cv2.imwrite(str(out / "enroll" / name / f"{i}.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
             n_photos += 1
     writer = cv2.VideoWriter(str(out / "video.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    truth = []
+    truth, boxes = [], []
     order = [n for pair in zip(enrolled, [f"stranger_{i}" for i in range(strangers)]) for n in pair]
     order += [n for n in people if n not in order]
     for name in order:
-        for _ in range(frames_per_person):
-            writer.write(photo(people[name], (w, h)))
+        for frame, box in face_clip(people[name], rng, place((w, h)), frames_per_person):
+            writer.write(frame)
             truth.append(name if name in enrolled else None)
+            boxes.append(box)
     writer.release()
     info = {"enrolled": list(enrolled), "strangers": strangers, "enroll_photos": n_photos, "frames": len(truth),
-            "truth": truth}
+            "fps": fps, "truth": truth, "face_boxes": boxes}
     (out / "truth.json").write_text(json.dumps(info, indent=1))
     return info

@@ -106,10 +106,13 @@ def at_threshold(emb: np.ndarray, labels: np.ndarray, threshold: float, shots: i
 def calibrate_threshold(emb: np.ndarray, labels: np.ndarray, far: float, shots: int = 3) -> dict[str, Any]:
     """Thresholds for a target FAR, set on (validation) identities, with the TAR each implies there:
     ``match`` for 1:K identification against a gallery of ``shots``-shot templates (what ``edgecv run --gallery``
-    does; falls back to the pair threshold when too few identities have more than ``shots`` images) and ``verify``
-    for 1:1 verification of two single photos."""
+    does; falls back to the pair threshold when too few identities have more than ``shots`` images), ``verify``
+    for 1:1 verification of two single photos, and ``track_gate``, the 1:1 threshold at ten times the FAR (at most
+    0.1): under it, a face tracked as someone is probably someone else (``runtime/faces/tracks.py``); ``verify``
+    itself turns away half of a person's own photo pairs at FAR 1e-3, too many to split a track on."""
     gen, imp = pair_scores(emb, labels)
     verify_tar, verify = tar_at_far(gen, imp, far)
+    gate_tar, gate = tar_at_far(gen, imp, min(10 * far, 0.1))
     tgen, timp = template_scores(emb, labels, shots)
     if len(timp) * far < 1:  # the template scores cannot resolve this FAR: use the pairs'
         tgen, timp = gen, imp
@@ -117,6 +120,7 @@ def calibrate_threshold(emb: np.ndarray, labels: np.ndarray, far: float, shots: 
     return {"match": match, "verify": verify, "target_far": far, "shots": shots,
             "tar": tar, "far": float(np.mean(timp >= match)) if len(timp) else 0.0,
             "verify_tar": verify_tar, "verify_far": float(np.mean(imp >= verify)) if len(imp) else 0.0,
+            "track_gate": gate, "track_gate_tar": gate_tar,
             "scores": {"genuine": int(len(tgen)), "impostor": int(len(timp)), "genuine_pairs": int(len(gen)),
                        "impostor_pairs": int(len(imp))},
             "far_resolved": bool(len(timp) * far >= 1)}

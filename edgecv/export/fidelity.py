@@ -112,8 +112,8 @@ def own_threshold(outputs: list[np.ndarray], es: EvalSet, path: str | Path, back
         val_outs = run_backend(path, val_set.images, backend=backend)[0]
         cal = calibrate_threshold(val_outs[0], val_set.labels, stored.get("target_far", 1e-3))
     else:
-        cal = {"match": stored["match"], "verify": stored.get("verify"), "target_far": stored.get("target_far"),
-               "tar": stored.get("val_tar"), "far": stored.get("val_far")}
+        cal = {"match": stored["match"], "verify": stored.get("verify"), "track_gate": stored.get("track_gate"),
+               "target_far": stored.get("target_far"), "tar": stored.get("val_tar"), "far": stored.get("val_far")}
     return {"threshold": cal, "at_threshold": at_threshold(outputs[0], es.labels, cal["match"])}
 
 

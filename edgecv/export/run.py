@@ -218,6 +218,7 @@ def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
                     t = row["threshold"]
                     published = dataclasses.replace(published, thresholds={
                         **published.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
+                        **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
                         "val_tar": float(t["tar"]), "val_far": float(t["far"])})
                 publish(staged, final, published)
                 row["published"] = True

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(args, timeout=240):
     proc = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc.stdout
 
 
@@ -61,12 +61,25 @@ def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
     assert out.rstrip().endswith("PASS"), out
 
 
-def test_tracking_benchmark_scores_bytetrack_and_the_baseline_with_trackeval(det_export):
+def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_trackeval(det_export):
     out_dir, _ = det_export
     out = run([ROOT / "benchmarks" / "tracking.py", "--model", out_dir / "model_int8.onnx", "--sequences", "1",
                "--frames", "40", "--objects", "3"], timeout=240)
-    rows = re.findall(r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\))\s+(-?[\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)$",
-                      out, re.M)
-    assert [r[0] for r in rows] == ["ByteTrack (edgecv)", "IoU matching (baseline)"], out
+    rows = re.findall(r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\)|supervision [\d.]+ ByteTrack)\s+(-?[\d.]+)\s+"
+                      r"([\d.]+)\s+(\d+)\s+([\d.]+)$", out, re.M)
+    assert [r[0] for r in rows] == ["ByteTrack (edgecv)", "IoU matching (baseline)", "supervision 0.25.1 ByteTrack"], out
     assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
-    assert re.search(r"ByteTrack cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out
+    assert re.search(r"detector \(score >= 0.25\): finds [\d.]+ of the visible objects", out), out
+    assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out
+
+
+def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_truth(embed_export, tmp_path):
+    out_dir, _ = embed_export
+    out = run([ROOT / "benchmarks" / "face_demo.py", "--model", out_dir / "model_int8.onnx", "--out", tmp_path / "fd"],
+              timeout=300)
+    rows = re.findall(r"^(tracked \(default\)|per frame \(--no-track\))\s+(\d+)/(\d+) \(\d+%\)\s+(\d+)\s+(\d+)\s+"
+                      r"(\d+)/(\d+)\s+(\d+)\s+([\d.]+)$", out, re.M)
+    assert [r[0] for r in rows] == ["tracked (default)", "per frame (--no-track)"], out
+    for _, right, found, wrong, unknown, *_ in rows:  # every enrolled frame with a face is right, wrong or unknown
+        assert int(right) + int(wrong) + int(unknown) == int(found), out
+    assert re.search(r"targets \(>= 90% named, 0 wrong, 0 strangers named\): (met|NOT met)", out), out

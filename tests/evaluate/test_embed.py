@@ -42,6 +42,8 @@ def test_report_and_calibration_on_separable_embeddings():
     cal = calibrate_threshold(emb, labels, 1e-2)
     assert cal["far"] <= 1e-2 and cal["tar"] == 1.0 and cal["far_resolved"]
     assert cal["verify_far"] <= 1e-2 and cal["verify_tar"] == 1.0
+    _, imp = pair_scores(emb, labels)  # the track gate: the 1:1 threshold at ten times the FAR (at most 0.1)
+    assert cal["track_gate"] <= cal["verify"] and np.mean(imp >= cal["track_gate"]) <= 0.1 and cal["track_gate_tar"] == 1.0
     assert cal["scores"]["genuine"] == 20 * 2 and cal["scores"]["impostor"] == 40 * 19  # 3-shot templates, 2 probes
 
 

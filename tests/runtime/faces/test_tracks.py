@@ -52,5 +52,19 @@ def test_a_box_track_that_jumps_to_another_person_starts_a_new_face_track():
     assert names == ["alice"] and face_ids.tolist() == [1]
     stranger = noisy(l2_normalize(rng.standard_normal((1, 64)))[0], 10, 0.7, rng)
     seen = [ids.decide(np.array([5]), s[None], gallery) for s in stranger]
-    assert all(n == [None] for _, n, _, _ in seen)  # not "alice": a new face track, with no evidence of anyone
-    assert {int(f[0]) for f, _, _, _ in seen} == {2} and ids.breaks == 1  # one new face track, kept
+    assert all(n == [None] for _, n, _, _ in seen)  # never "alice": in doubt, then a new face track
+    # two frames in doubt (alice's track, reported unknown), then a new face track from the third on, kept
+    assert [int(f[0]) for f, _, _, _ in seen] == [1, 1] + [2] * 8 and ids.breaks == 1
+    assert ids.frames(2) == 8 + 2  # its evidence: the frames in doubt and all since
+
+
+def test_one_bad_chip_leaves_a_named_track_named_and_unbroken():
+    rng = np.random.default_rng(2)
+    vectors = l2_normalize(rng.standard_normal((2, 64))).astype(np.float32)
+    gallery = Templates(("alice", "bob"), vectors)
+    ids = TrackIdentities(0.6, gate=0.3)
+    frames = list(noisy(vectors[0], 12, 0.7, rng))
+    frames[6] = l2_normalize(rng.standard_normal((1, 64)))[0]  # a blurred, half-missed face: like no one
+    got = [ids.decide(np.array([1]), e[None], gallery) for e in frames]
+    assert [n[0] for _, n, _, _ in got[3:]] == ["alice"] * 3 + [None] + ["alice"] * 5
+    assert {int(f[0]) for f, _, _, _ in got} == {1} and ids.breaks == 0 and ids.frames(1) == 11
