@@ -140,7 +140,6 @@ class ByteTracker:
         self.frame = 0
         self._next_id = 1
         self.ids = np.zeros(0, np.int64)
-        self.cls = np.zeros(0, np.int64)  # each track's class: the argmax of its votes
         self.votes = np.zeros((0, 1))  # per track, the scores of its boxes summed per class
         self.state = np.zeros(0, np.int8)
         self.last = np.zeros(0, np.int64)  # frame of the last match
@@ -153,6 +152,10 @@ class ByteTracker:
     def __len__(self) -> int:
         return int(np.sum(self.state != LOST))
 
+    def classes(self, tracks: np.ndarray) -> np.ndarray:
+        """The class of each of ``tracks``: the one its boxes voted for most."""
+        return np.argmax(self.votes[tracks], axis=1)
+
     def boxes(self) -> np.ndarray:
         """The tracks' predicted boxes (xyxy), in track order."""
         return kalman.xyah_to_xyxy(self.mean[:, :4])
@@ -162,7 +165,7 @@ class ByteTracker:
         iou = iou_matrix(_buffered(self._boxes[tracks], buffer), _buffered(xyxy[dets], buffer))
         cost = 1 - iou * (scores[dets][None, :] if fuse else 1.0)
         if self.o.class_cost:  # none of the box's classes is the track's
-            cost[votes[dets][:, self.cls[tracks]].T == 0] += self.o.class_cost
+            cost[votes[dets][:, self.classes(tracks)].T == 0] += self.o.class_cost
         return cost
 
     def _match(self, tracks, dets, xyxy, scores, votes, fuse, limit, buffer=0.0):
@@ -241,10 +244,9 @@ class ByteTracker:
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
             self.votes[tracks] += votes[dets]
-            self.cls[tracks] = np.argmax(self.votes[tracks], axis=1)
         self.state[(self.state == TRACKED) & free_track] = LOST
         order = np.argsort(dets, kind="stable")
-        report = index[dets[order]], self.ids[tracks[order]], self.cls[tracks[order]]
+        report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
 
         keep = ~((self.state == TENTATIVE) & free_track)  # tentative and not seen again: a false start
         keep &= ~((self.state == LOST) & (self.frame - self.last > o.lost_frames))
@@ -262,7 +264,7 @@ class ByteTracker:
         return Tracked(*report)
 
     def _prune(self, keep: np.ndarray) -> None:
-        for name in ("ids", "cls", "votes", "state", "last", "start", "mean", "cov"):
+        for name in ("ids", "votes", "state", "last", "start", "mean", "cov"):
             setattr(self, name, getattr(self, name)[keep])
 
     def _birth(self, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +282,6 @@ class ByteTracker:
             self.born += n
         cls = np.argmax(votes[dets], axis=1)
         self.ids = np.concatenate([self.ids, ids])
-        self.cls = np.concatenate([self.cls, cls])
         self.votes = np.concatenate([self.votes, votes[dets]])
         self.state = np.concatenate([self.state, state])
         self.last = np.concatenate([self.last, np.full(n, self.frame, np.int64)])
