@@ -18,7 +18,7 @@ from tests.runtime.test_pipeline import cli_torch_blocked, frame_count, run_torc
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("face_demo")
-    return out, write_face_demo(out)
+    return out, write_face_demo(out, frames_per_person=12)
 
 
 def enrol(gallery, model, demo_dir, names):
