@@ -282,8 +282,7 @@ class FaceCascadeStage(Stage):
         """The frame's faces on their tracks, each named from its track's mean embedding (faces/tracks.py)."""
         from edgecv.results import Faces
 
-        # the tracker's costs take scores as probabilities; Haar's are cascade weights (~50): any face found is sure
-        index, ids, _ = self.tracker.update(faces.xyxy, np.clip(scores, 0, 1), np.zeros(len(faces), np.int64))
+        index, ids, _ = self.tracker.update(faces.xyxy, scores, np.zeros(len(faces), np.int64))
         emb = faces.embeddings[index] if len(faces.embeddings) else np.zeros((len(index), self.dim), np.float32)
         if self.live is None or not len(index):
             return Faces(faces.xyxy[index], (None,) * len(index), np.full(len(index), -1.0, np.float32), (), emb, ids)

@@ -23,7 +23,7 @@ from edgecv.errors import EdgecvError
 @dataclass(frozen=True)
 class FaceBox:
     xyxy: np.ndarray  # (4,) float32 frame pixels
-    score: float = 1.0
+    score: float = 1.0  # the detector's confidence in [0, 1] (the face tracker fuses it with IoU)
     landmarks: np.ndarray | None = None  # (5, 2): right eye, left eye, nose, right and left mouth corner
 
     @property
@@ -53,11 +53,12 @@ class HaarFaceDetector:
         self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
 
     def detect(self, bgr: np.ndarray) -> list[FaceBox]:
+        """A cascade gives no probability (its level weights run to ~50): a face that passed every stage is a face,
+        score 1."""
         gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr)
-        found, _, weights = self.cascade.detectMultiScale3(gray, self.scale_factor, self.min_neighbors,
-                                                           minSize=(self.min_size, self.min_size), outputRejectLevels=True)
-        return [FaceBox(np.float32([x, y, x + w, y + h]), float(s)) for (x, y, w, h), s in
-                zip(np.asarray(found).reshape(-1, 4), np.asarray(weights).reshape(-1))]
+        found = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
+                                              minSize=(self.min_size, self.min_size))
+        return [FaceBox(np.float32([x, y, x + w, y + h])) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
 
 
 class YuNetFaceDetector:
