@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecv.data.samples import SHAPES, background_photos, draw_shape, random_background, random_color, shape_mask
+from edgecv.data.samples import (SHAPES, background_photos, draw_shape, random_background, random_color, shape_mask,
+                                 visibility)
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.sources import Frame
 from edgecv.runtime.stages import StageOptions, create_stage, detector_tracker
@@ -41,7 +42,7 @@ from edgecv.runtime.track.bytetrack import greedy_match, iou_matrix
 SIZE = 320
 
 
-def sequence(rng, photos, classes: list[str], objects: int, frames: int, speed: tuple[float, float] = (1.0, 3.0)):
+def sequence(rng, photos, classes: list[str], objects: int, frames: int):
     """Frames (BGR) and, per frame, every drawn object's (ids, xyxy, visibility): the share of its pixels not
     covered by the shapes drawn over it or by the pillar."""
     import cv2
@@ -49,7 +50,7 @@ def sequence(rng, photos, classes: list[str], objects: int, frames: int, speed: 
     background = random_background(photos, SIZE, rng)
     r = rng.uniform(0.07, 0.11, objects) * SIZE
     pos = np.stack([rng.uniform(r + 2, SIZE - r - 2), rng.uniform(r + 2, SIZE - r - 2)], 1)
-    speed = rng.uniform(*speed, objects)
+    speed = rng.uniform(1.0, 3.0, objects)
     angle = rng.uniform(0, 2 * np.pi, objects)
     vel = np.stack([np.cos(angle), np.sin(angle)], 1) * speed[:, None]
     kinds = [classes[int(k)] for k in rng.integers(len(classes), size=objects)]
@@ -63,13 +64,10 @@ def sequence(rng, photos, classes: list[str], objects: int, frames: int, speed: 
         img[:, pillar[0]:pillar[1]] = (128, 128, 128)
         masks = [shape_mask(img.shape[:2], kinds[k], pos[k, 0], pos[k, 1], r[k], spin[k]) > 127
                  for k in range(objects)]
-        covered = np.zeros(img.shape[:2], bool)
-        covered[:, pillar[0]:pillar[1]] = True
-        visibility = np.zeros(objects)
-        for k in reversed(range(objects)):  # drawn last, on top
-            visibility[k] = (masks[k] & ~covered).sum() / max(masks[k].sum(), 1)
-            covered |= masks[k]
-        out.append((cv2.cvtColor(img, cv2.COLOR_RGB2BGR), np.arange(objects), np.asarray(boxes, float), visibility))
+        behind_pillar = np.zeros(img.shape[:2], bool)
+        behind_pillar[:, pillar[0]:pillar[1]] = True
+        out.append((cv2.cvtColor(img, cv2.COLOR_RGB2BGR), np.arange(objects), np.asarray(boxes, float),
+                    visibility(masks, behind_pillar)))
         pos += vel
         for axis in (0, 1):  # bounce
             low, high = pos[:, axis] < r + 1, pos[:, axis] > SIZE - r - 1

@@ -191,14 +191,20 @@ def detect_image(size: int, rng: np.random.Generator, photos: list[np.ndarray], 
         else:
             img[at:at + w] = colour.astype(np.uint8)
             covered[at:at + w] = True
-    keep = []
-    for i in reversed(range(len(drawn))):  # the last drawn is on top
-        mask = shape_mask((size, size), *drawn[i]) > 127
-        if (mask & ~covered).sum() >= 0.5 * mask.sum():
-            keep.append(i)
-        covered |= mask
-    keep.sort()
+    seen = visibility([shape_mask((size, size), *d) > 127 for d in drawn], covered)
+    keep = [i for i in range(len(drawn)) if seen[i] >= 0.5]
     return img, [boxes[i] for i in keep], [cls[i] for i in keep]
+
+
+def visibility(masks: list[np.ndarray], covered: np.ndarray) -> np.ndarray:
+    """The share of each shape's pixels (``masks``, bool, in drawing order: the last is on top) that neither the
+    shapes drawn after it nor ``covered`` (what was drawn over them all) hides."""
+    covered = covered.copy()
+    out = np.zeros(len(masks))
+    for k in reversed(range(len(masks))):
+        out[k] = (masks[k] & ~covered).sum() / max(int(masks[k].sum()), 1)
+        covered |= masks[k]
+    return out
 
 
 def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, seed: int = 0,
