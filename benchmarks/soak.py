@@ -84,27 +84,22 @@ def proc_sample(pid: int) -> tuple[float, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _awaiting_reconnect(events: Path, downs: list, now: float, end: float) -> bool:
-    """After the soak's time: still waiting (at most 60 s more) for the last restart's reconnect?"""
-    if not downs or now >= end + 60:
-        return False
-    text = events.read_text() if events.exists() else ""
-    return text[: text.rfind("\n") + 1].count('"event": "reconnected"') < len(downs)
-
-
-def whole_json_lines(path: Path) -> tuple[int, int]:
-    """(lines that parse, lines that do not), over the file's complete lines."""
+def read_events(path: Path) -> tuple[list[dict], int]:
+    """(the events that parse, the number of lines that do not), over the file's complete lines."""
     if not path.exists():
-        return 0, 0
+        return [], 0
     text = path.read_text()
-    good = bad = 0
+    good, bad = [], 0
     for line in text[: text.rfind("\n") + 1].splitlines():
         try:
-            json.loads(line)
-            good += 1
+            good.append(json.loads(line))
         except json.JSONDecodeError:
             bad += 1
     return good, bad
+
+
+def _reconnects(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["event"] == "reconnected"]
 
 
 def main() -> None:
@@ -143,8 +138,10 @@ def main() -> None:
     first_frame: float | None = None
     restarts_at: list[float] = []
     end = 60.0  # until the first frame: the soak's clock starts there (a loaded machine may take its time)
+    seen: list[dict] = []
     try:
-        while (now := time.monotonic() - t0) < end or _awaiting_reconnect(events, downs, now, end):
+        # after the soak's time, up to 60 s more for the last restart's reconnect
+        while (now := time.monotonic() - t0) < end or (len(_reconnects(seen)) < len(downs) and now < end + 60):
             if run.poll() is not None:
                 raise SystemExit(f"edgecv run exited early ({run.returncode}); see {tmp / 'run.log'}")
             if restarts_at and now >= restarts_at[0]:
@@ -155,9 +152,9 @@ def main() -> None:
                 camera.start()
                 downs.append((down_at, time.monotonic() - t0))
             samples.append((now, *proc_sample(run.pid)))
-            good_now, bad_now = whole_json_lines(events)
+            seen, bad_now = read_events(events)
             bad_lines = max(bad_lines, bad_now)
-            if first_frame is None and good_now:
+            if first_frame is None and seen:
                 first_frame, end = now, now + duration
                 restarts_at = [now + duration * (k + 1) / (args.restarts + 1) for k in range(args.restarts)]
             time.sleep(1.0)
@@ -169,10 +166,10 @@ def main() -> None:
         if run.poll() is None:
             run.kill()
         camera.kill()
-    good, bad = whole_json_lines(events)
+    kinds, bad = read_events(events)
     bad_lines = max(bad_lines, bad)
-    kinds = [json.loads(line) for line in events.read_text().splitlines()]
-    reconnects = [e for e in kinds if e["event"] == "reconnected"]
+    good = len(kinds)
+    reconnects = _reconnects(kinds)
     lost = [e for e in kinds if e["event"] == "source_lost"]
     tel = json.loads(telemetry.read_text())
     if first_frame is None:
