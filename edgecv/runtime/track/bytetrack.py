@@ -25,7 +25,10 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
 
 Matching is greedy (lowest cost first), not the optimal assignment of the paper's LAPJV: with one-to-one costs
 under the thresholds the two agree except where two boxes are near-equally good for two tracks (tested against
-scipy's ``linear_sum_assignment``).
+scipy's ``linear_sum_assignment``). Costs are computed only for the pairs that overlap at all (``overlap_pairs``,
+one search per frame for the tracks' and the boxes' pairs: all pairs compared at once for a few boxes, a sort and
+sweep on x for many), since a pair that does not overlap can never match; at 100 objects that is a few hundred
+pairs instead of 100 x 100 costs per association.
 
 Classes: a track's class is the vote of its boxes (their scores summed per class), so one frame's flicker between
 two classes neither renames nor splits it; a box of another class than the track's may still continue it, at an
@@ -47,6 +50,7 @@ import numpy as np
 import edgecv.runtime.track.kalman as kalman
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
+_SWEEP = 4096  # overlap_pairs: above this many box pairs, sort and sweep instead of comparing all (both measured)
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,7 @@ class TrackerOptions:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; float32, computed in place (a third
-    of the time of the plain float64 expression at 100 x 100, which the tracker's budget needs)."""
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; float32, computed in place."""
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)), np.float32)
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
@@ -94,34 +97,85 @@ def _buffered(xyxy: np.ndarray, b: float) -> np.ndarray:
     return np.concatenate([xyxy[:, :2] - b * wh, xyxy[:, 2:] + b * wh], 1)
 
 
-def greedy_match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns matched one to one, lowest cost first, only pairs under ``limit``.
-
-    A pair that is each other's cheapest (row and column) is taken by the greedy order whatever else happens, so
-    those are matched at once, vectorised; only the rows and columns left contend, one pair at a time."""
-    if not cost.size:
+def overlap_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j) of every box of ``a`` and of ``b`` (xyxy) that overlap: all the pairs that can match
+    (IoU > 0), in row-major order. Few boxes: all pairs compared at once. Many (``len(a) * len(b)`` over
+    ``_SWEEP``): ``b`` sorted on x1 and swept (a box overlapping ``a[i]`` starts less than the widest box's width
+    left of it, and before its end), so 1,000 objects cost a few thousand pairs, not a million."""
+    if not len(a) or not len(b):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    best_c, best_r = np.argmin(cost, axis=1), np.argmin(cost, axis=0)
-    all_r = np.arange(cost.shape[0])
-    mutual = (best_r[best_c] == all_r) & (cost[all_r, best_c] < limit)
-    r1, c1 = all_r[mutual], best_c[mutual]
-    free_r = np.ones(cost.shape[0], bool)
-    free_r[r1] = False
-    free_c = np.ones(cost.shape[1], bool)
-    free_c[c1] = False
-    rows, cols = np.nonzero((cost < limit) & free_r[:, None] & free_c[None, :])
-    if not len(rows):
-        return r1, c1
-    order = np.argsort(cost[rows, cols], kind="stable")
-    used_r, used_c, keep = set(), set(), []
-    for k in order:
-        r, c = int(rows[k]), int(cols[k])
-        if r not in used_r and c not in used_c:
-            used_r.add(r)
-            used_c.add(c)
+    if len(a) * len(b) <= _SWEEP:
+        ok = a[:, None, 0] < b[None, :, 2]
+        ok &= a[:, None, 2] > b[None, :, 0]
+        ok &= a[:, None, 1] < b[None, :, 3]
+        ok &= a[:, None, 3] > b[None, :, 1]
+        return np.nonzero(ok)
+    order = np.argsort(b[:, 0], kind="stable")
+    x1 = b[order, 0]
+    lo = np.searchsorted(x1, a[:, 0] - float((b[:, 2] - b[:, 0]).max()), "right")
+    count = np.maximum(np.searchsorted(x1, a[:, 2], "left") - lo, 0)
+    i = np.repeat(np.arange(len(a)), count)
+    j = order[np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))]
+    ok = (b[j, 2] > a[i, 0]) & (b[j, 1] < a[i, 3]) & (b[j, 3] > a[i, 1])
+    i, j = i[ok], j[ok]
+    rowmajor = np.lexsort((j, i))
+    return i[rowmajor], j[rowmajor]
+
+
+def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each box of ``a`` with the box of ``b`` in the same row (both (n, 4), xyxy)."""
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def greedy_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs (``rows[k]``, ``cols[k]``) at ``cost[k]``, given in row-major order, matched one to one,
+    lowest cost first (ties: the earlier pair).
+
+    A pair that is the cheapest of its row and of its column is taken by the greedy order whatever else happens,
+    so those are matched at once, vectorised; only the rows and columns left contend, one pair at a time."""
+    if not len(cost):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(cost, kind="stable")
+    rows, cols = rows[order], cols[order]
+    at = np.arange(len(rows))
+    first_r = np.full(int(rows.max()) + 1, len(rows))  # each row's first, cheapest, pair; and each column's
+    np.minimum.at(first_r, rows, at)
+    first_c = np.full(int(cols.max()) + 1, len(rows))
+    np.minimum.at(first_c, cols, at)
+    mutual = (first_r[rows] == at) & (first_c[cols] == at)
+    taken_r, taken_c = np.zeros(len(first_r), bool), np.zeros(len(first_c), bool)
+    taken_r[rows[mutual]] = True
+    taken_c[cols[mutual]] = True
+    rest = np.flatnonzero(~taken_r[rows] & ~taken_c[cols])
+    if not len(rest):
+        return rows[mutual], cols[mutual]
+    keep = []
+    for k in rest.tolist():
+        r, c = rows[k], cols[k]
+        if not taken_r[r] and not taken_c[c]:
+            taken_r[r] = taken_c[c] = True
             keep.append(k)
     keep = np.asarray(keep, np.int64)
-    return np.concatenate([r1, rows[keep]]), np.concatenate([c1, cols[keep]])
+    return np.concatenate([rows[mutual], rows[keep]]), np.concatenate([cols[mutual], cols[keep]])
+
+
+def greedy_match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of a cost matrix matched one to one, lowest cost first, only pairs under ``limit``."""
+    rows, cols = np.nonzero(cost < limit)
+    return greedy_pairs(rows, cols, cost[rows, cols])
+
+
+class _Pairs(NamedTuple):
+    """One frame's candidate (track, box) pairs and what matching them costs."""
+
+    t: np.ndarray
+    d: np.ndarray
+    plain: np.ndarray  # 1 - IoU (+ class penalty)
+    fused: np.ndarray  # 1 - IoU * score (+ class penalty)
 
 
 class Tracked(NamedTuple):
@@ -160,25 +214,48 @@ class ByteTracker:
         """The tracks' predicted boxes (xyxy), in track order."""
         return kalman.xyah_to_xyxy(self.mean[:, :4])
 
-    def _cost(self, tracks: np.ndarray, dets: np.ndarray, xyxy, scores, votes, fuse: bool,
-              buffer: float = 0.0) -> np.ndarray:
-        iou = iou_matrix(_buffered(self._boxes[tracks], buffer), _buffered(xyxy[dets], buffer))
-        cost = 1 - iou * (scores[dets][None, :] if fuse else 1.0)
-        if self.o.class_cost:  # none of the box's classes is the track's
-            cost[votes[dets][:, self.classes(tracks)].T == 0] += self.o.class_cost
-        return cost
+    def _pairs(self, t: np.ndarray, d: np.ndarray, index: np.ndarray, n: int, xyxy: np.ndarray, scores: np.ndarray,
+               votes: np.ndarray) -> _Pairs:
+        """The overlapping (track, box) pairs ``t``, ``d`` (of the ``n`` boxes given) on the boxes ``merge`` kept
+        (``index``, ascending), with their plain and score-fused costs (class penalty included)."""
+        if len(index) < n:  # boxes merged: the joined ones' pairs go (their owner has its own), the rest renumbered
+            kept = np.full(n, -1)
+            kept[index] = np.arange(len(index))
+            d = kept[d]
+            t, d = t[d >= 0], d[d >= 0]
+        iou = pair_iou(self._boxes[t], xyxy[d])
+        penalty = self._penalty(t, d, votes)
+        return _Pairs(t, d, 1 - iou + penalty, 1 - iou * scores[d] + penalty)
 
-    def _match(self, tracks, dets, xyxy, scores, votes, fuse, limit, buffer=0.0):
-        if not len(tracks) or not len(dets):
+    def _penalty(self, t: np.ndarray, d: np.ndarray, votes: np.ndarray) -> np.ndarray | float:
+        """``class_cost`` for each pair whose box has none of its track's class among its votes, else 0."""
+        if not self.o.class_cost or not len(t):
+            return 0.0
+        return np.where(votes[d, self.classes(t)] == 0, self.o.class_cost, 0.0)
+
+    def _recover(self, tracks: np.ndarray, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray):
+        """Lost ``tracks`` matched to ``dets`` on the buffered IoU (C-BIoU); the matched tracks and boxes."""
+        a, b = _buffered(self._boxes[tracks], self.o.recover_buffer), _buffered(xyxy[dets], self.o.recover_buffer)
+        i, j = overlap_pairs(a, b)
+        t, d = tracks[i], dets[j]
+        cost = 1 - pair_iou(a[i], b[j]) + self._penalty(t, d, votes)
+        pick = np.flatnonzero(cost < self.o.recover_cost)
+        return greedy_pairs(t[pick], d[pick], cost[pick])
+
+    def _match(self, pairs: _Pairs, tracks: np.ndarray, dets: np.ndarray, cost: np.ndarray, limit: float):
+        """Greedy matching of the pairs between ``tracks`` and ``dets`` (boolean masks) with ``cost`` under ``limit``;
+        the matched tracks and boxes."""
+        if not tracks.any() or not dets.any():
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        r, c = greedy_match(self._cost(tracks, dets, xyxy, scores, votes, fuse, buffer), limit)
-        return tracks[r], dets[c]
+        pick = np.flatnonzero(tracks[pairs.t] & dets[pairs.d] & (cost < limit))
+        return greedy_pairs(pairs.t[pick], pairs.d[pick], cost[pick])
 
-    def merge(self, xyxy: np.ndarray, scores: np.ndarray, cls: np.ndarray):
+    def merge(self, xyxy: np.ndarray, scores: np.ndarray, cls: np.ndarray, pairs=None):
         """One box per object: boxes of other classes over a better box by IoU > ``merge_iou`` join it. Returns
         the kept boxes' indices (ascending), their scores (the noisy-OR of the joined boxes' scores: the chance
         that the object is of one of those classes, were the sigmoid scores independent) and their class votes
-        (n, classes): the joined boxes' scores per class."""
+        (n, classes): the joined boxes' scores per class. ``pairs``: the boxes' ``overlap_pairs`` with each other,
+        when known."""
         if len(cls) and cls.max() >= self.votes.shape[1]:  # a class not seen before: a column for its votes
             self.votes = np.pad(self.votes, ((0, 0), (0, int(cls.max()) + 1 - self.votes.shape[1])))
         n, k = len(scores), self.votes.shape[1]
@@ -186,21 +263,32 @@ class ByteTracker:
         votes[np.arange(n), cls] = scores
         if n < 2 or self.o.merge_iou >= 1 or not (cls != cls[0]).any():  # one class: nothing to merge
             return np.arange(n), scores, votes
-        over = (iou_matrix(xyxy, xyxy) > self.o.merge_iou) & (cls[:, None] != cls[None, :])
-        involved = np.flatnonzero(over.any(axis=1))
-        if not len(involved):  # the common case: nothing to merge
+        i, j = overlap_pairs(xyxy, xyxy) if pairs is None else pairs
+        cross = cls[i] != cls[j]
+        i, j = i[cross], j[cross]
+        over = pair_iou(xyxy[i], xyxy[j]) > self.o.merge_iou
+        if not over.any():  # the common case: nothing to merge
             return np.arange(n), scores, votes
+        i, j = i[over], j[over]
+        neighbours: dict[int, list[int]] = {}
+        for a, b in zip(i.tolist(), j.tolist()):
+            neighbours.setdefault(a, []).append(b)
         owner = np.arange(n)  # a box over no other is its own
-        owner[involved] = -1
-        for i in involved[np.argsort(-scores[involved], kind="stable")]:
-            if owner[i] < 0:
-                owner[i] = i
-                owner[over[i] & (owner < 0)] = i
-        keep, group = np.unique(owner, return_inverse=True)
-        m = len(keep)
-        merged = np.stack([np.bincount(group, votes[:, j], m) for j in range(k)], axis=1)
-        miss = np.bincount(group, np.log1p(-np.minimum(scores, 1 - 1e-9)), m)
-        return keep, 1 - np.exp(miss), merged
+        owner[i] = -1
+        for a in sorted(neighbours, key=lambda a: -scores[a]):  # best first (ties: lower index, as sorted is stable)
+            if owner[a] < 0:
+                owner[a] = a
+                for b in neighbours[a]:
+                    if owner[b] < 0:
+                        owner[b] = a
+        joined = np.flatnonzero(owner != np.arange(n))
+        np.add.at(votes, owner[joined], votes[joined])
+        miss = np.log1p(-np.minimum(scores, 1 - 1e-9))
+        np.add.at(miss, owner[joined], miss[joined])
+        scores = scores.copy()
+        scores[owner[joined]] = 1 - np.exp(miss[owner[joined]])
+        keep = np.flatnonzero(owner == np.arange(n))
+        return keep, scores[keep], votes[keep]
 
     def update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> Tracked:
         """The detections that belong to confirmed tracks this frame (indices, ascending), their track ids and
@@ -210,29 +298,34 @@ class ByteTracker:
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.asarray(class_ids, np.int64).reshape(-1)
-        index, scores, votes = self.merge(xyxy, scores, cls)
-        xyxy = xyxy[index]
         self.mean[self.state != TRACKED, 7] = 0  # as ByteTrack: an unseen track's box stops growing or shrinking
         self.mean, self.cov = kalman.predict(self.mean, self.cov)
         self._boxes = self.boxes()
+        # one search for the overlapping pairs: tracks' boxes with the boxes, and the boxes with each other
+        n_t, n = len(self._boxes), len(xyxy)
+        a, b = overlap_pairs(np.concatenate([self._boxes, xyxy]), xyxy)
+        own = a >= n_t
+        index, scores, votes = self.merge(xyxy, scores, cls, (a[own] - n_t, b[own]))
+        xyxy = xyxy[index]
+        pairs = self._pairs(a[~own], b[~own], index, n, xyxy, scores, votes)
         is_high = scores >= o.high
-        high, low = np.flatnonzero(is_high), np.flatnonzero(~is_high & (scores >= o.low))
-
-        t1, d1 = self._match(np.flatnonzero(self.state != TENTATIVE), high, xyxy, scores, votes, True, o.match_cost)
-        free_det = np.ones(len(scores), bool)
+        free_det = is_high.copy()
+        t1, d1 = self._match(pairs, self.state != TENTATIVE, free_det, pairs.fused, o.match_cost)
         free_det[d1] = False
         free_track = np.ones(len(self.ids), bool)
         free_track[t1] = False
-        still = np.flatnonzero((self.state == TRACKED) & free_track)
-        t2, d2 = self._match(still, low, xyxy, scores, votes, False, o.low_match_cost)
+        is_low = ~is_high & (scores >= o.low)
+        t2, d2 = self._match(pairs, (self.state == TRACKED) & free_track, is_low, pairs.plain, o.low_match_cost)
         free_track[t2] = False
-        lost = np.flatnonzero((self.state == LOST) & free_track)
-        t4, d4 = self._match(lost, high[free_det[high]], xyxy, scores, votes, False, o.recover_cost, o.recover_buffer)
+        lost = (self.state == LOST) & free_track
+        if lost.any() and free_det.any():  # C-BIoU: lost tracks and the high boxes left, on their widened boxes
+            t4, d4 = self._recover(np.flatnonzero(lost), np.flatnonzero(free_det), xyxy, votes)
+        else:
+            t4 = d4 = np.zeros(0, np.int64)
         free_det[d4] = False
         free_track[t4] = False
-        tentative = np.flatnonzero(self.state == TENTATIVE)
-        left_high = high[free_det[high]]
-        t3, d3 = self._match(tentative, left_high, xyxy, scores, votes, True, o.tentative_cost)
+        tentative = self.state == TENTATIVE
+        t3, d3 = self._match(pairs, tentative, free_det, pairs.fused, o.tentative_cost)
         free_det[d3] = False
         free_track[t3] = False
 
@@ -264,6 +357,8 @@ class ByteTracker:
         return Tracked(*report)
 
     def _prune(self, keep: np.ndarray) -> None:
+        if keep.all():
+            return
         for name in ("ids", "votes", "state", "last", "start", "mean", "cov"):
             setattr(self, name, getattr(self, name)[keep])
 
@@ -292,8 +387,11 @@ class ByteTracker:
 
     def _drop_duplicates(self) -> None:
         """A tracked and a lost track on the same object (IoU > 0.85): the one that lived shorter goes."""
-        tracked, lost = np.flatnonzero(self.state == TRACKED), np.flatnonzero(self.state == LOST)
-        if not len(tracked) or not len(lost):
+        is_lost = self.state == LOST
+        if not is_lost.any():
+            return
+        tracked, lost = np.flatnonzero(self.state == TRACKED), np.flatnonzero(is_lost)
+        if not len(tracked):
             return
         boxes = self.boxes()
         pairs = np.argwhere(iou_matrix(boxes[tracked], boxes[lost]) > 0.85)

@@ -22,21 +22,32 @@ _A_POS, _A_VEL, _A_MEAS = 1e-2, 1e-5, 1e-1  # the aspect ratio's noise is absolu
 
 
 def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
-    w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
-    h = np.maximum(h, 1e-3)
-    return np.stack([xyxy[:, 0] + w / 2, xyxy[:, 1] + h / 2, w / h, h], 1)
+    out = np.empty((len(xyxy), 4))
+    out[:, :2] = xyxy[:, :2] + xyxy[:, 2:]
+    out[:, :2] *= 0.5
+    out[:, 3] = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1e-3)
+    out[:, 2] = xyxy[:, 2] - xyxy[:, 0]
+    out[:, 2] /= out[:, 3]
+    return out
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    w = xyah[:, 2] * xyah[:, 3]
-    return np.stack([xyah[:, 0] - w / 2, xyah[:, 1] - xyah[:, 3] / 2, xyah[:, 0] + w / 2, xyah[:, 1] + xyah[:, 3] / 2], 1)
+    half = xyah[:, 2:4] * 0.5
+    half[:, 0] *= xyah[:, 3]
+    return np.concatenate([xyah[:, :2] - half, xyah[:, :2] + half], 1)
 
 
-def _std(h: np.ndarray, weight: float, aspect: float) -> np.ndarray:
-    """(n, 4) standard deviations for x, y, a, h: ``weight`` times the height, the aspect ratio's absolute."""
-    s = np.repeat((weight * h)[:, None], 4, 1)
-    s[:, 2] = aspect
-    return s
+# per coordinate (x, y, a, h): the noise's weight of the box height, and its absolute part (the aspect ratio's)
+_W_POS, _W_VEL, _W_MEAS = (np.asarray([w, w, 0.0, w]) for w in (_POS, _VEL, _POS))
+_A_POS2, _A_VEL2, _A_MEAS2 = (np.asarray([0.0, 0.0, a * a, 0.0]) for a in (_A_POS, _A_VEL, _A_MEAS))
+
+
+def _var(h: np.ndarray, weight: np.ndarray, absolute: np.ndarray) -> np.ndarray:
+    """(n, 4) noise variances for x, y, a, h: (weight times the height) squared, plus the absolute part."""
+    v = h[:, None] * weight
+    v *= v
+    v += absolute
+    return v
 
 
 def initiate(xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +55,8 @@ def initiate(xyah: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, h = len(xyah), xyah[:, 3]
     mean = np.concatenate([xyah, np.zeros((n, 4))], 1)
     cov = np.zeros((n, 3, 4))
-    cov[:, 0] = _std(h, 2 * _POS, _A_POS) ** 2
-    cov[:, 2] = _std(h, 10 * _VEL, _A_VEL) ** 2
+    cov[:, 0] = _var(h, 2 * _W_POS, _A_POS2)
+    cov[:, 2] = _var(h, 10 * _W_VEL, _A_VEL2)
     return mean, cov
 
 
@@ -53,12 +64,13 @@ def predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One frame ahead, for every track at once: x += v; P = F P F' + Q."""
     if not len(mean):
         return mean, cov
-    h = mean[:, 3]
     pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
     out = np.empty_like(cov)
-    out[:, 0] = pp + 2 * pv + vv + _std(h, _POS, _A_POS) ** 2
-    out[:, 1] = pv + vv
-    out[:, 2] = vv + _std(h, _VEL, _A_VEL) ** 2
+    np.add(pv, vv, out=out[:, 1])
+    np.add(vv, _var(mean[:, 3], _W_VEL, _A_VEL2), out=out[:, 2])
+    np.add(pp, pv, out=out[:, 0])
+    out[:, 0] += out[:, 1]
+    out[:, 0] += _var(mean[:, 3], _W_POS, _A_POS2)
     mean = mean.copy()
     mean[:, :4] += mean[:, 4:]
     return mean, out
@@ -68,11 +80,20 @@ def update(mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple[np.ndar
     """Correct each track (row) with its matched box (row of ``xyah``): K = P H' S^-1, x += K y, P -= K S K'."""
     if not len(mean):
         return mean, cov
-    h = mean[:, 3]
     pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
-    s = pp + _std(h, _POS, _A_MEAS) ** 2  # innovation variance per coordinate (S is diagonal)
+    s = pp + _var(mean[:, 3], _W_MEAS, _A_MEAS2)  # innovation variance per coordinate (S is diagonal)
     kp, kv = pp / s, pv / s
     innovation = xyah - mean[:, :4]
-    mean = np.concatenate([mean[:, :4] + kp * innovation, mean[:, 4:] + kv * innovation], 1)
-    out = np.stack([pp - kp * pp, pv - kp * pv, vv - kv * pv], 1)
-    return mean, out
+    out_mean = np.empty_like(mean)
+    np.multiply(kp, innovation, out=out_mean[:, :4])
+    out_mean[:, :4] += mean[:, :4]
+    np.multiply(kv, innovation, out=out_mean[:, 4:])
+    out_mean[:, 4:] += mean[:, 4:]
+    out = np.empty_like(cov)
+    np.multiply(kp, pp, out=out[:, 0])
+    np.subtract(pp, out[:, 0], out=out[:, 0])
+    np.multiply(kp, pv, out=out[:, 1])
+    np.subtract(pv, out[:, 1], out=out[:, 1])
+    np.multiply(kv, pv, out=out[:, 2])
+    np.subtract(vv, out[:, 2], out=out[:, 2])
+    return out_mean, out

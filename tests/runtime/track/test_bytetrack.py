@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from edgecv.runtime.track import ByteTracker, TrackerOptions
-from edgecv.runtime.track.bytetrack import greedy_match, iou_matrix
+import edgecv.runtime.track.bytetrack as bytetrack
+from edgecv.runtime.track.bytetrack import greedy_match, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
 from edgecv.runtime.track.kalman import initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
 
 
@@ -119,6 +120,36 @@ def test_greedy_matching_agrees_with_the_optimal_assignment_on_unambiguous_scene
         rr, cc = linear_sum_assignment(cost_lim)
         optimal = {(a, b) for a, b in zip(rr, cc) if cost_lim[a, b] < 0.8}
         assert set(zip(r.tolist(), c.tolist())) == optimal
+
+
+def test_overlap_pairs_finds_exactly_the_overlapping_pairs_by_comparing_all_or_by_sweeping(monkeypatch):
+    rng = np.random.default_rng(3)
+    for n, m in [(1, 1), (7, 12), (120, 90), (300, 5)]:
+        xy = rng.uniform(0, 600, (n + m, 2))
+        wh = rng.uniform(2, 120, (n + m, 2)) * np.where(rng.random((n + m, 1)) < 0.05, 4, 1)  # some wide boxes
+        boxes = np.concatenate([xy, xy + wh], 1)
+        a, b = boxes[:n], boxes[n:]
+        expected = np.nonzero(iou_matrix(a, b) > 0)  # row-major, as both ways must be
+        for sweep in (10**9, 0):  # compare all pairs / always sweep
+            monkeypatch.setattr(bytetrack, "_SWEEP", sweep)
+            i, j = overlap_pairs(a, b)
+            assert np.array_equal(i, expected[0]) and np.array_equal(j, expected[1])
+            assert np.allclose(pair_iou(a[i], b[j]), iou_matrix(a, b)[i, j], atol=1e-6)
+
+
+def test_greedy_pairs_on_candidate_pairs_is_greedy_on_the_full_matrix():
+    rng = np.random.default_rng(4)
+    for _ in range(100):
+        cost = rng.choice([0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 2.0], size=rng.integers(1, 9, 2))  # ties included
+        rows, cols = np.nonzero(cost < 1)
+        r, c = greedy_pairs(rows, cols, cost[rows, cols])
+        ref, used_r, used_c = set(), set(), set()  # the plain greedy: lowest cost first, earlier pair on ties
+        for k in np.argsort(cost[rows, cols], kind="stable"):
+            if rows[k] not in used_r and cols[k] not in used_c:
+                used_r.add(rows[k])
+                used_c.add(cols[k])
+                ref.add((int(rows[k]), int(cols[k])))
+        assert set(zip(r.tolist(), c.tolist())) == ref
 
 
 def test_kalman_follows_a_constant_velocity_box():
