@@ -1,8 +1,9 @@
-"""`edgecv enroll`, `edgecv verify` and `edgecv gallery list|remove|rename|reembed`: the face gallery's commands
-(registered on the main group by ``edgecv.cli``). Everything they run lives in ``edgecv.runtime.faces``."""
+"""`edgecv enroll`, `edgecv verify` and `edgecv gallery list|remove|rename|reembed|calibrate`: the face gallery's
+commands (registered on the main group by ``edgecv.cli``). Everything they run lives in ``edgecv.runtime.faces``."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -96,6 +97,28 @@ def gallery_reembed(gallery, model) -> None:
     from edgecv.runtime.faces.enroll import reembed
 
     click.echo(f"re-embedded {reembed(gallery, model)} shot(s) with {model}")
+
+
+@gallery_group.command("calibrate")
+@click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--target-far", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-3, show_default=True,
+              help="False accept rate to set the match threshold to, on the enrolled people's impostor scores.")
+def gallery_calibrate(gallery, target_far) -> None:
+    """Set the match threshold from the enrolled people themselves: each shot against every other person's
+    template is an impostor score. `edgecv run --gallery` then uses it (unless --match-threshold is given)."""
+    from edgecv.runtime.faces.gallery import Gallery
+    from edgecv.runtime.faces.match import calibrate_gallery
+
+    with Gallery(gallery) as g:
+        c = calibrate_gallery(g, target_far)
+    click.echo(f"{gallery}: match threshold {c.threshold:.4f} at FAR {target_far:g} (measured {c.far:.2g} on "
+               f"{c.impostors} impostor scores among {c.people} people)")
+    if c.genuine:
+        click.echo(f"  enrolled shots recognised against their own template without them: {c.tar:.1%} of {c.genuine}")
+    if not c.resolved:
+        click.echo(f"warning: {c.impostors} impostor scores cannot measure FAR {target_far:g} (at least "
+                   f"{math.ceil(1 / target_far)} needed: enrol more people, or ask for a higher FAR); the threshold "
+                   "is just above the best impostor, and the true FAR may be higher", err=True)
 
 
 FACE_COMMANDS = (enroll_cmd, verify_cmd, gallery_group)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgecv.runtime.faces.gallery import l2_normalize
+from edgecv.runtime.faces.match import threshold_at_far
 
 FARS = (1e-2, 1e-3)
 
@@ -38,18 +39,6 @@ def template_scores(emb: np.ndarray, labels: np.ndarray, shots: int = 3) -> tupl
     own = np.zeros_like(sims, dtype=bool)
     own[np.arange(len(probes)), owner] = True
     return sims[own], sims[~own]
-
-
-def threshold_at_far(impostor: np.ndarray, far: float) -> float:
-    """The lowest threshold at which at most ``far`` of the impostor pairs match (similarity >= threshold).
-    With fewer than 1/far impostor pairs this is just above the best impostor (FAR 0 on these pairs)."""
-    imp = np.sort(np.asarray(impostor, np.float64))[::-1]
-    if not len(imp):
-        return 1.0
-    k = int(np.floor(far * len(imp)))  # impostors allowed at or above the threshold
-    if k >= len(imp):
-        return float(imp[-1])
-    return float(np.nextafter(imp[k], np.inf))
 
 
 def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float]:

@@ -218,7 +218,7 @@ class FaceCascadeStage(Stage):
         from edgecv.runtime.faces.enroll import FaceFrontend
         from edgecv.runtime.faces.events import FaceEvents
         from edgecv.runtime.faces.gallery import Gallery
-        from edgecv.runtime.faces.match import LiveTemplates, embedder_stamp
+        from edgecv.runtime.faces.match import LiveTemplates, embedder_stamp, stored_threshold
 
         _refuse_foreign("embed", options, self.TAKES)
         self.backend, self.meta = backend, backend.meta
@@ -233,10 +233,16 @@ class FaceCascadeStage(Stage):
             self.gallery = stack.enter_context(Gallery(v["gallery"]))
             self.gallery.check_embedder(stamp, options.model)
             self.live = LiveTemplates(self.gallery)
-        threshold = v.get("match_threshold")
-        self.threshold = float(self.meta.thresholds.get("match", 0.5) if threshold is None else threshold)
+        # --match-threshold, else the gallery's own calibration (`edgecv gallery calibrate`), else the artifact's
+        threshold, self.threshold_from = v.get("match_threshold"), "given"
+        stored = stored_threshold(self.gallery) if threshold is None and self.gallery is not None else None
+        if stored is not None:
+            threshold, self.threshold_from = stored
+        elif threshold is None:
+            threshold, self.threshold_from = self.meta.thresholds.get("match", 0.5), "the artifact's"
+        self.threshold = float(threshold)
         post = get_postprocess("embed")
-        self.post, self.options = post, post.options(threshold=threshold, gallery=self.live)
+        self.post, self.options = post, post.options(threshold=self.threshold, gallery=self.live)
         self.dim = int((self.meta.decoder or {}).get("dim", 0))
         self.tracker = self.identities = None
         track = v.get("track")
@@ -256,7 +262,7 @@ class FaceCascadeStage(Stage):
         if self.gallery is None:
             return "no --gallery: every face is reported as unknown" + tracked
         return (f"gallery {self.gallery.path}: {len(self.live.templates)} identities, match threshold "
-                f"{self.threshold:.3f}{tracked}")
+                f"{self.threshold:.3f} ({self.threshold_from}){tracked}")
 
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
         with tel.timed("face_detect"):

@@ -4,11 +4,18 @@ chips (PNG) and their embeddings, stamped with the embedder that made them.
 Readers (``edgecv run``) never block writers (``edgecv enroll``) under WAL, and a reader sees whole enrolments or
 none. A gallery made by another embedder is refused: its vectors live in a different space; ``reembed``
 rebuilds every embedding from the stored chips.
+
+A gallery is biometric data: the file is created readable and writable by its owner only (0600, whatever the
+umask; SQLite gives its -wal and -shm files the database's mode), every connection has ``secure_delete`` on (a
+deleted row's bytes are overwritten with zeros, in its page and in pages freed), and ``remove`` checkpoints the
+write-ahead log into the file and truncates it, so a removed person's chips and embeddings leave no bytes behind
+(once no reader still holds a snapshot from before the removal: the WAL is then emptied at its next checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -67,11 +74,15 @@ class Gallery:
         if not create and not self.path.is_file():
             raise EdgecvError(f"{self.path}: no such gallery (enrol someone first: edgecv enroll --gallery {self.path} ...)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create and not self.path.exists():  # owner only, before SQLite creates it with the umask's mode
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(self.path, 0o600)  # the umask may have taken bits from 0600 too
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
         try:
             self.db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # deleted faces are zeroed, not just unlinked
             if create:
                 self.db.execute("PRAGMA journal_mode=WAL")  # persistent: set once, by the creator
                 with self.transaction():
@@ -171,6 +182,8 @@ class Gallery:
         with self.transaction() as db:
             if not db.execute("DELETE FROM identities WHERE name = ?", (name,)).rowcount:
                 raise EdgecvError(f"{self.path}: no identity named {name!r}")
+        with self._lock:  # the log still holds the pages from before the delete: fold it in and empty it
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def rename(self, old: str, new: str) -> None:
         with self.transaction() as db:
@@ -207,15 +220,31 @@ class Gallery:
 
     def templates(self) -> Templates:
         """Read in one statement (a consistent snapshot under WAL)."""
-        rows = self._query("SELECT i.name, s.embedding FROM shots s JOIN identities i ON i.id = s.identity "
-                           "ORDER BY i.name, s.id")
-        if not rows:
-            return Templates((), np.zeros((0, int(self.info().get("dim", 0))), np.float32))
-        names = [r[0] for r in rows]
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+        names, vecs = self.embeddings()
+        if not names:
+            return Templates((), vecs)
         start = [0] + [i for i in range(1, len(names)) if names[i] != names[i - 1]]
         means = np.add.reduceat(vecs, start, axis=0)
         return Templates(tuple(names[i] for i in start), np.ascontiguousarray(l2_normalize(means)))
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Every shot's identity name and embedding (n, d), in name order (one statement: a consistent snapshot)."""
+        rows = self._query("SELECT i.name, s.embedding FROM shots s JOIN identities i ON i.id = s.identity "
+                           "ORDER BY i.name, s.id")
+        dim = int(self.info().get("dim", 0))
+        if not rows:
+            return [], np.zeros((0, dim), np.float32)
+        return [r[0] for r in rows], np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+
+    def store_calibration(self, values: dict[str, float | int | str]) -> None:
+        """Keep a calibrated match threshold (``calibration_*`` keys in ``info``), replacing any earlier one."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM info WHERE key LIKE 'calibration_%'")
+            db.executemany("INSERT INTO info VALUES (?, ?)", [(f"calibration_{k}", str(v)) for k, v in values.items()])
+
+    def calibration(self) -> dict[str, str]:
+        """The stored calibration (``store_calibration``'s keys, as strings), or {} if none."""
+        return {k[len("calibration_"):]: v for k, v in self.info().items() if k.startswith("calibration_")}
 
     def version(self) -> int:
         """Changes when another connection commits (SQLite's data_version)."""

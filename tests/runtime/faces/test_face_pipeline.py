@@ -89,6 +89,26 @@ def test_gallery_from_another_embedder_is_refused_and_reembed_restores_matching(
     assert "alice" in listed.stdout and "bob" in listed.stdout
 
 
+def test_run_uses_the_threshold_gallery_calibrate_stored_unless_one_is_given(embed_export, demo, tmp_path):
+    from edgecv.runtime.faces.gallery import Gallery
+
+    out, _ = embed_export
+    model = out / "model_int8.onnx"
+    demo_dir, info = demo
+    gallery = tmp_path / "faces.db"
+    enrol(gallery, model, demo_dir, info["enrolled"])
+    cal = cli_torch_blocked("gallery", "calibrate", "--gallery", str(gallery), "--target-far", "0.2")
+    assert cal.returncode == 0 and "match threshold" in cal.stdout, cal.stderr[-2000:]
+    with Gallery(gallery) as g:
+        thr = float(g.calibration()["threshold"])
+    photo = sorted((demo_dir / "enroll" / info["enrolled"][0]).glob("*.jpg"))[0]
+    proc = run_torch_blocked(model, photo, tmp_path, "--gallery", str(gallery))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"match threshold {thr:.3f} (calibrated on this gallery at FAR 0.2" in proc.stdout + proc.stderr
+    given = run_torch_blocked(model, photo, tmp_path, "--gallery", str(gallery), "--match-threshold", "0.9")
+    assert given.returncode == 0 and "match threshold 0.900 (given)" in given.stdout + given.stderr
+
+
 def test_enrolling_while_a_run_reads_the_gallery(embed_export, demo, tmp_path):
     out, _ = embed_export
     model = out / "model_int8.onnx"

@@ -161,3 +161,93 @@ def test_a_file_that_is_not_a_gallery_is_refused(tmp_path):
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(EdgecvError, match="not an edgecv face gallery"):
         Gallery(other)
+
+
+def test_gallery_files_are_owner_only_whatever_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o000)  # the most permissive: SQLite alone would make the files world-readable
+    try:
+        with Gallery(tmp_path / "g.db", create=True) as g:
+            g.enroll("ann", chips(1), np.ones((1, 8)))
+            files = [tmp_path / f"g.db{suffix}" for suffix in ("", "-wal", "-shm")]
+            assert all(f.exists() for f in files)  # WAL mode: the log and its index exist while connected
+            assert [oct(stat.S_IMODE(f.stat().st_mode)) for f in files] == [oct(0o600)] * 3
+    finally:
+        os.umask(old)
+
+
+def test_a_removed_person_leaves_no_bytes_of_their_chips_or_embeddings(tmp_path):
+    from edgecv.runtime.faces.gallery import _png
+
+    rng = np.random.default_rng(5)
+    ann_chips, bo_chips = chips(3, seed=7), chips(2, seed=8)
+    ann_emb, bo_emb = l2_normalize(rng.normal(size=(3, 8))), l2_normalize(rng.normal(size=(2, 8)))
+    path = tmp_path / "g.db"
+
+    def stored() -> bytes:  # everything on disk: the database, its log and the log's index
+        return b"".join(p.read_bytes() for p in (path, path.with_name("g.db-wal"), path.with_name("g.db-shm"))
+                        if p.exists())
+
+    def found(data: bytes, cs, es) -> list[bool]:  # any 64-byte piece of a chip's PNG, any 8 bytes of a vector
+        def pieces(b: bytes, n: int) -> list[bytes]:  # a blob may be split over overflow pages: look for its pieces
+            return [b[i : i + n] for i in range(0, len(b) - n + 1, n)]
+
+        return ([any(p in data for p in pieces(_png(c), 64)) for c in cs]
+                + [any(p in data for p in pieces(e.astype(np.float32).tobytes(), 8)) for e in es])
+
+    with Gallery(path, create=True) as g:
+        g.enroll("ann", ann_chips, ann_emb)
+        g.enroll("bo", bo_chips, bo_emb)
+        names, vecs = g.embeddings()  # as stored (renormalised in float32)
+        ann_emb, bo_emb = vecs[np.asarray(names) == "ann"], vecs[np.asarray(names) == "bo"]
+        assert all(found(stored(), ann_chips, ann_emb))  # the check can see them while she is enrolled
+        g.remove("ann")
+        data = stored()
+        assert not any(found(data, ann_chips, ann_emb))
+        assert all(found(data, bo_chips, bo_emb))  # and the others' are still there
+        assert [p.name for p in g.identities()] == ["bo"] and g.integrity() == "ok"
+
+
+def people(n_people, shots, dim=16, spread=0.6, seed=0):
+    """Synthetic enrolments: each person a random direction, each shot that direction plus noise."""
+    rng = np.random.default_rng(seed)
+    centres = l2_normalize(rng.normal(size=(n_people, dim)))
+    return [(f"p{k:02d}", l2_normalize(centres[k] + spread * rng.normal(size=(shots, dim)) / np.sqrt(dim)))
+            for k in range(n_people)]
+
+
+def test_gallery_calibration_sets_the_threshold_from_impostor_scores_among_the_enrolled(tmp_path):
+    from edgecv.runtime.faces.match import calibrate_gallery, stored_threshold
+
+    enrolled = people(12, 4)
+    with Gallery(tmp_path / "g.db", create=True) as g:
+        g.check_embedder(EmbedderStamp("aaaa", "run-a", 16))
+        for name, emb in enrolled:
+            g.enroll(name, chips(len(emb)), emb)
+        assert stored_threshold(g) is None  # not calibrated yet: run uses the artifact's
+        cal = calibrate_gallery(g, 1e-2)
+        # the reference, written out: each shot against every other person's template (mean of all their shots)
+        templates = {n: l2_normalize(e.astype(np.float32).sum(0, keepdims=True))[0] for n, e in enrolled}
+        impostor = np.asarray([float(v.astype(np.float32) @ templates[m]) for n, e in enrolled for v in e
+                               for m in templates if m != n])
+        assert cal.impostors == len(impostor) == 12 * 4 * 11 and cal.resolved
+        assert np.mean(impostor >= cal.threshold) <= 1e-2 < np.mean(impostor >= cal.threshold - 1e-3)
+        assert cal.far == pytest.approx(np.mean(impostor >= cal.threshold))
+        assert cal.genuine == 48 and 0.5 < cal.tar <= 1  # shots against their own template without them
+        thr, line = stored_threshold(g)
+        assert thr == pytest.approx(cal.threshold) and "12 people" in line and "again" not in line
+        g.enroll("newcomer", chips(1), enrolled[0][1][:1] * -1)
+        assert "13 people enrolled now" in stored_threshold(g)[1]  # stale: says so
+        g.reembed(lambda cs: np.ones((len(cs), 16)), EmbedderStamp("bbbb", "run-b", 16))
+        assert stored_threshold(g) is None  # made on another embedder's vectors: not used
+    with Gallery(tmp_path / "two.db", create=True) as g:
+        for name, emb in people(2, 3):
+            g.enroll(name, chips(len(emb)), emb)
+        few = calibrate_gallery(g, 1e-3)
+        assert not few.resolved and few.impostors == 6 and few.far == 0  # just above the best impostor
+    with Gallery(tmp_path / "one.db", create=True) as g:
+        g.enroll("solo", chips(2), people(1, 2)[0][1])
+        with pytest.raises(EdgecvError, match="at least 2 enrolled people"):
+            calibrate_gallery(g, 1e-3)
