@@ -12,6 +12,7 @@ Targets (issue 16): enrolled people named in >= 90% of their frames with a face 
 named.
 
     python benchmarks/face_demo.py [--model runs/faces/export/model_int8.onnx] [--out /tmp/edgecv-face-demo]
+        [--face-detector haar]
         (the model: the README's face commands, `edgecv train recipes/embed_efficientnet_lite0.yaml ...` and
         `edgecv export runs/faces --int8`)
 """
@@ -74,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("runs/faces/export/model_int8.onnx"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/edgecv-face-demo"))
+    ap.add_argument("--face-detector", default="haar", help="for enrolment and the runs (as `edgecv run`)")
     args = ap.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: not found; run the README's face commands first (or pass --model)")
@@ -85,16 +87,17 @@ def main() -> None:
     gallery = args.out / "faces.db"
     for name in info["enrolled"]:
         edgecv("enroll", "--gallery", str(gallery), "--model", str(args.model), "--name", name,
+               "--face-detector", args.face_detector,
                *sorted(str(p) for p in (demo / "enroll" / name).glob("*.jpg")))
     rows = {}
     for label, extra in (("tracked (default)", []), ("per frame (--no-track)", ["--no-track"])):
         events, telemetry = args.out / f"events{len(rows)}.jsonl", args.out / f"telemetry{len(rows)}.json"
         edgecv("run", str(args.model), "--source", str(demo / "video.avi"), "--gallery", str(gallery),
-               "--events", str(events), "--telemetry", str(telemetry), *extra)
+               "--events", str(events), "--telemetry", str(telemetry), "--face-detector", args.face_detector, *extra)
         rows[label] = score(events, info["truth"], info["face_boxes"])
         rows[label]["fps"] = json.loads(telemetry.read_text())["fps"]
     n = len(info["truth"])
-    print(f"{args.model.name}: demo video {n} frames ({info['frames'] // (len(info['enrolled']) + info['strangers'])}"
+    print(f"{args.model.name}, face detector {args.face_detector}: demo video {n} frames ({info['frames'] // (len(info['enrolled']) + info['strangers'])}"
           f" per person, {len(info['enrolled'])} enrolled, {info['strangers']} strangers), gallery of "
           f"{info['enroll_photos']} photos")
     print(f"{'matching':<24} {'named right':>16} {'wrong':>6} {'unknown':>8} {'strangers named':>16} "

@@ -219,8 +219,8 @@ def engine_cmd(model, fp16, out) -> None:
               "without frames once streaming (default: reconnect forever).")
 @click.option("--device", help="Device profile (see `edgecv devices`): threads, providers, XNNPACK, default camera.")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
-@click.option("--face-detector", help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, or an edgecv detector "
-              "artifact[#class] [default: haar].")
+@click.option("--face-detector", help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
+              "blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].")
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
 def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, topk, max_frames, save, events, telemetry, show,

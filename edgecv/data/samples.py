@@ -20,11 +20,15 @@ _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "ret
            "brick", "grass", "gravel", "camera", "coins", "page")
 
 
-def background_photos() -> list[np.ndarray]:
-    """Real photos that ship inside scikit-image (no download), as uint8 RGB."""
+_PEOPLE = ("astronaut", "camera")  # photos with a real face in them
+
+
+def background_photos(people: bool = True) -> list[np.ndarray]:
+    """Real photos that ship inside scikit-image (no download), as uint8 RGB; ``people=False``: only those without
+    a person in them (backgrounds for face scenes, whose truth is the faces put there)."""
     data = require("skimage.data", "train", "the built-in sample photos")
     photos = []
-    for name in _PHOTOS:
+    for name in _PHOTOS if people else [n for n in _PHOTOS if n not in _PEOPLE]:
         img = np.asarray(getattr(data, name)())
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)

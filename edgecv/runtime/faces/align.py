@@ -1,4 +1,5 @@
-"""Face chips: aligned with 5 landmarks when the detector gives them, else a square crop with a margin.
+"""Face chips: aligned with the detector's landmarks when it gives them (5 from YuNet, 4 from BlazeFace), else a
+square crop with a margin.
 
 Training data, enrolment and the camera pipeline all make chips with ``face_chip`` so the embedder sees the
 same framing everywhere.
@@ -16,6 +17,7 @@ MARGIN = 0.0  # extra context around a detector box, per side, as a fraction of 
 # ArcFace's 5-point template for 112x112 chips (insightface), normalised to [0, 1]
 TEMPLATE = np.float32([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
                        [70.7299, 92.2041]]) / 112.0
+TEMPLATES = {5: TEMPLATE, 4: np.concatenate([TEMPLATE[:3], TEMPLATE[3:].mean(0, keepdims=True)])}  # 4: mouth centre
 
 
 def crop_face(bgr: np.ndarray, xyxy: np.ndarray, size: int = CHIP, margin: float = MARGIN) -> np.ndarray:
@@ -31,8 +33,12 @@ def crop_face(bgr: np.ndarray, xyxy: np.ndarray, size: int = CHIP, margin: float
 
 
 def align_face(bgr: np.ndarray, landmarks: np.ndarray, size: int = CHIP) -> np.ndarray:
-    """Similarity transform (rotation, uniform scale, shift) taking the 5 landmarks onto the ArcFace template."""
-    m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), TEMPLATE * size, method=cv2.LMEDS)
+    """Similarity transform (rotation, uniform scale, shift) taking the landmarks onto the ArcFace template (its
+    5 points, or eyes, nose and mouth centre for 4)."""
+    if len(landmarks) not in TEMPLATES:
+        raise ValueError(f"{len(landmarks)} landmarks: expected 5 or 4")
+    m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), TEMPLATES[len(landmarks)] * size,
+                                       method=cv2.LMEDS)
     if m is None:
         raise ValueError("landmarks are degenerate")
     return cv2.warpAffine(bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -4,6 +4,8 @@
   ``alt2`` with 3 neighbours: one face in 92% of generated 320x240 photos against 88% for ``default`` with 5, 1.3%
   vs 2% with extra boxes); ``haar:FILE.xml`` for another cascade (a system OpenCV without ``cv2.data``).
 - ``yunet:FILE.onnx``: OpenCV's YuNet (``cv2.FaceDetectorYN``), which also gives 5 landmarks (faces are then aligned).
+- ``blazeface`` / ``blazeface:FILE.tflite``: MediaPipe's BlazeFace short range through LiteRT (``blazeface.py``),
+  with 4 landmarks (eyes, nose, mouth centre) that align the face.
 - ``FILE.onnx`` / ``FILE.tflite`` exported by ``edgecv export`` from a detector trained on face boxes (any class, or
   ``FILE.onnx#face`` for one class), run through the runtime's own backend and NMS.
 """
@@ -24,7 +26,8 @@ from edgecv.errors import EdgecvError
 class FaceBox:
     xyxy: np.ndarray  # (4,) float32 frame pixels
     score: float = 1.0  # the detector's confidence in [0, 1] (the face tracker fuses it with IoU)
-    landmarks: np.ndarray | None = None  # (5, 2): right eye, left eye, nose, right and left mouth corner
+    landmarks: np.ndarray | None = None  # (5, 2): right eye, left eye, nose, right and left mouth corner; or
+    # (4, 2): right eye, left eye, nose, mouth centre (BlazeFace)
 
     @property
     def size(self) -> float:
@@ -110,10 +113,15 @@ class ArtifactFaceDetector:
 
 
 def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector:
-    """``haar`` | ``haar:FILE.xml`` | ``yunet:FILE.onnx`` | ``DETECTOR.onnx|.tflite[#class]``."""
+    """``haar`` | ``haar:FILE.xml`` | ``yunet:FILE.onnx`` | ``blazeface[:FILE.tflite]`` |
+    ``DETECTOR.onnx|.tflite[#class]``."""
     kind, _, arg = spec.partition(":")
     if kind == "haar":
         return HaarFaceDetector(arg or None, min_size=min_size)
+    if kind == "blazeface":
+        from edgecv.runtime.faces.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(arg or None)
     if kind == "yunet":
         if not arg:
             raise EdgecvError("--face-detector yunet needs the model file: yunet:/path/to/face_detection_yunet.onnx")
@@ -121,4 +129,5 @@ def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector
     path, _, label = spec.partition("#")
     if Path(path).suffix.lower() in (".onnx", ".tflite", ".engine"):
         return ArtifactFaceDetector(path, label or None)
-    raise EdgecvError(f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx or an edgecv detector artifact")
+    raise EdgecvError(f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
+                      "blazeface:FILE.tflite or an edgecv detector artifact")

