@@ -71,12 +71,10 @@ def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou:
     for i in range(len(scores)):
         if not left[i]:
             continue
-        group = np.flatnonzero(left & (iou_matrix(boxes[i : i + 1], boxes)[0] > iou))
-        group = group if len(group) else np.asarray([i])
+        group = np.flatnonzero(left & (iou_matrix(boxes[i : i + 1], boxes)[0] > iou))  # i itself included (IoU 1)
         w = scores[group] / scores[group].sum()
         out.append((w @ boxes[group], np.tensordot(w, points[group], 1), float(scores[i])))
         left[group] = False
-        left[i] = False
     return out
 
 

