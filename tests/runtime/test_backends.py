@@ -1,3 +1,7 @@
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -57,11 +61,9 @@ def test_int8_input_quantization_rounds_and_saturates():
     assert quantize_input(np.array([100.0, -100.0], np.float32), 0.1, 0).tolist() == [127, -128]
 
 
-def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
-    """onnxruntime would quantize, at load time, a float layer sitting between int8 neighbours (its
-    WeightBiasQuantization transformer): the backend turns that off, so it runs the graph as written."""
+def _mixed_int8(tmp_path):
+    """A small int8 net with one layer the gate kept float, and an input batch for it."""
     pytest.importorskip("onnx")
-    import onnxruntime as ort
     import torch
     from torch import nn
 
@@ -70,7 +72,6 @@ def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
     from edgecv.export.onnx_int8 import onnx_int8
     from edgecv.export.spec import ConvertSpec
     from edgecv.export.torch2onnx import torch2onnx
-    from edgecv.runtime.backends import create_backend
 
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -94,12 +95,40 @@ def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
     fp32 = torch2onnx(net, ConvertSpec(tmp_path / "fp32.onnx", meta))
     mixed = onnx_int8(fp32, ConvertSpec(tmp_path / "mixed.onnx", meta, "int8",
                                         Calibration(images, tuple(map(str, range(16))), "c"), keep_float=("dw",)))
-    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    return mixed, rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+
+
+def _as_written(path, x):
+    """The graph's own arithmetic: every node as written (DequantizeLinear, then float ops), no fused kernels."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    as_written = ort.InferenceSession(str(mixed), opts, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def test_layers_kept_float_by_the_int8_gate_run_in_float(tmp_path):
+    """onnxruntime would quantize, at load time, a float layer sitting between int8 neighbours (its
+    WeightBiasQuantization transformer): the backend turns that off, so it runs the graph as written."""
+    mixed, x = _mixed_int8(tmp_path)
+    as_written = _as_written(mixed, x)
     ours = create_backend(mixed).infer(x)[0]
     np.testing.assert_allclose(ours, as_written, rtol=1e-3, atol=1e-3 * float(np.abs(as_written).max()))
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86 CPU without VNNI: x86_64 hosts only")
+def test_int8_is_exact_on_an_x86_cpu_without_vnni(tmp_path):
+    """Without VNNI, onnxruntime's fast int8 kernels saturate 16-bit sums (CI ran on such a CPU: outputs off by
+    29 of 38). The backend asks for the exact path; checked on a Haswell (AVX2, no VNNI) that qemu emulates."""
+    mixed, x = _mixed_int8(tmp_path)
+    np.save(tmp_path / "x.npy", x)
+    child = ("import sys, numpy as np; from edgecv.runtime.backends import create_backend; "
+             "d = sys.argv[1]; np.save(d + '/y.npy', create_backend(d + '/mixed.onnx').infer(np.load(d + '/x.npy'))[0])")
+    subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child, str(tmp_path)], check=True,
+                   stderr=subprocess.DEVNULL, timeout=120)  # stderr: qemu lists the host features it lacks
+    as_written = _as_written(mixed, x)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), as_written, rtol=1e-3,
+                               atol=1e-3 * float(np.abs(as_written).max()))
 
 
 def _fake_engine(tmp_path, monkeypatch, cudart):
