@@ -22,6 +22,10 @@ _INTERRUPTED = {  # what an interrupted command left, per command
 }
 
 
+DATA_HELP = ("The folder the run's split.json files are in now (default: where they were recorded, or there "
+             "relative to the run).")
+
+
 class _Group(click.Group):
     """Turn EdgecvError into one line on stderr and exit code 2: no traceback for a user's mistake."""
 
@@ -76,7 +80,7 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
 
 @cli.command("eval")
 @click.argument("run", type=click.Path(file_okay=False, exists=True))
-@click.option("--data", help="Dataset root to read the recorded split's files from.")
+@click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
 @click.option("--split", default="test", show_default=True, help="Recorded split to evaluate (train, val, test).")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: flip + multi-crop, softmax averaged.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON.")
@@ -84,23 +88,23 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     """Evaluate RUN's best checkpoint on its recorded split and extra test sets."""
     require("torch", "train", "edgecv eval")
     from edgecv.evaluate.run import evaluate_run
-    from edgecv.train.checkpoint import load_checkpoint
+    from edgecv.models.loading import load_checkpoint
 
     task = load_checkpoint(f"{run}/best.pt")["meta"].get("task")
     if task == "embed":
-        if tta or data:
-            raise click.UsageError("--tta and --data are for classifier runs")
+        if tta:
+            raise click.UsageError("--tta is for classifier runs")
         from edgecv.evaluate.embed_run import evaluate_embedder
 
-        m = evaluate_embedder(run, split=split, write=False)
+        m = evaluate_embedder(run, split=split, write=False, data=data)
         click.echo(json.dumps(m, indent=1, default=float) if as_json else _embed_line(split, m))
         return
     if task == "detect":
-        if tta or data:
-            raise click.UsageError("--tta and --data are for classifier runs")
+        if tta:
+            raise click.UsageError("--tta is for classifier runs")
         from edgecv.evaluate.detect_run import evaluate_detector
 
-        m = evaluate_detector(run, split=split, write=False)
+        m = evaluate_detector(run, split=split, write=False, data=data)
         m.pop("pr50")
         if as_json:
             click.echo(json.dumps(m, indent=1))
@@ -146,7 +150,9 @@ def _embed_line(split: str, m: dict) -> str:
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
 @click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
 @click.option("--nms-in-graph", is_flag=True, help="Detectors: also write each ONNX with NonMaxSuppression appended.")
-def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph) -> None:
+@click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
+def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph,
+               data) -> None:
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
@@ -166,7 +172,7 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
                       threads=threads, nms_in_graph=nms_in_graph)
     for line in spec.skipped():
         click.echo(f"note: {line}")
-    result = export_run(run, spec)
+    result = export_run(run, spec, data=data)
     click.echo(format_table(result.rows))
     click.echo(f"report: {result.report}")
     if result.failures:
@@ -252,7 +258,8 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, to
 @click.option("--device", help="Device profile: its thread count.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Passes over the test split.")
 @click.option("--out", type=click.Path(file_okay=False), help="Where bench.json / bench.md go (default: beside the artifacts).")
-def bench_cmd(path, run_dir, threads, device, repeat, out) -> None:
+@click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
+def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
     """Every artifact of PATH (a run, an export folder or one model): size, metric, latency, FPS, speed-up."""
     from pathlib import Path
 
@@ -262,7 +269,7 @@ def bench_cmd(path, run_dir, threads, device, repeat, out) -> None:
         from edgecv.devices import load_device
 
         threads = load_device(device).run_threads()
-    rows = bench(path, run=run_dir, threads=threads, repeat=repeat)
+    rows = bench(path, run=run_dir, threads=threads, repeat=repeat, data=data)
     click.echo(to_markdown(rows))
     folder = Path(out) if out else find_artifacts(Path(path))[0].parent
     js, md = write_bench(rows, folder)
@@ -288,7 +295,7 @@ def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
     else:
         require("torch", "train", "inspecting torch models")
         if path.is_dir():
-            from edgecv.evaluate.run import load_classifier
+            from edgecv.models.loading import load_classifier
 
             net, meta = load_classifier(path / "best.pt")
             size = input_size or meta["input_size"]

@@ -99,3 +99,42 @@ def test_readme_face_commands_run_shrunk(tmp_path, monkeypatch):
     assert "alice" in runner.invoke(cli, ["gallery", "list", "--gallery", "faces.db"]).output
     events = (tmp_path / "faces.jsonl").read_text().splitlines()
     assert sum('"event": "result"' in e for e in events) == 8
+
+
+def test_a_moved_run_evaluates_exports_and_benches_from_another_folder(tiny_run, shapes_dir, tmp_path, monkeypatch):
+    """A run copied elsewhere with its data finds the data beside it; data moved on its own is one error line (and
+    nothing overwritten) until --data says where it went."""
+    import json
+
+    from edgecv.data.splits import Split
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_run, home / "run", ignore=shutil.ignore_patterns("export", "cache"))
+    shutil.copytree(shapes_dir, home / "data")
+    Split.load(home / "run" / "split.json", data=home / "data").save(home / "run" / "split.json")  # trained at home
+    shutil.move(home, tmp_path / "moved")
+    run, elsewhere = tmp_path / "moved" / "run", tmp_path / "elsewhere"
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    before = json.loads((run / "metrics.json").read_text())["test"]["top1"]
+    ok = CliRunner().invoke(cli, ["eval", str(run), "--json"], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["test"]["top1"] == before
+
+    shutil.move(tmp_path / "moved" / "data", elsewhere)
+    written = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for args in (["eval", str(run)], ["export", str(run), "--format", "onnx", "--out", "x"],
+                 ["bench", str(run)]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert len(r.output.strip().splitlines()) == 1 and "the run's dataset is not at" in r.output
+        assert "pass --data DIR" in r.output, r.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == written and not Path("x").exists()
+
+    r = CliRunner().invoke(cli, ["eval", str(run), "--data", str(elsewhere), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0 and json.loads(r.output)["test"]["top1"] == before
+    r = CliRunner().invoke(cli, ["export", str(run), "--format", "onnx", "--threads", "1", "--out", "x",
+                                 "--data", str(elsewhere)], catch_exceptions=False)
+    assert r.exit_code == 0 and Path("x/model_fp32.onnx").is_file(), r.output
+    r = CliRunner().invoke(cli, ["bench", "x", "--run", str(run), "--data", str(elsewhere)], catch_exceptions=False)
+    assert r.exit_code == 0 and "model_fp32.onnx" in r.output, r.output

@@ -6,8 +6,10 @@ training, evaluation and export calibration all see the same clean file lists.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ class Split:
     files: dict[str, list[str]]
     labels: dict[str, list[int]]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    root_rel: str | None = None  # ``root`` relative to the run directory: a run moved with its data still finds it
 
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.files.items()}
@@ -39,16 +42,46 @@ class Split:
         return hashlib.sha256("\n".join(self.files[split]).encode()).hexdigest()[:16]
 
     def save(self, path: str | Path) -> None:
-        tmp = Path(path).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
+        """Write the split with its dataset root absolute and relative to the run directory (``path``'s folder)."""
+        path = Path(path)
+        root = Path(self.root).resolve()
+        rec = dataclasses.replace(self, root=str(root), root_rel=os.path.relpath(root, path.resolve().parent))
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(rec), indent=1))
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Split":
+    def load(cls, path: str | Path, data: str | Path | None = None) -> "Split":
+        """The recorded split, its ``root`` the folder its files are in now: ``data`` when given, else the recorded
+        root, else the same place relative to the run (a run moved with its data). One error line if none holds
+        the files: a metric over no images would read as a result."""
         path = Path(path)
         if not path.is_file():
             raise EdgecvError(f"{path}: split file not found (is this a run directory?)")
-        return cls(**json.loads(path.read_text()))
+        split = cls(**json.loads(path.read_text()))
+        if data is not None:
+            if not split.holds(Path(data)):
+                raise EdgecvError(f"--data {data}: {split.missing(Path(data))}")
+            return dataclasses.replace(split, root=str(Path(data)))
+        tried = [Path(split.root)] + ([path.parent / split.root_rel] if split.root_rel else [])
+        for root in tried:
+            if split.holds(root):
+                return dataclasses.replace(split, root=str(root))
+        raise EdgecvError(f"{path.parent}: the run's dataset is not at {' nor '.join(map(str, dict.fromkeys(tried)))} "
+                          f"({split.missing(tried[0])}); pass --data DIR, the folder its split.json files are in")
+
+    def _sample(self, n: int = 8) -> list[str]:
+        return [f for files in self.files.values() for f in files][:n]
+
+    def holds(self, root: Path) -> bool:
+        """Whether ``root`` is a folder with the split's first files in it."""
+        return root.is_dir() and all((root / f).is_file() for f in self._sample())
+
+    def missing(self, root: Path) -> str:
+        if not root.is_dir():
+            return "no such folder"
+        lost = next(f for f in self._sample() if not (root / f).is_file())
+        return f"it has no {lost}"
 
 
 def find_unreadable(root: Path, files: tuple[str, ...] | list[str], workers: int = 4) -> dict[str, str]:

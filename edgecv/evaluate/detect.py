@@ -7,14 +7,19 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from edgecv._deps import require
 from edgecv.artifact import ArtifactMeta
+from edgecv.data.detection import DetectionSet, to_coco
 from edgecv.results import Detections
+from edgecv.runtime.preprocess import letterbox_transform
+
+if TYPE_CHECKING:
+    import torch
 
 EVAL_CONF = 0.001  # COCO practice: score every box, let the PR curve decide
 EVAL_IOU = 0.6
@@ -115,3 +120,15 @@ def draw_samples(images: list[np.ndarray], dets: list[Detections], path: str | P
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)]
     cv2.imwrite(str(path), np.concatenate(rows, 0))
+
+
+class Evaluator:
+    """mAP of a split: predictions -> runtime NMS -> pycocotools against the split's ground truth."""
+
+    def __init__(self, ds: DetectionSet, files: list[str], size: int):
+        self.gt, self.classes = to_coco(ds, files), ds.classes
+        index = ds.by_file()
+        self.transforms = [letterbox_transform((s.height, s.width), (size, size)) for s in (index[f] for f in files)]
+
+    def __call__(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[dict[str, Any], list[Detections]]:
+        return score_outputs([boxes.numpy(), scores.numpy()], self.gt, self.classes, self.transforms)

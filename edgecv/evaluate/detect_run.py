@@ -12,16 +12,18 @@ import torch
 
 from edgecv.data.detection import DetectionSet, load_detection
 from edgecv.data.splits import Split
-from edgecv.evaluate.detect import draw_samples, plot_pr
+from edgecv.evaluate.detect import Evaluator, draw_samples, plot_pr
+from edgecv.models.loading import detector_meta, load_detector
 from edgecv.recipes import load_recipe
 from edgecv.artifact import ArtifactMeta
 from edgecv.runtime.preprocess import prepare_frame
 
 
-def run_dataset(run_dir: Path, files: list[str] | None = None) -> DetectionSet:
-    """The run's dataset, as its recipe names it (only ``files``, when given: no decoding the rest)."""
+def run_dataset(run_dir: Path, root: str | Path, files: list[str] | None = None) -> DetectionSet:
+    """The run's dataset, in ``root`` (where its split's files are now) with the annotations its recipe names (only
+    ``files``, when given: no decoding the rest)."""
     rec = load_recipe(run_dir / "recipe.yaml")
-    return load_detection(rec.data.root, rec.data.annotations, only=files)
+    return load_detection(root, rec.data.annotations, only=files)
 
 
 @torch.no_grad()
@@ -41,14 +43,13 @@ def predict_files(model, meta: ArtifactMeta, ds: DetectionSet, files: list[str],
 
 
 def evaluate_detector(run_dir: str | Path, ds: DetectionSet | None = None, split: str = "test",
-                      write: bool = True) -> dict[str, Any]:
-    from edgecv.train.detect import Evaluator, artifact_meta, load_detector
-
+                      write: bool = True, data: str | Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     model, ck = load_detector(run_dir / "best.pt")
-    files = Split.load(run_dir / "split.json").files[split]
-    ds = ds or run_dataset(run_dir, files)
-    meta = artifact_meta(model, ds.classes, ck["mean"], ck["std"])
+    rec = Split.load(run_dir / "split.json", data)
+    files = rec.files[split]
+    ds = ds or run_dataset(run_dir, rec.root, files)
+    meta = detector_meta(model, ds.classes, ck["mean"], ck["std"])
     boxes, scores, images = predict_files(model, meta, ds, files)
     metrics, dets = Evaluator(ds, files, model.input_size)(boxes, scores)
     result = {"task": "detect", "split": split, **metrics, "labels_report": ds.report.to_dict()}

@@ -8,22 +8,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from edgecv.artifact import ArtifactMeta
+from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.evaluate.embed import plot_roc, verification_report
+from edgecv.models.embedder import Embedder
+from edgecv.models.loading import embedder_meta, load_embedder
+from edgecv.runtime.preprocess import prepare_frame
 
 
-def evaluate_embedder(run_dir: str | Path, split: str = "test", write: bool = True) -> dict[str, Any]:
-    from edgecv.train.embed import artifact_meta, embed_files, load_embedder
+@torch.no_grad()
+def embed_files(model: Embedder, meta: ArtifactMeta, root: str | Path, files: list[str], batch: int = 64) -> np.ndarray:
+    """Embeddings of image files prepared by the device's own ``prepare_frame`` (what the artifacts will see)."""
+    model.eval()
+    out = []
+    for i in range(0, len(files), batch):
+        x = np.stack([prepare_frame(read_rgb(Path(root) / f), meta)[0] for f in files[i : i + batch]])
+        out.append(model(torch.from_numpy(x)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
+
+def evaluate_embedder(run_dir: str | Path, split: str = "test", write: bool = True,
+                      data: str | Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     model, ck = load_embedder(run_dir / "best.pt")
-    sp = Split.load(run_dir / "split.json")
+    sp = Split.load(run_dir / "split.json", data)
     if not sp.files.get(split):
         raise EdgecvError(f"{run_dir}/split.json: split {split!r} is empty or missing")
     labels = np.asarray(sp.labels[split])
-    emb = embed_files(model, artifact_meta(model, ck), sp.root, sp.files[split])
+    emb = embed_files(model, embedder_meta(model, ck), sp.root, sp.files[split])
     thr = (ck.get("threshold") or {}).get("match")
     result: dict[str, Any] = {"task": "embed", split: verification_report(emb, labels, thr), "threshold": ck.get("threshold"),
                               "data": {"counts": sp.counts(), "skipped_at_split": len(sp.skipped),

@@ -8,31 +8,38 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edgecv.data.augment import eval_transform, tta_views
-from edgecv.data.dataset import ImageListDataset
+from edgecv.data.dataset import ImageListDataset, collate_skip_unreadable
 from edgecv.data.imagefolder import UnreadableImage, read_rgb
 from edgecv.data.splits import Split, folder_as_split
 from edgecv.errors import EdgecvError
 from edgecv.evaluate.classify import classification_metrics
 from edgecv.evaluate.plots import plot_confusion
-from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
 from edgecv.recipes import load_recipe
-from edgecv.train.checkpoint import load_checkpoint
-from edgecv.train.distributed import DistInfo
-from edgecv.train.stages import predict_logits
+from edgecv.models.loading import load_classifier
 
 
-def load_classifier(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    """Rebuild the classifier a checkpoint describes (no download: the weights are in the file)."""
-    ckpt = load_checkpoint(checkpoint)
-    meta = ckpt["meta"]
-    backbone = create_backbone(meta["backbone"], pretrained="none")
-    model = Classifier(backbone, len(meta["classes"]), meta["dropout"])
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), meta
+@torch.no_grad()
+def predict_logits(model: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels over the whole dataset in order, unreadable images skipped (under DDP every rank
+    evaluates all of it, so their decisions agree)."""
+    model.eval()
+    logits, labels = [], []
+    for batch, _ in DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_unreadable):
+        if batch is None:
+            continue
+        x, y, _ = batch
+        logits.append(model(x.to(device)).float().cpu())
+        labels.append(y)
+    if not logits:
+        return torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(labels)
 
 
 @torch.no_grad()
@@ -58,8 +65,10 @@ def score_split(model: Classifier, meta: dict[str, Any], split: Split, name: str
         y = np.asarray(labels)[kept]
     else:
         ds = ImageListDataset(root, files, labels, eval_transform(meta["input_size"], meta["mean"], meta["std"]))
-        logits, y_t = predict_logits(model, ds, batch_size, workers, DistInfo(0, 1, torch.device("cpu")))
+        logits, y_t = predict_logits(model, ds, batch_size, workers)
         scores, y = logits.softmax(1).numpy(), y_t.numpy()
+    if not len(y):
+        raise EdgecvError(f"{root}: none of the {len(files)} {name} images could be read; nothing written")
     m = classification_metrics(scores, y, meta["classes"])
     m["unreadable"] = len(files) - len(y)
     return m
@@ -68,12 +77,13 @@ def score_split(model: Classifier, meta: dict[str, Any], split: Split, name: str
 def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test", tta: bool = False,
                  splits: tuple[str, ...] | None = None, write: str | None = "eval.json") -> dict[str, Any]:
     """Metrics of ``run_dir/best.pt`` on ``split`` (or ``splits``) of the recorded split.json, plus every
-    extra test set the recipe names. ``data`` re-roots the recorded relative file lists."""
+    extra test set the recipe names. ``data``: the folder the recorded file lists are in now (default: where
+    they were, or the same place relative to the run)."""
     run_dir = Path(run_dir)
     model, meta = load_classifier(run_dir / "best.pt")
-    rec = Split.load(run_dir / "split.json")
+    rec = Split.load(run_dir / "split.json", data)
     recipe = load_recipe(run_dir / "recipe.yaml")
-    root = Path(data) if data else Path(rec.root)
+    root = Path(rec.root)
     wanted = splits or (split,)
     for s in wanted:
         if s not in rec.files:

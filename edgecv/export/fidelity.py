@@ -36,15 +36,15 @@ def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Seq
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(files[i] for i in kept), skipped)
 
 
-def load_detect_eval_set(name: str, run_dir: str | Path, files: Sequence[str], labels: Sequence[int],
-                         input_size: tuple[int, int]) -> EvalSet:
+def load_detect_eval_set(name: str, run_dir: str | Path, root: str | Path, files: Sequence[str],
+                         labels: Sequence[int], input_size: tuple[int, int]) -> EvalSet:
     """Letterboxed images of ``files`` with their boxes moved into the letterboxed pixels (IoU, and so mAP, is
     unchanged by the letterbox's uniform scale)."""
     from edgecv.data.detection import load_detection, to_coco
     from edgecv.recipes import load_recipe
 
     rec = load_recipe(Path(run_dir) / "recipe.yaml")
-    ds = load_detection(rec.data.root, rec.data.annotations, only=files)
+    ds = load_detection(root, rec.data.annotations, only=files)
     images, kept, skipped = read_images(ds.root, files, input_size, f"{name} images", resize="letterbox")
     kept_files = [files[i] for i in kept]
     gt = to_coco(ds, kept_files)
@@ -62,7 +62,7 @@ def load_detect_eval_set(name: str, run_dir: str | Path, files: Sequence[str], l
 def eval_set_for(task: str, run_dir: str | Path, split, name: str, input_size: tuple[int, int]) -> EvalSet:
     """The ``name`` split of a run, as its task's metric needs it."""
     if task == "detect":
-        return load_detect_eval_set(name, run_dir, split.files[name], split.labels[name], input_size)
+        return load_detect_eval_set(name, run_dir, split.root, split.files[name], split.labels[name], input_size)
     return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
 
 

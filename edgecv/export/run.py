@@ -24,7 +24,8 @@ import edgecv
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.train.checkpoint import load_checkpoint
+from edgecv.models.loading import (detector_meta, embedder_meta, load_checkpoint, load_classifier, load_detector,
+                                   load_embedder)
 from edgecv.export import _converters  # noqa: F401  (registers every converter)
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
@@ -52,19 +53,12 @@ def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], Arti
     recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
     task = load_checkpoint(run_dir / "best.pt")["meta"].get("task", "classify")
     if task == "detect":
-        from edgecv.train.detect import artifact_meta, load_detector
-
         model, ck = load_detector(run_dir / "best.pt")
-        meta = artifact_meta(model, ck["classes"], ck["mean"], ck["std"])
+        meta = detector_meta(model, ck["classes"], ck["mean"], ck["std"])
     elif task == "embed":
-        from edgecv.train.embed import artifact_meta as embed_meta
-        from edgecv.train.embed import load_embedder
-
         model, ck = load_embedder(run_dir / "best.pt")
-        meta = embed_meta(model, ck)
+        meta = embedder_meta(model, ck)
     else:
-        from edgecv.evaluate.run import load_classifier
-
         model, ck = load_classifier(run_dir / "best.pt")
         size = ck["input_size"]
         meta = ArtifactMeta(task="classify", labels=list(ck["classes"]), input_size=(size, size),
@@ -171,13 +165,14 @@ class _Exporter:
         return result
 
 
-def export_run(run_dir: str | Path, spec: ExportSpec) -> ExportResult:
+def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = None) -> ExportResult:
+    """Export ``run_dir`` as ``spec`` says; ``data``: the folder its split's files are in now (see ``Split.load``)."""
     run_dir = Path(run_dir)
     for name in ("best.pt", "split.json", "recipe.yaml"):
         if not (run_dir / name).is_file():
             raise EdgecvError(f"{run_dir}: no {name}; is this a finished `edgecv train` run directory?")
     model, ck, meta = load_run_model(run_dir)
-    split = Split.load(run_dir / "split.json")
+    split = Split.load(run_dir / "split.json", data)
     if not split.files.get("test"):
         raise EdgecvError(f"{run_dir}/split.json: the test split is empty; fidelity needs test images")
     out_dir = Path(spec.out) if spec.out else run_dir / "export"

@@ -1,5 +1,9 @@
-"""Models: backbone registry with pretrained weights, and the task models built on it (no training code)."""
+"""Models: backbone registry with pretrained weights, and the task models built on it (no training code).
 
-from edgecv.models._registry import BackboneSpec, create_backbone, get_spec, list_backbones, register_backbone
+The built-in backbones register themselves when this package is imported (``backbones``), as timm's do."""
 
-__all__ = ["BackboneSpec", "create_backbone", "get_spec", "list_backbones", "register_backbone"]
+from edgecv.models import backbones  # noqa: F401  (registers the built-in backbones)
+from edgecv.models._registry import BackboneSpec, get_spec, list_backbones, register_backbone
+from edgecv.models.backbone import Backbone, create_backbone
+
+__all__ = ["Backbone", "BackboneSpec", "create_backbone", "get_spec", "list_backbones", "register_backbone"]

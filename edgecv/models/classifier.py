@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecv.models._registry import Backbone
+from edgecv.models.backbone import Backbone
 
 
 class Classifier(nn.Module):

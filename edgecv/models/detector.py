@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgecv.models._registry import Backbone
+from edgecv.models.backbone import Backbone
 
 
 def _stride_outputs(backbone: Backbone, size: int, strides: tuple[int, ...]) -> tuple[nn.Sequential, list[int], list[int]]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgecv.models._registry import Backbone
+from edgecv.models.backbone import Backbone
 
 HEADS = ("gdc", "pool")
 

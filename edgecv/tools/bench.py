@@ -29,14 +29,15 @@ def find_artifacts(path: Path) -> list[Path]:
     return found
 
 
-def bench(path: str | Path, run: str | Path | None = None, threads: int | None = None, repeat: int = 1) -> list[dict[str, Any]]:
+def bench(path: str | Path, run: str | Path | None = None, threads: int | None = None, repeat: int = 1,
+          data: str | Path | None = None) -> list[dict[str, Any]]:
     """Rows for every artifact under ``path`` (a run dir, an export folder or one file), on the test split of
-    ``run`` (default: ``path`` when it is a run dir)."""
+    ``run`` (default: ``path`` when it is a run dir), read from ``data`` when given (see ``Split.load``)."""
     path = Path(path)
     run_dir = Path(run) if run else path
     if not (run_dir / "split.json").is_file():
         raise EdgecvError(f"{run_dir}: no split.json; pass --run RUN_DIR for the test images")
-    split = Split.load(run_dir / "split.json")
+    split = Split.load(run_dir / "split.json", data)
     rows, sets = [], {}
     for artifact in find_artifacts(path):
         backend = create_backend(artifact, threads=threads)

@@ -157,7 +157,7 @@ def explain_run(run_dir: str | Path, image: str | Path, out: str | Path | None =
                 target: int | str | None = None, layer: str | None = None, samples: int = 16,
                 noise: float = 0.15) -> tuple[Explanation, tuple[Path, Path]]:
     """Load ``run_dir/best.pt``, explain ``image`` and write the PNGs (default folder: ``run_dir/explain``)."""
-    from edgecv.evaluate.run import load_classifier
+    from edgecv.models.loading import load_classifier
 
     model, meta = load_classifier(Path(run_dir) / "best.pt")
     e = explain_image(model, meta, image, target, layer, samples, noise)

@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from edgecv.errors import EdgecvError
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -25,16 +24,3 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise EdgecvError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, truncated files, zip errors
-        raise EdgecvError(f"{path}: not a readable edgecv checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise EdgecvError(f"{path}: not an edgecv checkpoint (no 'model' entry)")
-    return ckpt

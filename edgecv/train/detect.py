@@ -22,18 +22,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import edgecv
-from edgecv.artifact import ArtifactMeta
-from edgecv.data.detection import DetectionSet, DetSample, load_detection, to_coco
+from edgecv.data.detection import DetectionSet, DetSample, load_detection
 from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import SPLITS, Split, stratified_split
 from edgecv.errors import EdgecvError
-from edgecv.evaluate.detect import score_outputs
+from edgecv.evaluate.detect import Evaluator
 from edgecv.models import create_backbone
 from edgecv.models.detector import Detector
+from edgecv.models.loading import load_checkpoint
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
-from edgecv.results import Detections
-from edgecv.runtime.preprocess import Transform, letterbox, letterbox_transform, normalize_hwc, to_chw
-from edgecv.train.checkpoint import load_checkpoint
+from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit, optimizer_step
@@ -125,26 +123,6 @@ def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: 
             "labels": torch.cat(labels), "matched": torch.cat(matched)}
 
 
-def artifact_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
-    return ArtifactMeta(task="detect", labels=list(classes), input_size=(model.input_size, model.input_size),
-                        mean=tuple(mean), std=tuple(std), resize="letterbox",
-                        decoder={"type": "ltrb-points", "outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels",
-                                 "scores": "sigmoid", "strides": list(model.strides)},
-                        thresholds={"conf": 0.25, "iou": 0.45})
-
-
-class Evaluator:
-    """mAP of a split: predictions -> runtime NMS -> pycocotools against the split's ground truth."""
-
-    def __init__(self, ds: DetectionSet, files: list[str], size: int):
-        self.gt, self.classes = to_coco(ds, files), ds.classes
-        index = ds.by_file()
-        self.transforms = [letterbox_transform((s.height, s.width), (size, size)) for s in (index[f] for f in files)]
-
-    def __call__(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[dict[str, Any], list[Detections]]:
-        return score_outputs([boxes.numpy(), scores.numpy()], self.gt, self.classes, self.transforms)
-
-
 def _batches(n: int, size: int, rng: np.random.Generator | None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, size):
@@ -234,19 +212,6 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
         return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": loss_sum / n}
 
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
-
-
-def build_detector(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Detector:
-    backbone = create_backbone(meta["backbone"], pretrained=pretrained, weights=weights)
-    return Detector(backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"],
-                    meta["head_convs"])
-
-
-def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
-    ck = load_checkpoint(checkpoint)
-    model = build_detector(ck["meta"])
-    model.load_state_dict(ck["model"])
-    return model.eval(), ck["meta"]
 
 
 def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,

@@ -12,7 +12,6 @@ match threshold is then calibrated on val pairs to ``target_far`` and stored in 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,20 +24,19 @@ from tqdm import tqdm
 
 import edgecv
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
 from edgecv.data.augment import TrainTransform
 from edgecv.data.dataset import ImageListDataset
 from edgecv.data.faces import identity_split
-from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.evaluate.embed import calibrate_threshold, pair_scores, tar_at_far
 from edgecv.models import create_backbone
+from edgecv.evaluate.embed_run import embed_files
 from edgecv.models.embedder import Embedder
+from edgecv.models.loading import embedder_meta, load_checkpoint
 from edgecv.recipes import EmbedRecipe
-from edgecv.runtime.preprocess import prepare_frame
 from edgecv.train.cache import FeatureSet, make_loader, split_features
-from edgecv.train.checkpoint import load_checkpoint, save_atomic
+from edgecv.train.checkpoint import save_atomic
 from edgecv.train.distributed import DistInfo
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, fit, optimizer_step
 from edgecv.train.stages import set_trainable, train_mode_with_frozen_bn
@@ -82,52 +80,6 @@ def pk_batches(labels: np.ndarray, batch_size: int, k: int, rng: np.random.Gener
         chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
         out.append(np.concatenate([rng.choice(by_id[c], size=k, replace=len(by_id[c]) < k) for c in chosen]))
     return out
-
-
-def embedder_id(model: Embedder) -> str:
-    """Hash of the trained weights: every artifact exported from them (fp32, int8, TFLite...) shares it, so a
-    gallery is refused only by a different embedder."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def artifact_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
-    size = ck["input_size"]
-    thr = ck.get("threshold") or {}
-    return ArtifactMeta(task="embed", labels=[], input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"]),
-                        decoder={"type": "embedding", "outputs": ["embedding"], "dim": model.dim, "normalized": True,
-                                 "similarity": "cosine", "embedder_id": embedder_id(model), "chip": "haar-crop"},
-                        thresholds={"match": float(thr.get("match", 0.5)), "verify": float(thr.get("verify", 0.5)),
-                                    **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
-                                    "target_far": float(thr.get("target_far", 0)),
-                                    "val_tar": float(thr.get("tar", float("nan"))), "val_far": float(thr.get("far", float("nan")))})
-
-
-def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
-    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"],
-                    meta.get("head", "pool"), meta["input_size"])
-
-
-def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
-    """The embedder of a checkpoint (which also holds the ArcFace class centres, under ``loss.``)."""
-    ck = load_checkpoint(checkpoint)
-    model = build_embedder(ck["meta"])
-    model.load_state_dict({k[len("model."):]: v for k, v in ck["model"].items() if k.startswith("model.")})
-    return model.eval(), ck["meta"]
-
-
-@torch.no_grad()
-def embed_files(model: Embedder, meta: ArtifactMeta, root: str | Path, files: list[str], batch: int = 64) -> np.ndarray:
-    """Embeddings of image files prepared by the device's own ``prepare_frame`` (what the artifacts will see)."""
-    model.eval()
-    out = []
-    for i in range(0, len(files), batch):
-        x = np.stack([prepare_frame(read_rgb(Path(root) / f), meta)[0] for f in files[i : i + batch]])
-        out.append(model(torch.from_numpy(x)).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
 def _verification(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -271,7 +223,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     # the match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt
     best = load_checkpoint(run_dir / "best.pt")
     holder.load_state_dict(best["model"])
-    meta = artifact_meta(model, ck_meta)
+    meta = embedder_meta(model, ck_meta)
     val_emb = embed_files(model, meta, split.root, split.files["val"])
     best["meta"] = {**best["meta"], "threshold": calibrate_threshold(val_emb, np.asarray(split.labels["val"]), tr.target_far)}
     save_atomic(best, run_dir / "best.pt")

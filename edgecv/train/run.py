@@ -19,7 +19,7 @@ from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe, dump_recipe, load_recipe
 from edgecv.train.cache import split_features
-from edgecv.train.checkpoint import load_checkpoint
+from edgecv.models.loading import load_checkpoint
 from edgecv.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from edgecv.train.loop import EpochCallback, LoopState, Stage, fit, seed_everything
 from edgecv.train.stages import finetune_stage, head_stage

@@ -20,6 +20,7 @@ from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe
 from edgecv.train.cache import FeatureSet, make_loader
 from edgecv.train.distributed import DistInfo
+from edgecv.evaluate.run import predict_logits
 from edgecv.train.loop import Stage, cosine_schedule, epoch_seed, optimizer_step
 
 
@@ -80,23 +81,6 @@ def train_mode_with_frozen_bn(model: Classifier, unfrozen: list[nn.Module]) -> N
         m.train()
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int, info: DistInfo) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels over the whole dataset (every rank evaluates all of it, so decisions agree)."""
-    model.eval()
-    single = DistInfo(0, 1, info.device)
-    logits, labels = [], []
-    for batch, _ in make_loader(dataset, batch_size, workers, 0, single):
-        if batch is None:
-            continue
-        x, y, _ = batch
-        logits.append(model(x.to(info.device)).float().cpu())
-        labels.append(y)
-    if not logits:
-        return torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)
-    return torch.cat(logits), torch.cat(labels)
-
-
 def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train_ds: ImageListDataset,
                    val_ds: ImageListDataset) -> Stage:
     spec = recipe.train
@@ -124,7 +108,7 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
         return {"loss": total / max(n, 1)}
 
     def validate() -> dict[str, float]:
-        logits, labels = predict_logits(model, val_ds, spec.batch_size, spec.workers, info)
+        logits, labels = predict_logits(model, val_ds, spec.batch_size, spec.workers, info.device)
         return _accuracy_and_loss(logits, labels)
 
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate)

@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -53,7 +55,7 @@ def test_corrupt_images_are_skipped_counted_and_listed(tmp_path):
     listed = sum(split.files.values(), [])
     assert len(listed) == 12 and not set(listed) & set(skipped)
     split.save(tmp_path / "split.json")
-    assert Split.load(tmp_path / "split.json") == split
+    assert dataclasses.replace(Split.load(tmp_path / "split.json"), root_rel=None) == split
     assert json.loads((tmp_path / "split.json").read_text())["skipped"][0]["file"] == "a/empty.jpg"
 
 
@@ -83,3 +85,25 @@ def test_imagefolder_errors(tmp_path):
     root = _folder(tmp_path / "x")
     with pytest.raises(EdgecvError, match=r"not among the trained classes \['a'\]"):
         scan_imagefolder(root, classes=("a",))
+
+
+def test_a_split_finds_its_data_where_it_was_relative_to_the_run_or_where_told(tmp_path, monkeypatch):
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    root = _folder(tmp_path / "a" / "data")
+    split = make_split(root, test=0.2, val=0.2, seed=0)
+    (tmp_path / "a" / "run").mkdir()
+    split.save(tmp_path / "a" / "run" / "split.json")
+    rec = json.loads((tmp_path / "a" / "run" / "split.json").read_text())
+    assert rec["root"] == str(root.resolve()) and rec["root_rel"] == "../data"
+    monkeypatch.chdir(tmp_path)  # relative or absolute, what is read is the same
+    assert Split.load("a/run/split.json").files == split.files
+    shutil.move(tmp_path / "a", tmp_path / "b")  # run and data moved together: found beside the run
+    assert Split.load(tmp_path / "b" / "run" / "split.json").root == str(tmp_path / "b" / "run" / "../data")
+    shutil.move(tmp_path / "b" / "data", tmp_path / "elsewhere")  # data moved on its own: one line, and --data
+    with pytest.raises(EdgecvError, match=r"dataset is not at .*/a/data nor .*b/run/../data \(no such folder\); "
+                                          r"pass --data DIR"):
+        Split.load(tmp_path / "b" / "run" / "split.json")
+    assert Split.load(tmp_path / "b" / "run" / "split.json", data=tmp_path / "elsewhere").root == str(tmp_path / "elsewhere")
+    (tmp_path / "wrong").mkdir()
+    with pytest.raises(EdgecvError, match=r"--data .*wrong: it has no [ab]/"):
+        Split.load(tmp_path / "b" / "run" / "split.json", data=tmp_path / "wrong")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgecv.cli import cli
 from edgecv.data.samples import SHAPES, background_photos, draw_shape, random_background, random_color
-from edgecv.evaluate.run import load_classifier
+from edgecv.models.loading import load_classifier
 from edgecv.tools.explain import explain_image, last_spatial_layer
 
 

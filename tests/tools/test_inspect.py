@@ -20,7 +20,7 @@ def test_mobilenet_v2_macs_match_the_published_300m_and_params_exactly():
 
 
 def test_onnx_and_torch_counts_agree_on_the_same_model(tiny_run, tiny_export):
-    from edgecv.evaluate.run import load_classifier
+    from edgecv.models.loading import load_classifier
 
     model, meta = load_classifier(tiny_run / "best.pt")
     t = inspect_torch(model, (1, 3, meta["input_size"], meta["input_size"]))

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from edgecv.train.checkpoint import load_checkpoint
+from edgecv.models.loading import load_checkpoint
 
 
 def test_torchrun_two_cpu_processes(tiny_recipe, tmp_path):

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from edgecv.data.splits import Split
-from edgecv.train.checkpoint import load_checkpoint
-from edgecv.train.embed import EmbedLoss, embedder_id, load_embedder, pk_batches
+from edgecv.models.loading import load_checkpoint
+from edgecv.models.loading import embedder_id, load_embedder
+from edgecv.train.embed import EmbedLoss, pk_batches
 
 
 def test_embed_run_writes_verification_metrics_and_a_calibrated_threshold(embed_run):

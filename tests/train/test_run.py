@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgecv.errors import EdgecvError
-from edgecv.train.checkpoint import load_checkpoint, save_atomic
+from edgecv.models.loading import load_checkpoint
+from edgecv.train.checkpoint import save_atomic
 from edgecv.train.run import train
 
 

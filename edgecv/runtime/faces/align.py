@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgecv.runtime.faces.detect import FaceBox
+from edgecv.runtime.faces.box import FaceBox
 
 CHIP = 128  # stored chip side (pixels); resized to the embedder's input size when embedded
 MARGIN = 0.0  # extra context around a detector box, per side, as a fraction of its side (Haar boxes already span brows to chin; background in the chip hurts matching: see data/faces.py)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError, MissingDependency
-from edgecv.runtime.faces.detect import FaceBox
+from edgecv.runtime.faces.box import FaceBox
 
 SIZE = 128
 MODEL = "face_detection_short_range.tflite"

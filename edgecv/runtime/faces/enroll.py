@@ -17,7 +17,8 @@ import numpy as np
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.faces.align import face_chip, sharpness
-from edgecv.runtime.faces.detect import FaceBox, FaceDetector, create_face_detector
+from edgecv.runtime.faces.box import FaceBox, FaceDetector
+from edgecv.runtime.faces.detect import create_face_detector
 from edgecv.runtime.faces.gallery import Gallery
 from edgecv.runtime.faces.match import embed_chips, embedder_stamp
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.results import Classification
-from edgecv.runtime.postprocess import register_postprocess
+from edgecv.runtime.postprocess._registry import register_postprocess
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

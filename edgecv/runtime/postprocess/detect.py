@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.results import Detections
-from edgecv.runtime.postprocess import register_postprocess
+from edgecv.runtime.postprocess._registry import register_postprocess
 from edgecv.runtime.postprocess.nms import nms_xyxy
 
 def best_class(scores: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ from edgecv.artifact import ArtifactMeta
 from edgecv.results import Faces
 from edgecv.runtime.faces.gallery import l2_normalize
 from edgecv.runtime.faces.match import identify
-from edgecv.runtime.postprocess import register_postprocess
+from edgecv.runtime.postprocess._registry import register_postprocess
 
 
 @dataclass(frozen=True)

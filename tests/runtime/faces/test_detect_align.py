@@ -8,7 +8,8 @@ import pytest
 from edgecv.errors import EdgecvError
 from edgecv.results import Faces
 from edgecv.runtime.faces.align import TEMPLATE, align_face, crop_face, sharpness
-from edgecv.runtime.faces.detect import FaceBox, create_face_detector
+from edgecv.runtime.faces.box import FaceBox
+from edgecv.runtime.faces.detect import create_face_detector
 from edgecv.runtime.faces.enroll import check_shot
 from edgecv.runtime.faces.events import FaceEvents
 

@@ -1,0 +1,96 @@
+"""A finished run's model rebuilt from its checkpoint (read with ``weights_only=True``), and the artifact metadata
+that describes it: what evaluation, export and the tools load, without the trainer's modules."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgecv.artifact import ArtifactMeta
+from edgecv.errors import EdgecvError
+from edgecv.models.backbone import create_backbone
+from edgecv.models.classifier import Classifier
+from edgecv.models.detector import Detector
+from edgecv.models.embedder import Embedder
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgecvError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, truncated files, zip errors
+        raise EdgecvError(f"{path}: not a readable edgecv checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise EdgecvError(f"{path}: not an edgecv checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def load_classifier(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild the classifier a checkpoint describes (no download: the weights are in the file)."""
+    ckpt = load_checkpoint(checkpoint)
+    meta = ckpt["meta"]
+    backbone = create_backbone(meta["backbone"], pretrained="none")
+    model = Classifier(backbone, len(meta["classes"]), meta["dropout"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), meta
+
+
+def build_detector(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Detector:
+    backbone = create_backbone(meta["backbone"], pretrained=pretrained, weights=weights)
+    return Detector(backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"],
+                    meta["head_convs"])
+
+
+def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
+    ck = load_checkpoint(checkpoint)
+    model = build_detector(ck["meta"])
+    model.load_state_dict(ck["model"])
+    return model.eval(), ck["meta"]
+
+
+def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
+    return ArtifactMeta(task="detect", labels=list(classes), input_size=(model.input_size, model.input_size),
+                        mean=tuple(mean), std=tuple(std), resize="letterbox",
+                        decoder={"type": "ltrb-points", "outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels",
+                                 "scores": "sigmoid", "strides": list(model.strides)},
+                        thresholds={"conf": 0.25, "iou": 0.45})
+
+
+def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
+    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"],
+                    meta.get("head", "pool"), meta["input_size"])
+
+
+def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
+    """The embedder of a checkpoint (which also holds the ArcFace class centres, under ``loss.``)."""
+    ck = load_checkpoint(checkpoint)
+    model = build_embedder(ck["meta"])
+    model.load_state_dict({k[len("model."):]: v for k, v in ck["model"].items() if k.startswith("model.")})
+    return model.eval(), ck["meta"]
+
+
+def embedder_id(model: Embedder) -> str:
+    """Hash of the trained weights: every artifact exported from them (fp32, int8, TFLite...) shares it, so a
+    gallery is refused only by a different embedder."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def embedder_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
+    size = ck["input_size"]
+    thr = ck.get("threshold") or {}
+    return ArtifactMeta(task="embed", labels=[], input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"]),
+                        decoder={"type": "embedding", "outputs": ["embedding"], "dim": model.dim, "normalized": True,
+                                 "similarity": "cosine", "embedder_id": embedder_id(model), "chip": "haar-crop"},
+                        thresholds={"match": float(thr.get("match", 0.5)), "verify": float(thr.get("verify", 0.5)),
+                                    **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
+                                    "target_far": float(thr.get("target_far", 0)),
+                                    "val_tar": float(thr.get("tar", float("nan"))), "val_far": float(thr.get("far", float("nan")))})

@@ -1,0 +1,61 @@
+"""The postprocess registry: each task's function with the typed options it takes (see the package's docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edgecv.errors import EdgecvError
+
+
+@dataclass(frozen=True)
+class Postprocess:
+    task: str
+    fn: Callable[..., Any]  # fn(outputs, meta, transform=..., **options)
+    options: type  # a frozen dataclass whose fields are fn's keyword arguments
+    # the model's confidence on one frame's raw outputs, as the drift monitor observes it (after ``conf_filter`` for
+    # detectors); export measures the drift reference with the same function. None: the task has no drift monitor
+    confidence: Callable[[list, float], float] | None = None
+
+    def __call__(self, outputs, meta, options=None, transform=None):
+        opts = options if options is not None else self.options()
+        if not isinstance(opts, self.options):
+            raise EdgecvError(f"postprocess {self.task!r} takes {self.options.__name__}, not {type(opts).__name__}")
+        return self.fn(outputs, meta, transform=transform,
+                       **{f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)})
+
+
+_POSTPROCESS: dict[str, Postprocess] = {}
+
+
+def register_postprocess(task: str, options: type, confidence: Callable[[list, float], float] | None = None):
+    def wrap(fn: Callable) -> Callable:
+        if task in _POSTPROCESS:
+            raise EdgecvError(f"postprocess for task {task!r} is registered twice")
+        _POSTPROCESS[task] = Postprocess(task, fn, options, confidence)
+        return fn
+
+    return wrap
+
+
+def get_postprocess(task: str) -> Postprocess:
+    if task not in _POSTPROCESS:
+        raise EdgecvError(f"the runtime has no postprocess for task {task!r} (known: {', '.join(sorted(_POSTPROCESS))})")
+    return _POSTPROCESS[task]
+
+
+def options_for(task: str, given: dict[str, Any]):
+    """The task's options from ``given`` (None values: the option's default); names the task does not take are
+    an error (the pipeline's stages refuse them earlier, with the user's spelling of the flag)."""
+    post = get_postprocess(task)
+    names = {f.name for f in dataclasses.fields(post.options)}
+    foreign = sorted(k for k, v in given.items() if v is not None and k not in names)
+    if foreign:
+        raise EdgecvError(f"{', '.join(foreign)} does not apply to a {task} artifact")
+    return post.options(**{k: v for k, v in given.items() if v is not None})
+
+
+def list_postprocess() -> list[str]:
+    return sorted(_POSTPROCESS)

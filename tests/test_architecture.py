@@ -1,0 +1,82 @@
+"""ARCHITECTURE.md's arrows, checked on the source: every import in the package (function-level ones included)
+as an edge; no cycle, and none of the arrows that must never exist."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edgecv"
+FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "timm", "torchvision")
+# (who, what it must never import, why)
+FORBIDDEN = [
+    (("edgecv.runtime", "edgecv.artifact", "edgecv.results"), FRAMEWORKS + ("edgecv.train", "edgecv.models", "edgecv.export"),
+     "the device has none of them"),
+    (("edgecv.models",), ("edgecv.train",), "a model file holds no training code"),
+    (("edgecv.evaluate", "edgecv.export"), ("edgecv.train",), "a finished run is loaded through models/, not the trainer"),
+    (("edgecv",), ("edgecv.cli", "edgecv.cli_faces"), "the CLI is the top floor"),
+]
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports (edgecv's own resolved to their module; others as written)."""
+    modules = {_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules}
+        graph[name] = {d for d in deps if d != name}
+    return graph
+
+
+def _within(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def test_no_forbidden_arrow():
+    wrong = [f"{m} -> {d} ({why})" for m, deps in import_graph().items() for d in sorted(deps)
+             for who, never, why in FORBIDDEN
+             if _within(m, who) and _within(d, never) and not (_within(m, ("edgecv.cli", "edgecv.cli_faces")))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycle():
+    graph = {m: {d for d in deps if d in import_graph_modules()} for m, deps in import_graph().items()}
+    cycles, state = [], {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = "open"
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+            elif d not in state:
+                visit(d, stack)
+        stack.pop()
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+    assert not cycles, "\n".join(cycles)
+
+
+def import_graph_modules() -> set[str]:
+    return {_name(p) for p in PACKAGE.rglob("*.py")}
+
+
+def test_the_graph_sees_function_level_imports():
+    """The walk must see an import inside a function (the kind that hides a cycle)."""
+    graph = import_graph()
+    assert "edgecv.export.onnx_int8" in graph["edgecv.export.run"] or any(
+        "edgecv.export" in d for d in graph["edgecv.cli"])
+    assert "onnxruntime.quantization.shape_inference" in graph["edgecv.export.onnx_int8"]  # imported inside onnx_int8()
