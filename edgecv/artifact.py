@@ -15,6 +15,7 @@ from edgecv.errors import EdgecvError
 SCHEMA_VERSION = 1
 META_KEY = "edgecv"
 TASKS = ("classify", "detect", "embed")
+MIN_LABELS = {"classify": 2, "detect": 1, "embed": 0}  # a classifier tells two classes apart; a detector finds one
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -51,8 +52,9 @@ class ArtifactMeta:
             raise EdgecvError(f"artifact metadata: input_size must be (height, width), got {self.input_size!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise EdgecvError("artifact metadata: mean and std need 3 values each, std > 0")
-        if self.task == "classify" and len(self.labels) < 2:
-            raise EdgecvError("artifact metadata: a classifier needs at least 2 labels")
+        if len(self.labels) < MIN_LABELS[self.task]:
+            raise EdgecvError(f"artifact metadata: a {self.task} artifact needs at least {MIN_LABELS[self.task]} "
+                              f"label(s), got {len(self.labels)}")
         if self.precision == "int8" and self.input_quant is not None and set(self.input_quant) != {"scale", "zero_point"}:
             raise EdgecvError("artifact metadata: input_quant needs exactly scale and zero_point")
 

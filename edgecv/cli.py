@@ -67,15 +67,10 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
     result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
                    overwrite=overwrite, overrides=tuple(overrides))
     if result.metrics:
+        from edgecv.tasks import get_task
+
         click.echo(f"run: {result.run_dir}")
-        m = result.metrics
-        if m.get("task") == "detect":
-            click.echo(f"test mAP50: {m['map50']:.4f}  mAP50-95: {m['map50_95']:.4f}  (n={m['images']} images)")
-        elif m.get("task") == "embed":
-            click.echo(_embed_line("test", m))
-        else:
-            t = m["test"]
-            click.echo(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}  (n={t['n']})")
+        click.echo(get_task(result.metrics.get("task", "classify")).summary(result.metrics, "test"))
 
 
 @cli.command("eval")
@@ -87,52 +82,13 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
 def eval_cmd(run, data, split, tta, as_json) -> None:
     """Evaluate RUN's best checkpoint on its recorded split and extra test sets."""
     require("torch", "train", "edgecv eval")
-    from edgecv.evaluate.run import evaluate_run
-    from edgecv.models.loading import load_checkpoint
+    from edgecv.tasks import task_of_run
 
-    task = load_checkpoint(f"{run}/best.pt")["meta"].get("task")
-    if task == "embed":
-        if tta:
-            raise click.UsageError("--tta is for classifier runs")
-        from edgecv.evaluate.embed_run import evaluate_embedder
-
-        m = evaluate_embedder(run, split=split, write=False, data=data)
-        click.echo(json.dumps(m, indent=1, default=float) if as_json else _embed_line(split, m))
-        return
-    if task == "detect":
-        if tta:
-            raise click.UsageError("--tta is for classifier runs")
-        from edgecv.evaluate.detect_run import evaluate_detector
-
-        m = evaluate_detector(run, split=split, write=False, data=data)
-        m.pop("pr50")
-        if as_json:
-            click.echo(json.dumps(m, indent=1))
-            return
-        click.echo(f"{split} mAP50: {m['map50']:.4f}  mAP50-95: {m['map50_95']:.4f}  (n={m['images']} images)")
-        for name, ap in m["per_class"].items():
-            click.echo(f"  {name:<16} AP50 {ap['ap50']:.4f}  AP50-95 {ap['ap50_95']:.4f}")
-        return
-    result = evaluate_run(run, data=data, split=split, tta=tta, write="eval_tta.json" if tta else "eval.json")
-    if as_json:
-        click.echo(json.dumps(result, indent=1))
-        return
-    m = result[split]
-    click.echo(f"{split}{' (tta)' if tta else ''} top-1: {m['top1']:.4f}  top-5: {m['top5']:.4f}  (n={m['n']})")
-    for name, e in result["extra"].items():
-        click.echo(f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})")
-
-
-def _embed_line(split: str, m: dict) -> str:
-    t, thr = m[split], m.get("threshold") or {}
-    line = (f"{split} ({t['identities']} unseen identities, {t['genuine_pairs']}/{t['impostor_pairs']} genuine/impostor pairs): "
-            f"TAR@FAR=1e-2 {t['tar@far=0.01']:.4f}  TAR@FAR=1e-3 {t['tar@far=0.001']:.4f}  AUC {t['auc']:.4f}  "
-            f"1:K top-1 {t['identify_top1']:.4f}")
-    if "at_threshold" in t:
-        a = t["at_threshold"]
-        line += (f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
-                 f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  accuracy {a['accuracy']:.4f}")
-    return line
+    task = task_of_run(run)
+    if tta and not task.supports_tta:
+        raise click.UsageError(f"--tta is not for {task.name} runs")
+    result = task.evaluate(run, split=split, data=data, tta=tta)
+    click.echo(json.dumps(result, indent=1, default=float) if as_json else task.summary(result, split, tta))
 
 
 @cli.command("export")

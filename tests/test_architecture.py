@@ -80,3 +80,15 @@ def test_the_graph_sees_function_level_imports():
     assert "edgecv.export.onnx_int8" in graph["edgecv.export.run"] or any(
         "edgecv.export" in d for d in graph["edgecv.cli"])
     assert "onnxruntime.quantization.shape_inference" in graph["edgecv.export.onnx_int8"]  # imported inside onnx_int8()
+
+
+def test_only_tasks_know_what_a_task_is():
+    """No branch on the task's name outside edgecv/tasks/: the train/export half dispatches through the task registry,
+    the device half through its own registries keyed by the artifact's task."""
+    import re
+
+    branch = re.compile(r"""task\W*\s*(==|!=|\bin\b|\bnot in\b)\s*[("']""")
+    hits = [f"{p.relative_to(PACKAGE.parent)}:{i}: {line.strip()}" for p in PACKAGE.rglob("*.py")
+            if "tasks" not in p.relative_to(PACKAGE).parts
+            for i, line in enumerate(p.read_text().splitlines(), 1) if branch.search(line)]
+    assert not hits, "\n".join(hits)

@@ -20,7 +20,8 @@ def test_roundtrip_through_json():
 @pytest.mark.parametrize("bad, match", [
     (dict(task="segment"), "task 'segment' is not one of"),
     (dict(layout="CHW"), "layout 'CHW'"),
-    (dict(labels=["only"]), "at least 2 labels"),
+    (dict(labels=["only"]), r"a classify artifact needs at least 2 label\(s\), got 1"),
+    (dict(task="detect", labels=[]), r"a detect artifact needs at least 1 label\(s\), got 0"),
     (dict(std=(1, 0, 1)), "std > 0"),
     (dict(input_size=(0, 5)), "input_size"),
 ])

@@ -59,13 +59,6 @@ def load_detect_eval_set(name: str, run_dir: str | Path, root: str | Path, files
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(kept_files), skipped, targets=gt)
 
 
-def eval_set_for(task: str, run_dir: str | Path, split, name: str, input_size: tuple[int, int]) -> EvalSet:
-    """The ``name`` split of a run, as its task's metric needs it."""
-    if task == "detect":
-        return load_detect_eval_set(name, run_dir, split.root, split.files[name], split.labels[name], input_size)
-    return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
-
-
 def top1(outputs: list[np.ndarray], es: EvalSet) -> float:
     return float(np.mean(outputs[0].argmax(1) == es.labels)) if len(es.labels) else float("nan")
 

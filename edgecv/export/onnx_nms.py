@@ -34,7 +34,7 @@ def onnx_nms(source: str | Path, spec: ConvertSpec) -> Path:
     from onnx import TensorProto, helper
 
     nms = (spec.meta.decoder or {}).get("nms_in_graph")
-    if spec.meta.task != "detect" or not nms:
+    if not nms:
         raise EdgecvError(f"{source}: --nms-in-graph is for detectors (metadata from nms_meta)")
     proto = onnx.load(str(source))
     g = proto.graph

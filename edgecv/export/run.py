@@ -24,18 +24,17 @@ import edgecv
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.models.loading import (detector_meta, embedder_meta, load_checkpoint, load_classifier, load_detector,
-                                   load_embedder)
 from edgecv.export import _converters  # noqa: F401  (registers every converter)
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration
-from edgecv.export.fidelity import EvalSet, eval_set_for, measure
+from edgecv.export.fidelity import EvalSet, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
 from edgecv.runtime.postprocess import get_postprocess
 from edgecv.runtime.preprocess import prepare_frame, prepare_input
+from edgecv.tasks import get_task, task_of_run
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +50,7 @@ class ExportResult:
 def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], ArtifactMeta]:
     """The run's best model in eval mode, its checkpoint meta, and the artifact metadata it exports with."""
     recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
-    task = load_checkpoint(run_dir / "best.pt")["meta"].get("task", "classify")
-    if task == "detect":
-        model, ck = load_detector(run_dir / "best.pt")
-        meta = detector_meta(model, ck["classes"], ck["mean"], ck["std"])
-    elif task == "embed":
-        model, ck = load_embedder(run_dir / "best.pt")
-        meta = embedder_meta(model, ck)
-    else:
-        model, ck = load_classifier(run_dir / "best.pt")
-        size = ck["input_size"]
-        meta = ArtifactMeta(task="classify", labels=list(ck["classes"]), input_size=(size, size),
-                            mean=tuple(ck["mean"]), std=tuple(ck["std"]))
+    model, ck, meta = task_of_run(run_dir).load(run_dir)
     source = {"run": run_dir.name, "backbone": ck["backbone"], "weights": ck["weights_source"],
               "recipe": ck.get("recipe_name"), "recipe_hash": recipe_hash, "edgecv_version": edgecv.__version__}
     return model, ck, dataclasses.replace(meta, source=source)
@@ -172,6 +160,9 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
         if not (run_dir / name).is_file():
             raise EdgecvError(f"{run_dir}: no {name}; is this a finished `edgecv train` run directory?")
     model, ck, meta = load_run_model(run_dir)
+    task = get_task(meta.task)
+    if spec.nms_in_graph and not task.graph_nms:
+        raise EdgecvError(f"--nms-in-graph is for detector runs ({run_dir} is a {task.name} run)")
     split = Split.load(run_dir / "split.json", data)
     if not split.files.get("test"):
         raise EdgecvError(f"{run_dir}/split.json: the test split is empty; fidelity needs test images")
@@ -179,9 +170,9 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir)
 
-    eval_set = eval_set_for(meta.task, run_dir, split, "test", meta.input_size)
+    eval_set = task.eval_set(run_dir, split, "test", meta.input_size)
     # embedders: every artifact's match threshold is calibrated on the val pairs through that artifact
-    val_set = eval_set_for(meta.task, run_dir, split, "val", meta.input_size) if meta.task == "embed" else None
+    val_set = task.eval_set(run_dir, split, "val", meta.input_size) if task.calibrates_on_val else None
     reference = torch_reference(model, meta, eval_set.images)
     # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
     sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
@@ -190,9 +181,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
     if calibration is not None:
         log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
                  len(calibration), spec.seed, calibration.hash, calibration.skipped)
-    # a face embedder sees face chips, the drift monitor whole frames: no reference to compare them with
-    meta = dataclasses.replace(meta, drift=None if meta.task == "embed" else
-                               drift_reference(model, meta, raw_frames(split.root, sample.files)))
+    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files))
+                               if task.frame_drift else None)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set)
         for fmt, precision in spec.targets():
@@ -238,8 +228,6 @@ def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path) -> N
     ONNX NonMaxSuppression appended, measured like the others (its mAP uses the graph's selection)."""
     from edgecv.export.onnx_nms import nms_meta, onnx_nms
 
-    if exporter.meta.task != "detect":
-        raise EdgecvError("--nms-in-graph is for detector runs")
     for row in [r for r in result.rows if r["file"].endswith(".onnx") and r.get("published")]:
         source = result.out_dir / row["file"]
         final = source.with_name(source.stem + "_nms.onnx")

@@ -13,8 +13,9 @@ import numpy as np
 
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.export.fidelity import METRICS, eval_set_for, run_backend
+from edgecv.export.fidelity import METRICS, run_backend
 from edgecv.runtime.backends import create_backend
+from edgecv.tasks import get_task
 
 SUFFIXES = (".onnx", ".tflite", ".engine")
 
@@ -44,7 +45,7 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
         meta = backend.meta
         key = (meta.task, meta.resize, tuple(meta.input_size))
         if key not in sets:
-            sets[key] = eval_set_for(meta.task, run_dir, split, "test", meta.input_size)
+            sets[key] = get_task(meta.task).eval_set(run_dir, split, "test", meta.input_size)
         es = sets[key]
         images = np.concatenate([es.images] * repeat)
         outputs, ms, _ = run_backend(artifact, images, threads, backend)

@@ -70,17 +70,18 @@ class ArtifactFaceDetector:
 
     def __init__(self, path: str, label: str | None = None, conf: float = 0.4, threads: int = 1):
         from edgecv.runtime.backends import create_backend
+        from edgecv.results import Detections
         from edgecv.runtime.postprocess import get_postprocess
-        from edgecv.runtime.postprocess.detect import DetectOptions
         from edgecv.runtime.preprocess import prepare_frame
 
         self.backend = create_backend(path, threads=threads)
-        if self.backend.meta.task != "detect":
+        post = get_postprocess(self.backend.meta.task)
+        if post.result is not Detections:
             raise EdgecvError(f"{path}: a face detector artifact must be a detector (task detect), not {self.backend.meta.task}")
         if label is not None and label not in self.backend.meta.labels:
             raise EdgecvError(f"{path}: has no class {label!r} (classes: {', '.join(self.backend.meta.labels)})")
-        self.label, self.options = label, DetectOptions(conf=conf, iou=0.45)
-        self._post, self._prepare = get_postprocess("detect"), prepare_frame
+        self.label, self.options = label, post.options(conf=conf, iou=0.45)
+        self._post, self._prepare = post, prepare_frame
 
     def close(self) -> None:
         self.backend.close()

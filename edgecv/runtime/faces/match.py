@@ -19,7 +19,7 @@ from edgecv.runtime.preprocess import prepare_frame
 
 def embedder_stamp(meta: ArtifactMeta, model: str = "model") -> EmbedderStamp:
     dec = meta.decoder or {}
-    if meta.task != "embed" or "embedder_id" not in dec:
+    if dec.get("type") != "embedding" or "embedder_id" not in dec:
         raise EdgecvError(f"{model}: not a face embedder artifact (task {meta.task}); export an `task: embed` run")
     suffix = Path(str(model)).suffix.lstrip(".") or "?"
     return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]),

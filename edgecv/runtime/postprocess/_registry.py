@@ -15,6 +15,7 @@ class Postprocess:
     task: str
     fn: Callable[..., Any]  # fn(outputs, meta, transform=..., **options)
     options: type  # a frozen dataclass whose fields are fn's keyword arguments
+    result: type  # what fn returns (Classification, Detections, Faces): a stage that needs boxes asks for these
     # the model's confidence on one frame's raw outputs, as the drift monitor observes it (after ``conf_filter`` for
     # detectors); export measures the drift reference with the same function. None: the task has no drift monitor
     confidence: Callable[[list, float], float] | None = None
@@ -30,11 +31,12 @@ class Postprocess:
 _POSTPROCESS: dict[str, Postprocess] = {}
 
 
-def register_postprocess(task: str, options: type, confidence: Callable[[list, float], float] | None = None):
+def register_postprocess(task: str, options: type, result: type,
+                         confidence: Callable[[list, float], float] | None = None):
     def wrap(fn: Callable) -> Callable:
         if task in _POSTPROCESS:
             raise EdgecvError(f"postprocess for task {task!r} is registered twice")
-        _POSTPROCESS[task] = Postprocess(task, fn, options, confidence)
+        _POSTPROCESS[task] = Postprocess(task, fn, options, result, confidence)
         return fn
 
     return wrap

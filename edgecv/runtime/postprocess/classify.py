@@ -27,7 +27,7 @@ def top_probability(outputs: list[np.ndarray], conf_filter: float | None = None)
     return float(softmax(outputs[0][0].astype(np.float32)).max())
 
 
-@register_postprocess("classify", ClassifyOptions, confidence=top_probability)
+@register_postprocess("classify", ClassifyOptions, Classification, confidence=top_probability)
 def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, topk: int = 3) -> Classification:
     """``transform`` is accepted for the common call and unused: a class has no geometry."""
     k = topk

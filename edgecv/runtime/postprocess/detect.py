@@ -35,7 +35,7 @@ def max_score(outputs: list[np.ndarray], conf: float) -> float:
     return best if best >= conf else 0.0
 
 
-@register_postprocess("detect", DetectOptions, confidence=max_score)
+@register_postprocess("detect", DetectOptions, Detections, confidence=max_score)
 def detect_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45,
                        transform=None, max_det: int = 300) -> Detections:
     boxes, scores = outputs[0][0], outputs[1][0]

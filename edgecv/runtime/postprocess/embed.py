@@ -20,7 +20,7 @@ class EmbedOptions:
     gallery: Any = None  # a LiveTemplates (the enrolment gallery), None: every face is unknown
 
 
-@register_postprocess("embed", EmbedOptions)
+@register_postprocess("embed", EmbedOptions, Faces)
 def faces_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, threshold: float | None = None,
                       gallery=None) -> Faces:
     """``outputs[0]``: (n, d) embeddings of the n faces whose frame boxes ``transform`` holds ((n, 4) array);

@@ -1,0 +1,77 @@
+"""The ``Task`` protocol of the train/export half and its registry.
+
+A task is everything the train/export half must know about one kind of model: how its recipe trains, how a finished
+run's model loads and describes itself as an artifact, how it is evaluated (and what ``edgecv eval`` prints), and which
+eval set its fidelity metric reads. Modules here import their heavy parts (torch) inside the methods, so that a tool
+that only reads artifacts (``edgecv bench``) can dispatch without torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from edgecv.errors import EdgecvError
+
+if TYPE_CHECKING:
+    from edgecv.artifact import ArtifactMeta
+    from edgecv.data.splits import Split
+    from edgecv.export.fidelity import EvalSet
+
+
+class Task:
+    """One task's implementation (subclass and ``register_task`` it). The defaults are those of most tasks."""
+
+    name: ClassVar[str]
+    supports_tta: ClassVar[bool] = False  # `edgecv eval --tta`
+    calibrates_on_val: ClassVar[bool] = False  # export calibrates each artifact's threshold on the val split
+    frame_drift: ClassVar[bool] = True  # its artifacts see whole frames: export records the drift reference
+    graph_nms: ClassVar[bool] = False  # `edgecv export --nms-in-graph`
+
+    def train(self, recipe, run_dir: Path, info, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
+        """Train (or, with ``last``, the last.pt being resumed, continue) ``recipe`` into ``run_dir``: its metrics."""
+        raise NotImplementedError
+
+    def load(self, run_dir: Path) -> tuple[Any, dict[str, Any], ArtifactMeta]:
+        """The run's best model in eval mode, its checkpoint meta and the artifact metadata it exports with."""
+        raise NotImplementedError
+
+    def evaluate(self, run_dir: Path, split: str = "test", data: str | None = None, tta: bool = False) -> dict[str, Any]:
+        """``edgecv eval``: the metrics of the run's best model on ``split`` (what ``--json`` prints)."""
+        raise NotImplementedError
+
+    def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
+        """``edgecv eval``'s lines for ``evaluate``'s result."""
+        raise NotImplementedError
+
+    def eval_set(self, run_dir: Path, split: Split, name: str, input_size: tuple[int, int]) -> EvalSet:
+        """The ``name`` split of a run as its fidelity metric reads it."""
+        from edgecv.export.fidelity import load_eval_set
+
+        return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    if cls.name in _TASKS:
+        raise EdgecvError(f"task {cls.name!r} is registered twice")
+    _TASKS[cls.name] = cls()
+    return cls
+
+
+def get_task(name: str) -> Task:
+    if name not in _TASKS:
+        raise EdgecvError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})")
+    return _TASKS[name]
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def task_of_run(run_dir: str | Path) -> Task:
+    """The task of a finished run (its best checkpoint says which)."""
+    from edgecv.models.loading import load_checkpoint
+
+    return get_task(load_checkpoint(Path(run_dir) / "best.pt")["meta"].get("task", "classify"))

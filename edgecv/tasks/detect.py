@@ -1,0 +1,42 @@
+"""``task: detect``: an object detector (COCO mAP on the test split, through the runtime's NMS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecv.tasks._base import Task, register_task
+
+
+@register_task
+class Detect(Task):
+    name = "detect"
+    graph_nms = True
+
+    def train(self, recipe, run_dir, info, last, callbacks=()):
+        from edgecv.train.detect import train_detector
+
+        return train_detector(recipe, run_dir, info, last, callbacks)
+
+    def load(self, run_dir: Path):
+        from edgecv.models.loading import detector_meta, load_detector
+
+        model, ck = load_detector(run_dir / "best.pt")
+        return model, ck, detector_meta(model, ck["classes"], ck["mean"], ck["std"])
+
+    def evaluate(self, run_dir, split="test", data=None, tta=False):
+        from edgecv.evaluate.detect_run import evaluate_detector
+
+        m = evaluate_detector(run_dir, split=split, write=False, data=data)
+        m.pop("pr50")
+        return m
+
+    def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
+        lines = [f"{split} mAP50: {result['map50']:.4f}  mAP50-95: {result['map50_95']:.4f}  (n={result['images']} images)"]
+        lines += [f"  {name:<16} AP50 {ap['ap50']:.4f}  AP50-95 {ap['ap50_95']:.4f}" for name, ap in result["per_class"].items()]
+        return "\n".join(lines)
+
+    def eval_set(self, run_dir, split, name, input_size):
+        from edgecv.export.fidelity import load_detect_eval_set
+
+        return load_detect_eval_set(name, run_dir, split.root, split.files[name], split.labels[name], input_size)

@@ -1,0 +1,42 @@
+"""``task: embed``: a face embedder (TAR@FAR on pairs of test identities never trained on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgecv.tasks._base import Task, register_task
+
+
+@register_task
+class Embed(Task):
+    name = "embed"
+    calibrates_on_val = True
+    frame_drift = False  # an embedder sees face chips; the drift monitor compares whole frames
+
+    def train(self, recipe, run_dir, info, last, callbacks=()):
+        from edgecv.train.embed import train_embedder
+
+        return train_embedder(recipe, run_dir, info, last, callbacks)
+
+    def load(self, run_dir: Path):
+        from edgecv.models.loading import embedder_meta, load_embedder
+
+        model, ck = load_embedder(run_dir / "best.pt")
+        return model, ck, embedder_meta(model, ck)
+
+    def evaluate(self, run_dir, split="test", data=None, tta=False):
+        from edgecv.evaluate.embed_run import evaluate_embedder
+
+        return evaluate_embedder(run_dir, split=split, write=False, data=data)
+
+    def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
+        t, thr = result[split], result.get("threshold") or {}
+        line = (f"{split} ({t['identities']} unseen identities, {t['genuine_pairs']}/{t['impostor_pairs']} genuine/impostor "
+                f"pairs): TAR@FAR=1e-2 {t['tar@far=0.01']:.4f}  TAR@FAR=1e-3 {t['tar@far=0.001']:.4f}  AUC {t['auc']:.4f}  "
+                f"1:K top-1 {t['identify_top1']:.4f}")
+        if "at_threshold" in t:
+            a = t["at_threshold"]
+            line += (f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
+                     f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  accuracy {a['accuracy']:.4f}")
+        return line

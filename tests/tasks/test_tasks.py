@@ -1,0 +1,34 @@
+"""The task registry: one registered Task per task, found by name or from a finished run."""
+
+import pytest
+
+from edgecv.errors import EdgecvError
+from edgecv.tasks import Task, get_task, list_tasks, register_task, task_of_run
+
+
+def test_every_recipe_task_is_registered_once():
+    from edgecv.artifact import TASKS
+
+    assert list_tasks() == sorted(TASKS) == ["classify", "detect", "embed"]
+    assert [get_task(t).name for t in list_tasks()] == list_tasks()
+
+    class Again(Task):
+        name = "detect"
+
+    with pytest.raises(EdgecvError, match="registered twice"):
+        register_task(Again)
+    with pytest.raises(EdgecvError, match=r"unknown task 'pose' \(known: classify, detect, embed\)"):
+        get_task("pose")
+
+
+def test_what_each_task_asks_of_export():
+    assert [t for t in list_tasks() if get_task(t).calibrates_on_val] == ["embed"]
+    assert [t for t in list_tasks() if not get_task(t).frame_drift] == ["embed"]
+    assert [t for t in list_tasks() if get_task(t).graph_nms] == ["detect"]
+    assert [t for t in list_tasks() if get_task(t).supports_tta] == ["classify"]
+
+
+def test_a_run_knows_its_task(tiny_run, tmp_path):
+    assert task_of_run(tiny_run).name == "classify"
+    with pytest.raises(EdgecvError, match="checkpoint not found"):
+        task_of_run(tmp_path)
