@@ -23,15 +23,16 @@ import numpy as np
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.samples import photo_crops
+from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import onnx_int8
+from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.export.torch2tflite import torch2tflite
-from edgecv.export.calibration import Calibration
-from edgecv.export.spec import ConvertSpec
 from edgecv.models import get_spec
 from edgecv.models.weights import load_imagenet_model
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.preprocess import prepare_input
+
 
 def load_model(name: str):
     """ImageNet weights when an offline package has them (no hub download attempts: this may be offline)."""

@@ -97,7 +97,8 @@ def main() -> None:
         rows[label] = score(events, info["truth"], info["face_boxes"])
         rows[label]["fps"] = json.loads(telemetry.read_text())["fps"]
     n = len(info["truth"])
-    print(f"{args.model.name}, face detector {args.face_detector}: demo video {n} frames ({info['frames'] // (len(info['enrolled']) + info['strangers'])}"
+    per_person = info['frames'] // (len(info['enrolled']) + info['strangers'])
+    print(f"{args.model.name}, face detector {args.face_detector}: demo video {n} frames ({per_person}"
           f" per person, {len(info['enrolled'])} enrolled, {info['strangers']} strangers), gallery of "
           f"{info['enroll_photos']} photos")
     print(f"{'matching':<24} {'named right':>16} {'wrong':>6} {'unknown':>8} {'strangers named':>16} "

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _timing import p50_ms
 
 from edgecv.runtime.faces.gallery import EmbedderStamp, Gallery, l2_normalize

@@ -2,7 +2,8 @@
 
 Boxes are clustered around objects the way a detector proposes them (n boxes jittered around 50 objects, 90% of
 them of the object's class: a detector's raw output before its score threshold), with random scores;
-class-agnostic (vs torchvision.ops.nms) and class-aware with 80 classes (vs torchvision.ops.batched_nms). Prints p50 ms per call and edgecv / torchvision (target <= 1.2x, < 1 ms at 10k);
+class-agnostic (vs torchvision.ops.nms) and class-aware with 80 classes (vs torchvision.ops.batched_nms).
+Prints p50 ms per call and edgecv / torchvision (target <= 1.2x, < 1 ms at 10k);
 edgecv runs onnxruntime's NonMaxSuppression kernel (two passes past 3k boxes: edgecv/runtime/postprocess/nms.py),
 and its numpy fallback (a device without onnxruntime) is timed beside it.
 
@@ -17,7 +18,6 @@ from unittest import mock
 import numpy as np
 import torch
 import torchvision
-
 from _timing import p50_ms
 
 from edgecv.runtime.postprocess import nms

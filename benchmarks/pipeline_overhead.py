@@ -33,6 +33,7 @@ def default_model(folder: Path, size: int) -> Path:
     import dataclasses
 
     from edgecv.artifact import ArtifactMeta
+    from edgecv.data.samples import photo_crops
     from edgecv.export.calibration import Calibration
     from edgecv.export.onnx_int8 import onnx_int8
     from edgecv.export.run import drift_reference
@@ -40,8 +41,6 @@ def default_model(folder: Path, size: int) -> Path:
     from edgecv.export.torch2onnx import torch2onnx
     from edgecv.models import get_spec
     from edgecv.models.weights import load_imagenet_model
-
-    from edgecv.data.samples import photo_crops
 
     spec = get_spec("efficientnet_lite0")
     model = load_imagenet_model(spec)[0].eval()

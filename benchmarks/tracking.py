@@ -32,8 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edgecv.data.samples import (SHAPES, background_photos, draw_shape, random_background, random_color, shape_mask,
-                                 visibility)
+from edgecv.data.samples import SHAPES, background_photos, draw_shape, random_background, random_color, shape_mask, visibility
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.sources import Frame
 from edgecv.runtime.stages import StageOptions, create_stage, detector_tracker

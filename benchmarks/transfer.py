@@ -108,7 +108,8 @@ def main() -> None:
         label = "ImageNet (offline)" if init == "imagenet" else "random init"
         print(f"{label:<22}{top1:>12.4f}{n:>6}{secs:>10.1f}")
     print(f"top-1 gain from ImageNet init: {100 * (results['imagenet'][0] - results['none'][0]):+.1f} points")
-    print(f"head epoch: cached {cached * 1000:.1f} ms, uncached {uncached * 1000:.0f} ms -> {uncached / cached:.0f}x faster cached")
+    print(f"head epoch: cached {cached * 1000:.1f} ms, uncached {uncached * 1000:.0f} ms "
+          f"-> {uncached / cached:.0f}x faster cached")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from edgecv._deps import require
 from edgecv.cli_faces import FACE_COMMANDS
 from edgecv.errors import EdgecvError
 
-
 _INTERRUPTED = {  # what an interrupted command left, per command
     "train": "the last completed epoch (if any) is in last.pt; continue with --resume",
     "export": "the previously published artifacts are unchanged",
@@ -195,7 +194,8 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, to
     if camera is not None and source is not None or (camera is None and source is None and not device):
         raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
     spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
-                        backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames, save=save, events=events,
+                        backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames,
+                        save=save, events=events,
                         show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
                         drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
                         stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,
@@ -235,7 +235,8 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
 @cli.command("inspect")
 @click.argument("model")
 @click.option("--input-size", type=click.IntRange(min=16), help="Square input size (default: the run's, or 224).")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch for the training-memory estimate.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Batch for the training-memory estimate.")
 @click.option("--layers", is_flag=True, help="Also print every layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
@@ -269,8 +270,10 @@ def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
 @click.option("--target", help="Class name or index to explain (default: the predicted class).")
 @click.option("--layer", help="Grad-CAM layer (default: the last spatial feature map).")
-@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True, help="SmoothGrad noisy copies (1 = plain gradient).")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.15, show_default=True, help="SmoothGrad noise, x the input range.")
+@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
+              help="SmoothGrad noisy copies (1 = plain gradient).")
+@click.option("--noise", type=click.FloatRange(min=0), default=0.15, show_default=True,
+              help="SmoothGrad noise, x the input range.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs (default RUN/explain).")
 def explain_cmd(run, image, target, layer, samples, noise, out) -> None:
     """Gradient saliency (SmoothGrad) and Grad-CAM of RUN's classifier on IMAGE, written as PNGs."""

@@ -62,7 +62,8 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
         f"edgecv: error: {bad}: train.batch_size: Input should be greater than or equal to 1 (got -1)"]
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export"], ["run"], ["bench"], ["inspect"], ["devices"], ["sample"], ["sample", "classify"], ["sample", "video"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export"], ["run"], ["bench"], ["inspect"], ["devices"], ["sample"],
+                                  ["sample", "classify"], ["sample", "video"]])
 def test_help_everywhere(args):
     r = CliRunner().invoke(cli, args + ["--help"], prog_name="edgecv")
     assert r.exit_code == 0 and "Usage: edgecv" in r.output

@@ -31,7 +31,8 @@ def identity_split(root: str | Path, test: float, val: float, seed: int, min_ima
     files = np.asarray(folder.files, dtype=object)[keep]
     counts = np.bincount(labels, minlength=len(folder.classes))
     for c in np.flatnonzero(counts < min_images):
-        skipped.append({"file": folder.classes[c] + "/", "reason": f"identity has {counts[c]} readable image(s) (< {min_images})"})
+        skipped.append({"file": folder.classes[c] + "/",
+                        "reason": f"identity has {counts[c]} readable image(s) (< {min_images})"})
     ids = np.flatnonzero(counts >= min_images)
     n = len(ids)
     n_test = max(2, int(round(n * test)))

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgecv.artifact import ArtifactMeta
 from edgecv.data.detection import DetectionSet, load_detection
 from edgecv.data.splits import Split
 from edgecv.evaluate.detect import Evaluator, draw_samples, plot_pr
 from edgecv.models.loading import detector_meta, load_detector
 from edgecv.recipes import load_recipe
-from edgecv.artifact import ArtifactMeta
 from edgecv.runtime.preprocess import prepare_frame
 
 

@@ -20,8 +20,8 @@ from edgecv.errors import EdgecvError
 from edgecv.evaluate.classify import classification_metrics
 from edgecv.evaluate.plots import plot_confusion
 from edgecv.models.classifier import Classifier
-from edgecv.recipes import load_recipe
 from edgecv.models.loading import load_classifier
+from edgecv.recipes import load_recipe
 
 
 @torch.no_grad()

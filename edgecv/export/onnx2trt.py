@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from edgecv._deps import require
+from edgecv.artifact import ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
-from edgecv.artifact import ArtifactMeta
 from edgecv.export._embed import read_meta, write_engine_sidecar
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec

@@ -239,13 +239,16 @@ def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path) -> N
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts':>9} {'agree':>6} {'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate"
+    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts':>9} {'agree':>6} {'max|d|':>8} {'MB':>6} "
+            f"{'p50 ms':>7}  gate")
     lines = [head, "-" * len(head)]
     for r in rows:
         gate = r.get("gate")
         note = "-" if gate is None else ("pass" if gate["passed"] else "FAIL")
         if gate and gate["float_layers"]:
-            note += f" ({len(gate['float_layers'])} float: {', '.join(gate['float_layers'][:3])}{'...' if len(gate['float_layers']) > 3 else ''})"
+            layers = gate["float_layers"]
+            note += f" ({len(layers)} float: {', '.join(layers[:3])}{'...' if len(layers) > 3 else ''})"
         lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {r['drop_points']:>9.2f} "
-                     f"{r['top1_agreement']:>6.3f} {r['max_abs_diff']:>8.4f} {r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
+                     f"{r['top1_agreement']:>6.3f} {r['max_abs_diff']:>8.4f} {r['size_mb']:>6.2f} "
+                     f"{r['latency_p50_ms']:>7.2f}  {note}")
     return "\n".join(lines)

@@ -93,4 +93,5 @@ def embedder_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
                         thresholds={"match": float(thr.get("match", 0.5)), "verify": float(thr.get("verify", 0.5)),
                                     **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
                                     "target_far": float(thr.get("target_far", 0)),
-                                    "val_tar": float(thr.get("tar", float("nan"))), "val_far": float(thr.get("far", float("nan")))})
+                                    "val_tar": float(thr.get("tar", float("nan"))),
+                                    "val_far": float(thr.get("far", float("nan")))})

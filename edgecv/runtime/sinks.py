@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from edgecv.errors import EdgecvError
-from edgecv.runtime._opencv import opencv_silent
 from edgecv.results import Classification, Detections, Faces
+from edgecv.runtime._opencv import opencv_silent
 
 log = logging.getLogger(__name__)
 

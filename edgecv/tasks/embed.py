@@ -38,5 +38,6 @@ class Embed(Task):
         if "at_threshold" in t:
             a = t["at_threshold"]
             line += (f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
-                     f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  accuracy {a['accuracy']:.4f}")
+                     f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  "
+                     f"accuracy {a['accuracy']:.4f}")
         return line

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 
-
 def save_atomic(obj: Any, path: str | Path) -> None:
     """An interrupted save leaves the previous file intact: readers see the old or the new, never half."""
     path = Path(path)

@@ -30,8 +30,8 @@ from edgecv.data.faces import identity_split
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.evaluate.embed import calibrate_threshold, pair_scores, tar_at_far
-from edgecv.models import create_backbone
 from edgecv.evaluate.embed_run import embed_files
+from edgecv.models import create_backbone
 from edgecv.models.embedder import Embedder
 from edgecv.models.loading import embedder_meta, load_checkpoint
 from edgecv.recipes import EmbedRecipe
@@ -188,7 +188,8 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     size, mean, std = rec.data.input_size, list(backbone.spec.mean), list(backbone.spec.std)
     ck_meta = {"task": "embed", "classes": [split.classes[c] for c in train_ids], "backbone": backbone.spec.name,
                "weights_source": backbone.weights_source, "input_size": size, "mean": mean, "std": std,
-               "dim": rec.model.dim, "dropout": rec.model.dropout, "head": rec.model.head, "loss": tr.loss, "recipe_name": rec.name,
+               "dim": rec.model.dim, "dropout": rec.model.dropout, "head": rec.model.head, "loss": tr.loss,
+               "recipe_name": rec.name,
                "edgecv_version": edgecv.__version__}
     kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
               callbacks=callbacks)
@@ -213,7 +214,8 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         from edgecv.data.augment import eval_transform
 
         root = Path(split.root)
-        train_ds = ImageListDataset(root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std))
+        train_ds = ImageListDataset(root, split.files["train"], split.labels["train"],
+                                    TrainTransform(rec.augment, size, mean, std))
         val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
         stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
         stage.model = holder

@@ -16,11 +16,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from edgecv.data.dataset import ImageListDataset
+from edgecv.evaluate.run import predict_logits
 from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe
 from edgecv.train.cache import FeatureSet, make_loader
 from edgecv.train.distributed import DistInfo
-from edgecv.evaluate.run import predict_logits
 from edgecv.train.loop import Stage, cosine_schedule, epoch_seed, optimizer_step
 
 

@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from edgecv.evaluate.embed import (calibrate_threshold, identify_top1, pair_scores, tar_at_far, template_scores,
-                                   threshold_at_far, verification_report)
+from edgecv.evaluate.embed import (
+    calibrate_threshold,
+    identify_top1,
+    pair_scores,
+    tar_at_far,
+    template_scores,
+    threshold_at_far,
+    verification_report,
+)
 
 
 def test_pair_scores_split_genuine_and_impostor_pairs():

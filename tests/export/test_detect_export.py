@@ -75,7 +75,6 @@ def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_pa
 def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     import torch
     import torchvision
-
     from click.testing import CliRunner
 
     from edgecv.cli import cli

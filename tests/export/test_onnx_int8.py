@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgecv.artifact import ArtifactMeta, meta_from_props
-from edgecv.errors import EdgecvError
 from edgecv.data.samples import photo_crops
+from edgecv.errors import EdgecvError
 from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import nodes_for_modules, onnx_int8
 from edgecv.export.spec import ConvertSpec
@@ -14,6 +14,7 @@ from edgecv.models import get_spec
 from edgecv.models.weights import load_imagenet_model
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.preprocess import prepare_input
+
 
 def calibration(images: np.ndarray, tag: str = "calib123") -> Calibration:
     return Calibration(images, tuple(f"img{i}" for i in range(len(images))), tag)
@@ -41,7 +42,8 @@ def test_int8_keeps_imagenet_top1_and_describes_itself(fp32, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     qmeta = meta_from_props({p.key: p.value for p in proto.metadata_props}, "int8.onnx")
     assert qmeta.precision == "int8" and qmeta.calibration_hash == "calib123"
-    assert qmeta.source["quantization"]["format"] == "QDQ" and qmeta.source["quantization"]["calibration_images"] == len(images[::2])
+    quant = qmeta.source["quantization"]
+    assert quant["format"] == "QDQ" and quant["calibration_images"] == len(images[::2])
     x = np.stack([prepare_input(im, meta) for im in images])
     a = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
     b = create_backend(out).infer(x)[0]  # as the runtime (and the export gate) runs it, on any x86 CPU

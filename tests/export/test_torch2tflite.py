@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from edgecv.artifact import ArtifactMeta
+from edgecv.data.samples import photo_crops
 from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2tflite import torch2tflite
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.preprocess import prepare_input
-from edgecv.data.samples import photo_crops
 from tests.export.test_onnx_int8 import calibration
 
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from edgecv.data.splits import Split
-from edgecv.models.loading import load_checkpoint
-from edgecv.models.loading import embedder_id, load_embedder
+from edgecv.models.loading import embedder_id, load_checkpoint, load_embedder
 from edgecv.train.embed import EmbedLoss, pk_batches
 
 

@@ -6,11 +6,10 @@ reads the artifact's own metadata, takes the tensor ``preprocess`` made and retu
 
 from __future__ import annotations
 
-from edgecv.runtime.backends._base import Backend, create_backend, list_backends, register_backend
-
 # Importing the modules registers them; none of them imports its inference library at import time.
 from edgecv.runtime.backends import litert as _litert  # noqa: F401,E402
 from edgecv.runtime.backends import ort as _ort  # noqa: F401,E402
 from edgecv.runtime.backends import tensorrt as _tensorrt  # noqa: F401,E402
+from edgecv.runtime.backends._base import Backend, create_backend, list_backends, register_backend
 
 __all__ = ["Backend", "create_backend", "list_backends", "register_backend"]

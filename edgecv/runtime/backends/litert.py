@@ -39,7 +39,8 @@ class LiteRTBackend(Backend):
         cls = _interpreter_class()
         kwargs = {}
         if not xnnpack:  # the interpreter applies XNNPACK unless told to use the plain builtin kernels
-            kwargs["experimental_op_resolver_type"] = importlib.import_module(cls.__module__).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            resolvers = importlib.import_module(cls.__module__).OpResolverType
+            kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.xnnpack = xnnpack
         try:
             self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)

@@ -13,7 +13,9 @@ import numpy as np
 from edgecv.runtime.faces.box import FaceBox
 
 CHIP = 128  # stored chip side (pixels); resized to the embedder's input size when embedded
-MARGIN = 0.0  # extra context around a detector box, per side, as a fraction of its side (Haar boxes already span brows to chin; background in the chip hurts matching: see data/faces.py)
+# extra context around a detector box, per side, as a fraction of its side (Haar boxes already span brows to chin;
+# background in the chip hurts matching: see data/faces.py)
+MARGIN = 0.0
 # ArcFace's 5-point template for 112x112 chips (insightface), normalised to [0, 1]
 TEMPLATE = np.float32([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
                        [70.7299, 92.2041]]) / 112.0

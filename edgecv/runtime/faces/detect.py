@@ -69,8 +69,8 @@ class ArtifactFaceDetector:
     name = "edgecv-detector"
 
     def __init__(self, path: str, label: str | None = None, conf: float = 0.4, threads: int = 1):
-        from edgecv.runtime.backends import create_backend
         from edgecv.results import Detections
+        from edgecv.runtime.backends import create_backend
         from edgecv.runtime.postprocess import get_postprocess
         from edgecv.runtime.preprocess import prepare_frame
 

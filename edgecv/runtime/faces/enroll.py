@@ -92,7 +92,8 @@ def enroll(gallery: str | Path, model: str | Path, name: str, images: list[str],
     for f, why in result.rejected:
         log.warning("%s: rejected: %s", f, why)
     if not good:
-        raise EdgecvError(f"enrol {name!r}: every photo was rejected ({'; '.join(f'{Path(f).name}: {r}' for f, r in result.rejected)})")
+        why = "; ".join(f"{Path(f).name}: {r}" for f, r in result.rejected)
+        raise EdgecvError(f"enrol {name!r}: every photo was rejected ({why})")
     chips = [s.chip for s in good]
     with Gallery(gallery, create=True) as g:
         g.check_embedder(stamp, str(model))

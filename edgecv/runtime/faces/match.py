@@ -43,7 +43,8 @@ def search(queries: np.ndarray, templates: Templates) -> tuple[np.ndarray, np.nd
     return best, sims[np.arange(len(queries)), best].astype(np.float32)
 
 
-def identify(queries: np.ndarray, templates: Templates, threshold: float) -> tuple[list[str | None], list[str | None], np.ndarray]:
+def identify(queries: np.ndarray, templates: Templates,
+             threshold: float) -> tuple[list[str | None], list[str | None], np.ndarray]:
     """1:K open-set identification: (matched names, None below ``threshold``; nearest names; similarities)."""
     best, sims = search(queries, templates)
     nearest = [templates.names[i] if i >= 0 else None for i in best]

@@ -8,7 +8,6 @@ option that does not belong to the artifact's task is refused by name (``options
 from edgecv.runtime.postprocess import classify as _classify  # noqa: F401  (each task registers itself)
 from edgecv.runtime.postprocess import detect as _detect  # noqa: F401
 from edgecv.runtime.postprocess import embed as _embed  # noqa: F401
-from edgecv.runtime.postprocess._registry import (Postprocess, get_postprocess, list_postprocess, options_for,
-                                                  register_postprocess)
+from edgecv.runtime.postprocess._registry import Postprocess, get_postprocess, list_postprocess, options_for, register_postprocess
 
 __all__ = ["Postprocess", "get_postprocess", "list_postprocess", "options_for", "register_postprocess"]

@@ -13,6 +13,7 @@ from edgecv.results import Detections
 from edgecv.runtime.postprocess._registry import register_postprocess
 from edgecv.runtime.postprocess.nms import nms_xyxy
 
+
 def best_class(scores: np.ndarray, conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per box: the best class and its score, for boxes whose best score reaches ``conf``."""
     cls = scores.argmax(1)

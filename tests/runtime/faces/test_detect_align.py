@@ -103,7 +103,7 @@ def test_an_edgecv_detector_artifact_can_be_the_face_detector(det_export):
     """Plumbing: a detector artifact's boxes (here the shapes detector's) come back as face boxes in frame
     pixels; a class that the artifact lacks is refused."""
     out, _ = det_export
-    from edgecv.data.samples import detect_image, background_photos
+    from edgecv.data.samples import background_photos, detect_image
     from edgecv.runtime.backends import create_backend
 
     model = out / "model_int8.onnx"

@@ -5,8 +5,8 @@ becomes an object, and greedy matching agrees with the optimal assignment where 
 import numpy as np
 import pytest
 
-from edgecv.runtime.track import ByteTracker, TrackerOptions
 import edgecv.runtime.track.bytetrack as bytetrack
+from edgecv.runtime.track import ByteTracker, TrackerOptions
 from edgecv.runtime.track.bytetrack import greedy_match, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
 from edgecv.runtime.track.kalman import initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
 
