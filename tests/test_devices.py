@@ -36,7 +36,7 @@ def test_export_takes_formats_and_precisions_from_the_profile(monkeypatch, tiny_
 
     seen = {}
 
-    def fake_export(run, spec):
+    def fake_export(run, spec, data=None):
         seen["spec"] = spec
         return export_module.ExportResult(out_dir=Path(run), report=Path(run) / "export_report.json")
 
