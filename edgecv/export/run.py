@@ -25,6 +25,7 @@ from edgecv.artifact import ArtifactMeta
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.export import _converters  # noqa: F401  (registers every converter)
+from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration
@@ -184,6 +185,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
     meta = dataclasses.replace(meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files))
                                if task.frame_drift else None)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
+        ready = Path(stage) / "ready"  # finished artifacts and the report, moved into out_dir together at the end
+        ready.mkdir()
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set)
         for fmt, precision in spec.targets():
             staged, row = exporter.build(fmt, precision)
@@ -205,31 +208,31 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
                         **published.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
                         **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
                         "val_tar": float(t["tar"]), "val_far": float(t["far"])})
-                publish(staged, final, published)
+                publish(staged, ready / final.name, published)
                 row["published"] = True
             result.rows.append(row)
         if spec.nms_in_graph:
-            _with_graph_nms(exporter, result, Path(stage))
-    report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
-                                                 "n": len(eval_set.images), "unreadable": eval_set.skipped},
-              "max_drop_points": spec.max_drop,
-              "calibration": None if calibration is None else {"images": len(calibration), "hash": calibration.hash,
-                                                                "method": spec.calib_method, "skipped": calibration.skipped},
-              "artifacts": result.rows, "failures": result.failures}
+            _with_graph_nms(exporter, result, Path(stage), ready)
+        report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
+                                                     "n": len(eval_set.images), "unreadable": eval_set.skipped},
+                  "max_drop_points": spec.max_drop,
+                  "calibration": None if calibration is None else {
+                      "images": len(calibration), "hash": calibration.hash, "method": spec.calib_method,
+                      "skipped": calibration.skipped},
+                  "artifacts": result.rows, "failures": result.failures}
+        (ready / "export_report.json").write_text(json.dumps(report, indent=1, default=float))
+        publish_together(ready, out_dir)
     result.report = out_dir / "export_report.json"
-    tmp = result.report.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float))
-    tmp.replace(result.report)
     return result
 
 
-def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path) -> None:
+def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path, ready: Path) -> None:
     """``model_<precision>_nms.onnx`` beside every published ONNX artifact: the same graph (already gated) with
     ONNX NonMaxSuppression appended, measured like the others (its mAP uses the graph's selection)."""
     from edgecv.export.onnx_nms import nms_meta, onnx_nms
 
     for row in [r for r in result.rows if r["file"].endswith(".onnx") and r.get("published")]:
-        source = result.out_dir / row["file"]
+        source = ready / row["file"]
         final = source.with_name(source.stem + "_nms.onnx")
         staged = onnx_nms(source, ConvertSpec(stage / final.name, nms_meta(read_meta(source))))
         nms_row = {**exporter._evaluate(staged), "file": final.name, "nms_in_graph": True, "published": True}

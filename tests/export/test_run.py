@@ -131,3 +131,49 @@ def test_the_drift_reference_is_measured_on_raw_frames_as_the_device_measures_th
     assert ref["quantiles"]["confidence"][4] == pytest.approx(max(conf), abs=1e-5)
     monitor = DriftMonitor(ref)  # what the device does with it
     assert monitor.vector(frames[0], conf[0])[0] == pytest.approx(brightness[0])
+
+
+def _snapshot(out):
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_ctrl_c_during_conversion_leaves_the_previous_set(exported, tiny_run, monkeypatch):
+    out, _ = exported
+    before = _snapshot(out)
+    build = export_module._Exporter.build
+    calls = []
+
+    def interrupted(self, fmt, precision, keep=()):
+        calls.append(fmt)
+        if len(calls) == 2:  # the first artifact is finished, the second is being converted
+            raise KeyboardInterrupt
+        return build(self, fmt, precision, keep)
+
+    monkeypatch.setattr(export_module._Exporter, "build", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(tiny_run, ExportSpec(formats=("onnx", "tflite"), out=out))
+    assert _snapshot(out) == before  # byte for byte, and no staging or backup folder left
+
+
+def test_ctrl_c_during_publication_puts_the_previous_set_back(exported, tiny_run, monkeypatch):
+    """A real SIGINT in the middle of moving the new files in: the swap is undone, then the export is interrupted."""
+    import os
+    import signal
+
+    out, _ = exported
+    before = _snapshot(out)
+    replace, moves = os.replace, []
+
+    def replace_then_sigint(src, dst):
+        replace(src, dst)
+        if ".previous." in str(src) or ".previous." in str(dst) or "ready" in str(src):
+            moves.append(dst)
+            if len(moves) == 3:  # both old files set aside, the first new one in place
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        export_run(tiny_run, ExportSpec(formats=("onnx",), out=out))
+    monkeypatch.undo()
+    assert len(moves) >= 3 and _snapshot(out) == before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards
