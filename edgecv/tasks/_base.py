@@ -7,6 +7,7 @@ that only reads artifacts (``edgecv bench``) can dispatch without torch."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from edgecv.export.fidelity import EvalSet
 
 
-class Task:
-    """One task's implementation (subclass and ``register_task`` it). The defaults are those of most tasks."""
+class Task(ABC):
+    """One task's implementation (subclass and ``register_task`` it); the defaults are those of most tasks. A
+    subclass that leaves out one of the abstract methods cannot be registered."""
 
     name: ClassVar[str]
     supports_tta: ClassVar[bool] = False  # `edgecv eval --tta`
@@ -27,21 +29,21 @@ class Task:
     frame_drift: ClassVar[bool] = True  # its artifacts see whole frames: export records the drift reference
     graph_nms: ClassVar[bool] = False  # `edgecv export --nms-in-graph`
 
+    @abstractmethod
     def train(self, recipe, run_dir: Path, info, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
         """Train (or, with ``last``, the last.pt being resumed, continue) ``recipe`` into ``run_dir``: its metrics."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load(self, run_dir: Path) -> tuple[Any, dict[str, Any], ArtifactMeta]:
         """The run's best model in eval mode, its checkpoint meta and the artifact metadata it exports with."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, run_dir: Path, split: str = "test", data: str | None = None, tta: bool = False) -> dict[str, Any]:
         """``edgecv eval``: the metrics of the run's best model on ``split`` (what ``--json`` prints)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         """``edgecv eval``'s lines for ``evaluate``'s result."""
-        raise NotImplementedError
 
     def eval_set(self, run_dir: Path, split: Split, name: str, input_size: tuple[int, int]) -> EvalSet:
         """The ``name`` split of a run as its fidelity metric reads it."""

@@ -20,6 +20,16 @@ def test_every_recipe_task_is_registered_once():
     with pytest.raises(EdgecvError, match=r"unknown task 'pose' \(known: classify, detect, embed\)"):
         get_task("pose")
 
+    class Half(Task):  # a new task that forgot how it is evaluated
+        name = "pose"
+
+        def train(self, recipe, run_dir, info, last, callbacks=()):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract"):
+        register_task(Half)
+    assert list_tasks() == ["classify", "detect", "embed"]
+
 
 def test_what_each_task_asks_of_export():
     assert [t for t in list_tasks() if get_task(t).calibrates_on_val] == ["embed"]
