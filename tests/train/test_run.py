@@ -5,6 +5,7 @@ import torch
 
 from edgecv.errors import EdgecvError
 from edgecv.models.loading import load_checkpoint
+from edgecv.train.cache import cached as _REAL_CACHED
 from edgecv.train.checkpoint import save_atomic
 from edgecv.train.run import train
 
@@ -93,3 +94,63 @@ def test_extra_named_test_sets_are_reported_separately(tmp_path, shapes_dir):
     extra = result.metrics["extra"]["again"]
     assert extra["n"] == 60 and extra["skipped_files"] == []  # every image of the folder, scored on its own
     assert set(extra["per_class"]) == set(result.metrics["test"]["per_class"])
+
+
+def _cut_caching_after(n: int, monkeypatch) -> list:
+    """Ctrl-C right after the n-th feature file is cached (before any epoch, so before any checkpoint); returns the
+    list of feature files actually computed (not read from the cache), across calls."""
+    import edgecv.train.cache as cache
+
+    real, computed = _REAL_CACHED, []
+
+    def cached(path, info, compute):
+        fs = real(path, info, lambda: (computed.append(path.name), compute())[1])
+        if n and len({p.name for p in (path.parent).glob("*.pt")}) >= n:
+            raise KeyboardInterrupt
+        return fs
+
+    monkeypatch.setattr(cache, "cached", cached)
+    return computed
+
+
+def test_train_interrupted_before_its_first_checkpoint_starts_again_without_overwrite(tiny_recipe, tmp_path,
+                                                                                      monkeypatch):
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    run = tmp_path / "run"
+    computed = _cut_caching_after(2, monkeypatch)
+    r = CliRunner().invoke(cli, ["train", str(tiny_recipe), "--out", str(run)])
+    assert r.exit_code == 130 and not (run / "last.pt").exists()
+    # the message says what is on disk: no checkpoint, two cached feature files, and what to do
+    assert "no epoch had finished" in r.output and "2 cached feature file(s)" in r.output and "start over" in r.output
+    assert "--resume" not in r.output and len(computed) == 2
+    kept = {p.name for p in (run / "cache").glob("*.pt")}
+    # a plain re-run with the same recipe starts again (no --overwrite needed) and does not recompute those two
+    computed = _cut_caching_after(0, monkeypatch)
+    result = train(str(tiny_recipe), out=str(run))
+    assert (run / "last.pt").is_file() and result.metrics["test"]["n"] == 12
+    assert computed and not set(computed) & kept
+
+
+def test_resume_of_a_run_without_checkpoint_starts_it_and_contradictions_are_refused(tiny_recipe, tmp_path,
+                                                                                     monkeypatch):
+    run = tmp_path / "run"
+    _cut_caching_after(1, monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match="no checkpoint"):
+        train(str(tiny_recipe), out=str(run))
+    # another recipe in the same folder is not silently mixed with the first one's files
+    with pytest.raises(EdgecvError, match="unfinished run of a different recipe.*--overwrite"):
+        train(str(tiny_recipe), out=str(run), overrides=("train.seed=99",))
+    with pytest.raises(EdgecvError, match="--resume and --overwrite contradict"):
+        train(str(tiny_recipe), out=str(run), resume=True, overwrite=True)
+    _cut_caching_after(0, monkeypatch)
+    result = train(str(tiny_recipe), out=str(run), resume=True)
+    assert result.resumed_from is None and (run / "best.pt").is_file()
+    # Ctrl-C after a checkpoint names the epoch that is on disk and the command that continues it
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match=r"last.pt holds head epoch 1; continue with .*--resume"):
+        train(str(tiny_recipe), out=str(tmp_path / "other"), callbacks=[stop])
