@@ -152,6 +152,9 @@ def embed_run(face_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def embed_export(embed_run, tmp_path_factory):
-    """int8 ONNX + TFLite of the tiny embedder, gated at the default 1-point TAR@FAR budget (the CLI's result)."""
+    """int8 ONNX + TFLite of the tiny embedder (the CLI's result). Its 36 test people make TAR@FAR=1e-2's paired
+    95% interval about +-8 points wide, so the gate, which decides on the interval's upper end, is given 12 points:
+    the point drop is checked against the 1-point budget by the test itself."""
     out = tmp_path_factory.mktemp("embed_export")
-    return out, edgecv("export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--out", out, ok=False)
+    return out, edgecv("export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--max-drop", "12",
+                       "--out", out, ok=False)

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgecv.export.calibration import read_images
+from edgecv.export.stats import paired_drop_interval
 from edgecv.runtime.backends import Backend, create_backend
 from edgecv.runtime.preprocess import letterbox_transform, prepare_input
 
@@ -145,6 +146,21 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
     return stacked, ms, backend
 
 
+def drop_bound(row: dict[str, Any]) -> float:
+    """What the gate compares with --max-drop: the upper bound of the drop's 95% interval, or the point estimate
+    where the test split is too small to give an interval."""
+    high = (row.get("drop_ci95") or {}).get("high")
+    return row["drop_points"] if high is None else max(high, row["drop_points"])
+
+
+def agreement_all(path: str | Path, images: np.ndarray, reference: list[np.ndarray], task: str,
+                  threads: int | None = None) -> float:
+    """Label-free: how often the artifact's prediction is fp32's on ``images`` (every image of the run)."""
+    tm = METRICS[task]
+    outs = run_backend(path, images, threads)[0]
+    return tm.agreement(outs[tm.compared], reference[tm.compared])
+
+
 def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,
             threads: int | None = None, val_set: EvalSet | None = None) -> dict[str, Any]:
     """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``val_set``:
@@ -166,6 +182,7 @@ def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], ta
         "value": value,
         "reference": ref_metric,
         "drop_points": round((ref_metric - value) * 100, 4),
+        "drop_ci95": paired_drop_interval(task, outs, reference, eval_set),
         "top1_agreement": tm.agreement(out, ref),
         "max_abs_diff": float(np.abs(out - ref).max()),
         "size_mb": Path(path).stat().st_size / 1e6,

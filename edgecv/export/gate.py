@@ -21,6 +21,7 @@ from torch import nn
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.export.calibration import Calibration
+from edgecv.export.fidelity import drop_bound
 
 log = logging.getLogger(__name__)
 QUANTIZED_LAYERS = (nn.Conv2d, nn.Linear)
@@ -94,24 +95,26 @@ class GateResult:
 
 def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], dict[str, Any]],
             ranking: Callable[[], list[tuple[str, float]]], max_drop: float, max_float: int = 16) -> GateResult:
-    """Build with no float layers; while the drop exceeds ``max_drop``, keep the 1, 2, 4, ... most
-    sensitive layers in float (at most ``max_float``). Returns the first artifact within budget."""
+    """Build with no float layers; while the drop's upper 95% bound (``drop_bound``) exceeds ``max_drop``, keep the
+    1, 2, 4, ... most sensitive layers in float (at most ``max_float``). Returns the first artifact within budget."""
+    def attempt(keep: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
+        return {"float_layers": list(keep), "drop_points": row["drop_points"], "drop_bound": drop_bound(row),
+                "value": row["value"], "agreement": row["top1_agreement"]}
+
     path = build(())
     row = evaluate(path)
-    attempts = [{"float_layers": [], "drop_points": row["drop_points"], "value": row["value"],
-                 "agreement": row["top1_agreement"]}]
-    if row["drop_points"] <= max_drop:
+    attempts = [attempt((), row)]
+    if drop_bound(row) <= max_drop:
         return GateResult(path, row, (), attempts)
     ranked = [name for name, _ in ranking()]
     limit = min(max_float, len(ranked))
     for k in sorted({min(2**i, limit) for i in range(limit.bit_length() + 1)} - {0}):
         keep = tuple(ranked[:k])
-        log.info("int8 drop %.2f points > %.2f: keeping %d layer(s) in float: %s", row["drop_points"], max_drop, k,
-                 ", ".join(keep))
+        log.info("%s: int8 drop %.2f points (95%% bound %.2f) > %.2f: keeping %d layer(s) in float: %s",
+                 row["file"], row["drop_points"], drop_bound(row), max_drop, k, ", ".join(keep))
         path = build(keep)
         row = evaluate(path)
-        attempts.append({"float_layers": list(keep), "drop_points": row["drop_points"], "value": row["value"],
-                         "agreement": row["top1_agreement"]})
-        if row["drop_points"] <= max_drop:
+        attempts.append(attempt(keep, row))
+        if drop_bound(row) <= max_drop:
             return GateResult(path, row, keep, attempts)
     return GateResult(None, row, (), attempts)

@@ -16,7 +16,10 @@ def test_embedder_export_reports_tar_at_far_and_its_int8_drop(embed_export):
     assert fp32["metric"] == "tar@far=0.01" and abs(fp32["drop_points"]) < 0.5  # ONNX fp32 == torch
     for name in ("model_int8.onnx", "model_int8.tflite"):
         row = rows[name]
-        assert row["gate"]["passed"] and row["drop_points"] <= 1.0, row  # the budget: <= 1 point
+        assert row["gate"]["passed"] and row["drop_points"] <= 1.0, row  # the point estimate within 1 point
+        ci = row["drop_ci95"]
+        assert ci["low"] <= row["drop_points"] <= ci["high"] and ci["draws"] == 500  # the bound the gate judged
+        assert row["agreement_all"]["n"] == 1200 and 0 < row["agreement_all"]["value"] <= 1  # every image of the run
         assert 0 < row["top1_agreement"] <= 1  # nearest-neighbour agreement with torch
         at = row["at_threshold"]
         assert at["impostor"] > 500 and 0 <= at["far"] <= 0.1 and at["shots"] == 3

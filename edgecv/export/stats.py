@@ -1,0 +1,92 @@
+"""Error bars for the fidelity report: the paired accuracy drop of an artifact against torch fp32, with a 95%
+interval from a bootstrap over the test images.
+
+Paired: each draw resamples the test images (with replacement) once and scores the reference and the artifact on
+the same draw, so what the two share (an image both get right, or both wrong) cancels and only their
+disagreements move the drop. A test split of 300 images makes one image 0.33 points; the interval says how far
+the drop on the images the device will see may be from the one measured here, and the gate decides on its upper
+bound (a drop is certified only when the test split is large enough to show it).
+
+Each task gives a scorer: outputs + eval set (``fidelity.EvalSet``) -> a function from image indices (one draw)
+to the task's metric on those images. Pairs of an embedder are scored between distinct drawn images only (a
+drawn image paired with its own copy would be a genuine pair of similarity 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+LEVEL = 0.95
+Scorer = Callable[[np.ndarray], float]  # image indices (one bootstrap draw) -> metric on them
+
+
+def top1_scorer(outputs: list[np.ndarray], es: Any) -> Scorer:
+    correct = (outputs[0].argmax(1) == es.labels).astype(np.float64)
+    return lambda idx: float(correct[idx].mean())
+
+
+def tar_scorer(outputs: list[np.ndarray], es: Any, far: float = 1e-2) -> Scorer:
+    from edgecv.evaluate.embed import l2_normalize, threshold_at_far
+
+    emb = l2_normalize(outputs[0]).astype(np.float64)
+    sims, labels = emb @ emb.T, np.asarray(es.labels)
+
+    def score(idx: np.ndarray) -> float:
+        i, j = np.triu_indices(len(idx), 1)
+        a, b = idx[i], idx[j]
+        distinct = a != b
+        a, b = a[distinct], b[distinct]
+        s, same = sims[a, b], labels[a] == labels[b]
+        if not same.any() or same.all():
+            return float("nan")
+        return float(np.mean(s[same] >= threshold_at_far(s[~same], far)))
+
+    return score
+
+
+def map50_scorer(outputs: list, es: Any) -> Scorer:
+    """The device's NMS runs once per image; each draw re-indexes those detections and the boxes and runs COCOeval."""
+    from edgecv.evaluate.detect import coco_map, score_outputs, to_coco_results
+
+    classes = [c["name"] for c in es.targets["categories"]]
+    dets = score_outputs(outputs, es.targets, classes)[1]
+    images = {im["id"]: im for im in es.targets["images"]}
+    anns: dict[int, list[dict[str, Any]]] = {}
+    for a in es.targets["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+
+    def score(idx: np.ndarray) -> float:
+        gt_images, gt_anns = [], []
+        for k, o in enumerate(idx.tolist(), 1):
+            gt_images.append({**images[o + 1], "id": k})
+            gt_anns += [{**a, "image_id": k, "id": len(gt_anns) + n + 1} for n, a in enumerate(anns.get(o + 1, []))]
+        gt = {**es.targets, "images": gt_images, "annotations": gt_anns}
+        return coco_map(gt, to_coco_results([dets[o] for o in idx], list(range(1, len(idx) + 1))), classes)["map50"]
+
+    return score
+
+
+SCORERS: dict[str, tuple[Callable[[list, Any], Scorer], int]] = {  # task -> (scorer, bootstrap draws)
+    "classify": (top1_scorer, 2000),
+    "embed": (tar_scorer, 500),
+    "detect": (map50_scorer, 200),  # a COCOeval per draw
+}
+
+
+def paired_drop_interval(task: str, outputs: list, reference: list, es: Any, seed: int = 0,
+                         draws: int | None = None) -> dict[str, Any]:
+    """The 95% percentile interval (points) of (reference - artifact) over paired bootstrap draws of the test
+    images; ``None`` bounds when the draws cannot score the metric (too few images)."""
+    make, default_draws = SCORERS[task]
+    draws = draws or default_draws
+    art, ref = make(outputs, es), make(reference, es)
+    n, rng = len(es.images), np.random.default_rng(seed)
+    drops = np.array([ref(idx) - art(idx) for idx in (rng.integers(0, n, n) for _ in range(draws))]) * 100
+    drops = drops[np.isfinite(drops)]
+    lo, hi = (None, None) if len(drops) < draws / 2 else (float(x) for x in np.percentile(
+        drops, [50 * (1 - LEVEL), 100 - 50 * (1 - LEVEL)]))
+    return {"low": lo, "high": hi, "level": LEVEL, "draws": draws, "seed": seed,
+            "method": "paired bootstrap over the test images (percentile interval)"}
