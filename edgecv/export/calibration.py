@@ -32,10 +32,12 @@ class Calibration:
     def __len__(self) -> int:
         return len(self.images)
 
-    def inputs(self, meta: ArtifactMeta, batch: int = 1) -> Iterator[np.ndarray]:
-        """Float input batches in ``meta``'s layout (a float graph's input: never int8-quantized)."""
+    def inputs(self, meta: ArtifactMeta, batch: int = 1, desc: str | None = None) -> Iterator[np.ndarray]:
+        """Float input batches in ``meta``'s layout (a float graph's input: never int8-quantized); ``desc``: a
+        progress bar of that name (shown on a terminal)."""
         float_meta = dataclasses.replace(meta, input_quant=None)
-        for i in range(0, len(self.images), batch):
+        starts = range(0, len(self.images), batch)
+        for i in tqdm(starts, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
             yield np.stack([prepare_input(im, float_meta) for im in self.images[i : i + batch]])
 
 

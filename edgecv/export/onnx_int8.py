@@ -85,7 +85,8 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         qpath = Path(tmp) / "int8.onnx"
-        q.quantize_static(str(pre), str(qpath), _reader(spec.calibration.inputs(meta), proto.graph.input[0].name),
+        q.quantize_static(str(pre), str(qpath), _reader(spec.calibration.inputs(meta, desc=f"calibrating {out.name}"),
+                                                              proto.graph.input[0].name),
                           quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QInt8,
                           weight_type=q.QuantType.QInt8, calibrate_method=methods[spec.calib_method],
                           nodes_to_exclude=float_nodes,

@@ -8,11 +8,13 @@ or interrupted export leaves every previous artifact intact.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration
-from edgecv.export.fidelity import EvalSet, measure
+from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
@@ -38,6 +40,7 @@ from edgecv.runtime.preprocess import prepare_frame, prepare_input
 from edgecv.tasks import get_task, task_of_run
 
 log = logging.getLogger(__name__)
+ALL_IMAGES_MAX = 5000  # label-free agreement: at most this many of the run's images (a seeded sample)
 
 
 @dataclass
@@ -46,6 +49,22 @@ class ExportResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     report: Path | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
+
+
+class _Phases:
+    """``with phases("name"):`` logs the phase as it starts and its seconds as it ends, into ``times``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, what: str):
+        log.info("%s: %s", name, what)
+        t = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - t, 2)
+        log.info("%s: done in %.1f s", name, self.times[name])
 
 
 def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], ArtifactMeta]:
@@ -95,11 +114,14 @@ def raw_frames(root: str | Path, files: list[str] | tuple[str, ...]) -> list[np.
 
 class _Exporter:
     def __init__(self, model, meta: ArtifactMeta, spec: ExportSpec, stage: Path, eval_set: EvalSet,
-                 reference: list[np.ndarray], calibration: Calibration | None, val_set: EvalSet | None = None):
+                 reference: list[np.ndarray], calibration: Calibration | None, val_set: EvalSet | None = None,
+                 run_dir: Path | None = None, split: Split | None = None):
         self.model, self.meta, self.spec, self.stage, self.val_set = model, meta, spec, stage, val_set
         self.eval_set, self.reference, self.calibration = eval_set, reference, calibration
         self._staged: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
         self._ranking: list[tuple[str, float]] | None = None
+        self._all: tuple[np.ndarray, list[np.ndarray], str] | None = None
+        self.run_dir, self.split = run_dir, split
 
     def ranking(self) -> list[tuple[str, float]]:
         if self._ranking is None:
@@ -122,6 +144,23 @@ class _Exporter:
         else:
             source = self.build("onnx", "fp32")[0]
         return conv.fn(source, spec)
+
+    def agreement_all(self, path: Path) -> dict[str, Any]:
+        """Label-free agreement with fp32 on every image of the run (train + val + test; a seeded sample of
+        ``ALL_IMAGES_MAX`` when there are more), many times the test split."""
+        if self._all is None:
+            names = [n for n in ("train", "val", "test") if self.split.files.get(n)]
+            task = get_task(self.meta.task)
+            sets = [self.eval_set if n == "test" else task.eval_set(self.run_dir, self.split, n, self.meta.input_size)
+                    for n in names]
+            images = np.concatenate([s.images for s in sets])
+            if len(images) > ALL_IMAGES_MAX:
+                images = images[np.sort(np.random.default_rng(0).choice(len(images), ALL_IMAGES_MAX, replace=False))]
+            reference = torch_reference(self.model, self.meta, images)
+            self._all = (images, reference, "+".join(names))
+        images, reference, names = self._all
+        value = agreement_all(path, images, reference, self.meta.task, self.spec.threads)
+        return {"value": value, "n": len(images), "images": names, "labels_used": False}
 
     def _evaluate(self, path: Path) -> dict[str, Any]:
         return measure(path, self.eval_set, self.reference, self.meta.task, self.spec.threads, self.val_set)
@@ -146,7 +185,7 @@ class _Exporter:
         path = self._convert(fmt, precision, keep)
         row = self._evaluate(path)
         if precision != "fp32":
-            row["gate"] = {"max_drop": self.spec.max_drop, "passed": row["drop_points"] <= self.spec.max_drop,
+            row["gate"] = {"max_drop": self.spec.max_drop, "passed": drop_bound(row) <= self.spec.max_drop,
                            "float_layers": list(keep), "attempts": []}
         result = (path if precision == "fp32" or row["gate"]["passed"] else None, row)
         if not keep:
@@ -171,31 +210,37 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir)
 
-    eval_set = task.eval_set(run_dir, split, "test", meta.input_size)
-    # embedders: every artifact's match threshold is calibrated on the val pairs through that artifact
-    val_set = task.eval_set(run_dir, split, "val", meta.input_size) if task.calibrates_on_val else None
-    reference = torch_reference(model, meta, eval_set.images)
-    # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
-    sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
-                              meta.input_size, spec.seed, resize=meta.resize)
-    calibration = sample if spec.int8 else None
-    if calibration is not None:
-        log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
-                 len(calibration), spec.seed, calibration.hash, calibration.skipped)
-    meta = dataclasses.replace(meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files))
-                               if task.frame_drift else None)
+    phases = _Phases()
+    with phases("reference", f"torch fp32 on the {split.counts()['test']} test images"):
+        eval_set = task.eval_set(run_dir, split, "test", meta.input_size)
+        # embedders: every artifact's match threshold is calibrated on the val pairs through that artifact
+        val_set = task.eval_set(run_dir, split, "val", meta.input_size) if task.calibrates_on_val else None
+        reference = torch_reference(model, meta, eval_set.images)
+    with phases("calibration", f"reading {spec.calib_images} train images (int8 calibration, drift reference)"):
+        # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
+        sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
+                                  meta.input_size, spec.seed, resize=meta.resize)
+        calibration = sample if spec.int8 else None
+        if calibration is not None:
+            log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
+                     len(calibration), spec.seed, calibration.hash, calibration.skipped)
+        meta = dataclasses.replace(meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files))
+                                   if task.frame_drift else None)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         ready = Path(stage) / "ready"  # finished artifacts and the report, moved into out_dir together at the end
         ready.mkdir()
-        exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set)
+        exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set, run_dir, split)
         for fmt, precision in spec.targets():
-            staged, row = exporter.build(fmt, precision)
             final = out_dir / f"model_{precision}{FORMATS[fmt].suffix}"
+            with phases(final.name, f"converting ({fmt} {precision}{', gated' if precision != 'fp32' else ''}) and "
+                                    f"measuring on the test split"):
+                staged, row = exporter.build(fmt, precision)
             row = {**row, "file": final.name}
             if staged is None:
                 tried = row.get("gate", {}).get("attempts") or [{"float_layers": []}]
                 result.failures.append(
-                    f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (> {spec.max_drop}) even with "
+                    f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
+                    f"{drop_bound(row):.2f} > {spec.max_drop}) even with "
                     f"{len(tried[-1]['float_layers'])} layer(s) kept in float; not written "
                     f"(the fp32 artifacts and any previous {final.name} are kept)")
                 row["published"] = False
@@ -208,7 +253,10 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
                         **published.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
                         **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
                         "val_tar": float(t["tar"]), "val_far": float(t["far"])})
-                publish(staged, ready / final.name, published)
+                with phases(f"{final.name} agreement", "label-free agreement with fp32 on every image of the run"):
+                    row["agreement_all"] = exporter.agreement_all(staged)
+                publish(staged, ready / final.name, dataclasses.replace(published, fidelity={
+                    **published.fidelity, "agreement_all": row["agreement_all"]}))
                 row["published"] = True
             result.rows.append(row)
         if spec.nms_in_graph:
@@ -219,10 +267,10 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
                   "calibration": None if calibration is None else {
                       "images": len(calibration), "hash": calibration.hash, "method": spec.calib_method,
                       "skipped": calibration.skipped},
-                  "artifacts": result.rows, "failures": result.failures}
+                  "artifacts": result.rows, "failures": result.failures, "phases_s": phases.times}
         (ready / "export_report.json").write_text(json.dumps(report, indent=1, default=float))
         publish_together(ready, out_dir)
-    result.report = out_dir / "export_report.json"
+    result.report, result.phases = out_dir / "export_report.json", phases.times
     return result
 
 
@@ -242,8 +290,8 @@ def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path, read
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts':>9} {'agree':>6} {'max|d|':>8} {'MB':>6} "
-            f"{'p50 ms':>7}  gate")
+    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts [95% CI]':>20} {'agree':>6} {'all':>6} "
+            f"{'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate")
     lines = [head, "-" * len(head)]
     for r in rows:
         gate = r.get("gate")
@@ -251,7 +299,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if gate and gate["float_layers"]:
             layers = gate["float_layers"]
             note += f" ({len(layers)} float: {', '.join(layers[:3])}{'...' if len(layers) > 3 else ''})"
-        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {r['drop_points']:>9.2f} "
-                     f"{r['top1_agreement']:>6.3f} {r['max_abs_diff']:>8.4f} {r['size_mb']:>6.2f} "
-                     f"{r['latency_p50_ms']:>7.2f}  {note}")
+        ci = r.get("drop_ci95") or {}
+        drop = f"{r['drop_points']:.2f}" + (f" [{ci['low']:+.2f},{ci['high']:+.2f}]" if ci.get("high") is not None else "")
+        agree_all = (r.get("agreement_all") or {}).get("value")
+        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {drop:>20} {r['top1_agreement']:>6.3f} "
+                     f"{'-' if agree_all is None else f'{agree_all:.3f}':>6} {r['max_abs_diff']:>8.4f} "
+                     f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
     return "\n".join(lines)
+
+
+def export(run: str | Path, data: str | Path | None = None, **options: Any) -> ExportResult:
+    """``edgecv.export(run, formats=("onnx", "tflite"), int8=True, max_drop=1.0, ...)``: ``export_run`` with an
+    ``ExportSpec`` of ``options`` (its fields, as ``edgecv export``'s flags)."""
+    fields = {f.name for f in dataclasses.fields(ExportSpec)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise EdgecvError(f"export: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    if "formats" in options:
+        options["formats"] = tuple(options["formats"])
+    return export_run(run, ExportSpec(**options), data=data)

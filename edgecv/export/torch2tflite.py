@@ -39,7 +39,8 @@ def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
     spec.check_keep_float(quantizer.unmatched(graph))
     program = move_exported_model_to_eval(prepare_pt2e(graph, quantizer))
     with torch.no_grad():
-        for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC")):
+        for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC"),
+                                         desc=f"calibrating {spec.out.name}"):
             program(torch.from_numpy(x))
     program = move_exported_model_to_eval(convert_pt2e(program, fold_quantize=False))
     program.training = False  # move_exported_model_to_eval rewrites the ops but leaves the flag litert-torch checks
