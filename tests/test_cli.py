@@ -139,3 +139,23 @@ def test_a_moved_run_evaluates_exports_and_benches_from_another_folder(tiny_run,
     assert r.exit_code == 0 and Path("x/model_fp32.onnx").is_file(), r.output
     r = CliRunner().invoke(cli, ["bench", "x", "--run", str(run), "--data", str(elsewhere)], catch_exceptions=False)
     assert r.exit_code == 0 and "model_fp32.onnx" in r.output, r.output
+
+
+def test_eval_writes_one_file_per_split_and_mode(tiny_run, tmp_path):
+    """`eval --split val --tta` does not replace the test split's TTA metrics (nor train's metrics.json)."""
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export", "cache"))
+    metrics = (run / "metrics.json").read_bytes()
+    for args in ([], ["--tta"], ["--split", "val"], ["--split", "val", "--tta"]):
+        r = CliRunner().invoke(cli, ["eval", str(run), *args], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    written = {name: json.loads((run / name).read_text()) for name in
+               ("eval.json", "eval_tta.json", "eval_val.json", "eval_val_tta.json")}
+    assert [(("test" in m), m["tta"]) for m in written.values()] == [(True, False), (True, True), (False, False),
+                                                                    (False, True)]
+    for png in ("confusion_matrix.png", "confusion_matrix_tta.png", "confusion_matrix_val.png",
+                "confusion_matrix_val_tta.png"):
+        assert (run / png).is_file(), png
+    assert (run / "metrics.json").read_bytes() == metrics

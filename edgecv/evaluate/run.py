@@ -105,7 +105,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
 def write_eval(run_dir: Path, result: dict[str, Any], name: str, splits: tuple[str, ...], classes: list[str]) -> None:
     """The metrics as JSON, and a confusion-matrix PNG per split."""
     (run_dir / name).write_text(json.dumps(result, indent=1))
+    tta = "_tta" if result.get("tta") else ""
     for s in splits:
-        suffix = "" if s == "test" else f"_{s}"
+        suffix = ("" if s == "test" else f"_{s}") + tta
         plot_confusion(result[s]["confusion_matrix"], classes, run_dir / f"confusion_matrix{suffix}.png",
-                       f"{s} top-1 {result[s]['top1']:.3f}")
+                       f"{s}{' (tta)' if tta else ''} top-1 {result[s]['top1']:.3f}")

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import itertools
 import logging
+import os
 import re
 import threading
 import time
@@ -258,12 +260,15 @@ class VideoFileSource:
 
 
 class ImageFilesSource:
-    """Images from a folder (sorted) or a glob; unreadable files are skipped and counted."""
+    """Images from a folder (sorted) or a glob; unreadable files are skipped and counted. A frame's name is its
+    path below the folder, or below the glob's wildcard-free prefix (``data/*/*.jpg`` names ``circle/0000.jpg``,
+    so images of one file name in different folders stay apart in the events)."""
 
-    def __init__(self, paths: list[str], uri: str):
+    def __init__(self, paths: list[str], uri: str, base: str | None = None):
         if not paths:
             raise EdgecvError(f"{uri}: no images found")
         self.uri, self.paths, self.stats, self.fps = uri, paths, SourceStats(), 1.0
+        self.base = base
 
     def __iter__(self) -> Iterator[Frame]:
         for i, p in enumerate(self.paths):
@@ -273,7 +278,8 @@ class ImageFilesSource:
                 log.warning("%s: unreadable image, skipped", p)
                 continue
             self.stats.read += 1
-            yield Frame(bgr, i, time.monotonic(), Path(p).name, pts=float(i))
+            name = os.path.relpath(p, self.base) if self.base is not None else Path(p).name
+            yield Frame(bgr, i, time.monotonic(), name, pts=float(i))
 
     def close(self) -> None:
         pass
@@ -300,9 +306,11 @@ def open_source(uri: str | int, give_up_after: float | None = None, open_timeout
     path = Path(uri)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return ImageFilesSource(files, uri)
+        return ImageFilesSource(files, uri, base=uri)
     if any(c in uri for c in "*?["):
-        return ImageFilesSource(sorted(p for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES), uri)
+        fixed = Path(*[part for part in itertools.takewhile(lambda q: not any(c in q for c in "*?["), path.parts)])
+        files = sorted(p for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        return ImageFilesSource(files, uri, base=str(fixed) if fixed.parts else ".")
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageFilesSource([str(path)], uri)

@@ -30,7 +30,8 @@ class Classify(Task):
     def evaluate(self, run_dir, split="test", data=None, tta=False):
         from edgecv.evaluate.run import evaluate_run
 
-        return evaluate_run(run_dir, data=data, split=split, tta=tta, write="eval_tta.json" if tta else "eval.json")
+        qualifier = ("" if split == "test" else f"_{split}") + ("_tta" if tta else "")  # one file per split and mode
+        return evaluate_run(run_dir, data=data, split=split, tta=tta, write=f"eval{qualifier}.json")
 
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         m = result[split]

@@ -63,17 +63,30 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| artifact | format | precision | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| artifact | format | precision | threads | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sp = f"{r['speedup_vs_fp32']:.2f}x" if r["speedup_vs_fp32"] else "-"
-        lines.append(f"| {r['file']} | {r['format']} | {r['precision']} | {r['size_mb']:.2f} | {r['metric']} "
+        lines.append(f"| {r['file']} | {r['format']} | {r['precision']} | {r.get('threads') or 'default'} | "
+                     f"{r['size_mb']:.2f} | {r['metric']} "
                      f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} |")
     return "\n".join(lines)
 
 
-def write_bench(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
+def write_bench(rows: list[dict[str, Any]], out: Path) -> tuple[Path, Path, int]:
+    """Merge ``rows`` into ``out/bench.json`` (a row replaces only an earlier one of the same artifact file and
+    thread count; rows of other artifacts are kept) and write the table of them all to ``out/bench.md``; returns
+    both paths and how many earlier rows were kept."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(rows, indent=1))
-    (out / "bench.md").write_text(to_markdown(rows) + "\n")
-    return out / "bench.json", out / "bench.md"
+    path = out / "bench.json"
+    try:
+        earlier = json.loads(path.read_text()) if path.is_file() else []
+    except json.JSONDecodeError as exc:
+        raise EdgecvError(f"{path}: not JSON ({exc}); move it away to start a new table") from None
+    key = lambda r: (r["file"], r.get("threads"))  # noqa: E731
+    new = {key(r) for r in rows}
+    kept = [r for r in earlier if key(r) not in new]
+    merged = kept + rows
+    (out / "bench.json").write_text(json.dumps(merged, indent=1))
+    (out / "bench.md").write_text(to_markdown(merged) + "\n")
+    return out / "bench.json", out / "bench.md", len(kept)

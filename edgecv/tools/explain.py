@@ -8,7 +8,8 @@ Two maps, both at the image's own resolution and scaled to [0, 1]:
   gradient, summed over channels, ReLU, upsampled.
 
 The image goes through the same resize and normalisation as evaluation (and the device). Written as PNGs:
-``<stem>_saliency.png`` (image | heat map) and ``<stem>_gradcam.png`` (image | overlay).
+``<folder>_<stem>_saliency.png`` (image | heat map) and ``<folder>_<stem>_gradcam.png`` (image | overlay), named
+after the image's path (``edgecv._outputs``) so one image's maps never replace another's.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecv._outputs import output_stem
 from edgecv.data.augment import eval_transform
-from edgecv.data.imagefolder import read_rgb
+from edgecv.data.imagefolder import UnreadableImage, read_rgb
 from edgecv.errors import EdgecvError
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Explanation:
     layer: str  # the Grad-CAM layer
     saliency: np.ndarray  # H x W float32 in [0, 1], image resolution
     gradcam: np.ndarray  # H x W float32 in [0, 1], image resolution
+    predicted: bool = True  # the explained class is the model's prediction (not one asked for with a target)
 
     def hottest(self, which: str = "saliency", sigma: float = 0.04) -> tuple[int, int]:
         """(x, y) of the map's peak after a Gaussian blur of ``sigma`` x the image's longer side (one hot pixel
@@ -90,7 +93,10 @@ def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int |
                   layer: str | None = None, samples: int = 16, noise: float = 0.15) -> Explanation:
     """Saliency and Grad-CAM of ``model`` (a classifier in eval mode) on ``image`` for ``target`` (a class index or
     name; default: the predicted class)."""
-    rgb = read_rgb(image)
+    try:
+        rgb = read_rgb(image)
+    except UnreadableImage as exc:
+        raise EdgecvError(f"{image}: {exc}; explain takes one still image (.jpg, .png, ...)") from None
     size, classes = int(meta["input_size"]), list(meta["classes"])
     x = torch.from_numpy(eval_transform(size, meta["mean"], meta["std"])(rgb))[None]
     layer = layer or last_spatial_layer(model, size)
@@ -124,7 +130,7 @@ def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int |
     cam = torch.relu((grad.mean((2, 3), keepdim=True) * act).sum(1))[0].detach().numpy()
     saliency = smooth_saliency(model, x, idx, samples, noise)
     shape = rgb.shape[:2]
-    return Explanation(image=Path(image), class_index=idx, label=classes[idx],
+    return Explanation(image=Path(image), class_index=idx, label=classes[idx], predicted=idx == int(logits.argmax(1)),
                        score=float(logits.detach().softmax(1)[0, idx]), layer=layer,
                        saliency=_normalize(saliency, shape), gradcam=_normalize(cam, shape))
 
@@ -134,9 +140,11 @@ def _heat(m: np.ndarray) -> np.ndarray:
 
 
 def write_pngs(e: Explanation, out: str | Path) -> tuple[Path, Path]:
-    """Write ``<stem>_saliency.png`` and ``<stem>_gradcam.png`` into ``out``; the hottest point is circled."""
+    """Write ``<name>_saliency.png`` and ``<name>_gradcam.png`` into ``out`` (``<name>`` from the image's path, and
+    the class explained when it is not the predicted one); the hottest point is circled."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    name = output_stem(e.image, out) + ("" if e.predicted else f"_as_{e.label}")
     bgr = cv2.cvtColor(read_rgb(e.image), cv2.COLOR_RGB2BGR)
     r = max(3, max(bgr.shape[:2]) // 30)
     paths = []
@@ -146,7 +154,7 @@ def write_pngs(e: Explanation, out: str | Path) -> tuple[Path, Path]:
         side = np.concatenate([bgr, panel], axis=1)
         cv2.putText(side, f"{e.label} {e.score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
                     cv2.LINE_AA)
-        path = out / f"{e.image.stem}_{which}.png"
+        path = out / f"{name}_{which}.png"
         if not cv2.imwrite(str(path), side):
             raise EdgecvError(f"cannot write {path}")
         paths.append(path)

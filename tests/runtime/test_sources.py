@@ -66,6 +66,14 @@ def test_folder_and_glob_sources_skip_and_count_unreadable_images(tmp_path):
         assert names == ["0.png", "1.png", "2.png"] and src.stats.corrupt == 1
 
 
+def test_a_glob_over_folders_names_each_image_by_its_path_below_the_wildcards(tmp_path):
+    for kind in ("circle", "star"):
+        (tmp_path / "data" / kind).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / kind / "0000.jpg"), np.zeros((4, 4, 3), np.uint8))
+    names = [f.name for f in open_source(str(tmp_path / "data" / "*" / "*.jpg"))]
+    assert names == ["circle/0000.jpg", "star/0000.jpg"]
+
+
 def test_video_file_yields_every_frame_in_order(shapes_video):
     src = open_source(str(shapes_video))
     assert [f.index for f in src] == list(range(36))

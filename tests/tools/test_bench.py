@@ -28,7 +28,26 @@ finally:
     assert table == (tmp_path / "bench.md").read_text().splitlines()[2:]
     for r, line in zip(rows, table):
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[:3] == [r["file"], r["format"], r["precision"]]
-        assert cells[4] == f"top1 {r['value']:.4f}" and cells[5] == f"{r['p50_ms']:.2f}" and float(cells[7]) > 0
+        assert cells[:4] == [r["file"], r["format"], r["precision"], "1"]
+        assert cells[5] == f"top1 {r['value']:.4f}" and cells[6] == f"{r['p50_ms']:.2f}" and float(cells[8]) > 0
         fp32 = next(b for b in rows if b["format"] == r["format"] and b["precision"] == "fp32")
         assert abs(r["speedup_vs_fp32"] - fp32["p50_ms"] / r["p50_ms"]) < 1e-9
+
+
+def _row(file, threads, p50):
+    return {"file": file, "format": "onnx", "precision": "fp32", "size_mb": 1.0, "metric": "top1", "value": 0.9,
+            "n": 10, "p50_ms": p50, "p99_ms": p50, "fps": 1000 / p50, "threads": threads, "speedup_vs_fp32": None}
+
+
+def test_benching_one_model_keeps_the_rows_of_the_others(tmp_path):
+    from edgecv.tools.bench import write_bench
+
+    write_bench([_row("a.onnx", 1, 2.0), _row("b.onnx", 1, 3.0)], tmp_path)
+    _, md, kept = write_bench([_row("a.onnx", 1, 2.5)], tmp_path)  # a again: replaces only a's row
+    assert kept == 1
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert [(r["file"], r["p50_ms"]) for r in rows] == [("b.onnx", 3.0), ("a.onnx", 2.5)]
+    write_bench([_row("a.onnx", 2, 1.5)], tmp_path)  # another thread count is another row
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert [(r["file"], r["threads"]) for r in rows] == [("b.onnx", 1), ("a.onnx", 1), ("a.onnx", 2)]
+    assert len([line for line in md.read_text().splitlines() if line.startswith("| ")]) == 1 + 3  # header + rows

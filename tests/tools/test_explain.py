@@ -57,18 +57,36 @@ def test_gradcam_layer_is_the_last_feature_map(tiny_run, tmp_path):
     assert e.layer == name and e.gradcam.max() == pytest.approx(1.0) and e.gradcam.min() == 0.0
 
 
-def test_cli_writes_both_pngs(tiny_run, tmp_path):
-    _shape_on_photo(tmp_path / "img.jpg", "circle", 80, np.random.default_rng(1), background_photos())
-    r = CliRunner().invoke(cli, ["explain", str(tiny_run), str(tmp_path / "img.jpg"), "--target", "circle",
-                                 "--samples", "4", "--out", str(tmp_path / "out")])
-    assert r.exit_code == 0, r.output
-    for which in ("saliency", "gradcam"):
-        png = cv2.imread(str(tmp_path / "out" / f"img_{which}.png"))
-        assert png.shape == (80, 160, 3)  # image | map, side by side
-    assert "circle" in r.output
+def test_cli_writes_both_pngs_named_after_the_image_path(tiny_run, tmp_path):
+    images = [tmp_path / "a" / "img.jpg", tmp_path / "b" / "img.jpg", tmp_path / "other" / "a" / "img.jpg"]
+    for k, path in enumerate(images):  # three images, one file name; two of them also in folders of one name
+        path.parent.mkdir(parents=True)
+        _shape_on_photo(path, "circle", 80, np.random.default_rng(k), background_photos())
+
+    def explain(image):
+        r = CliRunner().invoke(cli, ["explain", str(tiny_run), str(image), "--samples", "2", "--out", str(tmp_path / "out")])
+        assert r.exit_code == 0, r.output
+        return sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+
+    assert explain(images[0]) == ["a_img_gradcam.png", "a_img_saliency.png"]
+    png = cv2.imread(str(tmp_path / "out" / "a_img_saliency.png"))
+    assert png.shape == (80, 160, 3)  # image | map, side by side
+    assert len(explain(images[1])) == 4  # b/img.jpg does not replace a/img.jpg's maps
+    third = explain(images[2])  # another a/img.jpg: its own name too
+    assert len(third) == 6 and any(n.startswith("a_img-") for n in third)
+    assert explain(images[0]) == third  # the same image again replaces only its own maps
+    assert (cv2.imread(str(tmp_path / "out" / "a_img_saliency.png")) == png).all()
 
 
 def test_unknown_target_is_a_clear_error(tiny_run, tmp_path):
     _shape_on_photo(tmp_path / "img.png", "ring", 64, np.random.default_rng(2), background_photos())
     r = CliRunner().invoke(cli, ["explain", str(tiny_run), str(tmp_path / "img.png"), "--target", "hexagon"])
     assert r.exit_code != 0 and "unknown class 'hexagon'" in r.output
+
+
+def test_a_video_or_a_broken_file_is_one_error_line(tiny_run, shapes_video, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    for path in (shapes_video, tmp_path / "broken.jpg"):
+        r = CliRunner().invoke(cli, ["explain", str(tiny_run), str(path)])
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "explain takes one still image" in r.output
