@@ -12,10 +12,10 @@ import click
 from edgecv import __version__
 from edgecv._deps import require
 from edgecv.cli_faces import FACE_COMMANDS
+from edgecv.cli_predict import predict_cmd
 from edgecv.errors import EdgecvError
 
 _INTERRUPTED = {  # what an interrupted command left, per command
-    "train": "the last completed epoch (if any) is in last.pt; continue with --resume",
     "export": "the previously published artifacts are unchanged",
     "run": "stopped at once (a second Ctrl-C, or one during start-up): outputs may be incomplete",
 }
@@ -34,9 +34,9 @@ class _Group(click.Group):
         except EdgecvError as exc:
             click.echo(f"edgecv: error: {exc}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo(f"edgecv: interrupted; {_INTERRUPTED.get(ctx.invoked_subcommand, 'nothing was left half-written')}",
-                       err=True)
+        except KeyboardInterrupt as exc:  # a command may say what it left (str(exc)); else the command's default
+            left = str(exc) or _INTERRUPTED.get(ctx.invoked_subcommand, "nothing was left half-written")
+            click.echo(f"edgecv: interrupted; {left}", err=True)
             sys.exit(130)
 
 
@@ -100,7 +100,8 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
               show_default=True, help="ONNX int8 calibration (TFLite int8 uses PT2E histogram observers).")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32.")
+              help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32, "
+                   "judged by the upper end of the drop's 95% interval.")
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
 @click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
@@ -129,6 +130,11 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         click.echo(f"note: {line}")
     result = export_run(run, spec, data=data)
     click.echo(format_table(result.rows))
+    click.echo("drop: torch fp32 minus the artifact on the test split, with its 95% paired-bootstrap interval; the "
+               f"gate passes an artifact whose upper end is <= --max-drop ({max_drop}). agree: the same prediction "
+               "as fp32 on the test split; all: on every image of the run (no labels needed).")
+    click.echo("time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
+               + f" (total {sum(result.phases.values()):.0f} s)")
     click.echo(f"report: {result.report}")
     if result.failures:
         for line in result.failures:
@@ -184,9 +190,10 @@ def engine_cmd(model, fp16, out) -> None:
               "blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].")
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
+@click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
 def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, topk, max_frames, save, events, telemetry, show,
             capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
-            match_threshold) -> None:
+            match_threshold, as_json) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.telemetry import format_summary
@@ -203,7 +210,7 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, to
     if device:
         spec = apply_device(spec, device)
     summary = run_pipeline(spec)
-    click.echo(format_summary(summary))
+    click.echo(json.dumps(summary, indent=1, default=float) if as_json else format_summary(summary))
 
 
 @cli.command("bench")
@@ -228,8 +235,9 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
     rows = bench(path, run=run_dir, threads=threads, repeat=repeat, data=data)
     click.echo(to_markdown(rows))
     folder = Path(out) if out else find_artifacts(Path(path))[0].parent
-    js, md = write_bench(rows, folder)
-    click.echo(f"wrote {js} and {md}")
+    js, md, kept = write_bench(rows, folder)
+    click.echo(f"wrote {js} and {md}" + (f" ({len(rows)} row(s) added to {kept} kept from earlier benches of other "
+                                          "artifacts or thread counts)" if kept else ""))
 
 
 @cli.command("inspect")
@@ -240,29 +248,50 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
 @click.option("--layers", is_flag=True, help="Also print every layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
-    """Parameters, MACs (depthwise vs pointwise) and memory of MODEL: a run dir, an .onnx file or a backbone name."""
+    """Parameters, MACs (depthwise vs pointwise) and memory of MODEL: a run dir, an artifact (.onnx, .tflite, .engine:
+    also its embedded metadata and fidelity row) or a backbone name."""
     from pathlib import Path
 
-    from edgecv.tools.inspect import format_report, inspect_onnx, inspect_torch
+    from edgecv.tools.inspect import artifact_meta, format_meta, format_report, inspect_onnx, inspect_tflite, inspect_torch
 
-    path = Path(model)
-    if path.suffix == ".onnx":
-        require("onnx", "export", "inspecting ONNX files")
-        report = inspect_onnx(path)
+    path, meta = Path(model), None
+    if path.suffix in (".onnx", ".tflite", ".engine") or path.is_file():
+        if not path.is_file():
+            raise EdgecvError(f"{model}: no such file")
+        if path.suffix not in (".onnx", ".tflite", ".engine"):
+            raise EdgecvError(f"{model}: not a model edgecv inspects (.onnx, .tflite, .engine, a run dir or a backbone)")
+        meta = artifact_meta(path)
+        if path.suffix == ".onnx":
+            require("onnx", "export", "inspecting ONNX files")
+            report = inspect_onnx(path)
+        else:
+            report = inspect_tflite(path) if path.suffix == ".tflite" else None  # an engine's graph is TensorRT's
     else:
         require("torch", "train", "inspecting torch models")
         if path.is_dir():
-            from edgecv.models.loading import load_classifier
+            from edgecv.tasks import task_of_run
 
-            net, meta = load_classifier(path / "best.pt")
-            size = input_size or meta["input_size"]
+            net, _, meta = task_of_run(path).load(path)
+            size = input_size or meta.input_size[0]
         else:
-            from edgecv.models import get_spec
+            from edgecv.models import get_spec, list_backbones
 
+            if model not in list_backbones():
+                raise EdgecvError(f"{model}: no such file or run directory, nor a backbone name (known: "
+                                  f"{', '.join(list_backbones())})")
             spec = get_spec(model)
             net, size = spec.build(), input_size or spec.input_size
         report = inspect_torch(net, (1, 3, size, size), source=str(model))
-    click.echo(json.dumps(report.to_dict(batch), indent=1) if as_json else format_report(report, batch, layers))
+    if as_json:
+        click.echo(json.dumps({**(report.to_dict(batch) if report else {"source": str(path)}),
+                               **({"artifact": json.loads(meta.to_json())} if meta is not None else {})}, indent=1))
+        return
+    if report is None:
+        click.echo(f"{path}\nMACs: not counted for TensorRT engines (inspect the ONNX the engine was built from)")
+    else:
+        click.echo(format_report(report, batch, layers))
+    if meta is not None and path.is_file():
+        click.echo(format_meta(meta))
 
 
 @cli.command("explain")
@@ -289,10 +318,14 @@ def explain_cmd(run, image, target, layer, samples, noise, out) -> None:
 
 
 @cli.command("devices")
-def devices_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print every profile in full as JSON.")
+def devices_cmd(as_json) -> None:
     """List the device profiles (devices/*.yaml) that --device accepts."""
     from edgecv.devices import list_devices, load_device
 
+    if as_json:
+        click.echo(json.dumps([load_device(n).model_dump(mode="json") for n in list_devices()], indent=1))
+        return
     for name in list_devices():
         p = load_device(name)
         prec = "+".join(x for x, on in (("fp32", True), ("fp16", p.export.fp16), ("int8", p.export.int8)) if on)
@@ -369,7 +402,7 @@ def sample_video(out, images, frames, fps, seed) -> None:
     click.echo(f"wrote {frames} frames to {write_sample_video(out, images, frames=frames, fps=fps, seed=seed)}")
 
 
-for _command in FACE_COMMANDS:
+for _command in (*FACE_COMMANDS, predict_cmd):
     cli.add_command(_command)
 
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ def test_every_profile_loads_and_is_named_after_its_file():
         assert p.name == name and p.export.formats and p.latency_budget_ms > 0
     out = CliRunner().invoke(cli, ["devices"]).output
     assert all(name in out for name in names)
+    profiles = json.loads(CliRunner().invoke(cli, ["devices", "--json"]).output)
+    assert [d["name"] for d in profiles] == list(names) and all(d["export"]["formats"] for d in profiles)
 
 
 def test_a_malformed_profile_names_the_file_and_the_field(tmp_path):

@@ -162,3 +162,94 @@ def format_report(r: Report, batch: int, layers: bool = False) -> str:
         lines += [f"{layer.name[:48]:<48} {layer.kind:<10} {layer.macs / 1e6:>9.2f} {layer.params:>9} {str(layer.out_shape):>18}"
                   for layer in r.layers if layer.macs or layer.params]
     return "\n".join(lines)
+
+
+_TFLITE_MACS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+
+
+def inspect_tflite(path: str | Path) -> Report:
+    """MACs per op of a .tflite model from LiteRT's own op and tensor tables (shapes as the interpreter allocates
+    them); parameters are the constant tensors (inputs no op produces); activation bytes at their stored type."""
+    from edgecv.runtime.backends.litert import _interpreter_class
+
+    interp = _interpreter_class()(model_path=str(path))
+    interp.allocate_tensors()
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing)
+    produced = {o for op in ops for o in op["outputs"]} | {d["index"] for d in interp.get_input_details()}
+
+    def shape(i: int) -> tuple[int, ...]:
+        return tuple(int(d) for d in tensors[i]["shape"]) if i in tensors else ()
+
+    def nbytes(i: int) -> int:
+        return int(np.prod(shape(i))) * np.dtype(tensors[i]["dtype"]).itemsize if i in tensors else 0
+
+    consts = {i for op in ops for i in op["inputs"] if i >= 0 and i not in produced}
+    report = Report(str(path), int(sum(np.prod(shape(i)) for i in consts)))
+    for op in ops:
+        name, ins, outs = op["op_name"], [i for i in op["inputs"] if i >= 0], op["outputs"]
+        oshape, macs, kind = shape(outs[0]) if outs else (), 0, "other"
+        if name in _TFLITE_MACS and len(ins) > 1:
+            w = shape(ins[1])  # CONV_2D [cout, kh, kw, cin]; DEPTHWISE [1, kh, kw, cout]; FULLY_CONNECTED [out, in]
+            if name == "DEPTHWISE_CONV_2D":
+                macs, kind = int(np.prod(oshape)) * w[1] * w[2], "depthwise"
+            elif name == "FULLY_CONNECTED":
+                macs, kind = int(np.prod(oshape)) * w[-1], "linear"
+            else:
+                macs = int(np.prod(oshape)) * int(np.prod(w[1:]))
+                kind = "pointwise" if name == "CONV_2D" and tuple(w[1:3]) == (1, 1) else "conv"
+        params = int(sum(np.prod(shape(i)) for i in ins if i in consts))
+        in_bytes = sum(nbytes(i) for i in ins if i not in consts)
+        report.layers.append(Layer(f"{op['index']}:{name}", kind, macs, params, oshape,
+                                   sum(nbytes(o) for o in outs), in_bytes))
+    return report
+
+
+def artifact_meta(path: str | Path):
+    """The edgecv metadata an artifact carries (ONNX metadata props, the .tflite metadata entry, an engine's
+    sidecar), read without loading a runtime session where the format allows."""
+    from edgecv.artifact import meta_from_props
+
+    path = Path(path)
+    if path.suffix == ".onnx":
+        from edgecv._deps import require
+
+        onnx = require("onnx", "export", "inspecting ONNX files")
+        model = onnx.load(str(path), load_external_data=False)
+        return meta_from_props({p.key: p.value for p in model.metadata_props}, str(path))
+    if path.suffix == ".tflite":
+        from edgecv.runtime._tflite_meta import read_tflite_meta
+
+        return read_tflite_meta(path)
+    from edgecv.runtime.backends.tensorrt import read_engine_meta
+
+    return read_engine_meta(path)
+
+
+def format_meta(meta) -> str:
+    """The artifact's contract and its own fidelity row, in a few lines."""
+    src = meta.source or {}
+    lines = [f"artifact: {meta.task}, {len(meta.labels)} label(s) ({', '.join(meta.labels[:6])}"
+             f"{', ...' if len(meta.labels) > 6 else ''}), input {meta.input_size[0]}x{meta.input_size[1]} "
+             f"{meta.color} {meta.layout} ({meta.resize}), {meta.precision}",
+             f"made by: edgecv {src.get('edgecv_version', '?')} from run {src.get('run', '?')} "
+             f"({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} {src.get('recipe_hash', '')})"]
+    if meta.thresholds:
+        lines.append("thresholds: " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                                for k, v in sorted(meta.thresholds.items())))
+    f = meta.fidelity
+    if not f:
+        lines.append("fidelity: none recorded (not measured by `edgecv export`)")
+        return "\n".join(lines)
+    ci = f.get("drop_ci95") or {}
+    interval = f" [95% {ci['low']:+.2f}, {ci['high']:+.2f}]" if ci.get("high") is not None else ""
+    agree_all = f.get("agreement_all") or {}
+    gate = f.get("gate")
+    lines.append(f"fidelity ({f['split']} split, n={f['n']}, {f['backend']}): {f['metric']} {f['value']:.4f} vs "
+                 f"fp32 {f['reference']:.4f}, drop {f['drop_points']:.2f} points{interval}, agreement "
+                 f"{f['top1_agreement']:.3f}" + (f" (all {agree_all['n']} run images: {agree_all['value']:.3f})"
+                                                 if agree_all else ""))
+    if gate:
+        lines.append(f"gate: {'pass' if gate['passed'] else 'FAIL'} at --max-drop {gate['max_drop']}, "
+                     f"{len(gate['float_layers'])} layer(s) kept in float")
+    return "\n".join(lines)

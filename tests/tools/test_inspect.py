@@ -37,3 +37,36 @@ def test_cli_prints_mb_for_a_backbone_and_json_for_onnx(tiny_export):
     r = CliRunner().invoke(cli, ["inspect", str(tiny_export[0] / "model_int8.onnx"), "--json"])
     data = json.loads(r.output)
     assert data["macs"] > 0 and data["peak_inference_activation_mb"] > 0
+
+
+def test_tflite_macs_match_onnx_and_every_artifact_shows_its_metadata_and_fidelity(tiny_export):
+    from edgecv.tools.inspect import inspect_tflite
+
+    out = tiny_export[0]
+    o = inspect_onnx(out / "model_fp32.onnx")
+    for name in ("model_fp32.tflite", "model_int8.tflite", "model_fp16.tflite"):
+        t = inspect_tflite(out / name)  # the same network, counted from LiteRT's op table
+        assert t.macs == pytest.approx(o.macs, rel=0.02), name
+        assert t.macs_by_kind()["depthwise"] == pytest.approx(o.macs_by_kind()["depthwise"], rel=0.02), name
+    report = json.loads((out / "export_report.json").read_text())
+    for row in report["artifacts"]:
+        r = CliRunner().invoke(cli, ["inspect", str(out / row["file"])])
+        assert r.exit_code == 0, r.output
+        assert "artifact: classify, 6 label(s)" in r.output and row["precision"] in r.output
+        assert f"drop {row['drop_points']:.2f} points [95% " in r.output, r.output
+        assert f"all {row['agreement_all']['n']} run images" in r.output
+    data = json.loads(CliRunner().invoke(cli, ["inspect", str(out / "model_int8.tflite"), "--json"]).output)
+    assert data["macs"] > 0 and data["artifact"]["fidelity"]["gate"]["passed"] is True
+
+
+def test_inspect_of_any_task_run_and_of_missing_files_is_clear(det_run, embed_run, tmp_path):
+    for run in (det_run[0], embed_run[0]):
+        r = CliRunner().invoke(cli, ["inspect", str(run)])
+        assert r.exit_code == 0 and "MACs:" in r.output, r.output
+    for missing in (tmp_path / "nonexist.onnx", tmp_path / "nothing"):
+        r = CliRunner().invoke(cli, ["inspect", str(missing)])
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "no such file" in r.output and "Traceback" not in r.output
+    (tmp_path / "notes.txt").write_text("hello")
+    r = CliRunner().invoke(cli, ["inspect", str(tmp_path / "notes.txt")])
+    assert r.exit_code == 2 and "not a model edgecv inspects" in r.output
