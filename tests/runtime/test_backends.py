@@ -131,6 +131,20 @@ def test_int8_is_exact_on_an_x86_cpu_without_vnni(tmp_path):
                                atol=1e-3 * float(np.abs(as_written).max()))
 
 
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86 CPU without VNNI: x86_64 hosts only")
+def test_the_exact_int8_path_is_asked_for_only_where_int8_saturates():
+    """The exact path slows CPUs that have VNNI, so the backend probes onnxruntime once: saturation on the emulated
+    Haswell, and natively what the CPU's flags say."""
+    from edgecv.runtime.backends.ort import int8_saturates
+
+    child = "from edgecv.runtime.backends.ort import int8_saturates; print(int8_saturates())"
+    haswell = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child], capture_output=True,
+                             text=True, timeout=120)
+    assert haswell.stdout.strip() == "True", haswell.stderr[-1000:]
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    assert int8_saturates() == (not {"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def _fake_engine(tmp_path, monkeypatch, cudart):
     import json
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,26 @@ KEEP_FLOAT_LAYERS_FLOAT = ["WeightBiasQuantization"]
 # On x86 CPUs without VNNI (AVX2, or AVX-512 before Cascade Lake; many mini PCs and older Xeons), onnxruntime's
 # int8 kernels multiply with VPMADDUBSW, whose 16-bit pair sums saturate: the same int8 EfficientNet-Lite0 agreed
 # with fp32 on 87% of ImageNet crops with VNNI and on 62% without, and a small int8 net's outputs were off by up to
-# 29 of 38 (both under `qemu-x86_64 -cpu Haswell`). This option takes the exact (slower) path on such CPUs only.
+# 29 of 38 (both under `qemu-x86_64 -cpu Haswell`). This option takes the exact path; it also slows CPUs that have
+# VNNI (the sample's int8 Lite0 at 160 px: 6.4 -> 9.5 ms on one thread here), so it is set only where the probe
+# below shows saturation.
 X64_EXACT_INT8 = ("session.x64quantprecision", "1")
+# scripts/int8_probe.py: QLinearMatMul whose exact answer is 207 and whose VPMADDUBSW answer is 105.
+INT8_PROBE = base64.b64decode(
+    "CAg6hwIKNgoBYQoDYV9zCgNhX3oKAWIKA2JfcwoDYl96CgN5X3MKA3lfehIBeSINUUxpbmVhck1hdE11bBIFcHJvYmUqDRABQgNhX3NKBAAAgD8qChACQgNhX3pKAQAqSwhACAEQA0IBYkpAf39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/fyoNEAFCA2Jfc0oEAACAPyoKEANCA2JfekoBACoNEAFCA3lfc0oEAEAcRioKEAJCA3lfekoBAFoTCgFhEg4KDAgCEggKAggBCgIIQGITCgF5Eg4KDAgCEggKAggBCgIIAUIECgAQDQ==")
+
+
+@functools.cache
+def int8_saturates() -> bool:
+    """Whether this CPU's default onnxruntime int8 kernels saturate (asked of onnxruntime itself, once a process:
+    it picks its kernels by CPUID, which is what emulators and VMs report too)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "x86", "i686", "i386"):
+        return False
+    ort = require("onnxruntime", "runtime", "running ONNX models")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(INT8_PROBE, opts, providers=["CPUExecutionProvider"])
+    return int(session.run(None, {"a": np.full((1, 64), 255, np.uint8)})[0][0, 0]) != 207
 
 
 class OrtBackend(Backend):
@@ -49,7 +70,8 @@ class OrtBackend(Backend):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        opts.add_session_config_entry(*X64_EXACT_INT8)
+        if int8_saturates():
+            opts.add_session_config_entry(*X64_EXACT_INT8)
         self.path = path
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=list(providers),
