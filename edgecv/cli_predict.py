@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -33,19 +32,6 @@ def expand_images(args: tuple[str, ...]) -> list[Path]:
         else:
             raise EdgecvError(f"{a}: no such image, folder or glob")
     return out
-
-
-def describe(result: Any) -> str:
-    """One line for a typed result."""
-    d = result.to_dict()
-    if d["task"] == "classify":
-        return ", ".join(f"{t['label']} {t['score']:.3f}" for t in d["top"])
-    if d["task"] == "detect":
-        boxes = [f"{b['label']} {b['score']:.2f} [{', '.join(f'{v:.0f}' for v in b['xyxy'])}]" for b in d["boxes"]]
-        return f"{len(boxes)} box(es)" + (": " + "; ".join(boxes) if boxes else "")
-    faces = [f"{f['name'] or 'unknown'} {f['similarity']:.2f} [{', '.join(f'{v:.0f}' for v in f['xyxy'])}]"
-             for f in d["faces"]]
-    return f"{len(faces)} face(s)" + (": " + "; ".join(faces) if faces else "")
 
 
 @click.command("predict")
@@ -94,7 +80,7 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
                 click.echo(json.dumps({"image": str(path), **result.to_dict(),
                                        **({"saved": str(saved)} if saved else {})}))
             else:
-                click.echo(f"{path}: {describe(result)}")
+                click.echo(f"{path}: {result.describe()}")
     if unreadable == len(paths):
         raise EdgecvError(f"none of the {len(paths)} image(s) could be read")
     if unreadable:

@@ -31,6 +31,10 @@ class Classification:
     def confidence(self) -> float:
         return float(self.scores[0]) if len(self.scores) else 0.0
 
+    def describe(self) -> str:
+        """One line: the top classes with their scores."""
+        return ", ".join(f"{lb} {float(sc):.3f}" for lb, sc in zip(self.labels, self.scores))
+
     def to_dict(self) -> dict:
         return {"task": "classify", "top": [{"label": lb, "class_id": int(c), "score": round(float(s), 5)}
                                             for lb, c, s in zip(self.labels, self.class_ids, self.scores)]}
@@ -79,6 +83,12 @@ class Detections:
         return Detections(self.xyxy[index], self.scores[index], class_ids,
                           tuple(names[c] for c in class_ids) if names else (), track_ids)
 
+    def describe(self) -> str:
+        """One line: how many boxes, then each one's label, score and box."""
+        boxes = [f"{self.labels[i] if self.labels else int(self.class_ids[i])} {float(self.scores[i]):.2f} "
+                 f"[{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]" for i in range(len(self))]
+        return f"{len(boxes)} box(es)" + (": " + "; ".join(boxes) if boxes else "")
+
     def to_dict(self) -> dict:
         return {"task": "detect", "boxes": [
             {"label": self.labels[i] if self.labels else int(self.class_ids[i]), "class_id": int(self.class_ids[i]),
@@ -116,6 +126,12 @@ class Faces:
     def confidence(self) -> float:
         """The best match similarity in the frame (0 without faces)."""
         return float(self.similarities.max()) if len(self) else 0.0
+
+    def describe(self) -> str:
+        """One line: how many faces, then each one's name (or unknown), similarity and box."""
+        faces = [f"{self.names[i] or 'unknown'} {float(self.similarities[i]):.2f} "
+                 f"[{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]" for i in range(len(self))]
+        return f"{len(faces)} face(s)" + (": " + "; ".join(faces) if faces else "")
 
     def to_dict(self) -> dict:
         return {"task": "embed", "faces": [

@@ -98,8 +98,8 @@ def test_gate_failure_keeps_fp32_and_the_previous_int8_and_says_so(exported, tin
     r = CliRunner().invoke(cli, ["export", str(tiny_run), "--format", "onnx", "--int8", "--calib-images", "8",
                                  "--threads", "1", "--out", str(out)])
     assert r.exit_code == 1
-    assert ("edgecv: error: model_int8.onnx: top1 drops 42.00 points (> 1.0) even with 1 layer(s) kept in float; "
-            "not written") in r.output
+    assert ("edgecv: error: model_int8.onnx: top1 drops 42.00 points (95% bound 42.00 > 1.0) even with 1 layer(s) "
+            "kept in float; not written") in r.output
     assert (out / "model_int8.onnx").read_bytes() == previous and (out / "model_fp32.onnx").is_file()
     report = json.loads((out / "export_report.json").read_text())
     assert [a["published"] for a in report["artifacts"]] == [True, False] and report["failures"]

@@ -48,9 +48,11 @@ def test_tflite_macs_match_onnx_and_every_artifact_shows_its_metadata_and_fideli
         t = inspect_tflite(out / name)  # the same network, counted from LiteRT's op table
         assert t.macs == pytest.approx(o.macs, rel=0.02), name
         assert t.macs_by_kind()["depthwise"] == pytest.approx(o.macs_by_kind()["depthwise"], rel=0.02), name
-    report = json.loads((out / "export_report.json").read_text())
-    for row in report["artifacts"]:
-        r = CliRunner().invoke(cli, ["inspect", str(out / row["file"])])
+    from edgecv.export._embed import read_meta
+
+    for artifact in sorted(out.glob("model_*")):
+        row = read_meta(artifact).fidelity  # the artifact's own row (the folder's report may be a later attempt's)
+        r = CliRunner().invoke(cli, ["inspect", str(artifact)])
         assert r.exit_code == 0, r.output
         assert "artifact: classify, 6 label(s)" in r.output and row["precision"] in r.output
         assert f"drop {row['drop_points']:.2f} points [95% " in r.output, r.output
@@ -70,3 +72,14 @@ def test_inspect_of_any_task_run_and_of_missing_files_is_clear(det_run, embed_ru
     (tmp_path / "notes.txt").write_text("hello")
     r = CliRunner().invoke(cli, ["inspect", str(tmp_path / "notes.txt")])
     assert r.exit_code == 2 and "not a model edgecv inspects" in r.output
+
+
+def test_an_engine_shows_its_sidecar_metadata_without_tensorrt(tiny_export, tmp_path):
+    from edgecv.export._embed import read_meta, write_engine_sidecar
+
+    engine = tmp_path / "model_int8.engine"
+    engine.write_bytes(b"an engine only a GPU reads")
+    write_engine_sidecar(engine, read_meta(tiny_export[0] / "model_int8.onnx"), engine.with_suffix(".engine.json"))
+    r = CliRunner().invoke(cli, ["inspect", str(engine)])
+    assert r.exit_code == 0, r.output
+    assert "not counted for TensorRT engines" in r.output and "artifact: classify, 6 label(s)" in r.output
