@@ -3,6 +3,7 @@ with --save; registered on the main group by ``edgecv.cli``. Runs ``edgecv.load(
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -41,7 +42,7 @@ def expand_images(args: tuple[str, ...]) -> list[Path]:
               "path, so images of one file name in different folders stay apart).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (its path and the typed result).")
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads.")
-@click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per image [default: 5].")
+@click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per image [default: 3].")
 @click.option("--conf", type=click.FloatRange(0, 1), help="Detectors: lowest box score [default: 0.25].")
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU [default: 0.45].")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
@@ -51,7 +52,7 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
     """Predict on IMAGES (files, folders or globs) with MODEL (an exported .onnx / .tflite / .engine)."""
     import cv2
 
-    from edgecv._outputs import output_stem
+    from edgecv._outputs import OutputNames
     from edgecv.errors import EdgecvError
     from edgecv.runtime.api import load
     from edgecv.runtime.sinks import annotate
@@ -61,8 +62,14 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
         raise EdgecvError("no images in " + " ".join(images))
     options = {k: v for k, v in (("topk", topk), ("conf", conf), ("iou", iou), ("gallery", gallery),
                                  ("face_detector", face_detector), ("match_threshold", match_threshold)) if v is not None}
+    names = None
+    if save:
+        Path(save).mkdir(parents=True, exist_ok=True)
+        names = OutputNames(save)
     unreadable = 0
-    with load(model, threads=threads, **options) as m:
+    with load(model, threads=threads, **options) as m, contextlib.ExitStack() as stack:
+        if names is not None:
+            stack.callback(names.save)  # also when interrupted: the names written so far stay recorded
         for path in paths:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
@@ -72,8 +79,7 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
             result = m.predict(bgr)
             saved = None
             if save:
-                Path(save).mkdir(parents=True, exist_ok=True)
-                saved = Path(save) / f"{output_stem(path, save)}{path.suffix if path.suffix else '.jpg'}"
+                saved = Path(save) / f"{names.stem(path)}{path.suffix or '.jpg'}"
                 if not cv2.imwrite(str(saved), annotate(bgr, result)):
                     raise EdgecvError(f"cannot write {saved}")
             if as_json:
