@@ -12,6 +12,7 @@ import click
 from edgecv import __version__
 from edgecv._deps import require
 from edgecv.cli_faces import FACE_COMMANDS
+from edgecv.cli_import import import_cmd
 from edgecv.cli_inspect import inspect_cmd
 from edgecv.cli_predict import predict_cmd
 from edgecv.errors import EdgecvError
@@ -113,7 +114,8 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
-    from edgecv.export.run import export_run, format_table
+    from edgecv.export.fidelity import format_table
+    from edgecv.export.run import export_run
     from edgecv.export.spec import ExportSpec
 
     if device:
@@ -349,7 +351,7 @@ def sample_video(out, images, frames, fps, seed) -> None:
     click.echo(f"wrote {frames} frames to {write_sample_video(out, images, frames=frames, fps=fps, seed=seed)}")
 
 
-for _command in (*FACE_COMMANDS, predict_cmd, inspect_cmd):
+for _command in (*FACE_COMMANDS, predict_cmd, inspect_cmd, import_cmd):
     cli.add_command(_command)
 
 

@@ -50,25 +50,32 @@ def score_outputs(outputs: list, gt: dict[str, Any], classes: list[str],
     return coco_map(gt, to_coco_results(dets, list(range(1, len(dets) + 1))), classes), dets
 
 
+def coco_evaluated(gt: dict[str, Any], results: list[dict[str, Any]]):
+    """A pycocotools ``COCOeval`` (bbox, max dets 1/10/``MAX_DETS``) that has matched ``results`` to ``gt`` image by
+    image (``evaluate``), before ``accumulate``; ``results`` must not be empty."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {**gt, "info": {}}
+        coco_gt.createIndex()
+        ev = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+        ev.params.maxDets = [1, 10, MAX_DETS]
+        ev.evaluate()
+    return ev
+
+
 def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
     """COCOeval bbox on ``gt`` (a COCO dict, 1-based category ids) -> map50, map50_95, per-class AP, and the
     precision array at IoU 0.5 (recall x class) for the PR curve."""
     require("pycocotools", "train", "mAP (pycocotools)",
             how="it is in edgecv[train] and edgecv[export], or alone (no torch): pip install pycocotools==2.0.10")
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     if not results:
         return {"map50": 0.0, "map50_95": 0.0, "per_class": {c: {"ap50": 0.0, "ap50_95": 0.0} for c in classes},
                 "pr50": np.zeros((101, len(classes))).tolist(), "images": len(gt["images"])}
+    ev = coco_evaluated(gt, results)
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = {**gt, "info": {}}
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(results)
-        ev = COCOeval(coco_gt, coco_dt, "bbox")
-        ev.params.maxDets = [1, 10, MAX_DETS]
-        ev.evaluate()
         ev.accumulate()
         ev.summarize()
     prec = ev.eval["precision"]  # [T iou, R recall, K class, A area, M maxdets]

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import META_KEY, ArtifactMeta
 from edgecv.export._atomic import atomic_output
 from edgecv.runtime._tflite_meta import read_tflite_meta, write_tflite_meta
 from edgecv.runtime.backends.tensorrt import file_sha256, read_engine_meta, sidecar_path
@@ -25,14 +25,21 @@ def read_meta(path: str | Path) -> ArtifactMeta:
     return read_engine_meta(path)
 
 
+def set_onnx_meta(proto, meta: ArtifactMeta) -> None:
+    """Replace the edgecv entry of an ONNX ModelProto's metadata_props."""
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != META_KEY]
+    del proto.metadata_props[:]
+    for key, value in [*keep, (META_KEY, meta.to_json())]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def publish(staged: str | Path, final: str | Path, meta: ArtifactMeta) -> Path:
     """Write ``staged`` to ``final`` with ``meta`` inside (temp file + rename: the old ``final`` survives a failure)."""
     staged, final = Path(staged), Path(final)
     with atomic_output(final) as tmp:
         if final.suffix == ".onnx":
             onnx = require("onnx", "export", "writing ONNX metadata")
-            from edgecv.export.torch2onnx import set_onnx_meta
-
             proto = onnx.load(str(staged))
             set_onnx_meta(proto, meta)
             onnx.save(proto, str(tmp))

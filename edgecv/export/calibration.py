@@ -95,3 +95,9 @@ def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[in
     images, kept, skipped = read_images(root, chosen, input_size, "calibration images", resize)
     names = [chosen[i] for i in kept]
     return Calibration(images, tuple(names), files_hash(names), skipped)
+
+
+def raw_frames(root: str | Path, files: list[str] | tuple[str, ...]) -> list[np.ndarray]:
+    """The images as the device's image source reads them (``cv2.imread``, BGR, full size); unreadable ones skipped."""
+    frames = [cv2.imread(str(Path(root) / f), cv2.IMREAD_COLOR) for f in files]
+    return [f for f in frames if f is not None]

@@ -32,20 +32,26 @@ class EvalSet:
 
 
 def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Sequence[int],
-                  input_size: tuple[int, int]) -> EvalSet:
-    images, kept, skipped = read_images(root, files, input_size, f"{name} images")
+                  input_size: tuple[int, int], resize: str = "stretch") -> EvalSet:
+    images, kept, skipped = read_images(root, files, input_size, f"{name} images", resize)
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(files[i] for i in kept), skipped)
 
 
 def load_detect_eval_set(name: str, run_dir: str | Path, root: str | Path, files: Sequence[str],
                          labels: Sequence[int], input_size: tuple[int, int]) -> EvalSet:
-    """Letterboxed images of ``files`` with their boxes moved into the letterboxed pixels (IoU, and so mAP, is
-    unchanged by the letterbox's uniform scale)."""
-    from edgecv.data.detection import load_detection, to_coco
+    """Letterboxed images of ``files`` of a run's detection set (see ``detect_eval_set``)."""
+    from edgecv.data.detection import load_detection
     from edgecv.recipes import load_recipe
 
     rec = load_recipe(Path(run_dir) / "recipe.yaml")
-    ds = load_detection(root, rec.data.annotations, only=files)
+    return detect_eval_set(name, load_detection(root, rec.data.annotations, only=files), files, labels, input_size)
+
+
+def detect_eval_set(name: str, ds, files: Sequence[str], labels: Sequence[int], input_size: tuple[int, int]) -> EvalSet:
+    """Letterboxed images of ``files`` of the DetectionSet ``ds`` with their boxes moved into the letterboxed pixels
+    (IoU, and so mAP, is unchanged by the letterbox's uniform scale)."""
+    from edgecv.data.detection import to_coco
+
     images, kept, skipped = read_images(ds.root, files, input_size, f"{name} images", resize="letterbox")
     kept_files = [files[i] for i in kept]
     gt = to_coco(ds, kept_files)
@@ -131,14 +137,19 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
                 backend: Backend | None = None) -> tuple[list[Any], list[float], Any]:
     """Every output tensor at batch 1, stacked over the images (or, for an output whose rows vary per image, such
     as in-graph NMS's ``selected``, a list with one array per image), and per-image latency in ms (``backend``:
-    one already loaded from ``path``)."""
+    one already loaded from ``path``). Outputs are in the task's canonical form (an imported model's layout decoded
+    as on the device), so artifacts of any origin compare with each other and with torch."""
+    from edgecv.runtime.postprocess import get_postprocess
+
     backend = backend or create_backend(path, threads=threads)
+    canonical = get_postprocess(backend.meta.task).to_canonical
     xs = [prepare_input(im, backend.meta)[None] for im in images]
     backend.infer(xs[0])  # warm-up: first call allocates and plans
     outs, ms = [], []
     for x in tqdm(xs, desc=f"fidelity {Path(path).name}", disable=None, leave=False):
         t = time.perf_counter()
-        outs.append(backend.infer(x))
+        y = backend.infer(x)
+        outs.append(canonical(y, backend.meta))
         ms.append((time.perf_counter() - t) * 1e3)
     per_image = [[o[k] for o in outs] for k in range(len(outs[0]))]
     stacked = [np.concatenate(v) if all(a.shape == v[0].shape and a.shape[:1] == (1,) for a in v) else v
@@ -190,3 +201,22 @@ def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], ta
         "threads": threads,
         **extra,
     }
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts [95% CI]':>20} {'agree':>6} {'all':>6} "
+            f"{'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        gate = r.get("gate")
+        note = "-" if gate is None else ("pass" if gate["passed"] else "FAIL")
+        if gate and gate["float_layers"]:
+            layers = gate["float_layers"]
+            note += f" ({len(layers)} float: {', '.join(layers[:3])}{'...' if len(layers) > 3 else ''})"
+        ci = r.get("drop_ci95") or {}
+        drop = f"{r['drop_points']:.2f}" + (f" [{ci['low']:+.2f},{ci['high']:+.2f}]" if ci.get("high") is not None else "")
+        agree_all = (r.get("agreement_all") or {}).get("value")
+        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {drop:>20} {r['top1_agreement']:>6.3f} "
+                     f"{'-' if agree_all is None else f'{agree_all:.3f}':>6} {r['max_abs_diff']:>8.4f} "
+                     f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
+    return "\n".join(lines)

@@ -13,39 +13,59 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.export.calibration import Calibration
 from edgecv.export.fidelity import drop_bound
 
+if TYPE_CHECKING:  # torch only where layers are ranked in torch (``recover`` serves imported ONNX models too)
+    import torch
+    from torch import nn
+
 log = logging.getLogger(__name__)
-QUANTIZED_LAYERS = (nn.Conv2d, nn.Linear)
 
 
 def _fq_weight(w: torch.Tensor) -> torch.Tensor:
+    import torch
+
     flat = w.detach().reshape(w.shape[0], -1)
     scale = (flat.abs().amax(1) / 127).clamp_min(1e-12).float()
     return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -127, 127)
 
 
 def _fq_input(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    import torch
+
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max((hi - lo) / 255, 1e-12)
     zero = int(np.clip(round(-128 - lo / scale), -128, 127))
     return torch.fake_quantize_per_tensor_affine(x, scale, zero, -128, 127)
 
 
-@torch.no_grad()
+def quantized_layers() -> tuple[type, ...]:
+    """The torch layers the gate ranks (their weights are what int8 quantizes)."""
+    import torch
+
+    return (torch.nn.Conv2d, torch.nn.Linear)
+
+
 def layer_sensitivity(model: nn.Module, calibration: Calibration, meta: ArtifactMeta, n: int = 32) -> list[tuple[str, float]]:
     """(module name, score) for every Conv2d / Linear, most sensitive first."""
+    import torch
+
+    with torch.no_grad():
+        return _sensitivity(model, calibration, meta, n, quantized_layers())
+
+
+def _sensitivity(model, calibration, meta, n, quantized_layers) -> list[tuple[str, float]]:
+    import torch
+
     model = model.eval()
     x = torch.from_numpy(np.concatenate(list(calibration.inputs(meta, batch=n)))[:n])
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, QUANTIZED_LAYERS)}
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, quantized_layers)}
     ranges: dict[str, list[float]] = {}
 
     def observe(name: str):

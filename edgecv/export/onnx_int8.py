@@ -16,9 +16,9 @@ import numpy as np
 
 from edgecv._deps import require
 from edgecv.export._atomic import atomic_output
+from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
-from edgecv.export.torch2onnx import set_onnx_meta
 
 
 def _reader(batches: Iterable[np.ndarray], input_name: str):
@@ -46,13 +46,14 @@ def _module_of(node, initializers: set[str]) -> list[str]:
 
 
 def nodes_by_module(proto, modules: Sequence[str]) -> dict[str, list[str]]:
-    """For each of ``modules``: the names of the graph's nodes that belong to it (or its submodules), in graph order."""
+    """For each of ``modules``: the names of the graph's nodes that belong to it (or its submodules), in graph order.
+    A name that is a node's own (an imported model has no torch modules: its gate keeps nodes) names that node."""
     inits = {t.name for t in proto.graph.initializer}
     found: dict[str, list[str]] = {m: [] for m in modules}
     for node in proto.graph.node:
         owners = _module_of(node, inits)
         for m in found:
-            if any(o == m or o.startswith(m + ".") for o in owners):
+            if node.name == m or any(o == m or o.startswith(m + ".") for o in owners):
                 found[m].append(node.name)
     return found
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from edgecv._deps import require
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
+from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
-from edgecv.export.torch2onnx import set_onnx_meta
 
 NMS_DEFAULTS = {"iou": 0.45, "conf": 0.01, "max_per_class": 100}  # low conf: --conf filters on the device
 

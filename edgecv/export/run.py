@@ -30,7 +30,7 @@ from edgecv.export import _converters  # noqa: F401  (registers every converter)
 from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
-from edgecv.export.calibration import Calibration, load_calibration
+from edgecv.export.calibration import Calibration, load_calibration, raw_frames
 from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
@@ -102,14 +102,6 @@ def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list
             outputs = [t.numpy() for t in (y if isinstance(y, tuple) else (y,))]
             rows.append({**frame_stats(bgr, "BGR"), "confidence": confidence(outputs, confidence_filter)})
     return build_reference(rows, confidence_filter)
-
-
-def raw_frames(root: str | Path, files: list[str] | tuple[str, ...]) -> list[np.ndarray]:
-    """The images as the device's image source reads them (``cv2.imread``, BGR, full size); unreadable ones skipped."""
-    import cv2
-
-    frames = [cv2.imread(str(Path(root) / f), cv2.IMREAD_COLOR) for f in files]
-    return [f for f in frames if f is not None]
 
 
 class _Exporter:
@@ -287,25 +279,6 @@ def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path, read
         publish(staged, final, dataclasses.replace(read_meta(staged), fidelity={
             k: v for k, v in nms_row.items() if k not in ("file", "providers", "published")}))
         result.rows.append(nms_row)
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts [95% CI]':>20} {'agree':>6} {'all':>6} "
-            f"{'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        gate = r.get("gate")
-        note = "-" if gate is None else ("pass" if gate["passed"] else "FAIL")
-        if gate and gate["float_layers"]:
-            layers = gate["float_layers"]
-            note += f" ({len(layers)} float: {', '.join(layers[:3])}{'...' if len(layers) > 3 else ''})"
-        ci = r.get("drop_ci95") or {}
-        drop = f"{r['drop_points']:.2f}" + (f" [{ci['low']:+.2f},{ci['high']:+.2f}]" if ci.get("high") is not None else "")
-        agree_all = (r.get("agreement_all") or {}).get("value")
-        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {drop:>20} {r['top1_agreement']:>6.3f} "
-                     f"{'-' if agree_all is None else f'{agree_all:.3f}':>6} {r['max_abs_diff']:>8.4f} "
-                     f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
-    return "\n".join(lines)
 
 
 def export(run: str | Path, data: str | Path | None = None, **options: Any) -> ExportResult:

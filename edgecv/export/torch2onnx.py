@@ -11,23 +11,14 @@ import torch
 from torch import nn
 
 from edgecv._deps import require
-from edgecv.artifact import META_KEY, ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
+from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
 
 OPSET = 18
 MAX_BATCH = 64
-
-
-def set_onnx_meta(proto, meta: ArtifactMeta) -> None:
-    """Replace the edgecv entry of an ONNX ModelProto's metadata_props."""
-    keep = [(p.key, p.value) for p in proto.metadata_props if p.key != META_KEY]
-    del proto.metadata_props[:]
-    for key, value in [*keep, (META_KEY, meta.to_json())]:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 @register_converter("torch2onnx", source="torch")

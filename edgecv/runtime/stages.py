@@ -153,7 +153,7 @@ class SingleModelStage(Stage):
         return self.post(job.outputs, self.meta, self.options, job.transform), []
 
     def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
-        return self.post.confidence(job.outputs, self._drift_conf)
+        return self.post.confidence(self.post.to_canonical(job.outputs, self.meta), self._drift_conf)
 
 
 register_stage("classify")(SingleModelStage)

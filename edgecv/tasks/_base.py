@@ -28,6 +28,13 @@ class Task(ABC):
     calibrates_on_val: ClassVar[bool] = False  # export calibrates each artifact's threshold on the val split
     frame_drift: ClassVar[bool] = True  # its artifacts see whole frames: export records the drift reference
     graph_nms: ClassVar[bool] = False  # `edgecv export --nms-in-graph`
+    # `edgecv import` (edgecv/export/import_model.py): the preprocessing preset a model from elsewhere most likely
+    # takes, its output layouts (--layout), whether it needs class names, and why it cannot do without --data (None:
+    # it can)
+    import_preset: ClassVar[str] = "imagenet"
+    import_layouts: ClassVar[tuple[str, ...]] = ()
+    import_needs_labels: ClassVar[bool] = True
+    import_needs_data: ClassVar[str | None] = None
 
     @abstractmethod
     def train(self, recipe, run_dir: Path, info, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
@@ -44,6 +51,20 @@ class Task(ABC):
     @abstractmethod
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         """``edgecv eval``'s lines for ``evaluate``'s result."""
+
+    def import_decoder(self, outputs: list, labels: list[str], path: Path, layout: str | None, extra: dict[str, str],
+                       digest: str) -> dict[str, Any]:
+        """``edgecv import``: the artifact's decoder for a model from elsewhere, from what it returned on a probe
+        input (``outputs``), or an EdgecvError saying why it does not fit (``extra``: the model's own metadata)."""
+        raise EdgecvError(f"edgecv import does not take {self.name} models")
+
+    def import_thresholds(self, spec) -> dict[str, float]:
+        """``edgecv import``: the artifact's thresholds before ``--data`` calibrates any."""
+        return {}
+
+    def import_data(self, spec, meta: ArtifactMeta):
+        """``edgecv import --data``: an ``ImportData`` (test part, calibration part) of the user's images."""
+        raise EdgecvError(f"edgecv import --data does not take {self.name} data")
 
     def eval_set(self, run_dir: Path, split: Split, name: str, input_size: tuple[int, int]) -> EvalSet:
         """The ``name`` split of a run as its fidelity metric reads it."""

@@ -38,3 +38,13 @@ class Classify(Task):
         lines = [f"{split}{' (tta)' if tta else ''} top-1: {m['top1']:.4f}  top-5: {m['top5']:.4f}  (n={m['n']})"]
         lines += [f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})" for name, e in result["extra"].items()]
         return "\n".join(lines)
+
+    def import_decoder(self, outputs, labels, path, layout, extra, digest):
+        from edgecv.export.import_parts import classes_decoder
+
+        return classes_decoder(outputs, labels, path)
+
+    def import_data(self, spec, meta):
+        from edgecv.export.import_parts import folder_data
+
+        return folder_data(spec, meta, by_identity=False)

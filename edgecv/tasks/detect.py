@@ -12,6 +12,8 @@ from edgecv.tasks._base import Task, register_task
 class Detect(Task):
     name = "detect"
     graph_nms = True
+    import_preset = "yolo"
+    import_layouts = ("yolo", "yolo-e2e")  # edgecv.runtime.postprocess.detect.LAYOUTS
 
     def train(self, recipe, run_dir, info, last, callbacks=()):
         from edgecv.train.detect import train_detector
@@ -40,3 +42,16 @@ class Detect(Task):
         from edgecv.export.fidelity import load_detect_eval_set
 
         return load_detect_eval_set(name, run_dir, split.root, split.files[name], split.labels[name], input_size)
+
+    def import_decoder(self, outputs, labels, path, layout, extra, digest):
+        from edgecv.export.import_parts import yolo_decoder
+
+        return yolo_decoder(outputs, labels, path, layout, extra)
+
+    def import_thresholds(self, spec):
+        return {"conf": 0.25, "iou": 0.45}
+
+    def import_data(self, spec, meta):
+        from edgecv.export.import_parts import detection_data
+
+        return detection_data(spec, meta)

@@ -13,6 +13,9 @@ class Embed(Task):
     name = "embed"
     calibrates_on_val = True
     frame_drift = False  # an embedder sees face chips; the drift monitor compares whole frames
+    import_preset = "arcface"
+    import_needs_labels = False
+    import_needs_data = "an embedder's match threshold must be calibrated: pass --data DIR (a folder per person)"
 
     def train(self, recipe, run_dir, info, last, callbacks=()):
         from edgecv.train.embed import train_embedder
@@ -41,3 +44,16 @@ class Embed(Task):
                      f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  "
                      f"accuracy {a['accuracy']:.4f}")
         return line
+
+    def import_decoder(self, outputs, labels, path, layout, extra, digest):
+        from edgecv.export.import_parts import embedding_decoder
+
+        return embedding_decoder(outputs, path, digest)
+
+    def import_thresholds(self, spec):
+        return {"target_far": spec.target_far}
+
+    def import_data(self, spec, meta):
+        from edgecv.export.import_parts import folder_data
+
+        return folder_data(spec, meta, by_identity=True)

@@ -117,7 +117,7 @@ def brightness_detector(path: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     from edgecv.artifact import ArtifactMeta
-    from edgecv.export.torch2onnx import set_onnx_meta
+    from edgecv.export._embed import set_onnx_meta
 
     centres = (np.arange(8) * 8 + 4).astype(np.float32)
     cy, cx = np.meshgrid(centres, centres, indexing="ij")

@@ -69,13 +69,13 @@ def test_every_module_has_one_name(embedder):
 def test_gate_names_reach_the_onnx_graph(embedder, tmp_path):
     onnx = pytest.importorskip("onnx")
     from edgecv.artifact import ArtifactMeta
-    from edgecv.export.gate import QUANTIZED_LAYERS
+    from edgecv.export.gate import quantized_layers
     from edgecv.export.onnx_int8 import nodes_for_modules
     from edgecv.export.spec import ConvertSpec
     from edgecv.export.torch2onnx import torch2onnx
 
     meta = ArtifactMeta(task="embed", labels=[], input_size=(96, 96), mean=(0.5,) * 3, std=(0.5,) * 3)
     proto = onnx.load(str(torch2onnx(embedder, ConvertSpec(tmp_path / "e.onnx", meta))))
-    layers = [name for name, m in embedder.named_modules() if isinstance(m, QUANTIZED_LAYERS)]
+    layers = [name for name, m in embedder.named_modules() if isinstance(m, quantized_layers())]
     missing = [name for name in layers if not nodes_for_modules(proto, [name])]
     assert layers and not missing, missing

@@ -19,12 +19,19 @@ class Postprocess:
     # the model's confidence on one frame's raw outputs, as the drift monitor observes it (after ``conf_filter`` for
     # detectors); export measures the drift reference with the same function. None: the task has no drift monitor
     confidence: Callable[[list, float], float] | None = None
+    # raw outputs (batch first) of an artifact -> the form ``fn`` and ``confidence`` read (an imported model's own
+    # output layout, named by its metadata's decoder, turned into edgecv's); None: they are that form already
+    canonical: Callable[[list, Any], list] | None = None
+
+    def to_canonical(self, outputs: list, meta) -> list:
+        return self.canonical(outputs, meta) if self.canonical else outputs
 
     def __call__(self, outputs, meta, options=None, transform=None):
+        """The typed result of one frame's raw outputs."""
         opts = options if options is not None else self.options()
         if not isinstance(opts, self.options):
             raise EdgecvError(f"postprocess {self.task!r} takes {self.options.__name__}, not {type(opts).__name__}")
-        return self.fn(outputs, meta, transform=transform,
+        return self.fn(self.to_canonical(outputs, meta), meta, transform=transform,
                        **{f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)})
 
 
@@ -32,11 +39,12 @@ _POSTPROCESS: dict[str, Postprocess] = {}
 
 
 def register_postprocess(task: str, options: type, result: type,
-                         confidence: Callable[[list, float], float] | None = None):
+                         confidence: Callable[[list, float], float] | None = None,
+                         canonical: Callable[[list, Any], list] | None = None):
     def wrap(fn: Callable) -> Callable:
         if task in _POSTPROCESS:
             raise EdgecvError(f"postprocess for task {task!r} is registered twice")
-        _POSTPROCESS[task] = Postprocess(task, fn, options, result, confidence)
+        _POSTPROCESS[task] = Postprocess(task, fn, options, result, confidence, canonical)
         return fn
 
     return wrap

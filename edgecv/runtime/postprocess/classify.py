@@ -1,4 +1,6 @@
-"""Classifier logits -> ``Classification`` (softmax, top-k)."""
+"""Classifier logits -> ``Classification`` (softmax, top-k). An imported model that outputs probabilities already
+(``decoder.type`` ``probabilities``: a softmax at the end of its graph) is read as their logarithm, whose softmax is
+those probabilities again."""
 
 from __future__ import annotations
 
@@ -27,7 +29,13 @@ def top_probability(outputs: list[np.ndarray], conf_filter: float | None = None)
     return float(softmax(outputs[0][0].astype(np.float32)).max())
 
 
-@register_postprocess("classify", ClassifyOptions, Classification, confidence=top_probability)
+def logits_of(outputs: list[np.ndarray], meta: ArtifactMeta) -> list[np.ndarray]:
+    if (meta.decoder or {}).get("type") != "probabilities":
+        return outputs
+    return [np.log(np.clip(np.asarray(outputs[0], np.float32), 1e-30, None)), *outputs[1:]]
+
+
+@register_postprocess("classify", ClassifyOptions, Classification, confidence=top_probability, canonical=logits_of)
 def classify_topk(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, topk: int = 3) -> Classification:
     """``transform`` is accepted for the common call and unused: a class has no geometry."""
     k = topk
