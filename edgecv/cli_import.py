@@ -1,5 +1,5 @@
 """`edgecv import MODEL --task ...`: a model edgecv did not train as an edgecv artifact (``edgecv.export.import_model``);
-registered on the main group by ``edgecv.cli``. Needs edgecv[export] (onnx, onnxruntime's quantizer), not torch."""
+registered on the main group by ``edgecv.cli``. Needs edgecv[import] (onnx, onnxruntime, LiteRT, pycocotools), not torch."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def import_cmd(model, task, out, labels, layout, input_size, preset, mean, std, 
     """Make MODEL (.onnx, .tflite) an edgecv artifact; with --data, measure it (and gate its int8) on your images."""
     from edgecv._deps import require
 
-    require("onnx", "export", "edgecv import")
+    require("onnx", "import", "edgecv import")
     from edgecv.export.fidelity import format_table
     from edgecv.export.import_model import ImportSpec, import_model
 

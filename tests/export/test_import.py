@@ -23,9 +23,17 @@ from tests.export.onnx_layouts import (
     yolo_layout,
 )
 from tests.runtime.test_pipeline import cli_torch_blocked
+from tests.test_cli import readme_block
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SHAPES = ["circle", "cross", "ring", "square", "star", "triangle"]  # the detector sample's classes, in its order
+README = readme_block("## Bring your own model")  # the README's commands, run here on the models these tests build
+
+
+def readme(i: int, tmp_path: Path, files: dict[str, Path], *extra) -> list[str]:
+    """README command ``i`` with its example file names replaced by ``files`` and its outputs under ``tmp_path``."""
+    argv = [str(files.get(a, tmp_path / a if a.startswith("imported/") else a)) for a in README[i]]
+    return [*argv, *map(str, extra)]
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +76,35 @@ def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, d
 
 def test_yolo_imports_quantize_through_the_gate_and_run_torch_free(yolo_models, det_export, det_data, tmp_path):
     yolo, e2e, _ = yolo_models
+    assert [c[0] for c in README] == ["import", "import", "run", "import", "import"]
     with create_backend(det_export[0] / "model_fp32.onnx") as b:  # the normalisation the detector was trained with
         norm = ("--mean", ",".join(map(str, b.meta.mean)), "--std", ",".join(map(str, b.meta.std)))
-    for model, name in ((yolo, "y"), (e2e, "e")):
-        r = edgecv("import", model, "--task", "detect", *norm, "--data", det_data, "--int8", "--calib-images", "16",
-                   "--max-drop", "100", "--threads", "1", "--out", tmp_path / name)
+    files = {"yolo11n.onnx": yolo, "yolo26n.onnx": e2e, "my_coco_set": det_data}
+    for i, name in ((0, "yolo11n"), (1, "yolo26n")):
+        r = edgecv(*readme(i, tmp_path, files, *norm, "--calib-images", "16", "--max-drop", "100", "--threads", "1"))
         assert "model_int8.onnx" in r.output and "pass" in r.output
-        report = json.loads((tmp_path / name / "import_report.json").read_text())
+        report = json.loads((tmp_path / "imported" / name / "import_report.json").read_text())
+        assert report["decoder"]["type"] == ("yolo" if name == "yolo11n" else "yolo-e2e")
         fp32, int8 = report["artifacts"]
         assert fp32["metric"] == int8["metric"] == "map50" and fp32["drop_points"] == 0
         assert int8["gate"]["passed"] and int8["gate"]["decoder_float_nodes"] > 0
         assert not set(report["split"]["test"]) & set(report["split"]["calibration"])
-        if name == "y":  # the same graph in edgecv's own layout scores the same mAP on the same test images
+        if name == "yolo11n":  # the same graph in edgecv's own layout scores the same mAP on the same test images
             from edgecv.data.detection import load_detection
 
-            ds = load_detection(det_data)
-            es = detect_eval_set("test", ds, report["split"]["test"], [0] * len(report["split"]["test"]), (128, 128))
+            test = report["split"]["test"]
+            es = detect_eval_set("test", load_detection(det_data), test, [0] * len(test), (128, 128))
             ours = det_export[0] / "model_fp32.onnx"
             assert measure(ours, es, run_backend(ours, es.images)[0], "detect")["value"] == pytest.approx(fp32["value"])
-        proc = cli_torch_blocked("run", str(tmp_path / name / "model_int8.onnx"), "--source", str(VTEST),
-                                 "--max-frames", "20", "--events", str(tmp_path / f"{name}.jsonl"), "--threads", "1")
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "frames 20" in proc.stdout
-        events = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-        assert sum(e.get("event") == "result" for e in events) == 20
+    proc = cli_torch_blocked(*readme(2, tmp_path, {}, "--max-frames", "20", "--events", tmp_path / "ev.jsonl",
+                                     "--threads", "1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "frames 20" in proc.stdout
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert sum(e.get("event") == "result" for e in events) == 20
+    e2e_run = cli_torch_blocked("run", str(tmp_path / "imported" / "yolo26n" / "model_int8.onnx"), "--source", str(VTEST),
+                                "--max-frames", "5", "--threads", "1")
+    assert e2e_run.returncode == 0 and "frames 5" in e2e_run.stdout, e2e_run.stderr[-2000:]
 
 
 def test_import_itself_needs_no_torch(yolo_models, tmp_path):
@@ -106,15 +119,16 @@ def test_a_softmax_classifier_keeps_its_probabilities(tiny_export, tiny_run, sha
     probs_model = softmax_classifier(tiny_export[0] / "model_fp32.onnx", tmp_path / "keras.onnx")
     classes = json.loads((tiny_run / "split.json").read_text())["classes"]
     (tmp_path / "labels.txt").write_text("\n".join(classes))
-    r = edgecv("import", probs_model, "--task", "classify", "--labels", tmp_path / "labels.txt", "--data", shapes_dir,
-               "--threads", "1", "--out", tmp_path / "c")
+    files = {"classifier.onnx": probs_model, "labels.txt": tmp_path / "labels.txt", "my_imagefolder": shapes_dir}
+    r = edgecv(*readme(3, tmp_path, files, "--threads", "1"))
     assert "decoder probabilities" in r.output
-    report = json.loads((tmp_path / "c" / "import_report.json").read_text())
+    out = tmp_path / "imported" / "classifier"
+    report = json.loads((out / "import_report.json").read_text())
     assert report["artifacts"][0]["metric"] == "top1" and report["artifacts"][0]["n"] == len(report["split"]["test"])
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(probs_model), providers=["CPUExecutionProvider"])
-    model = load(tmp_path / "c" / "model_fp32.onnx")
+    model = load(out / "model_fp32.onnx")
     image = cv2.imread(str(shapes_dir / report["split"]["test"][0]))
     x, _ = prepare_frame(image, model.meta, "BGR")
     want = session.run(None, {session.get_inputs()[0].name: x[None]})[0][0]
@@ -162,12 +176,15 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
 
     src = tmp_path / "arcface.onnx"
     onnx.save(_strip(onnx.load(str(embed_export[0] / "model_fp32.onnx"))), str(src))
-    edgecv("import", src, "--task", "embed", "--data", face_data, "--preset", "imagenet", "--target-far", "0.01",
-           "--test-fraction", "0.3", "--threads", "1", "--out", tmp_path / "e")
-    report = json.loads((tmp_path / "e" / "import_report.json").read_text())
+    # the README's command; this embedder was trained on imagenet-normalised chips, and its 240 people give no
+    # FAR of 1e-3 on 168 calibration people's 1:K scores, so it is calibrated at 1e-2
+    edgecv(*readme(4, tmp_path, {"arcface.onnx": src, "my_people": face_data}, "--preset", "imagenet",
+                   "--target-far", "0.01", "--test-fraction", "0.3", "--threads", "1"))
+    out = tmp_path / "imported" / "arcface"
+    report = json.loads((out / "import_report.json").read_text())
     people = {s: {f.split("/")[0] for f in report["split"][s]} for s in ("test", "calibration")}
     assert people["test"] and people["calibration"] and not people["test"] & people["calibration"]
-    with create_backend(tmp_path / "e" / "model_fp32.onnx", threads=1) as b:
+    with create_backend(out / "model_fp32.onnx", threads=1) as b:
         t = b.meta.thresholds
         assert b.meta.decoder["type"] == "embedding" and t["target_far"] == 0.01 and {"match", "verify"} <= set(t)
         from edgecv.evaluate.embed import calibrate_threshold
@@ -176,7 +193,7 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
         labels = [f.split("/")[0] for f in report["split"]["calibration"]]
         ids = {p: i for i, p in enumerate(sorted(set(labels)))}
         es = load_eval_set("cal", face_data, report["split"]["calibration"], [ids[p] for p in labels], b.meta.input_size)
-        emb = l2_normalize(run_backend(tmp_path / "e" / "model_fp32.onnx", es.images, backend=b)[0][0])
+        emb = l2_normalize(run_backend(out / "model_fp32.onnx", es.images, backend=b)[0][0])
         assert t["match"] == pytest.approx(calibrate_threshold(emb, es.labels, 0.01)["match"])
 
 
