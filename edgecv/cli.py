@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -45,7 +46,9 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecv")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also show what the frameworks and converters print (train, export "
+              "and import write it to RUN/logs/ by default).")
+def cli(quiet: bool, verbose: bool) -> None:
     """Train, quantize and deploy vision models to the edge."""
     logging.basicConfig(level=logging.WARNING, format="edgecv: %(message)s")
     logging.getLogger("edgecv").setLevel(logging.WARNING if quiet else logging.INFO)
@@ -63,10 +66,14 @@ def cli(quiet: bool) -> None:
 def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -> None:
     """Train the model a RECIPE (YAML) describes by transfer learning."""
     require("torch", "train", "edgecv train")
+    from edgecv._quiet import third_party_log, verbose
+    from edgecv.recipes import load_recipe
     from edgecv.train.run import train
 
-    result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
-                   overwrite=overwrite, overrides=tuple(overrides))
+    run_dir = Path(out) if out else Path("runs") / load_recipe(recipe, tuple(overrides)).name
+    with third_party_log(run_dir / "logs" / "train.log", verbose()):
+        result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
+                       overwrite=overwrite, overrides=tuple(overrides))
     if result.metrics:
         from edgecv.tasks import get_task
 
@@ -131,14 +138,17 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
                       threads=threads, nms_in_graph=nms_in_graph)
     for line in spec.skipped():
         click.echo(f"note: {line}")
-    result = export_run(run, spec, data=data)
+    from edgecv._quiet import third_party_log, verbose
+
+    with third_party_log(Path(run) / "logs" / "export.log", verbose()) as logged:
+        result = export_run(run, spec, data=data)
     click.echo(format_table(result.rows))
     click.echo("drop: torch fp32 minus the artifact on the test split, with its 95% paired-bootstrap interval; the "
                f"gate passes an artifact whose upper end is <= --max-drop ({max_drop}). agree: the same prediction "
                "as fp32 on the test split; all: on every image of the run (no labels needed).")
     click.echo("time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
                + f" (total {sum(result.phases.values()):.0f} s)")
-    click.echo(f"report: {result.report}")
+    click.echo(f"report: {result.report}" + (f"  (the converters' own output: {logged})" if logged else ""))
     if result.failures:
         for line in result.failures:
             click.echo(f"edgecv: error: {line}", err=True)

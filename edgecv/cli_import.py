@@ -4,6 +4,7 @@ registered on the main group by ``edgecv.cli``. Needs edgecv[import] (onnx, onnx
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -74,7 +75,10 @@ def import_cmd(model, task, out, labels, layout, input_size, preset, mean, std, 
                       annotations=annotations, int8=int8, max_drop=max_drop, calib_images=calib_images,
                       calib_method=calib_method, target_far=target_far, test_fraction=test_fraction, seed=seed,
                       threads=threads)
-    result = import_model(model, spec)
+    from edgecv._quiet import third_party_log, verbose
+
+    with third_party_log(Path(out) / "logs" / "import.log", verbose()):
+        result = import_model(model, spec)
     m = result.meta
     click.echo(f"{model}: {m.task}, {len(m.labels)} labels, input {m.input_size[0]}x{m.input_size[1]} {m.layout} "
                f"{m.color} {m.resize}, decoder {m.decoder['type']}")

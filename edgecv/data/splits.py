@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.data.imagefolder import ImageFolder, UnreadableImage, read_rgb, scan_imagefolder
 from edgecv.errors import EdgecvError
 
@@ -95,7 +95,7 @@ def find_unreadable(root: Path, files: tuple[str, ...] | list[str], workers: int
             return rel, str(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = tqdm(pool.map(check, files), total=len(files), desc="checking images", disable=None, leave=False)
+        results = progress(pool.map(check, files), total=len(files), desc="checking images", disable=None, leave=False)
         return {rel: why for rel, why in results if why is not None}
 
 

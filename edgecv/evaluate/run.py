@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.data.augment import eval_transform, tta_views
 from edgecv.data.dataset import ImageListDataset, collate_skip_unreadable
 from edgecv.data.imagefolder import UnreadableImage, read_rgb
@@ -46,7 +46,7 @@ def predict_logits(model: nn.Module, dataset: ImageListDataset, batch_size: int,
 def tta_scores(model: Classifier, root: Path, files: list[str], meta: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
     """Softmax averaged over flip + multi-crop views; returns scores and the indices that were readable."""
     out, kept = [], []
-    for i, rel in enumerate(tqdm(files, desc="tta", disable=None, leave=False)):
+    for i, rel in enumerate(progress(files, desc="tta", disable=None, leave=False)):
         try:
             rgb = read_rgb(root / rel)
         except UnreadableImage:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.artifact import ArtifactMeta
 from edgecv.data.imagefolder import UnreadableImage, read_rgb
 from edgecv.errors import EdgecvError
@@ -37,7 +37,7 @@ class Calibration:
         progress bar of that name (shown on a terminal)."""
         float_meta = dataclasses.replace(meta, input_quant=None)
         starts = range(0, len(self.images), batch)
-        for i in tqdm(starts, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
+        for i in progress(starts, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
             yield np.stack([prepare_input(im, float_meta) for im in self.images[i : i + batch]])
 
 
@@ -71,7 +71,7 @@ def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, i
     that were readable, and how many were not (logged and skipped)."""
     h, w = input_size
     images, kept, skipped = [], [], 0
-    for i, rel in enumerate(tqdm(files, desc=desc, disable=None, leave=False)):
+    for i, rel in enumerate(progress(files, desc=desc, disable=None, leave=False)):
         try:
             rgb = read_rgb(Path(root) / rel)
         except UnreadableImage as exc:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.export.calibration import read_images
 from edgecv.export.stats import paired_drop_interval
 from edgecv.runtime.backends import Backend, create_backend
@@ -146,7 +146,7 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
     xs = [prepare_input(im, backend.meta)[None] for im in images]
     backend.infer(xs[0])  # warm-up: first call allocates and plans
     outs, ms = [], []
-    for x in tqdm(xs, desc=f"fidelity {Path(path).name}", disable=None, leave=False):
+    for x in progress(xs, desc=f"fidelity {Path(path).name}", disable=None, leave=False):
         t = time.perf_counter()
         y = backend.infer(x)
         outs.append(canonical(y, backend.meta))

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, get_worker_info
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.data.augment import TrainTransform, eval_transform
 from edgecv.data.dataset import ImageListDataset, collate_skip_unreadable
 from edgecv.train.checkpoint import save_atomic
@@ -65,7 +65,7 @@ def extract_features(backbone: nn.Module, dataset: ImageListDataset, batch_size:
     backbone.eval()
     feats, index, skipped = [], [], 0
     loader = make_loader(dataset, batch_size, workers, seed, info)
-    for batch, n_bad in tqdm(loader, desc=desc, disable=None if info.main else True, leave=False):
+    for batch, n_bad in progress(loader, desc=desc, disable=None if info.main else True, leave=False):
         skipped += n_bad
         if batch is None:
             continue

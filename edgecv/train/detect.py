@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 import edgecv
+from edgecv._quiet import progress
 from edgecv.data.detection import DetectionSet, DetSample, load_detection
 from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import SPLITS, Split, stratified_split
@@ -114,7 +114,7 @@ def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: 
     model.body.eval()
     feats: list[list[torch.Tensor]] = []
     labels, matched = [], []
-    for x, boxes, classes in tqdm(loader, desc=desc, disable=None, leave=False):
+    for x, boxes, classes in progress(loader, desc=desc, disable=None, leave=False):
         feats.append([f.half() for f in model.features(x)])
         lab, mat = targets(boxes, classes)
         labels.append(lab.to(torch.int16))
@@ -189,7 +189,7 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
         loader = DataLoader(train_ds, bs, shuffle=True, num_workers=rec.train.workers, collate_fn=_collate,
                             generator=torch.Generator().manual_seed(train_ds.seed))
         total, n = 0.0, 0
-        for x, boxes, classes in tqdm(loader, desc=f"finetune {epoch + 1}", disable=None, leave=False):
+        for x, boxes, classes in progress(loader, desc=f"finetune {epoch + 1}", disable=None, leave=False):
             labels, matched = targets(boxes, classes)
             logits, pred = model.forward_train(x)
             loss = detection_loss(logits, pred, labels, matched, rec.train.box_weight)["loss"]

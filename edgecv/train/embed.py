@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 import edgecv
 from edgecv._deps import require
+from edgecv._quiet import progress
 from edgecv.data.augment import TrainTransform
 from edgecv.data.dataset import ImageListDataset
 from edgecv.data.faces import identity_split
@@ -130,7 +130,7 @@ def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_
     def train_epoch(epoch: int) -> dict[str, float]:
         train_mode_with_frozen_bn(model, unfrozen)
         total, n = 0.0, 0
-        for b in tqdm(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
+        for b in progress(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
                       desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None, leave=False):
             items = [train_ds[int(i)] for i in b]
             items = [it for it in items if it is not None]

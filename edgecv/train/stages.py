@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm import tqdm
 
+from edgecv._quiet import progress
 from edgecv.data.dataset import ImageListDataset
 from edgecv.evaluate.run import predict_logits
 from edgecv.models.classifier import Classifier
@@ -97,7 +97,8 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
         seed = epoch_seed(spec.seed, "finetune", epoch)
         loader = make_loader(train_ds, spec.batch_size, spec.workers, seed, info, shuffle=True)
         total, n = 0.0, 0
-        for batch, _ in tqdm(loader, desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None if info.main else True, leave=False):
+        for batch, _ in progress(loader, desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None if info.main else True,
+                                 leave=False):
             if batch is None:
                 continue
             x, y, _ = batch
