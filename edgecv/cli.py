@@ -236,7 +236,8 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, to
 @click.option("--out", type=click.Path(file_okay=False), help="Where bench.json / bench.md go (default: beside the artifacts).")
 @click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
 def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
-    """Every artifact of PATH (a run, an export folder or one model): size, metric, latency, FPS, speed-up."""
+    """Every artifact of PATH (a run, an export folder or one model): size, metric, latency, FPS, speed-up, and
+    MACs, GMAC/s and % of this machine's peak."""
     from pathlib import Path
 
     from edgecv.tools.bench import bench, find_artifacts, to_markdown, write_bench
@@ -247,6 +248,13 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
         threads = load_device(device).run_threads()
     rows = bench(path, run=run_dir, threads=threads, repeat=repeat, data=data)
     click.echo(to_markdown(rows))
+    if any(r.get("peak_gmacs") for r in rows):
+        from edgecv.tools.roofline import machine_peak
+
+        peak = machine_peak(threads)
+        click.echo(f"% of peak: of this machine's dense GEMM through onnxruntime at {threads or 'its default'} thread(s), "
+                   f"fp32 {peak['fp32']:.1f} GMAC/s, int8 {peak['int8']:.1f} (measured {peak['measured']}, cached in "
+                   f"{peak['cache']}); .tflite rows: MACs and GMAC/s only (no LiteRT peak is measured)")
     folder = Path(out) if out else find_artifacts(Path(path))[0].parent
     js, md, kept = write_bench(rows, folder)
     click.echo(f"wrote {js} and {md}" + (f" ({len(rows)} row(s) added to {kept} kept from earlier benches of other "

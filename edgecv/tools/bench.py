@@ -1,6 +1,8 @@
 """``edgecv bench``: one table of every artifact of a run (format, precision, size, the task's metric on the
 run's test split, latency p50/p99, FPS, speed-up vs the fp32 artifact of the same format), measured in one
-run through the runtime backends; written as JSON and Markdown. Needs no torch: it runs on the device too.
+run through the runtime backends, and where each stands against this machine's peak (``roofline.py``: MACs,
+GMAC/s achieved at p50, % of the peak GEMM throughput of its precision through onnxruntime); written as JSON and
+Markdown. Needs no torch: it runs on the device too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from edgecv.errors import EdgecvError
 from edgecv.export.fidelity import METRICS, run_backend
 from edgecv.runtime.backends import create_backend
 from edgecv.tasks import get_task
+from edgecv.tools.roofline import artifact_macs, machine_peak, roofline
 
 SUFFIXES = (".onnx", ".tflite", ".engine")
 
@@ -39,7 +42,7 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
     if not (run_dir / "split.json").is_file():
         raise EdgecvError(f"{run_dir}: no split.json; pass --run RUN_DIR for the test images")
     split = Split.load(run_dir / "split.json", data)
-    rows, sets = [], {}
+    rows, sets, peak = [], {}, None
     for artifact in find_artifacts(path):
         backend = create_backend(artifact, threads=threads)
         meta = backend.meta
@@ -56,6 +59,10 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
                      "n": len(es.images),
                      "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                      "fps": 1000.0 / float(np.mean(ms)), "threads": threads})
+        if backend.name == "onnxruntime" and peak is None:
+            peak = machine_peak(threads)
+        rows[-1].update(roofline(rows[-1], artifact_macs(artifact), peak))
+        backend.close()
     for r in rows:
         base = next((b for b in rows if b["format"] == r["format"] and b["precision"] == "fp32"), None)
         r["speedup_vs_fp32"] = base["p50_ms"] / r["p50_ms"] if base else None
@@ -63,13 +70,17 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| artifact | format | precision | threads | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| artifact | format | precision | threads | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 | "
+             "M MACs | GMAC/s | % of peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sp = f"{r['speedup_vs_fp32']:.2f}x" if r["speedup_vs_fp32"] else "-"
+        macs, gm, pct = r.get("macs"), r.get("gmacs"), r.get("pct_of_peak")
         lines.append(f"| {r['file']} | {r['format']} | {r['precision']} | {r.get('threads') or 'default'} | "
                      f"{r['size_mb']:.2f} | {r['metric']} "
-                     f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} |")
+                     f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} | "
+                     f"{f'{macs / 1e6:.0f}' if macs else '-'} | {f'{gm:.1f}' if gm else '-'} | "
+                     f"{f'{pct:.1f}%' if pct is not None else '-'} |")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """`edgecv bench` on the tiny run's artifacts: one row per artifact, the JSON matches the table, no torch."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,10 +21,25 @@ try:
 finally:
     assert 'torch' not in sys.modules
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})  # the peak's cache
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "bench.json").read_text())
     assert [r["file"] for r in rows] == FILES
+    from edgecv.tools.inspect import inspect_onnx
+
+    peak = json.loads((tmp_path / "cache" / "edgecv" / "peak.json").read_text())
+    (key, measured), = peak.items()
+    assert "threads 1" in key and measured["int8"] > 0 and measured["fp32"] > 0
+    for r in rows:  # the roofline: MACs as inspect counts them, GMAC/s at p50, % of the peak of the row's precision
+        assert r["macs"] > 0 and abs(r["gmacs"] - r["macs"] / r["p50_ms"] / 1e6) < 0.01
+        if r["format"] == "onnx":
+            assert r["macs"] == inspect_onnx(out / r["file"]).macs
+            top = measured["int8" if r["precision"] == "int8" else "fp32"]
+            assert r["peak_gmacs"] == top and abs(r["pct_of_peak"] - 100 * r["gmacs"] / top) < 0.1
+        else:
+            assert r["pct_of_peak"] is None  # no LiteRT peak is measured
+    assert "% of peak: of this machine's dense GEMM through onnxruntime at 1 thread(s)" in proc.stdout
     table = [line for line in proc.stdout.splitlines() if line.startswith("| model_")]
     assert table == (tmp_path / "bench.md").read_text().splitlines()[2:]
     for r, line in zip(rows, table):
