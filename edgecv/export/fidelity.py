@@ -157,6 +157,20 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
     return stacked, ms, backend
 
 
+def with_row_thresholds(meta, row: dict[str, Any]):
+    """``meta`` with an embedder artifact's own thresholds from its fidelity row (calibrated through it: int8
+    shifts similarities), or ``meta`` itself for a row without them."""
+    import dataclasses
+
+    if "threshold" not in row:
+        return meta
+    t = row["threshold"]
+    return dataclasses.replace(meta, thresholds={
+        **meta.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
+        **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
+        "val_tar": float(t["tar"]), "val_far": float(t["far"])})
+
+
 def drop_bound(row: dict[str, Any]) -> float:
     """What the gate compares with --max-drop: the upper bound of the drop's 95% interval, or the point estimate
     where the test split is too small to give an interval."""

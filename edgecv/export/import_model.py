@@ -32,7 +32,7 @@ from edgecv.artifact import META_KEY, ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
-from edgecv.export.fidelity import agreement_all, drop_bound, measure, run_backend
+from edgecv.export.fidelity import agreement_all, drop_bound, measure, run_backend, with_row_thresholds
 from edgecv.export.gate import recover
 from edgecv.export.import_parts import ImportData, activation_ranking, decoder_tail, drift_reference
 from edgecv.runtime.backends import create_backend
@@ -112,7 +112,7 @@ class _Probe:
 
 
 def _probe_onnx(path: Path) -> _Probe:
-    onnx = require("onnx", "export", "edgecv import")
+    onnx = require("onnx", "import", "edgecv import")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001  (onnx raises DecodeError and friends: all say "not a model")
@@ -253,7 +253,7 @@ def _meta(spec: ImportSpec, path: Path, probe: _Probe, stage: Path) -> ArtifactM
 
 def _named_nodes(path: Path, stage: Path) -> Path:
     """The model with a name on every node (the int8 gate keeps nodes float by name; exporters may leave some out)."""
-    onnx = require("onnx", "export", "edgecv import")
+    onnx = require("onnx", "import", "edgecv import")
     proto = onnx.load(str(path))
     taken = {n.name for n in proto.graph.node}
     for i, node in enumerate(proto.graph.node):
@@ -263,16 +263,6 @@ def _named_nodes(path: Path, stage: Path) -> Path:
     out = stage / f"named{path.suffix}"
     onnx.save(proto, str(out))
     return out
-
-
-def _with_threshold(meta: ArtifactMeta, row: dict[str, Any]) -> ArtifactMeta:
-    if "threshold" not in row:
-        return meta
-    t = row["threshold"]
-    return dataclasses.replace(meta, thresholds={
-        **meta.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
-        **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
-        "val_tar": float(t["tar"]), "val_far": float(t["far"])})
 
 
 def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
@@ -307,7 +297,7 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
                      len(data.split["calibration"]), spec.seed)
             reference = run_backend(source, data.eval_set.images, spec.threads)[0]
             row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set)
-            meta = _with_threshold(meta, row)
+            meta = with_row_thresholds(meta, row)
             if get_postprocess(spec.task).confidence is not None:
                 meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"],
                                                                         data.calibration.files))
@@ -320,7 +310,7 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
             if spec.int8:
                 _int8(spec, source, meta, data, reference, result, ready)
         else:
-            publish(source, ready / name, meta)
+            source.replace(ready / name)  # its metadata is in it already
         result.files = sorted(p.name for p in ready.iterdir())
         (ready / "import_report.json").write_text(json.dumps(report, indent=1, default=float))
         publish_together(ready, out_dir)
@@ -338,7 +328,7 @@ def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, re
     from edgecv.export.onnx_int8 import onnx_int8
     from edgecv.export.spec import ConvertSpec
 
-    onnx = require("onnx", "export", "edgecv import")
+    onnx = require("onnx", "import", "edgecv import")
     tail = tuple(decoder_tail(onnx.load(str(fp32), load_external_data=False)))
     final = "model_int8.onnx"
     first: list[Path] = []
@@ -371,7 +361,7 @@ def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, re
         ref_all = run_backend(fp32, images, spec.threads)[0]
         row["agreement_all"] = {"value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
                                 "n": len(images), "images": "test+calibration", "labels_used": False}
-        int8_meta = _with_threshold(read_meta(res.path), row)
+        int8_meta = with_row_thresholds(read_meta(res.path), row)
         publish(res.path, ready / final, dataclasses.replace(int8_meta, fidelity=_fidelity(row)))
         row["published"] = True
     result.rows.append(row)

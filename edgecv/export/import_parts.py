@@ -179,7 +179,7 @@ def activation_ranking(fp32: Path, int8: Path, calibration: Calibration, meta: A
     ratio of the int8 model's tensors against the float model's falls across the node (its output's SQNR minus its
     worst input's), measured with onnxruntime's ``qdq_loss_debug`` on ``n`` calibration images. The loss a node adds
     itself (its weights' rounding, its output's range), not what it inherits from the layers before it."""
-    onnx = require("onnx", "export", "edgecv import")
+    onnx = require("onnx", "import", "edgecv import")
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
     from edgecv.export.onnx_int8 import _reader

@@ -31,7 +31,7 @@ from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration, raw_frames
-from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure
+from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure, with_row_thresholds
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
@@ -239,12 +239,7 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
             else:
                 fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
                 published = dataclasses.replace(read_meta(staged), fidelity=fidelity)
-                if "threshold" in row:  # an embedder's own calibrated match threshold
-                    t = row["threshold"]
-                    published = dataclasses.replace(published, thresholds={
-                        **published.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
-                        **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
-                        "val_tar": float(t["tar"]), "val_far": float(t["far"])})
+                published = with_row_thresholds(published, row)  # an embedder's own calibrated thresholds
                 with phases(f"{final.name} agreement", "label-free agreement with fp32 on every image of the run"):
                     row["agreement_all"] = exporter.agreement_all(staged)
                 publish(staged, ready / final.name, dataclasses.replace(published, fidelity={
