@@ -232,8 +232,11 @@ def format_meta(meta) -> str:
     lines = [f"artifact: {meta.task}, {len(meta.labels)} label(s) ({', '.join(meta.labels[:6])}"
              f"{', ...' if len(meta.labels) > 6 else ''}), input {meta.input_size[0]}x{meta.input_size[1]} "
              f"{meta.color} {meta.layout} ({meta.resize}), {meta.precision}",
-             f"made by: edgecv {src.get('edgecv_version', '?')} from run {src.get('run', '?')} "
-             f"({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} {src.get('recipe_hash', '')})"]
+             f"made by: edgecv {src.get('edgecv_version', '?')} "
+             + (f"importing {src['imported']} (sha256 {src.get('sha256', '?')}, {src.get('producer') or src.get('format')}, "
+                f"preset {src.get('preset', '?')}, decoder {(meta.decoder or {}).get('type', '?')})" if "imported" in src else
+                f"from run {src.get('run', '?')} ({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} "
+                f"{src.get('recipe_hash', '')})")]
     if meta.thresholds:
         lines.append("thresholds: " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                                 for k, v in sorted(meta.thresholds.items())))

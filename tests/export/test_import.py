@@ -89,6 +89,8 @@ def test_yolo_imports_quantize_through_the_gate_and_run_torch_free(yolo_models, 
         assert fp32["metric"] == int8["metric"] == "map50" and fp32["drop_points"] == 0
         assert int8["gate"]["passed"] and int8["gate"]["decoder_float_nodes"] > 0
         assert not set(report["split"]["test"]) & set(report["split"]["calibration"])
+        shown = edgecv("inspect", tmp_path / "imported" / name / "model_int8.onnx").output
+        assert f"importing {name}.onnx" in shown and "fidelity (test split" in shown
         if name == "yolo11n":  # the same graph in edgecv's own layout scores the same mAP on the same test images
             from edgecv.data.detection import load_detection
 
