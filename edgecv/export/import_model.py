@@ -347,7 +347,7 @@ def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, re
         log.info("%s: ranking nodes by their activations' int8 error on %d calibration images", final, 8)
         return [(n, s) for n, s in activation_ranking(fp32, first[0], data.calibration, meta) if n not in tail]
 
-    res = recover(build, evaluate, ranking, spec.max_drop)
+    res = recover(build, evaluate, ranking, spec.max_drop, name=final)
     row = {**res.row, "file": final, "gate": {"max_drop": spec.max_drop, "passed": res.path is not None,
                                               "float_layers": list(res.keep_float), "attempts": res.attempts,
                                               "decoder_float_nodes": len(tail)}}

@@ -169,7 +169,7 @@ class _Exporter:
                 keep = tuple(onnx_row.get("gate", {}).get("float_layers", ()))
             else:
                 res = recover(lambda k: self._convert(fmt, precision, k), self._evaluate, self.ranking,
-                              self.spec.max_drop)
+                              self.spec.max_drop, name=f"model_{precision}{FORMATS[fmt].suffix}")
                 row = {**res.row, "gate": {"max_drop": self.spec.max_drop, "passed": res.path is not None,
                                            "float_layers": list(res.keep_float), "attempts": res.attempts}}
                 self._staged[(fmt, precision)] = (res.path, row)
