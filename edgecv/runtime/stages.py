@@ -150,10 +150,11 @@ class SingleModelStage(Stage):
         job.outputs = self.backend.infer(job.inputs)
 
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
-        return self.post(job.outputs, self.meta, self.options, job.transform), []
+        job.outputs = self.post.to_canonical(job.outputs, self.meta)  # once a frame: the drift monitor reads them too
+        return self.post(job.outputs, self.meta, self.options, job.transform, canonical=True), []
 
     def drift_confidence(self, job: FrameJob, result: Any) -> float | None:
-        return self.post.confidence(self.post.to_canonical(job.outputs, self.meta), self._drift_conf)
+        return self.post.confidence(job.outputs, self._drift_conf)  # canonical since finish
 
 
 register_stage("classify")(SingleModelStage)

@@ -26,12 +26,12 @@ class Postprocess:
     def to_canonical(self, outputs: list, meta) -> list:
         return self.canonical(outputs, meta) if self.canonical else outputs
 
-    def __call__(self, outputs, meta, options=None, transform=None):
-        """The typed result of one frame's raw outputs."""
+    def __call__(self, outputs, meta, options=None, transform=None, canonical: bool = False):
+        """The typed result of one frame's raw outputs (``canonical``: already through ``to_canonical``)."""
         opts = options if options is not None else self.options()
         if not isinstance(opts, self.options):
             raise EdgecvError(f"postprocess {self.task!r} takes {self.options.__name__}, not {type(opts).__name__}")
-        return self.fn(self.to_canonical(outputs, meta), meta, transform=transform,
+        return self.fn(outputs if canonical else self.to_canonical(outputs, meta), meta, transform=transform,
                        **{f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)})
 
 
