@@ -89,7 +89,7 @@ def test_gate_failure_keeps_fp32_and_the_previous_int8_and_says_so(exported, tin
     out, _ = exported
     previous = (out / "model_int8.onnx").read_bytes()
 
-    def never(build, evaluate, ranking, max_drop, max_float=16):
+    def never(build, evaluate, ranking, max_drop, max_float=16, name=None):
         row = evaluate(build(()))
         row = {**row, "drop_points": 42.0}
         return GateResult(None, row, (), [{"float_layers": ["head"], "drop_points": 42.0, "value": 0.0}])
