@@ -187,11 +187,12 @@ def agreement_all(path: str | Path, images: np.ndarray, reference: list[np.ndarr
 
 
 def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,
-            threads: int | None = None, val_set: EvalSet | None = None) -> dict[str, Any]:
+            threads: int | None = None, val_set: EvalSet | None = None, run: tuple | None = None) -> dict[str, Any]:
     """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``val_set``:
-    what an embedder's threshold is calibrated on)."""
+    what an embedder's threshold is calibrated on; ``run``: ``run_backend``'s answer for it on ``eval_set``, when the
+    caller has it already)."""
     tm = METRICS[task]
-    outs, ms, backend = run_backend(path, eval_set.images, threads)
+    outs, ms, backend = run or run_backend(path, eval_set.images, threads)
     ref_metric, value = tm.fn(reference, eval_set), tm.fn(outs, eval_set)
     out, ref = outs[tm.compared], reference[tm.compared]
     extra = tm.extra(outs, eval_set, path, backend, val_set) if tm.extra else {}

@@ -295,8 +295,9 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
             data = get_task(spec.task).import_data(spec, meta)
             log.info("data: %d test and %d calibration images (split seed %d)", len(data.eval_set.images),
                      len(data.split["calibration"]), spec.seed)
-            reference = run_backend(source, data.eval_set.images, spec.threads)[0]
-            row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set)
+            run = run_backend(source, data.eval_set.images, spec.threads)  # the imported model: the reference
+            reference = run[0]
+            row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set, run=run)
             meta = with_row_thresholds(meta, row)
             if get_postprocess(spec.task).confidence is not None:
                 meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"],
