@@ -170,7 +170,11 @@ def engine_cmd(model, fp16, out) -> None:
 @cli.command("run")
 @click.argument("model", type=click.Path(dir_okay=False, exists=True))
 @click.option("--camera", "camera", help="Camera index (V4L2), e.g. 0.")
-@click.option("--source", help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., http://..., a video, a folder or a glob.")
+@click.option("--source", "sources", multiple=True, help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., "
+              "http://..., a video, a folder or a glob; NAME=URI names it. Repeat it for several streams through one "
+              "model (each with its own tracking, drift and video; events tagged with the name).")
+@click.option("--sources", "sources_file", type=click.Path(dir_okay=False, exists=True),
+              help="A file of sources, one URI (or NAME=URI) a line; # comments.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
 @click.option("--conf", type=click.FloatRange(0, 1),
@@ -181,9 +185,9 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--zones", type=click.Path(dir_okay=False, exists=True), help="Detectors: a YAML of zones and lines: "
               "zone_enter/zone_exit (dwell) and line_cross events, counts in the telemetry.")
 @click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per frame [default: 3].")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames (of each source).")
 @click.option("--save", type=click.Path(dir_okay=False), help="Annotated video: out.webm (VP8, plays in browsers), "
-              "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG).")
+              "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG); several sources: out-NAME.mp4 each.")
 @click.option("--events", type=click.Path(dir_okay=False), help="JSON-lines events file.")
 @click.option("--telemetry", type=click.Path(dir_okay=False), help="Telemetry JSON (default: beside --events).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
@@ -204,16 +208,21 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
-def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, topk, max_frames, save, events, telemetry, show,
-            capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device, gallery, face_detector,
-            match_threshold, as_json) -> None:
+def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, track, zones, topk, max_frames, save, events,
+            telemetry, show, capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device,
+            gallery, face_detector, match_threshold, as_json) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
+    from edgecv.runtime.streams import read_sources
     from edgecv.runtime.telemetry import format_summary
 
-    if camera is not None and source is not None or (camera is None and source is None and not device):
-        raise click.UsageError("give one of --camera INDEX or --source URI (or a --device with a default camera)")
-    spec = PipelineSpec(model=model, source=camera if camera is not None else (source or ""), threads=threads,
+    uris = ([camera] if camera is not None else []) + list(sources) + (read_sources(sources_file) if sources_file else [])
+    if sources_file and not uris[len(sources) + (camera is not None):]:
+        raise click.UsageError(f"--sources {sources_file}: no sources in it (one URI a line)")
+    if not uris and not device:
+        raise click.UsageError("give --camera INDEX, --source URI (repeatable) or --sources FILE (or a --device with "
+                               "a default camera)")
+    spec = PipelineSpec(model=model, source=uris[0] if len(uris) == 1 else (tuple(uris) or ""), threads=threads,
                         backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames,
                         save=save, events=events,
                         show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
@@ -224,6 +233,10 @@ def run_cmd(model, camera, source, backend, threads, conf, iou, track, zones, to
         spec = apply_device(spec, device)
     summary = run_pipeline(spec)
     click.echo(json.dumps(summary, indent=1, default=float) if as_json else format_summary(summary))
+    for name in summary.get("failed", ()):  # the other streams ran to their end; the run still did not do its job
+        click.echo(f"edgecv: error: stream {name}: {summary['streams'][name]['error']}", err=True)
+    if summary.get("failed"):
+        sys.exit(1)
 
 
 @cli.command("bench")

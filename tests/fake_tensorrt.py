@@ -79,6 +79,13 @@ class _Engine:
     def get_tensor_dtype(self, name):
         return self.tensors[name]
 
+    def get_tensor_shape(self, name):  # -1: a dynamic axis (the batch), as TensorRT reports it
+        return {"x": (-1, 3, 4, 4), "scores": (-1, 2), "indices": (-1, 3)}[name]
+
+    def get_tensor_profile_shape(self, name, profile):  # min, opt, max of the one profile edgecv builds
+        assert name == "x" and profile == 0
+        return [(1, 3, 4, 4), (1, 3, 4, 4), (8, 3, 4, 4)]
+
     def create_execution_context(self):
         return _Context()
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edgecv._deps import require
 from edgecv.errors import EdgecvError
+from edgecv.runtime.sinks import result_event
 
 log = logging.getLogger(__name__)
 SCHEMES = ("mqtt://", "mqtts://")
@@ -179,8 +180,7 @@ class MqttSink:
             raise EdgecvError(f"{self.target.safe_uri}: the broker refused the connection ({self._refused}); {hint}")
 
     def write(self, frame, result) -> None:
-        self.event({"event": "result", "frame": frame.index, **({"name": frame.name} if frame.name else {}),
-                    **result.to_dict()})
+        self.event(result_event(frame, result))
 
     def event(self, data: dict[str, Any]) -> None:
         self._check()

@@ -1,9 +1,11 @@
-"""``edgecv run``: source -> stage (preprocess, backend, postprocess) -> drift/telemetry -> sinks.
+"""``edgecv run``: sources -> stages (preprocess, backend, postprocess) -> drift/telemetry -> sinks.
 
-The pipeline only wires and owns lifetimes; the work is the stage's (``runtime/stages.py``). Three threads overlap
-consecutive frames: one reads and prepares frame n+1 while the main thread runs inference on frame n and another
-finishes and writes frame n-1 (OpenCV, onnxruntime and LiteRT release the GIL while they work). Queues hold at most
-two frames, so a live camera is never more than a couple of frames behind.
+The pipeline only wires and owns lifetimes; the work is the stage's (``runtime/stages.py``) and the threads are
+``runtime/streams.py``'s. With one source, three threads overlap consecutive frames: one reads and prepares frame
+n+1 while the main thread runs inference on frame n and another finishes and writes frame n-1. With several
+(``--source A --source B``, ``--sources FILE``), each has its own stage, drift monitor, telemetry and video, and one
+model serves them all, batched across streams where the backend allows. Queues hold at most two frames a source, so
+a live camera is never more than a couple of frames behind.
 
 Stopping: SIGINT/SIGTERM (or the caller's ``stop`` event) reach every thread through one event. No thread ever
 blocks without a timeout on a queue or a source, so the run ends within a fraction of a second in every state
@@ -17,11 +19,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +34,16 @@ from edgecv.runtime.mqtt_sink import SCHEMES as MQTT_SCHEMES
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
 from edgecv.runtime.stages import Stage, StageOptions, create_stage
+from edgecv.runtime.streams import RunLoop, Stream, TaggedEvents, file_safe, name_sources, safe_uri
 from edgecv.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-_END = object()
-_POLL = 0.05  # seconds any thread waits before looking at the stop event again
 
 
 @dataclass(frozen=True)
 class PipelineSpec:
     model: str
-    source: str
+    source: str | tuple[str, ...]  # one URI, or several (one stream each; ``NAME=URI`` names one)
     threads: int | None = None
     backend: str | None = None
     # task options: None = not given (the task's default); given for another task's artifact = refused
@@ -71,12 +70,15 @@ class PipelineSpec:
     backend_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("preferred_providers", (...)),) from a device profile
     device: str | None = None  # the device profile applied (apply_device), for the start line
 
-    def stage_options(self) -> StageOptions:
+    def uris(self) -> tuple[str, ...]:
+        return (str(self.source),) if isinstance(self.source, (str, int)) else tuple(map(str, self.source))
+
+    def stage_options(self, uri: str | None = None) -> StageOptions:
         from edgecv.runtime.sources import is_still_images
 
         names = ("topk", "conf", "iou", "track", "zones", "gallery", "face_detector", "match_threshold")
         return StageOptions({k: getattr(self, k) for k in names}, str(self.model), self.event_cooldown_s,
-                            is_still_images(self.source))
+                            is_still_images(uri if uri is not None else self.uris()[0]))
 
 
 class _Stop:
@@ -110,27 +112,6 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _put(q: queue.Queue, item: Any, halt: threading.Event) -> bool:
-    """Put, waiting while the queue is full, unless the run stops (then False: the item is dropped)."""
-    while True:
-        try:
-            q.put(item, timeout=_POLL)
-            return True
-        except queue.Full:
-            if halt.is_set():
-                return False
-
-
-def _get(q: queue.Queue, upstream_alive: Callable[[], bool]) -> Any:
-    """The next item, or _END once the upstream thread is gone and nothing is left."""
-    while True:
-        try:
-            return q.get(timeout=_POLL)
-        except queue.Empty:
-            if not upstream_alive() and q.empty():
-                return _END
-
-
 class _ConsoleLimiter:
     """Source and drift events on the console too, at most one line per kind every ``every_s`` seconds."""
 
@@ -141,50 +122,61 @@ class _ConsoleLimiter:
         kind = event.get("event", "")
         if kind not in ("drift", "drift_cleared", "source_lost", "reconnected", "site_baseline_reset"):
             return
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.every_s:
+        now, key = time.monotonic(), (kind, event.get("source"))  # per stream, with several
+        if now - self._last.get(key, -1e9) < self.every_s:
             self.suppressed += 1
             return
-        self._last[kind] = now
+        self._last[key] = now
         detail = {k: v for k, v in event.items() if k not in ("event", "t")}
         log.warning("%s: %s", kind.replace("_", " "), ", ".join(f"{k}={v}" for k, v in detail.items()))
 
 
-def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack) -> tuple[list[Any], Any]:
-    """The sinks, and the one that takes events (a JSON-lines file, or an MQTT broker for mqtt:// and mqtts://)."""
-    sinks: list[Any] = []
-    events = None
-    if spec.show:
-        sinks.append(stack.enter_context(WindowSink()))
-    if spec.save:
-        sinks.append(stack.enter_context(VideoSink(spec.save, fps)))
+def _open_events(spec: PipelineSpec, stack: ExitStack) -> Any:
+    """The sink that takes events: a JSON-lines file, an MQTT broker for mqtt:// and mqtts://, or None."""
     if spec.events and spec.events.startswith(MQTT_SCHEMES):
         from edgecv.runtime.mqtt_sink import MqttSink
 
-        events = stack.enter_context(MqttSink(spec.events))
-        sinks.append(events)
-    elif spec.events:
-        events = stack.enter_context(EventsSink(spec.events))
-        sinks.append(events)
-    return sinks, events
+        return stack.enter_context(MqttSink(spec.events))
+    return stack.enter_context(EventsSink(spec.events)) if spec.events else None
 
 
-def _drift_monitor(spec: PipelineSpec, meta) -> DriftMonitor | None:
+def per_stream_path(path: str, name: str | None) -> str:
+    """``out.mp4`` for one stream; ``out-NAME.mp4`` for stream NAME of several."""
+    if name is None:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{file_safe(name)}{p.suffix}"))
+
+
+def _open_sinks(spec: PipelineSpec, fps: float, stack: ExitStack, name: str | None) -> list[Any]:
+    """A stream's window and video (``name``: None when the run has one stream)."""
+    sinks: list[Any] = []
+    if spec.show:
+        sinks.append(stack.enter_context(WindowSink(f"edgecv {name}" if name else "edgecv")))
+    if spec.save:
+        sinks.append(stack.enter_context(VideoSink(per_stream_path(spec.save, name), fps)))
+    return sinks
+
+
+def _drift_monitor(spec: PipelineSpec, meta, name: str | None = None, warn: bool = True) -> DriftMonitor | None:
+    """``name``: the stream's, with several (its drift captures go to a folder of that name); ``warn``: say why
+    drift monitoring is off (once a run)."""
     problem = reference_problem(meta.drift)
     if spec.capture_drift and problem:
         raise EdgecvError(f"{spec.model}: --capture-drift needs a drift reference, and {problem}")
     if not spec.drift:
         return None
     if problem:
-        log.warning("drift monitoring off: %s", problem)
+        log.log(logging.WARNING if warn else logging.DEBUG, "drift monitoring off: %s", problem)
         return None
+    capture = spec.capture_drift and (str(Path(spec.capture_drift) / file_safe(name)) if name else spec.capture_drift)
     try:
-        return DriftMonitor(meta.drift, checks=spec.drift_checks, capture_dir=spec.capture_drift)
+        return DriftMonitor(meta.drift, checks=spec.drift_checks, capture_dir=capture or None)
     except ValueError as exc:
         raise EdgecvError(f"--drift-checks: {exc}") from None
 
 
-def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
+def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int, loop: RunLoop) -> str:
     events = spec.events
     if events and events.startswith(MQTT_SCHEMES):
         from edgecv.runtime.mqtt_sink import parse_mqtt_uri
@@ -195,9 +187,46 @@ def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int) -> str:
     where = ", ".join(outputs) if outputs else "no --save/--events/--show: results are only summarised at the end"
     profile = f", device profile {spec.device}" if spec.device else ""
     line = (f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
-            f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; source {spec.source}; {where}")
+            f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; {_sources_text(loop)}; {where}")
     extra = stage.describe()
     return line + (f"; {extra}" if extra else "")
+
+
+def _sources_text(loop: RunLoop) -> str:
+    streams = loop.streams
+    if len(streams) == 1:
+        return f"source {streams[0].source.uri}"
+    batch = f"batched across streams (up to {loop.batch_limit})" if loop.batch_limit > 1 else "a frame at a time, in turn"
+    return f"{len(streams)} sources ({', '.join(s.name for s in streams)}), inference {batch}"
+
+
+def _open_streams(spec: PipelineSpec, backend, stack: ExitStack, halt: threading.Event, tel: Telemetry) -> list[Stream]:
+    """Every source's stream: its stage, drift monitor and source; sinks come later (``_attach_sinks``)."""
+    named = name_sources(spec.uris())
+    multi = len(named) > 1
+    streams = []
+    for name, uri in named:
+        stage = create_stage(backend, spec.stage_options(uri), stack)
+        drift = _drift_monitor(spec, backend.meta, name if multi else None, warn=not streams)
+        source = open_source(uri, give_up_after=spec.give_up_after_s, open_timeout=spec.open_timeout_s, stop=halt)
+        stack.callback(source.close)
+        streams.append(Stream(name, source, stage, Telemetry(tel) if multi else tel, [], None, drift,
+                              tag={"source": name} if multi else {}))
+    return streams
+
+
+def _attach_sinks(spec: PipelineSpec, streams: list[Stream], stack: ExitStack) -> Any:
+    """Each stream's sinks, the events sink last (a refused --show or --save leaves no events file behind). It is one
+    for all streams: with several, tagged with each stream's name and written under a lock."""
+    for s in streams:
+        s.sinks = _open_sinks(spec, getattr(s.source, "fps", 30.0) or 30.0, stack, s.name if s.tag else None)
+    events = _open_events(spec, stack)
+    if events is not None:
+        lock = threading.Lock()
+        for s in streams:
+            s.events = TaggedEvents(events, s.tag, lock) if s.tag else events
+            s.sinks.append(s.events)
+    return events
 
 
 def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -207,117 +236,60 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
         threads = spec.threads or default_threads()
         backend = stack.enter_context(create_backend(spec.model, name=spec.backend, threads=threads,
                                                      **dict(spec.backend_options)))
-        stage = create_stage(backend, spec.stage_options(), stack)
-        drift = _drift_monitor(spec, backend.meta)
-        source = open_source(spec.source, give_up_after=spec.give_up_after_s, open_timeout=spec.open_timeout_s,
-                             stop=halt)
-        stack.callback(source.close)
-        # outputs are opened last, so a bad option above leaves no empty files behind
-        sinks, events = _open_sinks(spec, getattr(source, "fps", 30.0) or 30.0, stack)
-        log.info("%s", _start_line(spec, backend, stage, threads))
+        streams = _open_streams(spec, backend, stack, halt, tel)
+        events = _attach_sinks(spec, streams, stack)  # outputs last: a bad option above leaves no empty files
+        loop = RunLoop(streams, backend, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s)
+        log.info("%s", _start_line(spec, backend, streams[0].stage, threads, loop))
         tel.start = time.perf_counter()
+        for s in streams:
+            s.tel.start = tel.start
         try:
-            _run_threads(spec, stage, source, sinks, events, drift, tel, halt)
+            loop.run()
         finally:
             tel.end = time.perf_counter()
-    summary = tel.summary(source.stats)
-    summary.update(model=str(spec.model), backend=backend.name, task=backend.meta.task, **stage.summary())
-    if drift is not None:
-        summary["drift"] = drift.summary()
+    summary = _summary(spec, backend, streams, tel)
     if hasattr(events, "summary"):
         summary["mqtt"] = events.summary()
     beside_events = spec.events and not spec.events.startswith(MQTT_SCHEMES)
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if beside_events else None)
     if telemetry_path:
-        tel.write(telemetry_path, source.stats,
-                  extra={k: summary[k] for k in ("faces", "drift", "tracks", "zones", "mqtt") if k in summary})
+        keys = ("faces", "drift", "tracks", "zones", "mqtt", "batches", "streams", "failed")
+        tel.write(telemetry_path, streams[0].source.stats if len(streams) == 1 else _total_stats(streams),
+                  extra={k: summary[k] for k in keys if k in summary})
     return summary
 
 
-def _run_threads(spec: PipelineSpec, stage: Stage, source, sinks: list[Any], events: Any,
-                 drift: DriftMonitor | None, tel: Telemetry, halt: threading.Event) -> None:
-    q_in: queue.Queue = queue.Queue(maxsize=2)
-    q_out: queue.Queue = queue.Queue(maxsize=2)
-    errors: list[BaseException] = []
-    infer_done = threading.Event()
-    console = _ConsoleLimiter()
+def _total_stats(streams: list[Stream]):
+    from edgecv.runtime.sources import SourceStats
 
-    def produce() -> None:
-        try:
-            it, n = iter(source), 0
-            while not halt.is_set():
-                t0 = time.perf_counter()
-                frame = next(it, None)
-                if frame is None or halt.is_set():
-                    break
-                tel.add("capture_wait", (time.perf_counter() - t0) * 1e3)
-                if not _put(q_in, stage.prepare(frame, tel), halt):
-                    break
-                n += 1
-                if spec.max_frames and n >= spec.max_frames:
-                    break
-        except BaseException as exc:  # surfaced in the main thread
-            errors.append(exc)
-            halt.set()
+    return SourceStats(*(sum(getattr(s.source.stats, k) for s in streams)
+                         for k in ("read", "dropped", "corrupt", "reconnects")))
 
-    def emit(pending: list[dict[str, Any]]) -> None:
-        new = []
-        while source.stats.events:  # reconnects and losses, also while no frame comes (taken, so it stays small)
-            new.append(source.stats.events.pop(0))
-        for ev in new + pending:
-            console(ev)
-            if events is not None:
-                events.event(ev)
 
-    def consume() -> None:
-        last_stats = time.monotonic()
-        try:
-            while True:
-                try:
-                    job = q_out.get(timeout=_POLL)
-                except queue.Empty:
-                    emit([])
-                    if infer_done.is_set() and q_out.empty():
-                        break
-                    continue
-                with tel.timed("postprocess"):
-                    result, pending = stage.finish(job)
-                t1 = time.perf_counter()
-                if drift is not None:
-                    pending += drift.observe(job.frame.bgr, stage.drift_confidence(job, result), job.frame.pts)
-                for sink in sinks:
-                    sink.write(job.frame, result)
-                emit(pending)
-                tel.add("sinks", (time.perf_counter() - t1) * 1e3)
-                tel.frame_done()
-                if spec.stats_every_s and time.monotonic() - last_stats >= spec.stats_every_s:
-                    last_stats = time.monotonic()
-                    s = tel.summary()
-                    log.info("frames %d  fps %.1f  infer p50 %.2f ms", s["frames"], s["fps"],
-                             s["stages"].get("infer", {}).get("p50_ms", 0.0))
-        except BaseException as exc:
-            errors.append(exc)
-            halt.set()
+def _stream_summary(s: Stream) -> dict[str, Any]:
+    out = s.tel.summary(s.source.stats)
+    out.update(s.stage.summary())
+    if s.drift is not None:
+        out["drift"] = s.drift.summary()
+    if s.error is not None:
+        out["error"] = str(s.error)
+    return out
 
-    producer = threading.Thread(target=produce, name="capture+prepare", daemon=True)
-    consumer = threading.Thread(target=consume, name="finish+sinks", daemon=True)
-    producer.start()
-    consumer.start()
-    try:
-        while (job := _get(q_in, producer.is_alive)) is not _END and not errors:
-            with tel.timed("infer"):
-                stage.infer(job)
-            if not _put(q_out, job, halt):
-                break
-    except BaseException as exc:
-        errors.append(exc)
-        halt.set()
-    finally:
-        infer_done.set()
-        consumer.join()
-        producer.join(timeout=1.0)  # gone already, unless the run stopped: then it sees ``halt`` within _POLL
-    if errors:
-        raise errors[0]
+
+def _summary(spec: PipelineSpec, backend, streams: list[Stream], tel: Telemetry) -> dict[str, Any]:
+    """One stream: its figures at the top level; several: the totals, and each stream's under ``streams``."""
+    batches = {str(k): v for k, v in sorted(tel.batches.items())}
+    head = {"model": str(spec.model), "backend": backend.name, "task": backend.meta.task}
+    if len(streams) == 1:
+        return {**_stream_summary(streams[0]), **head, "batches": batches}
+    for s in streams:
+        s.tel.end = s.tel.last or tel.end  # a stream's rate over its own time: one that ended early is not diluted
+    summary = {**tel.summary(_total_stats(streams)), **head, "batches": batches,
+               "streams": {s.name: {"uri": safe_uri(s.source.uri), **_stream_summary(s)} for s in streams}}
+    failed = [s.name for s in streams if s.error is not None]
+    if failed:
+        summary["failed"] = failed
+    return summary
 
 
 def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:

@@ -78,6 +78,12 @@ class Trails:
         return out
 
 
+def result_event(frame, result, tag: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A frame's ``result`` event (``tag``: the stream's name, in a run over several sources)."""
+    return {"event": "result", **(tag or {}), "frame": frame.index, **({"name": frame.name} if frame.name else {}),
+            **result.to_dict()}
+
+
 class _Sink:
     def close(self) -> None: ...
 
@@ -149,8 +155,7 @@ class EventsSink(_Sink):
 
     def write(self, frame, result) -> None:
         if frame.index % self.every == 0:
-            self.event({"event": "result", "frame": frame.index, **({"name": frame.name} if frame.name else {}),
-                        **result.to_dict()})
+            self.event(result_event(frame, result))
 
     def event(self, data: dict) -> None:
         self.f.write(json.dumps({"t": round(time.time(), 3), **data}) + "\n")

@@ -60,7 +60,11 @@ FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "track": "--track/-
 
 
 class Stage(ABC):
-    """The three steps (see the module docstring); ``drift_confidence`` is what the drift monitor observes."""
+    """The three steps (see the module docstring); ``drift_confidence`` is what the drift monitor observes.
+    ``batchable``: a job's inputs are one row per frame and ``infer`` is the backend's call on them, so jobs of
+    several streams may be inferred as one batch (``runtime/streams.py``)."""
+
+    batchable = False
 
     @abstractmethod
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob: ...
@@ -129,6 +133,7 @@ class SingleModelStage(Stage):
     """The whole frame in, one typed result out (classifiers; detectors extend it)."""
 
     TAKES: tuple[str, ...] = ("topk",)
+    batchable = True
 
     def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
         self.backend, self.meta = backend, backend.meta

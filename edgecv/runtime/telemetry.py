@@ -1,7 +1,10 @@
 """Per-stage latency (p50/p99), FPS and dropped frames for a pipeline run.
 
 Memory stays flat however long the run: each stage keeps a count and a sum over the whole run (the mean) and its
-last ``WINDOW`` latencies (the percentiles are over those)."""
+last ``WINDOW`` latencies (the percentiles are over those). ``latency`` is a frame's age when its outputs are
+written (capture to sinks). A run over several sources keeps one ``Telemetry`` per source, each adding to the run's
+(``parent``); inference is timed once per backend call, on the run's, with the frames the call took (a batch).
+"""
 
 from __future__ import annotations
 
@@ -17,16 +20,20 @@ from typing import Any
 import numpy as np
 
 WINDOW = 10_000  # latencies kept per stage for the percentiles
-STAGES = ("capture_wait", "face_detect", "preprocess", "infer", "postprocess", "sinks")  # face_detect: face tasks
+STAGES = ("capture_wait", "face_detect", "preprocess", "infer", "postprocess", "sinks", "latency")  # face_detect: faces
 
 
 class Telemetry:
-    def __init__(self) -> None:
+    def __init__(self, parent: Telemetry | None = None) -> None:
+        self.parent = parent
         self._ms: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=WINDOW))
         self._n: dict[str, int] = defaultdict(int)
         self._sum: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
         self.frames = 0
+        self.last: float | None = None  # when the last frame was done (perf_counter)
+        self.inferred = 0  # frames through the backend (a batched call counts each of its frames)
+        self.batches: dict[int, int] = defaultdict(int)  # backend calls by batch size
         self.start = time.perf_counter()
         self.end: float | None = None
 
@@ -35,6 +42,15 @@ class Telemetry:
             self._ms[stage].append(ms)
             self._n[stage] += 1
             self._sum[stage] += ms
+        if self.parent is not None:
+            self.parent.add(stage, ms)
+
+    def add_infer(self, ms: float, frames: int) -> None:
+        """One backend call that took ``frames`` frames."""
+        self.add("infer", ms)
+        with self._lock:
+            self.inferred += frames
+            self.batches[frames] += 1
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -47,6 +63,9 @@ class Telemetry:
     def frame_done(self) -> None:
         with self._lock:
             self.frames += 1
+            self.last = time.perf_counter()
+        if self.parent is not None:
+            self.parent.frame_done()
 
     def summary(self, source_stats=None) -> dict[str, Any]:
         wall = (self.end or time.perf_counter()) - self.start
@@ -59,8 +78,8 @@ class Telemetry:
                 stages[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
                                 "mean_ms": total / n, "n": n}
         out = {"frames": self.frames, "wall_s": wall, "fps": self.frames / wall if wall > 0 else 0.0, "stages": stages}
-        if "infer" in stages:
-            out["infer_only_fps"] = 1000.0 / stages["infer"]["mean_ms"]
+        if "infer" in stages and self.inferred:
+            out["infer_only_fps"] = self.inferred / (self._sum["infer"] / 1e3)
         if source_stats is not None:
             out["source"] = {"read": source_stats.read, "dropped": source_stats.dropped,
                              "corrupt": source_stats.corrupt, "reconnects": source_stats.reconnects}
@@ -95,4 +114,22 @@ def format_summary(s: dict[str, Any]) -> str:
     if "drift" in s:
         d = s["drift"]
         lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")
+    if "streams" in s:
+        shown = ", ".join(f"{n} frame(s) x {k}" for k, n in s.get("batches", {}).items())
+        lines.append(f"  inference calls by batch size: {shown or 'none'}")
+        for name, st in s["streams"].items():
+            lines.append(_stream_line(name, st))
     return "\n".join(lines)
+
+
+def _stream_line(name: str, st: dict[str, Any]) -> str:
+    lat = st["stages"].get("latency")
+    src = st["source"]
+    line = (f"  {name}: frames {st['frames']}  fps {st['fps']:.1f}"
+            + (f"  latency p50 {lat['p50_ms']:.1f} ms p99 {lat['p99_ms']:.1f} ms" if lat else "")
+            + f"  read {src['read']} dropped {src['dropped']} corrupt {src['corrupt']} reconnects {src['reconnects']}")
+    if "tracks" in st:
+        line += f"  tracks {st['tracks']['confirmed']}"
+    if "drift" in st:
+        line += f"  drift alarms {st['drift']['alarms']}"
+    return line + (f"  FAILED: {st['error']}" if "error" in st else "")

@@ -167,6 +167,7 @@ def test_tensorrt_backend_returns_outputs_in_their_own_dtypes_and_frees_what_it_
 
     cudart = FakeCudart()
     backend = create_backend(_fake_engine(tmp_path, monkeypatch, cudart))
+    assert backend.max_batch == 8  # the engine's profile: a multi-source run batches up to 8 streams
     x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
     scores, indices = backend.infer(x)
     assert scores.dtype == np.float32 and indices.dtype == np.int64  # fp16 widened; integers kept

@@ -22,6 +22,9 @@ class Backend(ABC):
     name: str
     meta: ArtifactMeta
     path: Path
+    # frames one ``infer`` may take, every output batch-first (what a multi-source run batches across streams); 1: the
+    # artifact's batch is fixed (TFLite) or an output is not per frame (in-graph NMS indices)
+    max_batch: int = 1
 
     @abstractmethod
     def infer(self, x: np.ndarray) -> list[np.ndarray]: ...

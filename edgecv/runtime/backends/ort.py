@@ -48,6 +48,17 @@ def int8_saturates() -> bool:
     return int(session.run(None, {"a": np.full((1, 64), 255, np.uint8)})[0][0, 0]) != 207
 
 
+BATCH_LIMIT = 64  # frames in one call at most, however many streams (memory stays bounded)
+
+
+def dynamic_batch(session) -> int:
+    """BATCH_LIMIT when the input's batch axis is symbolic and every output's first axis is that same symbol (so
+    output row k is frame k's), else 1."""
+    axis = session.get_inputs()[0].shape[0]
+    per_frame = all(o.shape and o.shape[0] == axis for o in session.get_outputs())
+    return BATCH_LIMIT if isinstance(axis, str) and per_frame else 1
+
+
 class OrtBackend(Backend):
     name = "onnxruntime"
 
@@ -80,6 +91,7 @@ class OrtBackend(Backend):
             raise EdgecvError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
         self.meta = meta_from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self._input = self.session.get_inputs()[0].name
+        self.max_batch = dynamic_batch(self.session)
 
     @property
     def providers(self) -> list[str]:

@@ -85,6 +85,16 @@ class TensorRTBackend(Backend):
         self.outputs = [n for n in names if n not in self.inputs]
         self.dtypes = {n: _host_dtype(trt, self.engine, n) for n in names}
         self.stream = _check(self.cudart.cudaStreamCreate())
+        self.max_batch = self._profile_batch()
+
+    def _profile_batch(self) -> int:
+        """The optimisation profile's largest batch when every output's batch axis is dynamic too, else 1."""
+        try:
+            largest = int(self.engine.get_tensor_profile_shape(self.inputs[0], 0)[2][0])
+            per_frame = all(self.engine.get_tensor_shape(n)[0] == -1 for n in self.outputs)
+        except (IndexError, RuntimeError, TypeError):  # no profile: a static engine
+            return 1
+        return max(1, largest) if per_frame else 1
 
     def _device(self, name: str, nbytes: int) -> int:
         ptr, size = self._buffers.get(name, (0, 0))

@@ -1,0 +1,145 @@
+"""Several streams through one model: `edgecv run --source ... x N` against the backend's best pure inference.
+
+For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifier and a detector), in one run:
+
+- pure inference: the first ``--frames`` frames decoded and preprocessed up front, then only ``backend.infer``
+  timed over N x those frames, at batch 1 and (when the backend takes a dynamic batch) at batch N: the better of
+  the two is "pure", the most this backend does with these frames at this thread count;
+- the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
+  to a JSON-lines file, as a user runs it), ``--frames`` frames each.
+
+Prints total FPS, the ratio to pure (target >= 0.9 while inference is the bottleneck), per-stream FPS, the batch
+sizes inference ran at, the latency each stream sees (capture to events written: p50 median over streams, worst
+p99), and the CPU cores the process kept busy (user + system time / wall), in ``--rounds`` alternating rounds
+(median per row).
+
+    python benchmarks/multistream.py [--video /usr/share/doc/opencv-doc/examples/data/vtest.avi] [--streams 1,2,4,8]
+        [--frames 150] [--rounds 2] [--threads N] [--classifier ARTIFACT] [--detector ARTIFACT]
+
+Default artifacts: EfficientNet-Lite0 ImageNet int8 ONNX at 224 px (as benchmarks/pipeline_overhead.py), and the
+detect recipe's network (EfficientNet-Lite0 ImageNet backbone, FPN-lite, anchor-free head) at 320 px as fp32 ONNX
+with its head untrained: the speed of the real detector (the same graph), not its detections; pass
+``--detector /tmp/edgecv-detect/run/export/model_fp32.onnx`` after ``python benchmarks/detect.py`` for a trained one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecv.runtime.backends import create_backend
+from edgecv.runtime.pipeline import PipelineSpec, default_threads, run_pipeline
+from edgecv.runtime.preprocess import prepare_frame
+
+VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+
+def default_detector(folder: Path, size: int = 320) -> Path:
+    """The detect recipe's network at ``size`` px as fp32 ONNX; ImageNet backbone, head untrained (speed only)."""
+    import yaml
+
+    from edgecv.export.spec import ConvertSpec
+    from edgecv.export.torch2onnx import torch2onnx
+    from edgecv.models import get_spec
+    from edgecv.models.loading import build_detector, detector_meta
+
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "detect_efficientnet_lite0.yaml").read_text())
+    m = recipe["model"]
+    classes = ["circle", "square", "triangle", "star", "cross"]
+    model = build_detector({"backbone": m["backbone"], "classes": classes, "input_size": size, "strides": m["strides"],
+                            "channels": m["channels"], "head_convs": m["head_convs"]}, pretrained="imagenet").eval()
+    spec = get_spec(m["backbone"])
+    return torch2onnx(model, ConvertSpec(folder / "detector_fp32.onnx", detector_meta(model, classes, spec.mean, spec.std)))
+
+
+def default_classifier(folder: Path) -> Path:
+    from pipeline_overhead import default_model
+
+    return default_model(folder, 224)
+
+
+def decoded_inputs(model: Path, video: str, frames: int) -> list[np.ndarray]:
+    with create_backend(model, threads=1) as backend:
+        meta = backend.meta
+    cap, inputs = cv2.VideoCapture(video), []
+    while len(inputs) < frames and (got := cap.read())[0]:
+        inputs.append(prepare_frame(got[1], meta, "BGR")[0][None])
+    cap.release()
+    return inputs
+
+
+def pure_fps(model: Path, inputs: list[np.ndarray], n: int, threads: int) -> tuple[float, int]:
+    """The better of batch 1 and batch ``n`` (when the backend takes it) over ``n`` x ``inputs``: (fps, batch)."""
+    best = (0.0, 1)
+    with create_backend(model, threads=threads) as backend:
+        batches = [1] + ([n] if n > 1 and backend.max_batch >= n else [])
+        for b in batches:
+            calls = [np.concatenate([x] * b) for x in inputs] if b > 1 else [x for x in inputs for _ in range(n)]
+            for x in calls[:5]:
+                backend.infer(x)
+            t = time.perf_counter()
+            for x in calls:
+                backend.infer(x)
+            fps = n * len(inputs) / (time.perf_counter() - t)
+            best = max(best, (fps, b))
+    return best
+
+
+def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp: str) -> dict:
+    cpu0, t0 = os.times(), time.perf_counter()
+    s = run_pipeline(PipelineSpec(model=str(model), source=tuple(f"s{i}={video}" for i in range(n)) if n > 1 else video,
+                                  threads=threads, max_frames=frames, events=f"{tmp}/events.jsonl"))
+    cpu1, wall = os.times(), time.perf_counter() - t0
+    streams = s["streams"].values() if n > 1 else [s]
+    return {"fps": s["fps"], "per_stream": [st["fps"] for st in streams], "batches": s["batches"],
+            "lat_p50": statistics.median(st["stages"]["latency"]["p50_ms"] for st in streams),
+            "lat_p99": max(st["stages"]["latency"]["p99_ms"] for st in streams),
+            "cores": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall, "frames": s["frames"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=VTEST)
+    ap.add_argument("--streams", default="1,2,4,8")
+    ap.add_argument("--frames", type=int, default=150, help="frames of each stream")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=default_threads(),
+                    help="inference threads for both measurements (default: edgecv run's)")
+    ap.add_argument("--classifier", type=Path)
+    ap.add_argument("--detector", type=Path)
+    args = ap.parse_args()
+    if not Path(args.video).is_file():
+        raise SystemExit(f"{args.video}: not found (Debian: apt install opencv-doc, or pass --video)")
+    counts = [int(n) for n in args.streams.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"classifier": args.classifier or default_classifier(Path(tmp)),
+                  "detector": args.detector or default_detector(Path(tmp))}
+        print(f"{Path(args.video).name}, {args.frames} frames a stream, {args.threads} inference thread(s), "
+              f"{os.cpu_count()} cores, median of {args.rounds} round(s)")
+        print(f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'per stream':>11} {'batches':<22} "
+              f"{'lat p50':>8} {'p99':>7} {'cores':>5}")
+        for kind, model in models.items():
+            inputs = decoded_inputs(model, args.video, args.frames)
+            for n in counts:
+                pures, rows = [], []
+                for _ in range(args.rounds):
+                    pures.append(pure_fps(model, inputs, n, args.threads))
+                    rows.append(pipeline_row(model, args.video, n, args.frames, args.threads, tmp))
+                pure = statistics.median(p[0] for p in pures)
+                row = sorted(rows, key=lambda r: r["fps"])[len(rows) // 2]
+                batches = " ".join(f"{k}x{v}" for k, v in row["batches"].items())
+                print(f"{kind + ' ' + Path(str(model)).name[:11]:<22} {n:>2} {row['fps']:>7.1f} {pure:>7.1f} "
+                      f"{row['fps'] / pure:>6.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
+                      f"{batches[:22]:<22} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
+                      f"   (pure at batch {pures[0][1]})")
+
+
+if __name__ == "__main__":
+    main()

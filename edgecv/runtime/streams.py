@@ -1,0 +1,300 @@
+"""The threads of ``edgecv run``: one capture+prepare thread and one finish+sinks thread per source, one inference
+thread for all of them.
+
+Each source reads and prepares its frames on its own thread (so a slow or lost camera holds up only itself) and
+has at most ``QUEUE`` prepared frames waiting for inference (latest-frame policy upstream: a live source keeps only
+its newest frame). The inference thread takes what is waiting, in arrival order, and runs it as one batch when the
+backend takes a dynamic batch (``Backend.max_batch``) and the stages allow it, else frame by frame: with several
+streams, every stream gets its turn. Each source's results go to its own finish thread (its stage: tracker, zones,
+face names; its drift monitor, its video), and the events of all of them to the one events sink, tagged with the
+source's name.
+
+A source that fails (a camera that never opens, a stream given up on) ends that stream only; the run ends when every
+source has ended, and fails when every source failed. An error in inference, postprocessing or a sink stops the run.
+OpenCV, onnxruntime and LiteRT release the GIL while they work, so the threads overlap on the cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from edgecv.runtime.drift import DriftMonitor
+from edgecv.runtime.stages import FrameJob, Stage
+from edgecv.runtime.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+_END = object()
+_POLL = 0.05  # seconds any thread waits before looking at the stop event again
+QUEUE = 2  # prepared frames a source may have waiting for inference
+
+
+_NAMED = re.compile(r"([A-Za-z][\w-]{0,31})=(.+)")  # NAME=URI (a URI's own "=" comes after its "://" or a "/")
+
+
+def safe_uri(uri: str) -> str:
+    """The URI without a user name and password (rtsp://user:pass@host/... -> rtsp://host/...)."""
+    parts = urlsplit(uri)
+    if parts.scheme and "@" in parts.netloc:
+        return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return uri
+
+
+def file_safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "stream"
+
+
+def name_sources(uris: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(name, URI) of each source. ``NAME=URI`` names it; otherwise a file's or folder's name, a camera's index or a
+    stream's URI without its credentials; a name seen before gets ``#2``, ``#3``."""
+    named, seen = [], {}
+    for uri in uris:
+        m = None if Path(uri).exists() else _NAMED.fullmatch(uri)
+        if m:
+            name, uri = m.groups()
+        elif "://" in uri:
+            name = safe_uri(uri)
+        else:
+            name = Path(uri).name or uri
+        seen[name] = seen.get(name, 0) + 1
+        named.append((name if seen[name] == 1 else f"{name}#{seen[name]}", uri))
+    return named
+
+
+def read_sources(path: str | Path) -> list[str]:
+    """A sources file: one URI (or NAME=URI) a line; blank lines and lines starting with # are skipped."""
+    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+@dataclass(eq=False)
+class Stream:
+    """One source and what is its own: the stage (tracker, zones, face names), drift monitor, telemetry, sinks."""
+
+    name: str
+    source: Any
+    stage: Stage
+    tel: Telemetry
+    sinks: list[Any]
+    events: Any  # where this stream's events go (None: nowhere)
+    drift: DriftMonitor | None = None
+    tag: dict[str, Any] = field(default_factory=dict)  # {"source": name} on every event when the run has several
+    error: BaseException | None = None
+    slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(QUEUE))
+    out: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=QUEUE))
+
+    def emit(self, pending: list[dict[str, Any]], console: Callable[[dict[str, Any]], None]) -> None:
+        """The source's own events (reconnects, losses: taken, so the list stays small) and ``pending``."""
+        new = []
+        while self.source.stats.events:
+            new.append(self.source.stats.events.pop(0))
+        for ev in new + pending:
+            ev = {**ev, **self.tag}
+            console(ev)
+            if self.events is not None:
+                self.events.event(ev)
+
+
+class TaggedEvents:
+    """One events sink shared by several streams: each stream's events and results carry its name, and writes from
+    the streams' threads are serialised."""
+
+    def __init__(self, sink: Any, tag: dict[str, Any], lock: threading.Lock):
+        self.sink, self.tag, self.lock = sink, tag, lock
+
+    def write(self, frame, result) -> None:
+        from edgecv.runtime.sinks import result_event
+
+        every = getattr(self.sink, "every", 1)
+        if frame.index % every == 0:
+            self.event(result_event(frame, result, self.tag))
+
+    def event(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self.sink.event({**data, **self.tag})
+
+
+def _put(q: queue.Queue, item: Any, halt: threading.Event) -> bool:
+    """Put, waiting while the queue is full, unless the run stops (then False: the item is dropped)."""
+    while True:
+        try:
+            q.put(item, timeout=_POLL)
+            return True
+        except queue.Full:
+            if halt.is_set():
+                return False
+
+
+def _acquire(slots: threading.Semaphore, halt: threading.Event) -> bool:
+    while not slots.acquire(timeout=_POLL):
+        if halt.is_set():
+            return False
+    return True
+
+
+def _get(q: queue.Queue, upstream_alive: Callable[[], bool]) -> Any:
+    """The next item, or _END once the upstream threads are gone and nothing is left."""
+    while True:
+        try:
+            return q.get(timeout=_POLL)
+        except queue.Empty:
+            if not upstream_alive() and q.empty():
+                return _END
+
+
+def infer_jobs(backend: Any, jobs: list[tuple[Stream, FrameJob]], tel: Telemetry) -> None:
+    """Inference for the jobs taken together: one batched call when there are several and every stage is batchable
+    (one input row per frame), else one call per job."""
+    t0 = time.perf_counter()
+    if len(jobs) > 1 and all(s.stage.batchable for s, _ in jobs):
+        outputs = backend.infer(np.concatenate([job.inputs for _, job in jobs]))
+        for k, (_, job) in enumerate(jobs):
+            job.outputs = [o[k : k + 1] for o in outputs]
+        tel.add_infer((time.perf_counter() - t0) * 1e3, len(jobs))
+        return
+    for s, job in jobs:
+        s.stage.infer(job)
+        t1 = time.perf_counter()
+        tel.add_infer((t1 - t0) * 1e3, 1)
+        t0 = t1
+
+
+@dataclass
+class RunLoop:
+    """The threads over ``streams`` (see the module docstring); ``run`` returns when all have ended."""
+
+    streams: list[Stream]
+    backend: Any
+    tel: Telemetry  # the run's (each stream's adds to it)
+    halt: threading.Event
+    console: Callable[[dict[str, Any]], None]
+    max_frames: int | None = None  # per stream
+    stats_every_s: float = 0.0
+    errors: list[BaseException] = field(default_factory=list)  # run-wide: they stop every stream
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()  # (stream, job), in arrival order
+        self._pending: list[tuple[Stream, FrameJob]] = []  # taken off the queue, not yet inferred (inference thread)
+        self._infer_done = threading.Event()
+        batchable = all(s.stage.batchable for s in self.streams)
+        self.batch_limit = min(len(self.streams), getattr(self.backend, "max_batch", 1)) if batchable else 1
+
+    def _fail(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.halt.set()
+
+    def _produce(self, s: Stream) -> None:
+        try:
+            it, n = iter(s.source), 0
+            while not self.halt.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, None)
+                if frame is None or self.halt.is_set():
+                    break
+                s.tel.add("capture_wait", (time.perf_counter() - t0) * 1e3)
+                job = s.stage.prepare(frame, s.tel)
+                if not _acquire(s.slots, self.halt):
+                    break
+                self._queue.put((s, job))
+                n += 1
+                if self.max_frames and n >= self.max_frames:
+                    break
+        except BaseException as exc:  # this stream ends; the others go on (run() raises when all have failed)
+            s.error = exc
+            if len(self.streams) > 1:
+                log.error("%s: %s; the other streams go on", s.name, exc)
+                s.emit([{"event": "source_failed", "t": time.time(), "error": str(exc)}], self.console)
+
+    def _consume(self, s: Stream) -> None:
+        try:
+            while True:
+                try:
+                    job = s.out.get(timeout=_POLL)
+                except queue.Empty:
+                    s.emit([], self.console)
+                    if self._infer_done.is_set() and s.out.empty():
+                        break
+                    continue
+                self._finish(s, job)
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _finish(self, s: Stream, job: FrameJob) -> None:
+        with s.tel.timed("postprocess"):
+            result, pending = s.stage.finish(job)
+        t1 = time.perf_counter()
+        if s.drift is not None:
+            pending += s.drift.observe(job.frame.bgr, s.stage.drift_confidence(job, result), job.frame.pts)
+        for sink in s.sinks:
+            sink.write(job.frame, result)
+        s.emit(pending, self.console)
+        s.tel.add("sinks", (time.perf_counter() - t1) * 1e3)
+        s.tel.add("latency", (time.monotonic() - job.frame.t) * 1e3)
+        s.tel.frame_done()
+
+    def _take(self, producers: list[threading.Thread]) -> list[tuple[Stream, FrameJob]] | None:
+        """The oldest waiting job of each stream that has one (at least one job, at most ``batch_limit``), or None
+        once every source has ended. One frame a stream a call: a stream's next frame waits for the next call rather
+        than make the batch (and every stream's latency) longer."""
+        while True:
+            while True:
+                try:
+                    self._pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self._pending:
+                break
+            item = _get(self._queue, lambda: any(p.is_alive() for p in producers))
+            if item is _END:
+                return None
+            self._pending.append(item)
+        jobs: list[tuple[Stream, FrameJob]] = []
+        for item in self._pending:
+            if len(jobs) < self.batch_limit and all(item[0] is not s for s, _ in jobs):
+                jobs.append(item)
+        for item in jobs:
+            self._pending.remove(item)
+            item[0].slots.release()
+        return jobs
+
+    def run(self) -> None:
+        producers = [threading.Thread(target=self._produce, args=(s,), name=f"capture+prepare {s.name}", daemon=True)
+                     for s in self.streams]
+        consumers = [threading.Thread(target=self._consume, args=(s,), name=f"finish+sinks {s.name}", daemon=True)
+                     for s in self.streams]
+        for t in producers + consumers:
+            t.start()
+        last_stats = time.monotonic()
+        try:
+            while not self.errors and (jobs := self._take(producers)) is not None:
+                infer_jobs(self.backend, jobs, self.tel)
+                if not all(_put(s.out, job, self.halt) for s, job in jobs):
+                    break
+                if self.stats_every_s and time.monotonic() - last_stats >= self.stats_every_s:
+                    last_stats = time.monotonic()
+                    st = self.tel.summary()
+                    log.info("frames %d  fps %.1f  infer p50 %.2f ms", st["frames"], st["fps"],
+                             st["stages"].get("infer", {}).get("p50_ms", 0.0))
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self._infer_done.set()
+            for t in consumers:
+                t.join()
+            for t in producers:
+                t.join(timeout=1.0)  # gone already, unless the run stopped: then it sees ``halt`` within _POLL
+        if self.errors:
+            raise self.errors[0]
+        failed = [s.error for s in self.streams if s.error is not None]
+        if failed and len(failed) == len(self.streams):
+            raise failed[0]
