@@ -6,7 +6,8 @@ For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifi
   timed over N x those frames, at batch 1 and (when the backend takes a dynamic batch) at batch N: the better of
   the two is "pure", the most this backend does with these frames at this thread count;
 - the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
-  to a JSON-lines file, as a user runs it), ``--frames`` frames each.
+  to a JSON-lines file, as a user runs it), ``--frames`` frames each, at edgecv run's batch policy (one frame a call
+  on a CPU, the streams in turn; ``--batch N`` to force batches).
 
 Prints total FPS, the ratio to pure (target >= 0.9 while inference is the bottleneck), per-stream FPS, the batch
 sizes inference ran at, the latency each stream sees (capture to events written: p50 median over streams, worst
@@ -92,10 +93,10 @@ def pure_fps(model: Path, inputs: list[np.ndarray], n: int, threads: int) -> tup
     return best
 
 
-def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp: str) -> dict:
+def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp: str, batch: int | None) -> dict:
     cpu0, t0 = os.times(), time.perf_counter()
     s = run_pipeline(PipelineSpec(model=str(model), source=tuple(f"s{i}={video}" for i in range(n)) if n > 1 else video,
-                                  threads=threads, max_frames=frames, events=f"{tmp}/events.jsonl"))
+                                  threads=threads, max_frames=frames, events=f"{tmp}/events.jsonl", batch=batch))
     cpu1, wall = os.times(), time.perf_counter() - t0
     streams = s["streams"].values() if n > 1 else [s]
     return {"fps": s["fps"], "per_stream": [st["fps"] for st in streams], "batches": s["batches"],
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=default_threads(),
                     help="inference threads for both measurements (default: edgecv run's)")
+    ap.add_argument("--batch", type=int, help="frames an inference call takes (default: edgecv run's policy)")
     ap.add_argument("--classifier", type=Path)
     ap.add_argument("--detector", type=Path)
     args = ap.parse_args()
@@ -131,7 +133,7 @@ def main() -> None:
                 pures, rows = [], []
                 for _ in range(args.rounds):
                     pures.append(pure_fps(model, inputs, n, args.threads))
-                    rows.append(pipeline_row(model, args.video, n, args.frames, args.threads, tmp))
+                    rows.append(pipeline_row(model, args.video, n, args.frames, args.threads, tmp, args.batch))
                 pure = statistics.median(p[0] for p in pures)
                 row = sorted(rows, key=lambda r: r["fps"])[len(rows) // 2]
                 batches = " ".join(f"{k}x{v}" for k, v in row["batches"].items())

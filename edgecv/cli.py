@@ -186,6 +186,8 @@ def engine_cmd(model, fp16, out) -> None:
               "zone_enter/zone_exit (dwell) and line_cross events, counts in the telemetry.")
 @click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per frame [default: 3].")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames (of each source).")
+@click.option("--batch", type=click.IntRange(min=1), help="Several sources: frames one inference call takes, one a "
+              "stream [default: as many as streams on a GPU, 1 on a CPU, where batching does not pay].")
 @click.option("--save", type=click.Path(dir_okay=False), help="Annotated video: out.webm (VP8, plays in browsers), "
               "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG); several sources: out-NAME.mp4 each.")
 @click.option("--events", type=click.Path(dir_okay=False), help="JSON-lines events file.")
@@ -208,9 +210,9 @@ def engine_cmd(model, fp16, out) -> None:
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
               "match (default: the one calibrated at export, in the artifact).")
 @click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
-def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, track, zones, topk, max_frames, save, events,
-            telemetry, show, capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after, device,
-            gallery, face_detector, match_threshold, as_json) -> None:
+def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, track, zones, topk, max_frames, batch, save,
+            events, telemetry, show, capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after,
+            device, gallery, face_detector, match_threshold, as_json) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.streams import read_sources
@@ -224,7 +226,7 @@ def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, t
                                "a default camera)")
     spec = PipelineSpec(model=model, source=uris[0] if len(uris) == 1 else (tuple(uris) or ""), threads=threads,
                         backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames,
-                        save=save, events=events,
+                        batch=batch, save=save, events=events,
                         show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
                         drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
                         stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,

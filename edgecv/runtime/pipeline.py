@@ -56,7 +56,8 @@ class PipelineSpec:
     face_detector: str | None = None  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
     match_threshold: float | None = None  # None: the threshold calibrated at export (artifact metadata)
     event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
-    max_frames: int | None = None
+    max_frames: int | None = None  # of each source
+    batch: int | None = None  # several sources: frames an inference call takes (None: streams on a GPU, 1 on a CPU)
     save: str | None = None
     events: str | None = None
     show: bool = False
@@ -196,7 +197,7 @@ def _sources_text(loop: RunLoop) -> str:
     streams = loop.streams
     if len(streams) == 1:
         return f"source {streams[0].source.uri}"
-    batch = f"batched across streams (up to {loop.batch_limit})" if loop.batch_limit > 1 else "a frame at a time, in turn"
+    batch = f"batched across streams (up to {loop.batch_limit})" if loop.batch_limit > 1 else "one frame a call, in turn"
     return f"{len(streams)} sources ({', '.join(s.name for s in streams)}), inference {batch}"
 
 
@@ -238,7 +239,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
                                                      **dict(spec.backend_options)))
         streams = _open_streams(spec, backend, stack, halt, tel)
         events = _attach_sinks(spec, streams, stack)  # outputs last: a bad option above leaves no empty files
-        loop = RunLoop(streams, backend, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s)
+        loop = RunLoop(streams, backend, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s, spec.batch)
         log.info("%s", _start_line(spec, backend, streams[0].stage, threads, loop))
         tel.start = time.perf_counter()
         for s in streams:

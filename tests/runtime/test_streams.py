@@ -44,6 +44,15 @@ def test_onnx_takes_a_batch_across_streams_only_when_every_output_is_per_frame(t
         assert backend.max_batch == 1  # its graph is built for batch 1
 
 
+def test_a_cpu_takes_one_frame_a_call_unless_asked_and_never_more_than_the_artifact_takes(tiny_export, tmp_path):
+    from edgecv.runtime.streams import batch_size
+
+    with create_backend(tiny_export[0] / "model_int8.onnx") as onnx, \
+            create_backend(brightness_detector(tmp_path / "blobs.onnx")) as fixed:
+        assert [batch_size(onnx, 4), batch_size(onnx, 4, 2), batch_size(onnx, 2, 8)] == [1, 2, 2]
+        assert batch_size(fixed, 4, 4) == 1
+
+
 def test_two_streams_are_batched_and_each_frame_gets_its_own_outputs(tiny_export, shapes_video, tmp_path):
     model = str(tiny_export[0] / "model_int8.onnx")
     other = write_video(tmp_path / "reversed.avi", [cv2.flip(f, 1) for f in _frames(shapes_video)])
@@ -51,7 +60,7 @@ def test_two_streams_are_batched_and_each_frame_gets_its_own_outputs(tiny_export
     for name, video in (("a", shapes_video), ("b", other)):
         run_pipeline(PipelineSpec(model=model, source=str(video), threads=1, events=str(tmp_path / f"{name}.jsonl")))
         alone[name] = results_of(tmp_path / f"{name}.jsonl")
-    s = run_pipeline(PipelineSpec(model=model, source=(f"a={shapes_video}", f"b={other}"), threads=1,
+    s = run_pipeline(PipelineSpec(model=model, source=(f"a={shapes_video}", f"b={other}"), threads=1, batch=2,
                                   events=str(tmp_path / "both.jsonl"), save=str(tmp_path / "out.avi")))
     assert s["frames"] == 72 and {n: st["frames"] for n, st in s["streams"].items()} == {"a": 36, "b": 36}
     assert sum(int(k) * v for k, v in s["batches"].items()) == 72 and s["batches"].get("2", 0) >= 18, s["batches"]
@@ -78,8 +87,8 @@ def test_each_stream_tracks_its_own_objects(tmp_path):
         frames.append(img)
     video = write_video(tmp_path / "blobs.avi", frames)
     s = run_pipeline(PipelineSpec(model=str(model), source=(f"left={video}", f"right={video}"), conf=0.5, threads=1,
-                                  events=str(tmp_path / "events.jsonl")))
-    assert s["batches"] == {"1": 60}
+                                  batch=2, events=str(tmp_path / "events.jsonl")))
+    assert s["batches"] == {"1": 60}  # batch 2 asked for, but this graph takes one frame: the streams took turns
     for name in ("left", "right"):
         ids = [sorted(b["track_id"] for b in e["boxes"]) for e in results_of(tmp_path / "events.jsonl", name)]
         assert len(ids) == 30 and sum(frame == [1, 2] for frame in ids) >= 27, ids  # ids of its own, from 1
