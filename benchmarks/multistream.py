@@ -3,19 +3,21 @@
 For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifier and a detector), in one run:
 
 - pure inference: the first ``--frames`` frames decoded and preprocessed up front, then only ``backend.infer``
-  timed over N x those frames, at batch 1 and (when the backend takes a dynamic batch) at batch N: the better of
-  the two is "pure", the most this backend does with these frames at this thread count;
+  timed over N x them (the pipeline's work), at batch 1 and (when the backend takes a dynamic batch) at batch N:
+  the better of the two is "pure", the most this backend does with these frames at this thread count;
 - the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
   to a JSON-lines file, as a user runs it), ``--frames`` frames each, at edgecv run's batch policy (one frame a call
   on a CPU, the streams in turn; ``--batch N`` to force batches).
 
-Prints total FPS, the ratio to pure (target >= 0.9 while inference is the bottleneck), per-stream FPS, the batch
-sizes inference ran at, the latency each stream sees (capture to events written: p50 median over streams, worst
-p99), and the CPU cores the process kept busy (user + system time / wall), in ``--rounds`` alternating rounds
-(median per row).
+Prints total FPS, the ratio to pure (target >= 0.9 while inference is the bottleneck), per-stream FPS, the calls
+inference made (count@batch size), the latency each stream sees (capture to events written: p50 median over
+streams, worst p99), and the CPU cores the process kept busy (user + system time / wall). ``--rounds`` rounds of
+(pure, pipeline), each pair back to back: the ratio is the median of the rounds' ratios and its range is printed
+too (a shared machine's speed wanders by 20% from one second to the next: a ratio of medians taken minutes apart
+would measure the machine, not the pipeline).
 
     python benchmarks/multistream.py [--video /usr/share/doc/opencv-doc/examples/data/vtest.avi] [--streams 1,2,4,8]
-        [--frames 150] [--rounds 2] [--threads N] [--classifier ARTIFACT] [--detector ARTIFACT]
+        [--frames 100] [--rounds 5] [--threads N] [--classifier ARTIFACT] [--detector ARTIFACT]
 
 Default artifacts: EfficientNet-Lite0 ImageNet int8 ONNX at 224 px (as benchmarks/pipeline_overhead.py), and the
 detect recipe's network (EfficientNet-Lite0 ImageNet backbone, FPN-lite, anchor-free head) at 320 px as fp32 ONNX
@@ -77,19 +79,18 @@ def decoded_inputs(model: Path, video: str, frames: int) -> list[np.ndarray]:
 
 
 def pure_fps(model: Path, inputs: list[np.ndarray], n: int, threads: int) -> tuple[float, int]:
-    """The better of batch 1 and batch ``n`` (when the backend takes it) over ``n`` x ``inputs``: (fps, batch)."""
+    """The better of batch 1 and batch ``n`` (when the backend takes it), over ``n`` x ``inputs``: (fps, batch)."""
     best = (0.0, 1)
     with create_backend(model, threads=threads) as backend:
-        batches = [1] + ([n] if n > 1 and backend.max_batch >= n else [])
-        for b in batches:
-            calls = [np.concatenate([x] * b) for x in inputs] if b > 1 else [x for x in inputs for _ in range(n)]
-            for x in calls[:5]:
+        for b in [1] + ([n] if n > 1 and backend.max_batch >= n else []):
+            work = inputs * n
+            calls = [np.concatenate(work[i : i + b]) for i in range(0, len(work) - b + 1, b)]
+            for x in calls[:3]:
                 backend.infer(x)
             t = time.perf_counter()
             for x in calls:
                 backend.infer(x)
-            fps = n * len(inputs) / (time.perf_counter() - t)
-            best = max(best, (fps, b))
+            best = max(best, (b * len(calls) / (time.perf_counter() - t), b))
     return best
 
 
@@ -109,8 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", default=VTEST)
     ap.add_argument("--streams", default="1,2,4,8")
-    ap.add_argument("--frames", type=int, default=150, help="frames of each stream")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=100, help="frames of each stream")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=default_threads(),
                     help="inference threads for both measurements (default: edgecv run's)")
     ap.add_argument("--batch", type=int, help="frames an inference call takes (default: edgecv run's policy)")
@@ -125,8 +126,8 @@ def main() -> None:
                   "detector": args.detector or default_detector(Path(tmp))}
         print(f"{Path(args.video).name}, {args.frames} frames a stream, {args.threads} inference thread(s), "
               f"{os.cpu_count()} cores, median of {args.rounds} round(s)")
-        print(f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'per stream':>11} {'batches':<22} "
-              f"{'lat p50':>8} {'p99':>7} {'cores':>5}")
+        print(f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'range':>9} {'per stream':>11} "
+              f"{'calls@batch':<12} {'lat p50':>8} {'p99':>7} {'cores':>5}")
         for kind, model in models.items():
             inputs = decoded_inputs(model, args.video, args.frames)
             for n in counts:
@@ -134,13 +135,14 @@ def main() -> None:
                 for _ in range(args.rounds):
                     pures.append(pure_fps(model, inputs, n, args.threads))
                     rows.append(pipeline_row(model, args.video, n, args.frames, args.threads, tmp, args.batch))
-                pure = statistics.median(p[0] for p in pures)
+                ratios = [r["fps"] / p[0] for r, p in zip(rows, pures)]
                 row = sorted(rows, key=lambda r: r["fps"])[len(rows) // 2]
-                batches = " ".join(f"{k}x{v}" for k, v in row["batches"].items())
-                print(f"{kind + ' ' + Path(str(model)).name[:11]:<22} {n:>2} {row['fps']:>7.1f} {pure:>7.1f} "
-                      f"{row['fps'] / pure:>6.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
-                      f"{batches[:22]:<22} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
-                      f"   (pure at batch {pures[0][1]})")
+                batches = " ".join(f"{v}@{k}" for k, v in row["batches"].items())
+                print(f"{kind + ' ' + Path(str(model)).name[:11]:<22} {n:>2} {row['fps']:>7.1f} "
+                      f"{statistics.median(p[0] for p in pures):>7.1f} {statistics.median(ratios):>6.2f} "
+                      f"{min(ratios):>4.2f}-{max(ratios):<4.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
+                      f"{batches[:12]:<12} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
+                      f"   (pure at batch {statistics.mode(p[1] for p in pures)})")
 
 
 if __name__ == "__main__":

@@ -115,8 +115,8 @@ def format_summary(s: dict[str, Any]) -> str:
         d = s["drift"]
         lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")
     if "streams" in s:
-        shown = ", ".join(f"{n} frame(s) x {k}" for k, n in s.get("batches", {}).items())
-        lines.append(f"  inference calls by batch size: {shown or 'none'}")
+        shown = ", ".join(f"{n} of {k} frame(s)" for k, n in s.get("batches", {}).items())
+        lines.append(f"  inference calls: {shown or 'none'}")
         for name, st in s["streams"].items():
             lines.append(_stream_line(name, st))
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The NMS and pipeline-overhead benchmarks run (shrunk to seconds); their figures come from full runs."""
+"""The NMS, pipeline-overhead, multistream and other runtime benchmarks run (shrunk to seconds); their figures come
+from full runs."""
 
 import os
 import re
@@ -83,3 +84,15 @@ def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_tru
     for _, right, found, wrong, unknown, *_ in rows:  # every enrolled frame with a face is right, wrong or unknown
         assert int(right) + int(wrong) + int(unknown) == int(found), out
     assert re.search(r"targets \(>= 90% named, 0 wrong, 0 strangers named\): (met|NOT met)", out), out
+
+
+def test_multistream_benchmark_prints_total_and_per_stream_fps_against_pure(tiny_export, det_export, shapes_video):
+    out = run([ROOT / "benchmarks" / "multistream.py", "--video", shapes_video, "--streams", "1,2", "--frames", "20",
+               "--rounds", "1", "--threads", "1", "--classifier", tiny_export[0] / "model_int8.onnx",
+               "--detector", det_export[0] / "model_int8.onnx"])
+    rows = re.findall(r"^(classifier|detector) \S+\s+(\d) +([\d.]+) +([\d.]+) +([\d.]+) +[\d.]+-[\d.]+ +[\d.]+-[\d.]+"
+                      r" +(\S+) +[\d.]+ms +\d+ms +[\d.]+ +\(pure at batch (\d)\)$", out, re.M)
+    assert [(r[0], r[1]) for r in rows] == [("classifier", "1"), ("classifier", "2"), ("detector", "1"),
+                                            ("detector", "2")], out
+    assert [r[5] for r in rows] == ["20@1", "40@1"] * 2, out  # on a CPU the streams take turns, one frame a call
+    assert all(abs(float(r[2]) / float(r[3]) - float(r[4])) < 0.02 for r in rows), out  # one round: its own ratio
