@@ -1,16 +1,16 @@
 """The default detector recipe on the generated box set, end to end on this machine, in one run:
 
-  1. write the set (shapes on real photos, exact boxes, COCO layout) unless it exists: up to ``--max-objects`` 6
-     shapes per image, and half the images busy scenes (``--occlusion`` 0.5: shapes overlapping, bars across them;
-     a shape at least half visible keeps its whole box), as a real detector has seen occlusion; the tracking
-     benchmark runs this detector;
-  2. `edgecv train recipes/detect_efficientnet_lite0.yaml` on it: wall time (target < 20 min on 2 cores) and test
-     mAP50 (target >= 0.8) and mAP50-95, by pycocotools;
-  3. `edgecv export --int8` to ONNX and TFLite: each artifact's test mAP50 through the runtime's backends and NMS,
-     and its drop against torch fp32 (target <= 1 point), as the export gate measured it.
+1. write the set (shapes on real photos, exact boxes, COCO layout) unless it exists: up to ``--max-objects`` 6
+   shapes per image, and half the images busy scenes (``--occlusion`` 0.5: shapes overlapping, bars across them;
+   a shape at least half visible keeps its whole box), as a real detector has seen occlusion; the tracking
+   benchmark runs this detector;
+2. `edgecv train recipes/detect_efficientnet_lite0.yaml` on it: wall time (target < 20 min on 2 cores) and test
+   mAP50 (target >= 0.8) and mAP50-95, by pycocotools;
+3. `edgecv export --int8` to ONNX and TFLite: each artifact's test mAP50 through the runtime's backends and NMS,
+   and its drop against torch fp32 (target <= 1 point), as the export gate measured it.
 
-    python benchmarks/detect.py [--images 600] [--out /tmp/edgecv-detect] [--epochs N] [--input-size 320] [--max-drop 1]
-        [--max-objects 6] [--occlusion 0.5]
+  python benchmarks/detect.py [--images 600] [--out /tmp/edgecv-detect] [--epochs N] [--input-size 320] [--max-drop 1]
+      [--max-objects 6] [--occlusion 0.5]
 """
 
 from __future__ import annotations
@@ -43,18 +43,29 @@ def main() -> None:
     out = Path(args.out)
     data = out / f"data-{args.images}-{args.input_size}-{args.max_objects}-{args.occlusion:g}"
     if not (data / "annotations.json").is_file():
-        write_detect_sample(data, images=args.images, size=args.input_size, seed=0, max_objects=args.max_objects,
-                            occlusion=args.occlusion)
+        write_detect_sample(
+            data, images=args.images, size=args.input_size, seed=0, max_objects=args.max_objects, occlusion=args.occlusion
+        )
     t = time.perf_counter()
-    run = train(str(RECIPE), data=str(data), epochs=args.epochs, out=str(out / "run"), overwrite=True,
-                overrides=(f"data.input_size={args.input_size}",))
+    run = train(
+        str(RECIPE),
+        data=str(data),
+        epochs=args.epochs,
+        out=str(out / "run"),
+        overwrite=True,
+        overrides=(f"data.input_size={args.input_size}",),
+    )
     minutes = (time.perf_counter() - t) / 60
     m = run.metrics
-    print(f"train: {minutes:.1f} min (target < 20)   test mAP50 {m['map50']:.4f} (target >= 0.8)   "
-          f"mAP50-95 {m['map50_95']:.4f}   ({m['images']} test images)")
+    print(
+        f"train: {minutes:.1f} min (target < 20)   test mAP50 {m['map50']:.4f} (target >= 0.8)   "
+        f"mAP50-95 {m['map50_95']:.4f}   ({m['images']} test images)"
+    )
     t = time.perf_counter()
-    res = export_run(run.run_dir, ExportSpec(formats=("onnx", "tflite"), int8=True, calib_images=args.calib_images,
-                                             max_drop=args.max_drop, threads=1))
+    res = export_run(
+        run.run_dir,
+        ExportSpec(formats=("onnx", "tflite"), int8=True, calib_images=args.calib_images, max_drop=args.max_drop, threads=1),
+    )
     print(f"export: {(time.perf_counter() - t) / 60:.1f} min")
     print(f"{'artifact':<20} {'mAP50':>7} {'torch fp32':>11} {'drop pts':>9}  gate (target drop <= 1 point)")
     for r in res.rows:
@@ -62,8 +73,16 @@ def main() -> None:
         kept = gate.get("float_layers") or []
         note = "-" if not gate else ("pass" if gate["passed"] else "FAIL") + (f", {len(kept)} layers float" if kept else "")
         print(f"{r['file']:<20} {r['value']:>7.4f} {r['reference']:>11.4f} {r['drop_points']:>9.2f}  {note}")
-    print(json.dumps({"train_minutes": minutes, "map50": m["map50"], "map50_95": m["map50_95"],
-                      "artifacts": {r["file"]: r["drop_points"] for r in res.rows}}))
+    print(
+        json.dumps(
+            {
+                "train_minutes": minutes,
+                "map50": m["map50"],
+                "map50_95": m["map50_95"],
+                "artifacts": {r["file"]: r["drop_points"] for r in res.rows},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

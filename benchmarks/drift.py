@@ -64,8 +64,9 @@ def video(path: str, seconds: float):
         yield frames[(i // repeat) % len(frames)]
 
 
-def streams(test: list[np.ndarray], minutes: float, vtest: str, rng,
-            timeline: tuple[float, float, float]) -> dict[str, tuple[list, float | None, float | None]]:
+def streams(
+    test: list[np.ndarray], minutes: float, vtest: str, rng, timeline: tuple[float, float, float]
+) -> dict[str, tuple[list, float | None, float | None]]:
     """name -> (segments, change at, back at): segments are frame generators played in order."""
     still = test[0]
     lead, change, back = timeline
@@ -73,12 +74,18 @@ def streams(test: list[np.ndarray], minutes: float, vtest: str, rng,
         "static": ([held(still, minutes * 60, rng)], None, None),
         "montage": ([held(test[k % 10], 2, rng) for k in range(int(minutes * 30))], None, None),
         "montage-all": ([held(im, 2, rng) for im in test], None, None),
-        "brightness x0.5": ([held(still, lead, rng), held(still, change, rng, gain=0.5), held(still, back, rng)],
-                            lead, lead + change),
+        "brightness x0.5": (
+            [held(still, lead, rng), held(still, change, rng, gain=0.5), held(still, back, rng)],
+            lead,
+            lead + change,
+        ),
     }
     if Path(vtest).is_file():
-        out[f"domain ({Path(vtest).name})"] = ([held(still, lead, rng), video(vtest, change), held(still, back, rng)],
-                                              lead, lead + change)
+        out[f"domain ({Path(vtest).name})"] = (
+            [held(still, lead, rng), video(vtest, change), held(still, back, rng)],
+            lead,
+            lead + change,
+        )
     else:
         print(f"{vtest}: not found (apt install opencv-doc); the domain stream is skipped")
     return out
@@ -121,8 +128,11 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the static and montage streams")
     ap.add_argument("--vtest", default=VTEST)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeline", default="120,30,60",
-                    help="change streams: seconds before the change, of the change, and after it (LEAD,CHANGE,BACK)")
+    ap.add_argument(
+        "--timeline",
+        default="120,30,60",
+        help="change streams: seconds before the change, of the change, and after it (LEAD,CHANGE,BACK)",
+    )
     args = ap.parse_args()
     model = args.model or args.run / "export" / "model_int8.onnx"
     if not model.is_file():
@@ -138,8 +148,7 @@ def main() -> None:
     with ExitStack() as stack:
         backend = stack.enter_context(create_backend(model, threads=1))
         stage = create_stage(backend, StageOptions({}, str(model)), stack)
-        print(f"{model} ({backend.meta.task}, {backend.meta.precision}); {len(test)} test images; {FPS} fps, "
-              f"{SIZE[0]}x{SIZE[1]}")
+        print(f"{model} ({backend.meta.task}, {backend.meta.precision}); {len(test)} test images; {FPS} fps, {SIZE[0]}x{SIZE[1]}")
         for name, (segments, change, back) in streams(test, args.minutes, args.vtest, rng, timeline).items():
             monitors = [DriftMonitor(backend.meta.drift), DriftMonitor(backend.meta.drift, checks=("training",))]
             events, n, wall = play(stage, monitors, segments)

@@ -46,8 +46,9 @@ def load_model(name: str):
 
 def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[str, Path], str]:
     model, spec, source = load_model(name)
-    meta = ArtifactMeta(task="classify", labels=[str(i) for i in range(1000)], input_size=(size, size),
-                        mean=spec.mean, std=spec.std)
+    meta = ArtifactMeta(
+        task="classify", labels=[str(i) for i in range(1000)], input_size=(size, size), mean=spec.mean, std=spec.std
+    )
     cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
     fp32 = torch2onnx(model, ConvertSpec(folder / f"{name}_fp32.onnx", meta))
     paths = {"onnx fp32": fp32, "onnx int8": onnx_int8(fp32, ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal))}
@@ -69,13 +70,17 @@ def time_variants(paths: dict[str, Path], images: np.ndarray, threads: int, runs
             t = time.perf_counter()
             b.infer(inputs[k])
             ms[k].append((time.perf_counter() - t) * 1e3)
-    tops = {k: np.concatenate([b.infer(prepare_input(im, b.meta)[None])[0] for im in images]).argmax(1)
-            for k, b in backends.items()}
+    tops = {
+        k: np.concatenate([b.infer(prepare_input(im, b.meta)[None])[0] for im in images]).argmax(1) for k, b in backends.items()
+    }
     out = {}
     for k in backends:
         fmt = k.split()[0]
-        out[k] = {"p50_ms": float(np.median(ms[k])), "p99_ms": float(np.percentile(ms[k], 99)),
-                  "agreement_vs_fp32": float(np.mean(tops[k] == tops[f"{fmt} fp32"]))}
+        out[k] = {
+            "p50_ms": float(np.median(ms[k])),
+            "p99_ms": float(np.percentile(ms[k], 99)),
+            "agreement_vs_fp32": float(np.mean(tops[k] == tops[f"{fmt} fp32"])),
+        }
     return out
 
 
@@ -99,8 +104,10 @@ def main() -> None:
                 for fmt in ("onnx", "tflite"):
                     f, q = t[f"{fmt} fp32"], t[f"{fmt} int8"]
                     ratio = f["p50_ms"] / q["p50_ms"]
-                    print(f"{threads:>7} {fmt:<8} {f['p50_ms']:>9.2f} {q['p50_ms']:>9.2f} {ratio:>13.2f}x "
-                          f"{q['agreement_vs_fp32']:>11.2f}")
+                    print(
+                        f"{threads:>7} {fmt:<8} {f['p50_ms']:>9.2f} {q['p50_ms']:>9.2f} {ratio:>13.2f}x "
+                        f"{q['agreement_vs_fp32']:>11.2f}"
+                    )
                     results[f"{name}/{fmt}/{threads}"] = {"fp32": f, "int8": q, "speedup": ratio}
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

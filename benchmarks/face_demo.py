@@ -47,8 +47,7 @@ def score(events: Path, truth: list[str | None], boxes: list[list[float]]) -> di
         e = json.loads(line)
         if e["event"] == "result":
             faces[e["frame"]] = e["faces"]
-    c = dict(enrolled=0, found=0, right=0, wrong=0, unknown=0, strangers=0, strangers_found=0, strangers_named=0,
-             no_face=0)
+    c = dict(enrolled=0, found=0, right=0, wrong=0, unknown=0, strangers=0, strangers_found=0, strangers_named=0, no_face=0)
     for i, who in enumerate(truth):
         names = [f["name"] for f in faces.get(i, []) if on_face(f, boxes[i])]
         if not names:
@@ -86,27 +85,52 @@ def main() -> None:
     info = json.loads((demo / "truth.json").read_text())
     gallery = args.out / "faces.db"
     for name in info["enrolled"]:
-        edgecv("enroll", "--gallery", str(gallery), "--model", str(args.model), "--name", name,
-               "--face-detector", args.face_detector,
-               *sorted(str(p) for p in (demo / "enroll" / name).glob("*.jpg")))
+        edgecv(
+            "enroll",
+            "--gallery",
+            str(gallery),
+            "--model",
+            str(args.model),
+            "--name",
+            name,
+            "--face-detector",
+            args.face_detector,
+            *sorted(str(p) for p in (demo / "enroll" / name).glob("*.jpg")),
+        )
     rows = {}
     for label, extra in (("tracked (default)", []), ("per frame (--no-track)", ["--no-track"])):
         events, telemetry = args.out / f"events{len(rows)}.jsonl", args.out / f"telemetry{len(rows)}.json"
-        edgecv("run", str(args.model), "--source", str(demo / "video.avi"), "--gallery", str(gallery),
-               "--events", str(events), "--telemetry", str(telemetry), "--face-detector", args.face_detector, *extra)
+        edgecv(
+            "run",
+            str(args.model),
+            "--source",
+            str(demo / "video.avi"),
+            "--gallery",
+            str(gallery),
+            "--events",
+            str(events),
+            "--telemetry",
+            str(telemetry),
+            "--face-detector",
+            args.face_detector,
+            *extra,
+        )
         rows[label] = score(events, info["truth"], info["face_boxes"])
         rows[label]["fps"] = json.loads(telemetry.read_text())["fps"]
     n = len(info["truth"])
-    per_person = info['frames'] // (len(info['enrolled']) + info['strangers'])
-    print(f"{args.model.name}, face detector {args.face_detector}: demo video {n} frames ({per_person}"
-          f" per person, {len(info['enrolled'])} enrolled, {info['strangers']} strangers), gallery of "
-          f"{info['enroll_photos']} photos")
-    print(f"{'matching':<24} {'named right':>16} {'wrong':>6} {'unknown':>8} {'strangers named':>16} "
-          f"{'no face':>8} {'FPS':>6}")
+    per_person = info["frames"] // (len(info["enrolled"]) + info["strangers"])
+    print(
+        f"{args.model.name}, face detector {args.face_detector}: demo video {n} frames ({per_person}"
+        f" per person, {len(info['enrolled'])} enrolled, {info['strangers']} strangers), gallery of "
+        f"{info['enroll_photos']} photos"
+    )
+    print(f"{'matching':<24} {'named right':>16} {'wrong':>6} {'unknown':>8} {'strangers named':>16} {'no face':>8} {'FPS':>6}")
     for label, c in rows.items():
         right = f"{c['right']}/{c['found']} ({100 * c['right'] / max(c['found'], 1):.0f}%)"
-        print(f"{label:<24} {right:>16} {c['wrong']:>6} {c['unknown']:>8} "
-              f"{c['strangers_named']:>5}/{c['strangers_found']:<10} {c['no_face']:>8} {c['fps']:>6.1f}")
+        print(
+            f"{label:<24} {right:>16} {c['wrong']:>6} {c['unknown']:>8} "
+            f"{c['strangers_named']:>5}/{c['strangers_found']:<10} {c['no_face']:>8} {c['fps']:>6.1f}"
+        )
     c = rows["tracked (default)"]
     ok = c["right"] >= 0.9 * c["found"] and c["wrong"] == 0 and c["strangers_named"] == 0
     print("targets (>= 90% named, 0 wrong, 0 strangers named):", "met" if ok else "NOT met")

@@ -87,8 +87,14 @@ def score(detector, frames) -> dict[str, float]:
                     hit[j], found = True, found + 1
         total += len(truth)
         false += int((~hit).sum())
-    return {"recall": found / total if total else float("nan"), "found": found, "faces": total,
-            "false": false, "frames": len(frames), "p50_ms": float(np.median(times) * 1e3)}
+    return {
+        "recall": found / total if total else float("nan"),
+        "found": found,
+        "faces": total,
+        "false": false,
+        "frames": len(frames),
+        "p50_ms": float(np.median(times) * 1e3),
+    }
 
 
 def main() -> None:
@@ -99,9 +105,12 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     lfw = skimage.data.lfw_subset()  # 100 faces, then 100 non-faces
-    sets = {"face demo": demo_frames(), "LFW on photos": pasted(lfw[:100], rng),
-            "LFW non-faces": [(f, np.zeros((0, 4), np.float32)) for f, _ in pasted(lfw[100:], rng)],
-            "astronaut": [(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), np.float32([ASTRONAUT]))]}
+    sets = {
+        "face demo": demo_frames(),
+        "LFW on photos": pasted(lfw[:100], rng),
+        "LFW non-faces": [(f, np.zeros((0, 4), np.float32)) for f, _ in pasted(lfw[100:], rng)],
+        "astronaut": [(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), np.float32([ASTRONAUT]))],
+    }
     detectors = {"haar": create_face_detector("haar"), "blazeface": create_face_detector("blazeface")}
     print(f"{'frames':<16} {'detector':<10} {'found':>10} {'recall':>7} {'false boxes':>12} {'p50 ms':>7}")
     for name, frames in sets.items():
@@ -109,8 +118,7 @@ def main() -> None:
             r = score(det, frames)
             found = f"{r['found']}/{r['faces']}" if r["faces"] else "-"
             recall = f"{r['recall']:.3f}" if r["faces"] else "-"
-            print(f"{name:<16} {dname:<10} {found:>10} {recall:>7} {r['false']:>5} / {r['frames']:<4} "
-                  f"{r['p50_ms']:>7.2f}")
+            print(f"{name:<16} {dname:<10} {found:>10} {recall:>7} {r['false']:>5} / {r['frames']:<4} {r['p50_ms']:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ def build(path: Path, k: int, dim: int, rng: np.random.Generator) -> float:
     with Gallery(path, create=True) as g:
         g.check_embedder(EmbedderStamp("bench", "benchmark", dim))
         for start in range(0, k, 10_000):
-            g.enroll_many((f"person_{i:06d}", [chip, chip], rng.normal(size=(2, dim)), ())
-                          for i in range(start, min(k, start + 10_000)))
+            g.enroll_many(
+                (f"person_{i:06d}", [chip, chip], rng.normal(size=(2, dim)), ()) for i in range(start, min(k, start + 10_000))
+            )
     return time.perf_counter() - t
 
 
@@ -42,8 +43,10 @@ def main() -> None:
     ap.add_argument("--loop-max", type=int, default=10_000, help="largest K the per-identity loop is timed at")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{'K':>7} {'build s':>8} {'load ms':>8} {'edgecv p50 ms':>14} {'4 faces ms':>11} {'loop p50 ms':>12} "
-          f"{'loop/edgecv':>12} {'same match':>11}")
+    print(
+        f"{'K':>7} {'build s':>8} {'load ms':>8} {'edgecv p50 ms':>14} {'4 faces ms':>11} {'loop p50 ms':>12} "
+        f"{'loop/edgecv':>12} {'same match':>11}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for k in map(int, args.sizes.split(",")):
             path = Path(tmp) / f"g{k}.db"
@@ -69,11 +72,15 @@ def main() -> None:
 
                 slow = p50_ms(loop, max(3, args.runs // 20))
                 same = loop() == best == target
-                print(f"{k:>7} {built:>8.1f} {load_ms:>8.1f} {fast:>14.3f} {fast4:>11.3f} {slow:>12.2f} "
-                      f"{slow / fast:>11.0f}x {str(same):>11}")
+                print(
+                    f"{k:>7} {built:>8.1f} {load_ms:>8.1f} {fast:>14.3f} {fast4:>11.3f} {slow:>12.2f} "
+                    f"{slow / fast:>11.0f}x {str(same):>11}"
+                )
             else:
-                print(f"{k:>7} {built:>8.1f} {load_ms:>8.1f} {fast:>14.3f} {fast4:>11.3f} {'-':>12} {'-':>12} "
-                      f"{str(best == target):>11}")
+                print(
+                    f"{k:>7} {built:>8.1f} {load_ms:>8.1f} {fast:>14.3f} {fast4:>11.3f} {'-':>12} {'-':>12} "
+                    f"{str(best == target):>11}"
+                )
 
 
 if __name__ == "__main__":

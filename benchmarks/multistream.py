@@ -56,8 +56,17 @@ def default_detector(folder: Path, size: int = 320) -> Path:
     recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "detect_efficientnet_lite0.yaml").read_text())
     m = recipe["model"]
     classes = ["circle", "square", "triangle", "star", "cross"]
-    model = build_detector({"backbone": m["backbone"], "classes": classes, "input_size": size, "strides": m["strides"],
-                            "channels": m["channels"], "head_convs": m["head_convs"]}, pretrained="imagenet").eval()
+    model = build_detector(
+        {
+            "backbone": m["backbone"],
+            "classes": classes,
+            "input_size": size,
+            "strides": m["strides"],
+            "channels": m["channels"],
+            "head_convs": m["head_convs"],
+        },
+        pretrained="imagenet",
+    ).eval()
     spec = get_spec(m["backbone"])
     return torch2onnx(model, ConvertSpec(folder / "detector_fp32.onnx", detector_meta(model, classes, spec.mean, spec.std)))
 
@@ -96,14 +105,27 @@ def pure_fps(model: Path, inputs: list[np.ndarray], n: int, threads: int) -> tup
 
 def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp: str, batch: int | None) -> dict:
     cpu0, t0 = os.times(), time.perf_counter()
-    s = run_pipeline(PipelineSpec(model=str(model), source=tuple(f"s{i}={video}" for i in range(n)) if n > 1 else video,
-                                  threads=threads, max_frames=frames, events=f"{tmp}/events.jsonl", batch=batch))
+    s = run_pipeline(
+        PipelineSpec(
+            model=str(model),
+            source=tuple(f"s{i}={video}" for i in range(n)) if n > 1 else video,
+            threads=threads,
+            max_frames=frames,
+            events=f"{tmp}/events.jsonl",
+            batch=batch,
+        )
+    )
     cpu1, wall = os.times(), time.perf_counter() - t0
     streams = s["streams"].values() if n > 1 else [s]
-    return {"fps": s["fps"], "per_stream": [st["fps"] for st in streams], "batches": s["batches"],
-            "lat_p50": statistics.median(st["stages"]["latency"]["p50_ms"] for st in streams),
-            "lat_p99": max(st["stages"]["latency"]["p99_ms"] for st in streams),
-            "cores": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall, "frames": s["frames"]}
+    return {
+        "fps": s["fps"],
+        "per_stream": [st["fps"] for st in streams],
+        "batches": s["batches"],
+        "lat_p50": statistics.median(st["stages"]["latency"]["p50_ms"] for st in streams),
+        "lat_p99": max(st["stages"]["latency"]["p99_ms"] for st in streams),
+        "cores": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall,
+        "frames": s["frames"],
+    }
 
 
 def main() -> None:
@@ -112,8 +134,9 @@ def main() -> None:
     ap.add_argument("--streams", default="1,2,4,8")
     ap.add_argument("--frames", type=int, default=100, help="frames of each stream")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=default_threads(),
-                    help="inference threads for both measurements (default: edgecv run's)")
+    ap.add_argument(
+        "--threads", type=int, default=default_threads(), help="inference threads for both measurements (default: edgecv run's)"
+    )
     ap.add_argument("--batch", type=int, help="frames an inference call takes (default: edgecv run's policy)")
     ap.add_argument("--classifier", type=Path)
     ap.add_argument("--detector", type=Path)
@@ -122,12 +145,18 @@ def main() -> None:
         raise SystemExit(f"{args.video}: not found (Debian: apt install opencv-doc, or pass --video)")
     counts = [int(n) for n in args.streams.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"classifier": args.classifier or default_classifier(Path(tmp)),
-                  "detector": args.detector or default_detector(Path(tmp))}
-        print(f"{Path(args.video).name}, {args.frames} frames a stream, {args.threads} inference thread(s), "
-              f"{os.cpu_count()} cores, median of {args.rounds} round(s)")
-        print(f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'range':>9} {'per stream':>11} "
-              f"{'calls@batch':<12} {'lat p50':>8} {'p99':>7} {'cores':>5}")
+        models = {
+            "classifier": args.classifier or default_classifier(Path(tmp)),
+            "detector": args.detector or default_detector(Path(tmp)),
+        }
+        print(
+            f"{Path(args.video).name}, {args.frames} frames a stream, {args.threads} inference thread(s), "
+            f"{os.cpu_count()} cores, median of {args.rounds} round(s)"
+        )
+        print(
+            f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'range':>9} {'per stream':>11} "
+            f"{'calls@batch':<12} {'lat p50':>8} {'p99':>7} {'cores':>5}"
+        )
         for kind, model in models.items():
             inputs = decoded_inputs(model, args.video, args.frames)
             for n in counts:
@@ -138,11 +167,13 @@ def main() -> None:
                 ratios = [r["fps"] / p[0] for r, p in zip(rows, pures)]
                 row = sorted(rows, key=lambda r: r["fps"])[len(rows) // 2]
                 batches = " ".join(f"{v}@{k}" for k, v in row["batches"].items())
-                print(f"{kind + ' ' + Path(str(model)).name[:11]:<22} {n:>2} {row['fps']:>7.1f} "
-                      f"{statistics.median(p[0] for p in pures):>7.1f} {statistics.median(ratios):>6.2f} "
-                      f"{min(ratios):>4.2f}-{max(ratios):<4.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
-                      f"{batches[:12]:<12} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
-                      f"   (pure at batch {statistics.mode(p[1] for p in pures)})")
+                print(
+                    f"{kind + ' ' + Path(str(model)).name[:11]:<22} {n:>2} {row['fps']:>7.1f} "
+                    f"{statistics.median(p[0] for p in pures):>7.1f} {statistics.median(ratios):>6.2f} "
+                    f"{min(ratios):>4.2f}-{max(ratios):<4.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
+                    f"{batches[:12]:<12} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
+                    f"   (pure at batch {statistics.mode(p[1] for p in pures)})"
+                )
 
 
 if __name__ == "__main__":

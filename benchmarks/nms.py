@@ -46,17 +46,23 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=50)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    print(f"{'boxes':>6} {'mode':<12} {'edgecv ms':>10} {'torchvision ms':>15} {'ratio':>7} {'same kept':>10} "
-          f"{'numpy fallback ms':>18}")
+    print(
+        f"{'boxes':>6} {'mode':<12} {'edgecv ms':>10} {'torchvision ms':>15} {'ratio':>7} {'same kept':>10} "
+        f"{'numpy fallback ms':>18}"
+    )
     for n in map(int, args.sizes.split(",")):
         xyxy, scores, cls = proposals(n, args.objects)
         tb, ts, tc = torch.from_numpy(xyxy), torch.from_numpy(scores), torch.from_numpy(cls)
         zeros = np.zeros(n, np.int64)
         cases = {
-            "agnostic": (lambda: nms_xyxy(xyxy, scores, zeros, args.iou, max_det=n),
-                         lambda: torchvision.ops.nms(tb, ts, args.iou)),
-            "class-aware": (lambda: nms_xyxy(xyxy, scores, cls, args.iou, max_det=n),
-                            lambda: torchvision.ops.batched_nms(tb, ts, tc, args.iou)),
+            "agnostic": (
+                lambda: nms_xyxy(xyxy, scores, zeros, args.iou, max_det=n),
+                lambda: torchvision.ops.nms(tb, ts, args.iou),
+            ),
+            "class-aware": (
+                lambda: nms_xyxy(xyxy, scores, cls, args.iou, max_det=n),
+                lambda: torchvision.ops.batched_nms(tb, ts, tc, args.iou),
+            ),
         }
         for mode, (ours, theirs) in cases.items():
             same = ours().tolist() == theirs().tolist()

@@ -44,8 +44,9 @@ def default_model(folder: Path, size: int) -> Path:
 
     spec = get_spec("efficientnet_lite0")
     model = load_imagenet_model(spec)[0].eval()
-    meta = ArtifactMeta(task="classify", labels=[f"imagenet_{i}" for i in range(1000)], input_size=(size, size),
-                        mean=spec.mean, std=spec.std)
+    meta = ArtifactMeta(
+        task="classify", labels=[f"imagenet_{i}" for i in range(1000)], input_size=(size, size), mean=spec.mean, std=spec.std
+    )
     images = photo_crops(size)
     cal = Calibration(images, tuple(map(str, range(len(images)))), "photos")
     meta = dataclasses.replace(meta, drift=drift_reference(model, meta, [im[..., ::-1] for im in images]))
@@ -73,8 +74,12 @@ def main() -> None:
     ap.add_argument("--video", default=VTEST)
     ap.add_argument("--model", type=Path)
     ap.add_argument("--size", type=int, default=224, help="input size of the default model")
-    ap.add_argument("--threads", type=int, default=default_threads(),
-                    help="inference threads for both measurements (default: edgecv run's, all cores but one)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="inference threads for both measurements (default: edgecv run's, all cores but one)",
+    )
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -89,13 +94,23 @@ def main() -> None:
             rate, frames[names[0]] = pure_inference_fps(model, args.video, args.threads, args.max_frames)
             fps[names[0]].append(rate)
             for name, extra in zip(names[1:], ({}, {"save": f"{tmp}/out.mp4"})):
-                s = run_pipeline(PipelineSpec(model=str(model), source=args.video, threads=args.threads,
-                                              max_frames=args.max_frames, events=f"{tmp}/events.jsonl", **extra))
+                s = run_pipeline(
+                    PipelineSpec(
+                        model=str(model),
+                        source=args.video,
+                        threads=args.threads,
+                        max_frames=args.max_frames,
+                        events=f"{tmp}/events.jsonl",
+                        **extra,
+                    )
+                )
                 fps[name].append(s["fps"])
                 frames[name] = s["frames"]
     pure = statistics.median(fps[names[0]])
-    print(f"{Path(str(model)).name} on {Path(args.video).name}, {args.threads} inference thread(s), "
-          f"median of {args.rounds} round(s)")
+    print(
+        f"{Path(str(model)).name} on {Path(args.video).name}, {args.threads} inference thread(s), "
+        f"median of {args.rounds} round(s)"
+    )
     print(f"{'':<38} {'frames':>6} {'fps':>8} {'/ pure':>7}  fps per round")
     for name in names:
         median = statistics.median(fps[name])

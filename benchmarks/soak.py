@@ -50,17 +50,58 @@ class Camera:
 
     def start(self) -> None:
         log = open(self.log_dir / "camera.log", "a")
-        self.procs = [subprocess.Popen(
-            ["rtsp-server-perl", "-c", str(self.client_port), "-s", str(self.source_port), "--client_listen_address",
-             "127.0.0.1", "--source_listen_address", "127.0.0.1", "-l", "1"], stdout=log, stderr=log,
-            stdin=subprocess.DEVNULL)]
+        self.procs = [
+            subprocess.Popen(
+                [
+                    "rtsp-server-perl",
+                    "-c",
+                    str(self.client_port),
+                    "-s",
+                    str(self.source_port),
+                    "--client_listen_address",
+                    "127.0.0.1",
+                    "--source_listen_address",
+                    "127.0.0.1",
+                    "-l",
+                    "1",
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        ]
         deadline = time.time() + 10
         while time.time() < deadline and not _listening(self.source_port):
             time.sleep(0.1)
-        self.procs.append(subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", self.video,
-             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-f", "rtsp",
-             f"rtsp://127.0.0.1:{self.source_port}/live"], stdout=log, stderr=log, stdin=subprocess.DEVNULL))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-re",
+                    "-stream_loop",
+                    "-1",
+                    "-i",
+                    self.video,
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                    "-g",
+                    "10",
+                    "-f",
+                    "rtsp",
+                    f"rtsp://127.0.0.1:{self.source_port}/live",
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        )
 
     def kill(self) -> None:
         for p in reversed(self.procs):
@@ -109,8 +150,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--down", type=float, default=5.0, help="seconds the server stays down at each restart")
-    ap.add_argument("--warmup", type=float, default=60.0,
-                    help="seconds after the first frame before the RSS / fd baseline is taken")
+    ap.add_argument(
+        "--warmup", type=float, default=60.0, help="seconds after the first frame before the RSS / fd baseline is taken"
+    )
     args = ap.parse_args()
     for tool in ("ffmpeg", "rtsp-server-perl"):
         if shutil.which(tool) is None:
@@ -126,10 +168,29 @@ def main() -> None:
     env = {**os.environ, "OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;udp"}
     # the first open waits for the publisher to reach the relay (a loaded machine can take seconds): what is
     # measured here is what happens after that
-    run = subprocess.Popen([sys.executable, "-m", "edgecv.cli", "run", str(args.model), "--source", camera.uri,
-                            "--events", str(events), "--telemetry", str(telemetry), "--threads", "1",
-                            "--open-timeout", "30"],
-                           stdout=subprocess.PIPE, stderr=open(tmp / "run.log", "w"), text=True, env=env)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgecv.cli",
+            "run",
+            str(args.model),
+            "--source",
+            camera.uri,
+            "--events",
+            str(events),
+            "--telemetry",
+            str(telemetry),
+            "--threads",
+            "1",
+            "--open-timeout",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp / "run.log", "w"),
+        text=True,
+        env=env,
+    )
     duration = args.minutes * 60
     t0 = time.monotonic()
     samples: list[tuple[float, float, int]] = []
@@ -180,26 +241,43 @@ def main() -> None:
     rss_max = max(s[1] for s in base)
     down_s = sum(up - down for down, up in downs)
     src = tel["source"]
-    print(f"{args.model.name} on {camera.uri} ({Path(args.video).name}, 10 fps, looped), {args.minutes:g} min, "
-          f"{len(downs)} server restart(s), {args.down:g} s down each")
-    print(f"  frames processed        {tel['frames']}  ({tel['fps']:.1f} fps; infer p50 "
-          f"{tel['stages']['infer']['p50_ms']:.2f} ms)")
-    print(f"  source losses           {len(lost)}   reconnects {len(reconnects)}: after "
-          + ", ".join(f"{e['after_s']:.1f} s" for e in reconnects) + " (from loss to first frame)")
-    print(f"  frames lost             {src['dropped']} dropped by the newest-frame policy; ~{down_s * 10:.0f} not "
-          f"received while the server was down ({down_s:.0f} s at 10 fps); {src['corrupt']} corrupt")
-    print(f"  RSS                     {rss0:.1f} MB after a {args.warmup:g} s warm-up (from the first frame) -> "
-          f"{rss_end:.1f} MB at the end "
-          f"(growth {rss_end - rss0:+.1f} MB, peak {rss_max:.1f} MB; target < 10 MB)")
+    print(
+        f"{args.model.name} on {camera.uri} ({Path(args.video).name}, 10 fps, looped), {args.minutes:g} min, "
+        f"{len(downs)} server restart(s), {args.down:g} s down each"
+    )
+    print(
+        f"  frames processed        {tel['frames']}  ({tel['fps']:.1f} fps; infer p50 {tel['stages']['infer']['p50_ms']:.2f} ms)"
+    )
+    print(
+        f"  source losses           {len(lost)}   reconnects {len(reconnects)}: after "
+        + ", ".join(f"{e['after_s']:.1f} s" for e in reconnects)
+        + " (from loss to first frame)"
+    )
+    print(
+        f"  frames lost             {src['dropped']} dropped by the newest-frame policy; ~{down_s * 10:.0f} not "
+        f"received while the server was down ({down_s:.0f} s at 10 fps); {src['corrupt']} corrupt"
+    )
+    print(
+        f"  RSS                     {rss0:.1f} MB after a {args.warmup:g} s warm-up (from the first frame) -> "
+        f"{rss_end:.1f} MB at the end "
+        f"(growth {rss_end - rss0:+.1f} MB, peak {rss_max:.1f} MB; target < 10 MB)"
+    )
     print(f"  open file descriptors   {fd0} after warm-up -> {fd_end} at the end")
     print(f"  events file             {good} whole JSON lines, {bad_lines} broken (checked every second)")
     print(f"  SIGINT at the end       exit {run.returncode} after {stop_s:.2f} s")
     print(f"  (logs in {tmp})")
-    failed = [what for what, bad in (
-        (f"{len(downs) - len(reconnects)} restart(s) without a reconnect", len(reconnects) < len(downs)),
-        (f"RSS grew {rss_end - rss0:+.1f} MB", rss_end - rss0 >= 10), (f"fds {fd0} -> {fd_end}", fd_end > fd0 + 2),
-        (f"{bad_lines} broken event line(s)", bad_lines > 0), (f"exit code {run.returncode}", run.returncode != 0),
-        (f"SIGINT took {stop_s:.2f} s", stop_s > 2.0)) if bad]
+    failed = [
+        what
+        for what, bad in (
+            (f"{len(downs) - len(reconnects)} restart(s) without a reconnect", len(reconnects) < len(downs)),
+            (f"RSS grew {rss_end - rss0:+.1f} MB", rss_end - rss0 >= 10),
+            (f"fds {fd0} -> {fd_end}", fd_end > fd0 + 2),
+            (f"{bad_lines} broken event line(s)", bad_lines > 0),
+            (f"exit code {run.returncode}", run.returncode != 0),
+            (f"SIGINT took {stop_s:.2f} s", stop_s > 2.0),
+        )
+        if bad
+    ]
     print("PASS" if not failed else "FAIL: " + "; ".join(failed))
     sys.stdout.flush()
     sys.exit(0 if not failed else 1)

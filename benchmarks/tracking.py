@@ -62,13 +62,13 @@ def sequence(rng, photos, classes: list[str], objects: int, frames: int):
     for _ in range(frames):
         img = background.copy()
         boxes = [draw_shape(img, kinds[k], pos[k, 0], pos[k, 1], r[k], spin[k], colors[k]) for k in range(objects)]
-        img[:, pillar[0]:pillar[1]] = (128, 128, 128)
-        masks = [shape_mask(img.shape[:2], kinds[k], pos[k, 0], pos[k, 1], r[k], spin[k]) > 127
-                 for k in range(objects)]
+        img[:, pillar[0] : pillar[1]] = (128, 128, 128)
+        masks = [shape_mask(img.shape[:2], kinds[k], pos[k, 0], pos[k, 1], r[k], spin[k]) > 127 for k in range(objects)]
         behind_pillar = np.zeros(img.shape[:2], bool)
-        behind_pillar[:, pillar[0]:pillar[1]] = True
-        out.append((cv2.cvtColor(img, cv2.COLOR_RGB2BGR), np.arange(objects), np.asarray(boxes, float),
-                    visibility(masks, behind_pillar)))
+        behind_pillar[:, pillar[0] : pillar[1]] = True
+        out.append(
+            (cv2.cvtColor(img, cv2.COLOR_RGB2BGR), np.arange(objects), np.asarray(boxes, float), visibility(masks, behind_pillar))
+        )
         pos += vel
         for axis in (0, 1):  # bounce
             low, high = pos[:, axis] < r + 1, pos[:, axis] > SIZE - r - 1
@@ -136,8 +136,11 @@ class _Supervision:
 
     def update(self, det):
         keep = det.scores >= 0.1
-        d = self.sv.Detections(xyxy=det.xyxy[keep].astype(np.float32), confidence=det.scores[keep].astype(np.float32),
-                               class_id=det.class_ids[keep].astype(int))
+        d = self.sv.Detections(
+            xyxy=det.xyxy[keep].astype(np.float32),
+            confidence=det.scores[keep].astype(np.float32),
+            class_id=det.class_ids[keep].astype(int),
+        )
         t = self.tracker.update_with_detections(d)
         return np.asarray(t.tracker_id, int), np.asarray(t.xyxy, float)
 
@@ -169,11 +172,16 @@ def score(gt, tracked) -> dict[str, float]:
 
     gt_map = {g: i for i, g in enumerate(sorted({int(x) for ids, _ in gt for x in ids}))}
     tr_map = {t: i for i, t in enumerate(sorted({int(x) for ids, _ in tracked for x in ids}))}
-    data = {"num_timesteps": len(gt), "num_gt_ids": len(gt_map), "num_tracker_ids": len(tr_map),
-            "num_gt_dets": sum(len(i) for i, _ in gt), "num_tracker_dets": sum(len(i) for i, _ in tracked),
-            "gt_ids": [np.asarray([gt_map[int(x)] for x in ids], int) for ids, _ in gt],
-            "tracker_ids": [np.asarray([tr_map[int(x)] for x in ids], int) for ids, _ in tracked],
-            "similarity_scores": [iou_matrix(g, t) for (_, g), (_, t) in zip(gt, tracked)]}
+    data = {
+        "num_timesteps": len(gt),
+        "num_gt_ids": len(gt_map),
+        "num_tracker_ids": len(tr_map),
+        "num_gt_dets": sum(len(i) for i, _ in gt),
+        "num_tracker_dets": sum(len(i) for i, _ in tracked),
+        "gt_ids": [np.asarray([gt_map[int(x)] for x in ids], int) for ids, _ in gt],
+        "tracker_ids": [np.asarray([tr_map[int(x)] for x in ids], int) for ids, _ in tracked],
+        "similarity_scores": [iou_matrix(g, t) for (_, g), (_, t) in zip(gt, tracked)],
+    }
     clear, identity = CLEAR({"PRINT_CONFIG": False}), Identity({"PRINT_CONFIG": False})
     res = {**clear.eval_sequence(data), **identity.eval_sequence(data)}
     return {"MOTA": float(res["MOTA"]), "IDF1": float(res["IDF1"]), "IDSW": int(res["IDSW"]), "tracks": len(gt_map)}
@@ -214,8 +222,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--objects", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--min-visibility", type=float, default=0.5,
-                    help="ground truth less visible than this is left out (with the tracker's boxes on it)")
+    ap.add_argument(
+        "--min-visibility",
+        type=float,
+        default=0.5,
+        help="ground truth less visible than this is left out (with the tracker's boxes on it)",
+    )
     args = ap.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: not found; run `python benchmarks/detect.py` first (or pass --model)")
@@ -254,27 +266,35 @@ def main() -> None:
             truth = true_boxes(seq, args.min_visibility, jitter)
             for name, make in trackers.items():
                 tracker, out = make(), []
-                for det in (truth if name == TRUTH else detections):
+                for det in truth if name == TRUTH else detections:
                     ids, xyxy = tracker.update(det)
                     out.append((np.asarray(ids, int), np.asarray(xyxy, float).reshape(-1, 4)))
                 pairs = [ignore_hidden(g[1:], t, args.min_visibility) for g, t in zip(seq, out)]
                 m = score([g for g, _ in pairs], [t for _, t in pairs])
                 totals[name].append(m)
-                print(f"  sequence {s}: {name:<32} MOTA {m['MOTA']:.3f}  IDF1 {m['IDF1']:.3f}  ID switches "
-                      f"{m['IDSW']}  ({m['tracks']} tracks)")
+                print(
+                    f"  sequence {s}: {name:<32} MOTA {m['MOTA']:.3f}  IDF1 {m['IDF1']:.3f}  ID switches "
+                    f"{m['IDSW']}  ({m['tracks']} tracks)"
+                )
     print()
     print(f"{args.model.name}: {args.sequences} sequences x {args.frames} frames, {args.objects} objects, {SIZE} px")
-    print(f"detector (score >= 0.25): finds {found / max(visible, 1):.3f} of the visible objects (IoU >= 0.5), "
-          f"{boxes / max(args.sequences * args.frames, 1):.1f} boxes per frame for "
-          f"{visible / max(args.sequences * args.frames, 1):.1f} visible objects")
+    print(
+        f"detector (score >= 0.25): finds {found / max(visible, 1):.3f} of the visible objects (IoU >= 0.5), "
+        f"{boxes / max(args.sequences * args.frames, 1):.1f} boxes per frame for "
+        f"{visible / max(args.sequences * args.frames, 1):.1f} visible objects"
+    )
     print(f"{'tracker':<34} {'MOTA':>6} {'IDF1':>6} {'ID sw':>6} {'sw/10 tracks':>13}")
     for name, rows in totals.items():
         tracks = sum(r["tracks"] for r in rows)
         sw = sum(r["IDSW"] for r in rows)
-        print(f"{name:<34} {np.mean([r['MOTA'] for r in rows]):>6.3f} {np.mean([r['IDF1'] for r in rows]):>6.3f} "
-              f"{sw:>6} {10 * sw / max(tracks, 1):>13.2f}")
-    print(f"edgecv's tracker, cost per frame: p50 {cost_p50(10):.3f} ms at 10 objects, {cost_p50(100):.3f} ms at 100 "
-          "(6 classes, a tenth of the objects with a second box of another class; lowest of 5 runs; target < 0.5 ms)")
+        print(
+            f"{name:<34} {np.mean([r['MOTA'] for r in rows]):>6.3f} {np.mean([r['IDF1'] for r in rows]):>6.3f} "
+            f"{sw:>6} {10 * sw / max(tracks, 1):>13.2f}"
+        )
+    print(
+        f"edgecv's tracker, cost per frame: p50 {cost_p50(10):.3f} ms at 10 objects, {cost_p50(100):.3f} ms at 100 "
+        "(6 classes, a tenth of the objects with a second box of another class; lowest of 5 runs; target < 0.5 ms)"
+    )
 
 
 if __name__ == "__main__":

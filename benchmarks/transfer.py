@@ -63,8 +63,9 @@ def epoch_times(run_dir: Path, input_size: int) -> tuple[float, float]:
     info = DistInfo(0, 1, torch.device("cpu"))
     model = Classifier(create_backbone(recipe.model.backbone), len(split.classes), recipe.model.dropout).eval()
     spec = model.backbone.spec
-    ds = ImageListDataset(split.root, split.files["train"], split.labels["train"],
-                          TrainTransform(recipe.augment, input_size, spec.mean, spec.std))
+    ds = ImageListDataset(
+        split.root, split.files["train"], split.labels["train"], TrainTransform(recipe.augment, input_size, spec.mean, spec.std)
+    )
     feats = extract_features(model.backbone, ds, recipe.train.batch_size, recipe.train.workers, info, seed=1)
     stage = head_stage(model, recipe, info, feats, feats)
     stage.train_epoch(0)  # warm-up
@@ -98,8 +99,13 @@ def main() -> None:
         results = {}
         for init in ("imagenet", "none"):
             t0 = time.perf_counter()
-            r = train(str(RECIPE), data=str(data), epochs=args.epochs, out=str(Path(tmp) / init),
-                      overrides=tuple(sets + [f"model.pretrained={init}"]))
+            r = train(
+                str(RECIPE),
+                data=str(data),
+                epochs=args.epochs,
+                out=str(Path(tmp) / init),
+                overrides=tuple(sets + [f"model.pretrained={init}"]),
+            )
             results[init] = (r.metrics["test"]["top1"], r.metrics["test"]["n"], time.perf_counter() - t0)
         cached, uncached = epoch_times(Path(tmp) / "imagenet", args.input_size)
     print(f"\nMNIST, {args.per_class} images/class, {RECIPE.name} at {args.input_size}px, {torch.get_num_threads()} threads")
@@ -108,8 +114,9 @@ def main() -> None:
         label = "ImageNet (offline)" if init == "imagenet" else "random init"
         print(f"{label:<22}{top1:>12.4f}{n:>6}{secs:>10.1f}")
     print(f"top-1 gain from ImageNet init: {100 * (results['imagenet'][0] - results['none'][0]):+.1f} points")
-    print(f"head epoch: cached {cached * 1000:.1f} ms, uncached {uncached * 1000:.0f} ms "
-          f"-> {uncached / cached:.0f}x faster cached")
+    print(
+        f"head epoch: cached {cached * 1000:.1f} ms, uncached {uncached * 1000:.0f} ms -> {uncached / cached:.0f}x faster cached"
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,9 @@ def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | 
         path.parent.mkdir(parents=True, exist_ok=True)
         log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115  (closed below)
     except OSError as exc:
-        logging.getLogger("edgecv").warning("cannot write %s (%s): other libraries' output stays on the terminal",
-                                            path, exc.strerror or exc)
+        logging.getLogger("edgecv").warning(
+            "cannot write %s (%s): other libraries' output stays on the terminal", path, exc.strerror or exc
+        )
         yield None
         return
     root = logging.getLogger()
@@ -79,8 +80,9 @@ def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | 
             os.dup2(log.fileno(), 2)
             _TERMINAL = term
         own = _OwnRecords()
-        terminal_handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
-                             and not isinstance(h, logging.FileHandler)]
+        terminal_handlers = [
+            h for h in root.handlers if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        ]
         streams = [(h, h.stream) for h in terminal_handlers]
         for h in terminal_handlers:
             h.addFilter(own)

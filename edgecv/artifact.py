@@ -43,8 +43,13 @@ class ArtifactMeta:
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        checks = (("task", self.task, TASKS), ("layout", self.layout, LAYOUTS), ("color", self.color, COLORS),
-                  ("precision", self.precision, PRECISIONS), ("resize", self.resize, RESIZES))
+        checks = (
+            ("task", self.task, TASKS),
+            ("layout", self.layout, LAYOUTS),
+            ("color", self.color, COLORS),
+            ("precision", self.precision, PRECISIONS),
+            ("resize", self.resize, RESIZES),
+        )
         for name, value, allowed in checks:
             if value not in allowed:
                 raise EdgecvError(f"artifact metadata: {name} {value!r} is not one of {', '.join(allowed)}")
@@ -53,8 +58,10 @@ class ArtifactMeta:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise EdgecvError("artifact metadata: mean and std need 3 values each, std > 0")
         if len(self.labels) < MIN_LABELS[self.task]:
-            raise EdgecvError(f"artifact metadata: a {self.task} artifact needs at least {MIN_LABELS[self.task]} "
-                              f"label(s), got {len(self.labels)}")
+            raise EdgecvError(
+                f"artifact metadata: a {self.task} artifact needs at least {MIN_LABELS[self.task]} "
+                f"label(s), got {len(self.labels)}"
+            )
         if self.precision == "int8" and self.input_quant is not None and set(self.input_quant) != {"scale", "zero_point"}:
             raise EdgecvError("artifact metadata: input_quant needs exactly scale and zero_point")
 
@@ -70,8 +77,10 @@ class ArtifactMeta:
         if not isinstance(data, dict):
             raise EdgecvError(f"{source}: edgecv metadata is not a JSON object")
         if data.get("schema", 0) > SCHEMA_VERSION:
-            raise EdgecvError(f"{source}: metadata schema {data['schema']} is newer than this edgecv "
-                              f"understands ({SCHEMA_VERSION}); upgrade edgecv on the device")
+            raise EdgecvError(
+                f"{source}: metadata schema {data['schema']} is newer than this edgecv "
+                f"understands ({SCHEMA_VERSION}); upgrade edgecv on the device"
+            )
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:

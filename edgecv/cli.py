@@ -24,8 +24,7 @@ _INTERRUPTED = {  # what an interrupted command left, per command
 }
 
 
-DATA_HELP = ("The folder the run's split.json files are in now (default: where they were recorded, or there "
-             "relative to the run).")
+DATA_HELP = "The folder the run's split.json files are in now (default: where they were recorded, or there relative to the run)."
 
 
 class _Group(click.Group):
@@ -46,8 +45,12 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecv")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Also show what the frameworks and converters print (train, export "
-              "and import write it to RUN/logs/ by default).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also show what the frameworks and converters print (train, export and import write it to RUN/logs/ by default).",
+)
 def cli(quiet: bool, verbose: bool) -> None:
     """Train, quantize and deploy vision models to the edge."""
     logging.basicConfig(level=logging.WARNING, format="edgecv: %(message)s")
@@ -72,8 +75,16 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
 
     run_dir = Path(out) if out else Path("runs") / load_recipe(recipe, tuple(overrides)).name
     with third_party_log(run_dir / "logs" / "train.log", verbose()):
-        result = train(recipe, data=data, epochs=epochs, out=out, device=device, resume=resume,
-                       overwrite=overwrite, overrides=tuple(overrides))
+        result = train(
+            recipe,
+            data=data,
+            epochs=epochs,
+            out=out,
+            device=device,
+            resume=resume,
+            overwrite=overwrite,
+            overrides=tuple(overrides),
+        )
     if result.metrics:
         from edgecv.tasks import get_task
 
@@ -101,23 +112,36 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
 
 @cli.command("export")
 @click.argument("run", type=click.Path(file_okay=False, exists=True))
-@click.option("--format", "formats", help="Comma-separated: onnx, tflite, engine (TensorRT, on the target device). "
-              "Default: the --device profile's, else onnx,tflite.")
+@click.option(
+    "--format",
+    "formats",
+    help="Comma-separated: onnx, tflite, engine (TensorRT, on the target device). "
+    "Default: the --device profile's, else onnx,tflite.",
+)
 @click.option("--int8", is_flag=True, help="Also build int8 artifacts, calibrated on the run's train split and gated.")
 @click.option("--fp16", is_flag=True, help="Also build fp16 artifacts (tflite, engine).")
 @click.option("--calib-images", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
-              show_default=True, help="ONNX int8 calibration (TFLite int8 uses PT2E histogram observers).")
-@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32, "
-                   "judged by the upper end of the drop's 95% interval.")
+@click.option(
+    "--calib-method",
+    type=click.Choice(["minmax", "percentile", "entropy"]),
+    default="minmax",
+    show_default=True,
+    help="ONNX int8 calibration (TFLite int8 uses PT2E histogram observers).",
+)
+@click.option(
+    "--max-drop",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32, "
+    "judged by the upper end of the drop's 95% interval.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
 @click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
 @click.option("--nms-in-graph", is_flag=True, help="Detectors: also write each ONNX with NonMaxSuppression appended.")
 @click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
-def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph,
-               data) -> None:
+def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph, data) -> None:
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
@@ -133,9 +157,17 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         int8, fp16 = int8 or profile.export.int8, fp16 or profile.export.fp16
         click.echo(f"device {profile.name}: {formats}{' +int8' if int8 else ''}{' +fp16' if fp16 else ''}")
     formats = formats or "onnx,tflite"
-    spec = ExportSpec(formats=tuple(f.strip() for f in formats.split(",") if f.strip()), int8=int8, fp16=fp16,
-                      calib_images=calib_images, calib_method=calib_method, max_drop=max_drop, out=out,
-                      threads=threads, nms_in_graph=nms_in_graph)
+    spec = ExportSpec(
+        formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+        int8=int8,
+        fp16=fp16,
+        calib_images=calib_images,
+        calib_method=calib_method,
+        max_drop=max_drop,
+        out=out,
+        threads=threads,
+        nms_in_graph=nms_in_graph,
+    )
     for line in spec.skipped():
         click.echo(f"note: {line}")
     from edgecv._quiet import third_party_log, verbose
@@ -143,11 +175,16 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
     with third_party_log(Path(run) / "logs" / "export.log", verbose()) as logged:
         result = export_run(run, spec, data=data)
     click.echo(format_table(result.rows))
-    click.echo("drop: torch fp32 minus the artifact on the test split, with its 95% paired-bootstrap interval; the "
-               f"gate passes an artifact whose upper end is <= --max-drop ({max_drop}). agree: the same prediction "
-               "as fp32 on the test split; all: on every image of the run (no labels needed).")
-    click.echo("time: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
-               + f" (total {sum(result.phases.values()):.0f} s)")
+    click.echo(
+        "drop: torch fp32 minus the artifact on the test split, with its 95% paired-bootstrap interval; the "
+        f"gate passes an artifact whose upper end is <= --max-drop ({max_drop}). agree: the same prediction "
+        "as fp32 on the test split; all: on every image of the run (no labels needed)."
+    )
+    click.echo(
+        "time: "
+        + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())
+        + f" (total {sum(result.phases.values()):.0f} s)"
+    )
     click.echo(f"report: {result.report}" + (f"  (the converters' own output: {logged})" if logged else ""))
     if result.failures:
         for line in result.failures:
@@ -170,67 +207,159 @@ def engine_cmd(model, fp16, out) -> None:
 @cli.command("run")
 @click.argument("model", type=click.Path(dir_okay=False, exists=True))
 @click.option("--camera", "camera", help="Camera index (V4L2), e.g. 0.")
-@click.option("--source", "sources", multiple=True, help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., "
-              "http://..., a video, a folder or a glob; NAME=URI names it. Repeat it for several streams through one "
-              "model (each with its own tracking, drift and video; events tagged with the name).")
-@click.option("--sources", "sources_file", type=click.Path(dir_okay=False, exists=True),
-              help="A file of sources, one URI (or NAME=URI) a line; # comments.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="URI: /dev/video0, csi://0, libcamera://0, rtsp://..., "
+    "http://..., a video, a folder or a glob; NAME=URI names it. Repeat it for several streams through one "
+    "model (each with its own tracking, drift and video; events tagged with the name).",
+)
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A file of sources, one URI (or NAME=URI) a line; # comments.",
+)
 @click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
-@click.option("--conf", type=click.FloatRange(0, 1),
-              help="Detectors: score threshold [default: 0.25; tracked, the tracker's first-association score, 0.5].")
+@click.option(
+    "--conf",
+    type=click.FloatRange(0, 1),
+    help="Detectors: score threshold [default: 0.25; tracked, the tracker's first-association score, 0.5].",
+)
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: 0.45].")
-@click.option("--track/--no-track", default=None, help="Detectors: ByteTrack ids across frames [default: on for "
-              "video and cameras, off for image folders]; only confirmed tracks are reported.")
-@click.option("--zones", type=click.Path(dir_okay=False, exists=True), help="Detectors: a YAML of zones and lines: "
-              "zone_enter/zone_exit (dwell) and line_cross events, counts in the telemetry.")
+@click.option(
+    "--track/--no-track",
+    default=None,
+    help="Detectors: ByteTrack ids across frames [default: on for "
+    "video and cameras, off for image folders]; only confirmed tracks are reported.",
+)
+@click.option(
+    "--zones",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Detectors: a YAML of zones and lines: zone_enter/zone_exit (dwell) and line_cross events, counts in the telemetry.",
+)
 @click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per frame [default: 3].")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames (of each source).")
-@click.option("--batch", type=click.IntRange(min=1), help="Several sources: frames one inference call takes, one a "
-              "stream [default: as many as streams on a GPU, 1 on a CPU, where batching does not pay].")
-@click.option("--save", type=click.Path(dir_okay=False), help="Annotated video: out.webm (VP8, plays in browsers), "
-              "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG); several sources: out-NAME.mp4 each.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help="Several sources: frames one inference call takes, one a "
+    "stream [default: as many as streams on a GPU, 1 on a CPU, where batching does not pay].",
+)
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False),
+    help="Annotated video: out.webm (VP8, plays in browsers), "
+    "out.mp4 (H.264 where OpenCV has it, else MPEG-4) or out.avi (MJPEG); several sources: out-NAME.mp4 each.",
+)
 @click.option("--events", type=click.Path(dir_okay=False), help="JSON-lines events file.")
 @click.option("--telemetry", type=click.Path(dir_okay=False), help="Telemetry JSON (default: beside --events).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window.")
 @click.option("--capture-drift", type=click.Path(file_okay=False), help="Keep sampled frames while inputs drift.")
 @click.option("--no-drift", is_flag=True, help="Do not run the drift monitor.")
-@click.option("--drift-checks", default="training,site", show_default=True,
-              help="Drift checks: training (inputs unlike the training images) and/or site (unlike what this camera "
-              "showed); drop site for a camera whose view keeps changing.")
+@click.option(
+    "--drift-checks",
+    default="training,site",
+    show_default=True,
+    help="Drift checks: training (inputs unlike the training images) and/or site (unlike what this camera "
+    "showed); drop site for a camera whose view keeps changing.",
+)
 @click.option("--stats-every", type=click.FloatRange(min=0), default=0, help="Print FPS every N seconds.")
-@click.option("--open-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Live sources: seconds to wait for the first frame before failing.")
-@click.option("--give-up-after", type=click.FloatRange(min=0.1), help="Live sources: stop after this many seconds "
-              "without frames once streaming (default: reconnect forever).")
+@click.option(
+    "--open-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Live sources: seconds to wait for the first frame before failing.",
+)
+@click.option(
+    "--give-up-after",
+    type=click.FloatRange(min=0.1),
+    help="Live sources: stop after this many seconds without frames once streaming (default: reconnect forever).",
+)
 @click.option("--device", help="Device profile (see `edgecv devices`): threads, providers, XNNPACK, default camera.")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
-@click.option("--face-detector", help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
-              "blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].")
-@click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: cosine similarity to accept a "
-              "match (default: the one calibrated at export, in the artifact).")
+@click.option(
+    "--face-detector",
+    help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
+    "blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].",
+)
+@click.option(
+    "--match-threshold",
+    type=click.FloatRange(-1, 1),
+    help="Face embedders: cosine similarity to accept a match (default: the one calibrated at export, in the artifact).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
-def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, track, zones, topk, max_frames, batch, save,
-            events, telemetry, show, capture_drift, no_drift, drift_checks, stats_every, open_timeout, give_up_after,
-            device, gallery, face_detector, match_threshold, as_json) -> None:
+def run_cmd(
+    model,
+    camera,
+    sources,
+    sources_file,
+    backend,
+    threads,
+    conf,
+    iou,
+    track,
+    zones,
+    topk,
+    max_frames,
+    batch,
+    save,
+    events,
+    telemetry,
+    show,
+    capture_drift,
+    no_drift,
+    drift_checks,
+    stats_every,
+    open_timeout,
+    give_up_after,
+    device,
+    gallery,
+    face_detector,
+    match_threshold,
+    as_json,
+) -> None:
     """Run MODEL (an exported .onnx / .tflite / .engine) on a camera, stream, video or images."""
     from edgecv.runtime.pipeline import PipelineSpec, apply_device, run_pipeline
     from edgecv.runtime.streams import read_sources
     from edgecv.runtime.telemetry import format_summary
 
     uris = ([camera] if camera is not None else []) + list(sources) + (read_sources(sources_file) if sources_file else [])
-    if sources_file and not uris[len(sources) + (camera is not None):]:
+    if sources_file and not uris[len(sources) + (camera is not None) :]:
         raise click.UsageError(f"--sources {sources_file}: no sources in it (one URI a line)")
     if not uris and not device:
-        raise click.UsageError("give --camera INDEX, --source URI (repeatable) or --sources FILE (or a --device with "
-                               "a default camera)")
-    spec = PipelineSpec(model=model, source=uris[0] if len(uris) == 1 else (tuple(uris) or ""), threads=threads,
-                        backend=backend, conf=conf, iou=iou, track=track, zones=zones, topk=topk, max_frames=max_frames,
-                        batch=batch, save=save, events=events,
-                        show=show, telemetry=telemetry, capture_drift=capture_drift, drift=not no_drift,
-                        drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
-                        stats_every_s=stats_every, open_timeout_s=open_timeout, give_up_after_s=give_up_after,
-                        gallery=gallery, face_detector=face_detector, match_threshold=match_threshold)
+        raise click.UsageError(
+            "give --camera INDEX, --source URI (repeatable) or --sources FILE (or a --device with a default camera)"
+        )
+    spec = PipelineSpec(
+        model=model,
+        source=uris[0] if len(uris) == 1 else (tuple(uris) or ""),
+        threads=threads,
+        backend=backend,
+        conf=conf,
+        iou=iou,
+        track=track,
+        zones=zones,
+        topk=topk,
+        max_frames=max_frames,
+        batch=batch,
+        save=save,
+        events=events,
+        show=show,
+        telemetry=telemetry,
+        capture_drift=capture_drift,
+        drift=not no_drift,
+        drift_checks=tuple(c.strip() for c in drift_checks.split(",") if c.strip()),
+        stats_every_s=stats_every,
+        open_timeout_s=open_timeout,
+        give_up_after_s=give_up_after,
+        gallery=gallery,
+        face_detector=face_detector,
+        match_threshold=match_threshold,
+    )
     if device:
         spec = apply_device(spec, device)
     summary = run_pipeline(spec)
@@ -243,8 +372,12 @@ def run_cmd(model, camera, sources, sources_file, backend, threads, conf, iou, t
 
 @cli.command("bench")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
-              help="Run directory whose test split to use (default: PATH when it is a run).")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Run directory whose test split to use (default: PATH when it is a run).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads (default: the --device profile's).")
 @click.option("--device", help="Device profile: its thread count.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Passes over the test split.")
@@ -267,13 +400,17 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
         from edgecv.tools.roofline import machine_peak
 
         peak = machine_peak(threads)
-        click.echo(f"% of peak: of this machine's dense GEMM through onnxruntime at {threads or 'its default'} thread(s), "
-                   f"fp32 {peak['fp32']:.1f} GMAC/s, int8 {peak['int8']:.1f} (measured {peak['measured']}, cached in "
-                   f"{peak['cache']}); .tflite rows: MACs and GMAC/s only (no LiteRT peak is measured)")
+        click.echo(
+            f"% of peak: of this machine's dense GEMM through onnxruntime at {threads or 'its default'} thread(s), "
+            f"fp32 {peak['fp32']:.1f} GMAC/s, int8 {peak['int8']:.1f} (measured {peak['measured']}, cached in "
+            f"{peak['cache']}); .tflite rows: MACs and GMAC/s only (no LiteRT peak is measured)"
+        )
     folder = Path(out) if out else find_artifacts(Path(path))[0].parent
     js, md, kept = write_bench(rows, folder)
-    click.echo(f"wrote {js} and {md}" + (f" ({len(rows)} row(s) added to {kept} kept from earlier benches of other "
-                                          "artifacts or thread counts)" if kept else ""))
+    click.echo(
+        f"wrote {js} and {md}"
+        + (f" ({len(rows)} row(s) added to {kept} kept from earlier benches of other artifacts or thread counts)" if kept else "")
+    )
 
 
 @cli.command("explain")
@@ -281,10 +418,12 @@ def bench_cmd(path, run_dir, threads, device, repeat, out, data) -> None:
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
 @click.option("--target", help="Class name or index to explain (default: the predicted class).")
 @click.option("--layer", help="Grad-CAM layer (default: the last spatial feature map).")
-@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
-              help="SmoothGrad noisy copies (1 = plain gradient).")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.15, show_default=True,
-              help="SmoothGrad noise, x the input range.")
+@click.option(
+    "--samples", type=click.IntRange(min=1), default=16, show_default=True, help="SmoothGrad noisy copies (1 = plain gradient)."
+)
+@click.option(
+    "--noise", type=click.FloatRange(min=0), default=0.15, show_default=True, help="SmoothGrad noise, x the input range."
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs (default RUN/explain).")
 def explain_cmd(run, image, target, layer, samples, noise, out) -> None:
     """Gradient saliency (SmoothGrad) and Grad-CAM of RUN's classifier on IMAGE, written as PNGs."""
@@ -294,8 +433,9 @@ def explain_cmd(run, image, target, layer, samples, noise, out) -> None:
     if target is not None and target.isdigit():
         target = int(target)
     e, (sal, cam) = explain_run(run, image, out=out, target=target, layer=layer, samples=samples, noise=noise)
-    click.echo(f"{e.label} {e.score:.3f}  hottest saliency {e.hottest('saliency')}  grad-cam {e.hottest('gradcam')} "
-               f"(layer {e.layer})")
+    click.echo(
+        f"{e.label} {e.score:.3f}  hottest saliency {e.hottest('saliency')}  grad-cam {e.hottest('gradcam')} (layer {e.layer})"
+    )
     click.echo(f"wrote {sal} and {cam}")
 
 
@@ -311,8 +451,10 @@ def devices_cmd(as_json) -> None:
     for name in list_devices():
         p = load_device(name)
         prec = "+".join(x for x, on in (("fp32", True), ("fp16", p.export.fp16), ("int8", p.export.int8)) if on)
-        click.echo(f"{p.name:<18} {','.join(p.export.formats):<12} {prec:<15} {p.runtime.backend:<12} "
-                   f"camera {p.runtime.camera:<14} {p.description}")
+        click.echo(
+            f"{p.name:<18} {','.join(p.export.formats):<12} {prec:<15} {p.runtime.backend:<12} "
+            f"camera {p.runtime.camera:<14} {p.description}"
+        )
 
 
 @cli.group("sample")
@@ -355,8 +497,9 @@ def sample_faces(out, identities, per_identity, seed) -> None:
     """Generated people (face chips, one folder per identity) for an embedder recipe."""
     from edgecv.data.faces import write_faces_sample
 
-    click.echo(f"wrote {identities} identities x {per_identity} face chips to "
-               f"{write_faces_sample(out, identities, per_identity, seed)}")
+    click.echo(
+        f"wrote {identities} identities x {per_identity} face chips to {write_faces_sample(out, identities, per_identity, seed)}"
+    )
 
 
 @sample_group.command("face-demo")
@@ -367,8 +510,10 @@ def sample_face_demo(out, seed) -> None:
     from edgecv.data.faces import write_face_demo
 
     demo = write_face_demo(out, seed=seed)
-    click.echo(f"wrote {demo['enroll_photos']} enrolment photos of {', '.join(demo['enrolled'])} and "
-               f"{demo['frames']} video frames ({demo['strangers']} strangers) to {out}")
+    click.echo(
+        f"wrote {demo['enroll_photos']} enrolment photos of {', '.join(demo['enrolled'])} and "
+        f"{demo['frames']} video frames ({demo['strangers']} strangers) to {out}"
+    )
 
 
 @sample_group.command("video")

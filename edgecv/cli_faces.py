@@ -15,8 +15,13 @@ import click
 @click.option("--name", required=True, help="Who the photos show (new, or more shots for an enrolled person).")
 @click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
 @click.option("--min-face", type=click.IntRange(min=8), default=48, show_default=True, help="Smallest face side (px).")
-@click.option("--min-sharpness", type=click.FloatRange(min=0), default=15.0, show_default=True,
-              help="Least variance of the Laplacian on the 128 px face chip (lower: too blurry).")
+@click.option(
+    "--min-sharpness",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Least variance of the Laplacian on the 128 px face chip (lower: too blurry).",
+)
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def enroll_cmd(gallery, model, name, face_detector, min_face, min_sharpness, images) -> None:
     """Enrol NAME from one or more IMAGES (one face each); rejected photos are listed with the reason."""
@@ -39,8 +44,10 @@ def verify_cmd(model, face_detector, threshold, photo_a, photo_b) -> None:
     from edgecv.runtime.faces.enroll import verify_photos
 
     v = verify_photos(model, photo_a, photo_b, face_detector, threshold)
-    click.echo(f"{'same person' if v.same else 'different people'}: similarity {v.similarity:.4f} "
-               f"{'>=' if v.same else '<'} threshold {v.threshold:.4f}")
+    click.echo(
+        f"{'same person' if v.same else 'different people'}: similarity {v.similarity:.4f} "
+        f"{'>=' if v.same else '<'} threshold {v.threshold:.4f}"
+    )
     sys.exit(0 if v.same else 1)
 
 
@@ -59,8 +66,10 @@ def gallery_list(gallery) -> None:
 
     with Gallery(gallery) as g:
         info, people = g.info(), g.identities()
-    click.echo(f"{gallery}: {len(people)} identities, embedder {info.get('embedder_id', '-')} "
-               f"({info.get('embedder_name', '-')}), {info.get('dim', '?')}-d")
+    click.echo(
+        f"{gallery}: {len(people)} identities, embedder {info.get('embedder_id', '-')} "
+        f"({info.get('embedder_name', '-')}), {info.get('dim', '?')}-d"
+    )
     for p in people:
         click.echo(f"  {p.name:<24} {p.shots:>3} shot(s)  enrolled {time.strftime('%Y-%m-%d %H:%M', time.localtime(p.created))}")
 
@@ -101,8 +110,13 @@ def gallery_reembed(gallery, model) -> None:
 
 @gallery_group.command("calibrate")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--target-far", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-3, show_default=True,
-              help="False accept rate to set the match threshold to, on the enrolled people's impostor scores.")
+@click.option(
+    "--target-far",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="False accept rate to set the match threshold to, on the enrolled people's impostor scores.",
+)
 def gallery_calibrate(gallery, target_far) -> None:
     """Set the match threshold from the enrolled people themselves: each shot against every other person's
     template is an impostor score. `edgecv run --gallery` then uses it (unless --match-threshold is given)."""
@@ -111,14 +125,19 @@ def gallery_calibrate(gallery, target_far) -> None:
 
     with Gallery(gallery) as g:
         c = calibrate_gallery(g, target_far)
-    click.echo(f"{gallery}: match threshold {c.threshold:.4f} at FAR {target_far:g} (measured {c.far:.2g} on "
-               f"{c.impostors} impostor scores among {c.people} people)")
+    click.echo(
+        f"{gallery}: match threshold {c.threshold:.4f} at FAR {target_far:g} (measured {c.far:.2g} on "
+        f"{c.impostors} impostor scores among {c.people} people)"
+    )
     if c.genuine:
         click.echo(f"  enrolled shots recognised against their own template without them: {c.tar:.1%} of {c.genuine}")
     if not c.resolved:
-        click.echo(f"warning: {c.impostors} impostor scores cannot measure FAR {target_far:g} (at least "
-                   f"{math.ceil(1 / target_far)} needed: enrol more people, or ask for a higher FAR); the threshold "
-                   "is just above the best impostor, and the true FAR may be higher", err=True)
+        click.echo(
+            f"warning: {c.impostors} impostor scores cannot measure FAR {target_far:g} (at least "
+            f"{math.ceil(1 / target_far)} needed: enrol more people, or ask for a higher FAR); the threshold "
+            "is just above the best impostor, and the true FAR may be higher",
+            err=True,
+        )
 
 
 FACE_COMMANDS = (enroll_cmd, verify_cmd, gallery_group)

@@ -14,8 +14,9 @@ from edgecv.errors import EdgecvError
 @click.command("inspect")
 @click.argument("model")
 @click.option("--input-size", type=click.IntRange(min=16), help="Square input size (default: the run's, or 224).")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Batch for the training-memory estimate.")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Batch for the training-memory estimate."
+)
 @click.option("--layers", is_flag=True, help="Also print every layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
@@ -48,14 +49,22 @@ def inspect_cmd(model, input_size, batch, layers, as_json) -> None:
             from edgecv.models import get_spec, list_backbones
 
             if model not in list_backbones():
-                raise EdgecvError(f"{model}: no such file or run directory, nor a backbone name (known: "
-                                  f"{', '.join(list_backbones())})")
+                raise EdgecvError(
+                    f"{model}: no such file or run directory, nor a backbone name (known: {', '.join(list_backbones())})"
+                )
             spec = get_spec(model)
             net, size = spec.build(), input_size or spec.input_size
         report = inspect_torch(net, (1, 3, size, size), source=str(model))
     if as_json:
-        click.echo(json.dumps({**(report.to_dict(batch) if report else {"source": str(path)}),
-                               **({"artifact": json.loads(meta.to_json())} if meta is not None else {})}, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    **(report.to_dict(batch) if report else {"source": str(path)}),
+                    **({"artifact": json.loads(meta.to_json())} if meta is not None else {}),
+                },
+                indent=1,
+            )
+        )
         return
     if report is None:
         click.echo(f"{path}\nMACs: not counted for TensorRT engines (inspect the ONNX the engine was built from)")

@@ -38,8 +38,12 @@ def expand_images(args: tuple[str, ...]) -> list[Path]:
 @click.command("predict")
 @click.argument("model", type=click.Path(dir_okay=False, exists=True))
 @click.argument("images", nargs=-1, required=True)
-@click.option("--save", type=click.Path(file_okay=False), help="Folder for annotated copies (named after each image's "
-              "path, so images of one file name in different folders stay apart).")
+@click.option(
+    "--save",
+    type=click.Path(file_okay=False),
+    help="Folder for annotated copies (named after each image's "
+    "path, so images of one file name in different folders stay apart).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image (its path and the typed result).")
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads.")
 @click.option("--topk", type=click.IntRange(min=1), help="Classifiers: classes per image [default: 3].")
@@ -60,8 +64,18 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
     paths = expand_images(images)
     if not paths:
         raise EdgecvError("no images in " + " ".join(images))
-    options = {k: v for k, v in (("topk", topk), ("conf", conf), ("iou", iou), ("gallery", gallery),
-                                 ("face_detector", face_detector), ("match_threshold", match_threshold)) if v is not None}
+    options = {
+        k: v
+        for k, v in (
+            ("topk", topk),
+            ("conf", conf),
+            ("iou", iou),
+            ("gallery", gallery),
+            ("face_detector", face_detector),
+            ("match_threshold", match_threshold),
+        )
+        if v is not None
+    }
     names = None
     if save:
         Path(save).mkdir(parents=True, exist_ok=True)
@@ -83,8 +97,7 @@ def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery,
                 if not cv2.imwrite(str(saved), annotate(bgr, result)):
                     raise EdgecvError(f"cannot write {saved}")
             if as_json:
-                click.echo(json.dumps({"image": str(path), **result.to_dict(),
-                                       **({"saved": str(saved)} if saved else {})}))
+                click.echo(json.dumps({"image": str(path), **result.to_dict(), **({"saved": str(saved)} if saved else {})}))
             else:
                 click.echo(f"{path}: {result.describe()}")
     if unreadable == len(paths):

@@ -64,6 +64,5 @@ def load_device(name_or_path: str) -> DeviceProfile:
     if path.suffix not in (".yaml", ".yml"):
         path = devices_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise RecipeError(f"unknown device {name_or_path!r}; known: {', '.join(list_devices())} "
-                              "(or pass a profile .yaml)")
+            raise RecipeError(f"unknown device {name_or_path!r}; known: {', '.join(list_devices())} (or pass a profile .yaml)")
     return load_validated(path, DeviceProfile)

@@ -165,8 +165,11 @@ class EmbedDataSpec(_Frozen):
 
 
 class EmbedModelSpec(_BackboneSpec):
-    head: Literal["gdc", "pool"] = Field("gdc", description="gdc: depthwise conv over the last feature map "
-                                        "(keeps the face's layout); pool: global average pooled features")
+    head: Literal["gdc", "pool"] = Field(
+        "gdc",
+        description="gdc: depthwise conv over the last feature map "
+        "(keeps the face's layout); pool: global average pooled features",
+    )
     dim: int = Field(128, ge=8, le=2048, description="embedding size")
     dropout: float = Field(0.2, ge=0, lt=1)
 
@@ -189,8 +192,9 @@ class EmbedRecipe(_Recipe):
     task: Literal["embed"]
     data: EmbedDataSpec
     model: EmbedModelSpec = EmbedModelSpec()
-    augment: AugmentSpec = AugmentSpec(hflip=0.5, rotation=8.0, shear=3.0,
-                                       random_resized_crop=CropSpec(scale=(0.8, 1.0), ratio=(0.9, 1.1)))
+    augment: AugmentSpec = AugmentSpec(
+        hflip=0.5, rotation=8.0, shear=3.0, random_resized_crop=CropSpec(scale=(0.8, 1.0), ratio=(0.9, 1.1))
+    )
     train: EmbedTrainSpec = EmbedTrainSpec()
 
 

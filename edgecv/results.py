@@ -36,8 +36,13 @@ class Classification:
         return ", ".join(f"{lb} {float(sc):.3f}" for lb, sc in zip(self.labels, self.scores))
 
     def to_dict(self) -> dict:
-        return {"task": "classify", "top": [{"label": lb, "class_id": int(c), "score": round(float(s), 5)}
-                                            for lb, c, s in zip(self.labels, self.class_ids, self.scores)]}
+        return {
+            "task": "classify",
+            "top": [
+                {"label": lb, "class_id": int(c), "score": round(float(s), 5)}
+                for lb, c, s in zip(self.labels, self.class_ids, self.scores)
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,10 @@ class Detections:
             if n and int(self.track_ids.min()) < 1:
                 raise EdgecvError("Detections: track ids are positive (an untracked box is not reported)")
         if self.xyxy.shape != (n, 4) or self.class_ids.shape != (n,) or self.scores.ndim != 1:
-            raise EdgecvError(f"Detections: need xyxy (n, 4), scores (n,), class_ids (n,); got {self.xyxy.shape}, "
-                              f"{self.scores.shape}, {self.class_ids.shape}")
+            raise EdgecvError(
+                f"Detections: need xyxy (n, 4), scores (n,), class_ids (n,); got {self.xyxy.shape}, "
+                f"{self.scores.shape}, {self.class_ids.shape}"
+            )
         if n and np.any(self.xyxy[:, 2:] < self.xyxy[:, :2]):
             raise EdgecvError("Detections: every box needs x2 >= x1 and y2 >= y1")
         if self.labels and len(self.labels) != n:
@@ -72,29 +79,51 @@ class Detections:
     def confidence(self) -> float:
         return float(self.scores.max()) if len(self.scores) else 0.0
 
-    def subset(self, index: np.ndarray, track_ids: np.ndarray | None = None, class_ids: np.ndarray | None = None,
-               names: tuple[str, ...] = ()) -> "Detections":
+    def subset(
+        self,
+        index: np.ndarray,
+        track_ids: np.ndarray | None = None,
+        class_ids: np.ndarray | None = None,
+        names: tuple[str, ...] = (),
+    ) -> "Detections":
         """The boxes at ``index``, in that order (with their track ids; with ``class_ids``, the classes their
         tracks decided, labelled from ``names``)."""
         if class_ids is None:
-            return Detections(self.xyxy[index], self.scores[index], self.class_ids[index],
-                              tuple(self.labels[i] for i in index) if self.labels else (), track_ids)
+            return Detections(
+                self.xyxy[index],
+                self.scores[index],
+                self.class_ids[index],
+                tuple(self.labels[i] for i in index) if self.labels else (),
+                track_ids,
+            )
         class_ids = np.asarray(class_ids, np.int64)
-        return Detections(self.xyxy[index], self.scores[index], class_ids,
-                          tuple(names[c] for c in class_ids) if names else (), track_ids)
+        return Detections(
+            self.xyxy[index], self.scores[index], class_ids, tuple(names[c] for c in class_ids) if names else (), track_ids
+        )
 
     def describe(self) -> str:
         """One line: how many boxes, then each one's label, score and box."""
-        boxes = [f"{self.labels[i] if self.labels else int(self.class_ids[i])} {float(self.scores[i]):.2f} "
-                 f"[{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]" for i in range(len(self))]
+        boxes = [
+            f"{self.labels[i] if self.labels else int(self.class_ids[i])} {float(self.scores[i]):.2f} "
+            f"[{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]"
+            for i in range(len(self))
+        ]
         return f"{len(boxes)} box(es)" + (": " + "; ".join(boxes) if boxes else "")
 
     def to_dict(self) -> dict:
-        return {"task": "detect", "boxes": [
-            {"label": self.labels[i] if self.labels else int(self.class_ids[i]), "class_id": int(self.class_ids[i]),
-             "score": round(float(self.scores[i]), 5), "xyxy": [round(float(v), 1) for v in self.xyxy[i]],
-             **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {})}
-            for i in range(len(self))]}
+        return {
+            "task": "detect",
+            "boxes": [
+                {
+                    "label": self.labels[i] if self.labels else int(self.class_ids[i]),
+                    "class_id": int(self.class_ids[i]),
+                    "score": round(float(self.scores[i]), 5),
+                    "xyxy": [round(float(v), 1) for v in self.xyxy[i]],
+                    **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}),
+                }
+                for i in range(len(self))
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -112,8 +141,9 @@ class Faces:
     def __post_init__(self) -> None:
         n = len(self.names)
         if self.xyxy.shape != (n, 4) or self.similarities.shape != (n,):
-            raise EdgecvError(f"Faces: need xyxy (n, 4), names (n) and similarities (n,); got {self.xyxy.shape}, "
-                              f"{n}, {self.similarities.shape}")
+            raise EdgecvError(
+                f"Faces: need xyxy (n, 4), names (n) and similarities (n,); got {self.xyxy.shape}, {n}, {self.similarities.shape}"
+            )
         if self.nearest and len(self.nearest) != n:
             raise EdgecvError("Faces: nearest must name every face")
         if self.track_ids is not None and (self.track_ids.shape != (n,) or (n and int(self.track_ids.min()) < 1)):
@@ -129,13 +159,24 @@ class Faces:
 
     def describe(self) -> str:
         """One line: how many faces, then each one's name (or unknown), similarity and box."""
-        faces = [f"{self.names[i] or 'unknown'} {float(self.similarities[i]):.2f} "
-                 f"[{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]" for i in range(len(self))]
+        faces = [
+            f"{self.names[i] or 'unknown'} {float(self.similarities[i]):.2f} [{', '.join(f'{v:.0f}' for v in self.xyxy[i])}]"
+            for i in range(len(self))
+        ]
         return f"{len(faces)} face(s)" + (": " + "; ".join(faces) if faces else "")
 
     def to_dict(self) -> dict:
-        return {"task": "embed", "faces": [
-            {"name": self.names[i], "known": self.names[i] is not None, "similarity": round(float(self.similarities[i]), 4),
-             **({"nearest": self.nearest[i]} if self.nearest else {}),
-             **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}),
-             "xyxy": [round(float(v), 1) for v in self.xyxy[i]]} for i in range(len(self))]}
+        return {
+            "task": "embed",
+            "faces": [
+                {
+                    "name": self.names[i],
+                    "known": self.names[i] is not None,
+                    "similarity": round(float(self.similarities[i]), 4),
+                    **({"nearest": self.nearest[i]} if self.nearest else {}),
+                    **({"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}),
+                    "xyxy": [round(float(v), 1) for v in self.xyxy[i]],
+                }
+                for i in range(len(self))
+            ],
+        }

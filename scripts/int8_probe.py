@@ -14,13 +14,23 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 K = 64
-inits = [numpy_helper.from_array(np.array(1.0, np.float32), "a_s"), numpy_helper.from_array(np.array(0, np.uint8), "a_z"),
-         numpy_helper.from_array(np.full((K, 1), 127, np.int8), "b"), numpy_helper.from_array(np.array(1.0, np.float32), "b_s"),
-         numpy_helper.from_array(np.array(0, np.int8), "b_z"), numpy_helper.from_array(np.array(10000.0, np.float32), "y_s"),
-         numpy_helper.from_array(np.array(0, np.uint8), "y_z")]
+inits = [
+    numpy_helper.from_array(np.array(1.0, np.float32), "a_s"),
+    numpy_helper.from_array(np.array(0, np.uint8), "a_z"),
+    numpy_helper.from_array(np.full((K, 1), 127, np.int8), "b"),
+    numpy_helper.from_array(np.array(1.0, np.float32), "b_s"),
+    numpy_helper.from_array(np.array(0, np.int8), "b_z"),
+    numpy_helper.from_array(np.array(10000.0, np.float32), "y_s"),
+    numpy_helper.from_array(np.array(0, np.uint8), "y_z"),
+]
 node = helper.make_node("QLinearMatMul", ["a", "a_s", "a_z", "b", "b_s", "b_z", "y_s", "y_z"], ["y"])
-graph = helper.make_graph([node], "probe", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, K])],
-                          [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 1])], inits)
+graph = helper.make_graph(
+    [node],
+    "probe",
+    [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, K])],
+    [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 1])],
+    inits,
+)
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 model.ir_version = 8
 onnx.checker.check_model(model)

@@ -16,14 +16,21 @@ M, K, N = 1024, 1024, 1024
 
 def model(op: str, a: int, b: int, out: int) -> str:
     node = helper.make_node(op, ["a", "b"], ["y"])
-    graph = helper.make_graph([node], "peak", [helper.make_tensor_value_info("a", a, [M, K]),
-                                               helper.make_tensor_value_info("b", b, [K, N])],
-                              [helper.make_tensor_value_info("y", out, [M, N])])
+    graph = helper.make_graph(
+        [node],
+        "peak",
+        [helper.make_tensor_value_info("a", a, [M, K]), helper.make_tensor_value_info("b", b, [K, N])],
+        [helper.make_tensor_value_info("y", out, [M, N])],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     proto.ir_version = 8
     onnx.checker.check_model(proto)
     return base64.b64encode(proto.SerializeToString()).decode()
 
 
-print({"fp32": model("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT),
-       "int8": model("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32)})
+print(
+    {
+        "fp32": model("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT),
+        "int8": model("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32),
+    }
+)

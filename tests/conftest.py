@@ -23,9 +23,14 @@ def fast_recipe(path: Path, data: Path, **train) -> Path:
         "name": "tiny",
         "data": {"root": str(data), "input_size": 64, "split": {"test": 0.2, "val": 0.2, "seed": 0}},
         "model": {"backbone": "efficientnet_lite0", "pretrained": "imagenet"},
-        "train": {"batch_size": 16, "workers": 0, "early_stopping": 0,
-                  "head": {"epochs": 4, "lr": 3e-3, "cache_augmentations": 1},
-                  "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4}, **train},
+        "train": {
+            "batch_size": 16,
+            "workers": 0,
+            "early_stopping": 0,
+            "head": {"epochs": 4, "lr": 3e-3, "cache_augmentations": 1},
+            "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4},
+            **train,
+        },
     }
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -54,8 +59,11 @@ def tiny_export(tiny_run, tmp_path_factory):
     from edgecv.cli import cli
 
     out = tmp_path_factory.mktemp("export")
-    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24",
-                                 "--threads", "1", "--out", str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24", "--threads", "1", "--out", str(out)],
+        catch_exceptions=False,
+    )
     return out, r
 
 
@@ -80,12 +88,20 @@ def shapes_video(shapes_dir, tmp_path_factory) -> Path:
 
 
 def detect_recipe(path, data, **train):
-    recipe = {"name": "dtiny", "task": "detect",
-              "data": {"root": str(data), "input_size": 128, "split": {"test": 0.25, "val": 0.2, "seed": 0}},
-              "model": {"backbone": "efficientnet_lite0", "channels": 32, "head_convs": 1},
-              "train": {"batch_size": 8, "workers": 0, "early_stopping": 0,
-                        "head": {"epochs": 3, "lr": 3e-3, "cache_augmentations": 1},
-                        "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4}, **train}}
+    recipe = {
+        "name": "dtiny",
+        "task": "detect",
+        "data": {"root": str(data), "input_size": 128, "split": {"test": 0.25, "val": 0.2, "seed": 0}},
+        "model": {"backbone": "efficientnet_lite0", "channels": 32, "head_convs": 1},
+        "train": {
+            "batch_size": 8,
+            "workers": 0,
+            "early_stopping": 0,
+            "head": {"epochs": 3, "lr": 3e-3, "cache_augmentations": 1},
+            "finetune": {"epochs": 1, "unfreeze_blocks": 1, "lr": 1e-4},
+            **train,
+        },
+    }
     path.write_text(yaml.safe_dump(recipe))
     return path
 
@@ -132,13 +148,22 @@ def face_data(tmp_path_factory) -> Path:
 
 
 def embed_recipe(path: Path, data: Path, **train) -> Path:
-    recipe = {"name": "etiny", "task": "embed",
-              "data": {"root": str(data), "input_size": 96, "split": {"test": 0.15, "val": 0.2, "seed": 0}},
-              "model": {"backbone": "efficientnet_lite0", "dim": 64},
-              "train": {"batch_size": 32, "workers": 0, "early_stopping": 0, "loss": "triplet",
-                        # a 2-person demo gallery: FAR 5% per probe; the tiny model's TAR@FAR=1e-2 is only ~0.4
-                        "target_far": 0.05,
-                        "head": {"epochs": 20, "lr": 3e-3, "cache_augmentations": 1}, **train}}
+    recipe = {
+        "name": "etiny",
+        "task": "embed",
+        "data": {"root": str(data), "input_size": 96, "split": {"test": 0.15, "val": 0.2, "seed": 0}},
+        "model": {"backbone": "efficientnet_lite0", "dim": 64},
+        "train": {
+            "batch_size": 32,
+            "workers": 0,
+            "early_stopping": 0,
+            "loss": "triplet",
+            # a 2-person demo gallery: FAR 5% per probe; the tiny model's TAR@FAR=1e-2 is only ~0.4
+            "target_far": 0.05,
+            "head": {"epochs": 20, "lr": 3e-3, "cache_augmentations": 1},
+            **train,
+        },
+    }
     path.write_text(yaml.safe_dump(recipe))
     return path
 
@@ -156,5 +181,6 @@ def embed_export(embed_run, tmp_path_factory):
     95% interval about +-8 points wide, so the gate, which decides on the interval's upper end, is given 12 points:
     the point drop is checked against the 1-point budget by the test itself."""
     out = tmp_path_factory.mktemp("embed_export")
-    return out, edgecv("export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--max-drop", "12",
-                       "--out", out, ok=False)
+    return out, edgecv(
+        "export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--max-drop", "12", "--out", out, ok=False
+    )

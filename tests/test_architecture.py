@@ -10,8 +10,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgecv"
 FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "timm", "torchvision")
 # (who, what it must never import, why)
 FORBIDDEN = [
-    (("edgecv.runtime", "edgecv.artifact", "edgecv.results"), FRAMEWORKS + ("edgecv.train", "edgecv.models", "edgecv.export"),
-     "the device has none of them"),
+    (
+        ("edgecv.runtime", "edgecv.artifact", "edgecv.results"),
+        FRAMEWORKS + ("edgecv.train", "edgecv.models", "edgecv.export"),
+        "the device has none of them",
+    ),
     (("edgecv.models",), ("edgecv.train",), "a model file holds no training code"),
     (("edgecv.evaluate", "edgecv.export"), ("edgecv.train",), "a finished run is loaded through models/, not the trainer"),
     (("edgecv",), ("edgecv.cli", "edgecv.cli_faces"), "the CLI is the top floor"),
@@ -43,9 +46,13 @@ def _within(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_no_forbidden_arrow():
-    wrong = [f"{m} -> {d} ({why})" for m, deps in import_graph().items() for d in sorted(deps)
-             for who, never, why in FORBIDDEN
-             if _within(m, who) and _within(d, never) and not (_within(m, ("edgecv.cli", "edgecv.cli_faces")))]
+    wrong = [
+        f"{m} -> {d} ({why})"
+        for m, deps in import_graph().items()
+        for d in sorted(deps)
+        for who, never, why in FORBIDDEN
+        if _within(m, who) and _within(d, never) and not (_within(m, ("edgecv.cli", "edgecv.cli_faces")))
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -58,7 +65,7 @@ def test_no_import_cycle():
         stack.append(m)
         for d in sorted(graph[m]):
             if state.get(d) == "open":
-                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+                cycles.append(" -> ".join(stack[stack.index(d) :] + [d]))
             elif d not in state:
                 visit(d, stack)
         stack.pop()
@@ -77,8 +84,7 @@ def import_graph_modules() -> set[str]:
 def test_the_graph_sees_function_level_imports():
     """The walk must see an import inside a function (the kind that hides a cycle)."""
     graph = import_graph()
-    assert "edgecv.export.onnx_int8" in graph["edgecv.export.run"] or any(
-        "edgecv.export" in d for d in graph["edgecv.cli"])
+    assert "edgecv.export.onnx_int8" in graph["edgecv.export.run"] or any("edgecv.export" in d for d in graph["edgecv.cli"])
     assert "onnxruntime.quantization.shape_inference" in graph["edgecv.export.onnx_int8"]  # imported inside onnx_int8()
 
 
@@ -88,7 +94,11 @@ def test_only_tasks_know_what_a_task_is():
     import re
 
     branch = re.compile(r"""task\W*\s*(==|!=|\bin\b|\bnot in\b)\s*[("']""")
-    hits = [f"{p.relative_to(PACKAGE.parent)}:{i}: {line.strip()}" for p in PACKAGE.rglob("*.py")
-            if "tasks" not in p.relative_to(PACKAGE).parts
-            for i, line in enumerate(p.read_text().splitlines(), 1) if branch.search(line)]
+    hits = [
+        f"{p.relative_to(PACKAGE.parent)}:{i}: {line.strip()}"
+        for p in PACKAGE.rglob("*.py")
+        if "tasks" not in p.relative_to(PACKAGE).parts
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if branch.search(line)
+    ]
     assert not hits, "\n".join(hits)

@@ -17,14 +17,17 @@ def test_roundtrip_through_json():
     assert meta_from_props({"edgecv": m.to_json()}, "x.onnx") == m
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(task="segment"), "task 'segment' is not one of"),
-    (dict(layout="CHW"), "layout 'CHW'"),
-    (dict(labels=["only"]), r"a classify artifact needs at least 2 label\(s\), got 1"),
-    (dict(task="detect", labels=[]), r"a detect artifact needs at least 1 label\(s\), got 0"),
-    (dict(std=(1, 0, 1)), "std > 0"),
-    (dict(input_size=(0, 5)), "input_size"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(task="segment"), "task 'segment' is not one of"),
+        (dict(layout="CHW"), "layout 'CHW'"),
+        (dict(labels=["only"]), r"a classify artifact needs at least 2 label\(s\), got 1"),
+        (dict(task="detect", labels=[]), r"a detect artifact needs at least 1 label\(s\), got 0"),
+        (dict(std=(1, 0, 1)), "std > 0"),
+        (dict(input_size=(0, 5)), "input_size"),
+    ],
+)
 def test_invalid_metadata_is_refused(bad, match):
     with pytest.raises(EdgecvError, match=match):
         meta(**bad)

@@ -10,12 +10,14 @@ from click.testing import CliRunner
 from edgecv.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SHRINK = {"sample": ["--per-class", "8", "--size", "72"],
-          "sample video": ["--frames", "12"],
-          "train": ["--epochs", "1", "--set", "data.input_size=64", "--set", "train.workers=0"],
-          "eval": [],
-          "export": ["--calib-images", "16", "--threads", "1"],
-          "run": ["--max-frames", "12", "--threads", "1"]}
+SHRINK = {
+    "sample": ["--per-class", "8", "--size", "72"],
+    "sample video": ["--frames", "12"],
+    "train": ["--epochs", "1", "--set", "data.input_size=64", "--set", "train.workers=0"],
+    "eval": [],
+    "export": ["--calib-images", "16", "--threads", "1"],
+    "run": ["--max-frames", "12", "--threads", "1"],
+}
 
 
 def quickstart_commands() -> list[list[str]]:
@@ -59,27 +61,44 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(bad)])
     assert r.exit_code == 2
     assert r.output.strip().splitlines() == [
-        f"edgecv: error: {bad}: train.batch_size: Input should be greater than or equal to 1 (got -1)"]
+        f"edgecv: error: {bad}: train.batch_size: Input should be greater than or equal to 1 (got -1)"
+    ]
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["eval"], ["export"], ["run"], ["bench"], ["inspect"], ["devices"], ["sample"],
-                                  ["sample", "classify"], ["sample", "video"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["train"],
+        ["eval"],
+        ["export"],
+        ["run"],
+        ["bench"],
+        ["inspect"],
+        ["devices"],
+        ["sample"],
+        ["sample", "classify"],
+        ["sample", "video"],
+    ],
+)
 def test_help_everywhere(args):
     r = CliRunner().invoke(cli, args + ["--help"], prog_name="edgecv")
     assert r.exit_code == 0 and "Usage: edgecv" in r.output
 
 
-FACE_SHRINK = {"sample faces": ["--identities", "40", "--per-identity", "4"],
-               "train": ["--epochs", "2", "--set", "data.input_size=64", "--set", "train.workers=0"],
-               "export": ["--format", "onnx", "--calib-images", "16", "--threads", "1", "--max-drop", "100"],
-               "sample face-demo": [],
-               "run": ["--max-frames", "8", "--threads", "1"]}
+FACE_SHRINK = {
+    "sample faces": ["--identities", "40", "--per-identity", "4"],
+    "train": ["--epochs", "2", "--set", "data.input_size=64", "--set", "train.workers=0"],
+    "export": ["--format", "onnx", "--calib-images", "16", "--threads", "1", "--max-drop", "100"],
+    "sample face-demo": [],
+    "run": ["--max-frames", "8", "--threads", "1"],
+}
 
 
 def readme_block(heading: str) -> list[list[str]]:
     """The `edgecv` lines of the first code block after ``heading`` in the README."""
     text = (ROOT / "README.md").read_text()
-    block = text[text.index(heading):].split("```text", 1)[1].split("```", 1)[0]
+    block = text[text.index(heading) :].split("```text", 1)[1].split("```", 1)[0]
     return [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("edgecv ")]
 
 
@@ -124,8 +143,7 @@ def test_a_moved_run_evaluates_exports_and_benches_from_another_folder(tiny_run,
 
     shutil.move(tmp_path / "moved" / "data", elsewhere)
     written = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    for args in (["eval", str(run)], ["export", str(run), "--format", "onnx", "--out", "x"],
-                 ["bench", str(run)]):
+    for args in (["eval", str(run)], ["export", str(run), "--format", "onnx", "--out", "x"], ["bench", str(run)]):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 2, (args, r.output)
         assert len(r.output.strip().splitlines()) == 1 and "the run's dataset is not at" in r.output
@@ -134,8 +152,11 @@ def test_a_moved_run_evaluates_exports_and_benches_from_another_folder(tiny_run,
 
     r = CliRunner().invoke(cli, ["eval", str(run), "--data", str(elsewhere), "--json"], catch_exceptions=False)
     assert r.exit_code == 0 and json.loads(r.output)["test"]["top1"] == before
-    r = CliRunner().invoke(cli, ["export", str(run), "--format", "onnx", "--threads", "1", "--out", "x",
-                                 "--data", str(elsewhere)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["export", str(run), "--format", "onnx", "--threads", "1", "--out", "x", "--data", str(elsewhere)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0 and Path("x/model_fp32.onnx").is_file(), r.output
     r = CliRunner().invoke(cli, ["bench", "x", "--run", str(run), "--data", str(elsewhere)], catch_exceptions=False)
     assert r.exit_code == 0 and "model_fp32.onnx" in r.output, r.output
@@ -151,11 +172,11 @@ def test_eval_writes_one_file_per_split_and_mode(tiny_run, tmp_path):
     for args in ([], ["--tta"], ["--split", "val"], ["--split", "val", "--tta"]):
         r = CliRunner().invoke(cli, ["eval", str(run), *args], catch_exceptions=False)
         assert r.exit_code == 0, r.output
-    written = {name: json.loads((run / name).read_text()) for name in
-               ("eval.json", "eval_tta.json", "eval_val.json", "eval_val_tta.json")}
-    assert [(("test" in m), m["tta"]) for m in written.values()] == [(True, False), (True, True), (False, False),
-                                                                    (False, True)]
-    for png in ("confusion_matrix.png", "confusion_matrix_tta.png", "confusion_matrix_val.png",
-                "confusion_matrix_val_tta.png"):
+    written = {
+        name: json.loads((run / name).read_text())
+        for name in ("eval.json", "eval_tta.json", "eval_val.json", "eval_val_tta.json")
+    }
+    assert [(("test" in m), m["tta"]) for m in written.values()] == [(True, False), (True, True), (False, False), (False, True)]
+    for png in ("confusion_matrix.png", "confusion_matrix_tta.png", "confusion_matrix_val.png", "confusion_matrix_val_tta.png"):
         assert (run / png).is_file(), png
     assert (run / "metrics.json").read_bytes() == metrics

@@ -27,8 +27,11 @@ def test_a_malformed_profile_names_the_file_and_the_field(tmp_path):
     text = (devices_dir() / "x86-cpu.yaml").read_text().replace("backend: onnxruntime", "backend: openvino")
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    with pytest.raises(RecipeError, match=r"bad.yaml: runtime.backend: Input should be 'onnxruntime', 'litert' or "
-                                          r"'tensorrt' \(got 'openvino'\)"):
+    with pytest.raises(
+        RecipeError,
+        match=r"bad.yaml: runtime.backend: Input should be 'onnxruntime', 'litert' or "
+        r"'tensorrt' \(got 'openvino'\)",
+    ):
         load_device(str(bad))
     with pytest.raises(RecipeError, match="unknown device 'pi9'; known: jetson-nano"):
         load_device("pi9")

@@ -25,8 +25,9 @@ def test_runtime_extra_in_a_fresh_venv_runs_tflite(tmp_path, tiny_export, shapes
     r = _sh(sys.executable, "-m", "pip", "--python", py, "install", "-q", f"{wheel}[runtime]")
     assert r.returncode == 0, r.stderr
 
-    missing = _sh(py, "-c", "import importlib.util as u; print([m for m in ('torch', 'tensorflow', 'onnx', 'timm') "
-                            "if u.find_spec(m)])")
+    missing = _sh(
+        py, "-c", "import importlib.util as u; print([m for m in ('torch', 'tensorflow', 'onnx', 'timm') if u.find_spec(m)])"
+    )
     assert missing.stdout.strip() == "[]", missing.stdout  # none of them installed
 
     edgecv = venv / "bin" / "edgecv"
@@ -35,8 +36,20 @@ def test_runtime_extra_in_a_fresh_venv_runs_tflite(tmp_path, tiny_export, shapes
 
     export, _ = tiny_export
     events = tmp_path / "events.jsonl"
-    run = _sh(edgecv, "run", export / "model_int8.tflite", "--source", shapes_video, "--device", "raspberry-pi-4",
-              "--save", tmp_path / "out.avi", "--events", events, cwd=tmp_path)
+    run = _sh(
+        edgecv,
+        "run",
+        export / "model_int8.tflite",
+        "--source",
+        shapes_video,
+        "--device",
+        "raspberry-pi-4",
+        "--save",
+        tmp_path / "out.avi",
+        "--events",
+        events,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     rows = [json.loads(line) for line in events.read_text().splitlines()]
     results = [e for e in rows if e.get("event") == "result"]

@@ -19,8 +19,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def python_torch_blocked(code: str, cwd: Path) -> subprocess.CompletedProcess:
     check = "\nassert 'torch' not in sys.modules and 'tensorflow' not in sys.modules\n"
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code + check], capture_output=True, text=True,
-                          timeout=240, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + code + check], capture_output=True, text=True, timeout=240, cwd=cwd
+    )
 
 
 @pytest.mark.parametrize("model", ["model_int8.onnx", "model_int8.tflite"])
@@ -32,8 +33,19 @@ def test_predict_classifies_images_of_folders_with_one_json_line_each(tiny_expor
         for f in sorted((shapes_dir / kind).glob("*.jpg"))[:4]:
             shutil.copy(f, images / kind / f.name)
     (images / "star" / "broken.jpg").write_bytes(b"not an image")
-    proc = cli_torch_blocked("predict", str(out / model), str(images / "circle"), str(images / "star"), "--json",
-                             "--topk", "2", "--save", str(tmp_path / "annotated"), "--threads", "1")
+    proc = cli_torch_blocked(
+        "predict",
+        str(out / model),
+        str(images / "circle"),
+        str(images / "star"),
+        "--json",
+        "--topk",
+        "2",
+        "--save",
+        str(tmp_path / "annotated"),
+        "--threads",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 8 and all(r["task"] == "classify" and len(r["top"]) == 2 for r in rows)
@@ -54,8 +66,9 @@ def test_predict_on_detector_and_face_embedder_artifacts(det_export, det_data, e
 
     det, _ = det_export
     # the tiny detector is for plumbing (its scores are low): --conf 0.01 shows that boxes come through
-    proc = cli_torch_blocked("predict", str(det / "model_int8.onnx"), str(det_data / "images"), "--json", "--threads", "1",
-                             "--conf", "0.01")
+    proc = cli_torch_blocked(
+        "predict", str(det / "model_int8.onnx"), str(det_data / "images"), "--json", "--threads", "1", "--conf", "0.01"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 32 and all(r["task"] == "detect" for r in rows)
@@ -66,8 +79,7 @@ def test_predict_on_detector_and_face_embedder_artifacts(det_export, det_data, e
     name = info["enrolled"][0]
     photos = sorted(str(p) for p in (tmp_path / "demo" / "enroll" / name).glob("*.jpg"))
     gallery = str(tmp_path / "faces.db")
-    proc = cli_torch_blocked("enroll", "--gallery", gallery, "--model", str(emb / "model_int8.onnx"), "--name", name,
-                             *photos)
+    proc = cli_torch_blocked("enroll", "--gallery", gallery, "--model", str(emb / "model_int8.onnx"), "--name", name, *photos)
     accepted = [p for p in photos if f"rejected {p}" not in proc.stdout]
     assert proc.returncode == 0 and accepted, proc.stdout + proc.stderr[-2000:]
     proc = cli_torch_blocked("predict", str(emb / "model_int8.onnx"), *accepted, "--gallery", gallery, "--json")
@@ -83,7 +95,7 @@ def test_predict_on_detector_and_face_embedder_artifacts(det_export, det_data, e
 def test_the_readmes_python_example_runs_as_written(tiny_export, tiny_run, shapes_dir, tmp_path):
     """The ```python block of README's "Python API" section, in a folder laid out as the quickstart leaves it."""
     text = README.read_text()
-    section = text[text.index("the Python API\n"):]
+    section = text[text.index("the Python API\n") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     (tmp_path / "runs" / "sample").mkdir(parents=True)
     shutil.copytree(tiny_export[0], tmp_path / "runs" / "sample" / "export")
@@ -100,8 +112,7 @@ def test_python_api_train_and_export_are_the_commands(tiny_run, tmp_path):
     result = edgecv.export(tiny_run, formats=["onnx"], threads=1, out=tmp_path / "x")
     assert [r["file"] for r in result.rows] == ["model_fp32.onnx"] and (tmp_path / "x" / "model_fp32.onnx").is_file()
     model = edgecv.load(tmp_path / "x" / "model_fp32.onnx", topk=1)
-    assert model.meta.task == "classify" and model.meta.labels == json.loads(
-        (tiny_run / "split.json").read_text())["classes"]
+    assert model.meta.task == "classify" and model.meta.labels == json.loads((tiny_run / "split.json").read_text())["classes"]
     with pytest.raises(edgecv.errors.EdgecvError, match="unknown option"):
         edgecv.export(tiny_run, format="onnx")
     with pytest.raises(edgecv.errors.EdgecvError, match="unknown option"):

@@ -25,8 +25,9 @@ THIRD_PARTY = ("oneDNN", "_pytree", "deprecation", "absl says")
 @pytest.mark.parametrize("verbose", [False, True])
 def test_other_libraries_output_goes_to_the_log_unless_verbose(tmp_path, verbose):
     log = tmp_path / "logs" / "export.log"
-    proc = subprocess.run([sys.executable, "-c", NOISY, str(log), "1" if verbose else "0"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", NOISY, str(log), "1" if verbose else "0"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     for line in ("edgecv: converting model_int8.tflite", "calibrating", "edgecv: after"):
         assert line in proc.stderr
@@ -38,8 +39,24 @@ def test_other_libraries_output_goes_to_the_log_unless_verbose(tmp_path, verbose
 def test_the_export_shows_only_edgecvs_lines(tiny_run, tmp_path):
     """The README's export (shrunk to one TFLite conversion, which wakes absl, TensorFlow Lite's converter,
     XNNPACK and torch.export's warnings): stderr holds edgecv's lines only, the log the rest."""
-    proc = subprocess.run([sys.executable, "-m", "edgecv.cli", "export", str(tiny_run), "--format", "tflite",
-                           "--threads", "1", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecv.cli",
+            "export",
+            str(tiny_run),
+            "--format",
+            "tflite",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith("edgecv: ") for line in lines), lines

@@ -30,9 +30,7 @@ def build_augment(spec: AugmentSpec, size: int):
     if spec.vflip > 0:
         ops.append(A.VerticalFlip(p=spec.vflip))
     if spec.rotation > 0 or spec.shear > 0:
-        ops.append(
-            A.Affine(rotate=(-spec.rotation, spec.rotation), shear=(-spec.shear, spec.shear), border_mode=1, p=0.5)
-        )
+        ops.append(A.Affine(rotate=(-spec.rotation, spec.rotation), shear=(-spec.shear, spec.shear), border_mode=1, p=0.5))
     if spec.color_jitter > 0:
         j = spec.color_jitter
         ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=0.0, p=0.8))

@@ -52,14 +52,18 @@ class LabelReport:
             self.examples.append(f"{where}: {reason}")
 
     def to_dict(self) -> dict:
-        return {"dropped": dict(self.dropped), "clipped": self.clipped, "examples": self.examples,
-                "unreadable": self.unreadable}
+        return {"dropped": dict(self.dropped), "clipped": self.clipped, "examples": self.examples, "unreadable": self.unreadable}
 
     def log(self, source: str) -> None:
         if self.dropped or self.clipped:
             what = ", ".join(f"{n} {r}" for r, n in sorted(self.dropped.items()))
-            log.warning("%s: dropped %s; clipped %d boxes to the image (e.g. %s)", source, what or "nothing",
-                        self.clipped, "; ".join(self.examples[:3]))
+            log.warning(
+                "%s: dropped %s; clipped %d boxes to the image (e.g. %s)",
+                source,
+                what or "nothing",
+                self.clipped,
+                "; ".join(self.examples[:3]),
+            )
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class DetectionSet:
         return {s.file: s for s in self.samples}
 
 
-def _clean(boxes: np.ndarray, classes: np.ndarray, w: int, h: int, n_classes: int, report: LabelReport,
-           where: str) -> tuple[np.ndarray, np.ndarray]:
+def _clean(
+    boxes: np.ndarray, classes: np.ndarray, w: int, h: int, n_classes: int, report: LabelReport, where: str
+) -> tuple[np.ndarray, np.ndarray]:
     keep_b, keep_c = [], []
     for (x1, y1, x2, y2), c in zip(boxes.tolist(), classes.tolist()):
         if not all(np.isfinite([x1, y1, x2, y2])):
@@ -107,8 +112,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     return None if img is None or img.size == 0 else (img.shape[1], img.shape[0])
 
 
-def load_coco(annotations: str | Path, image_root: str | Path | None = None,
-              only: Collection[str] | None = None) -> DetectionSet:
+def load_coco(annotations: str | Path, image_root: str | Path | None = None, only: Collection[str] | None = None) -> DetectionSet:
     """COCO detection JSON (``images``, ``annotations`` with ``bbox`` = [x, y, w, h], ``categories``). Category
     ids may be any integers; they map to contiguous class indices in the order of ``categories``. Crowd
     annotations are skipped (COCO does not score them). ``only``: read just these image files (evaluating one
@@ -145,8 +149,7 @@ def load_coco(annotations: str | Path, image_root: str | Path | None = None,
             x, y, bw, bh = (list(a.get("bbox", [])) + [np.nan] * 4)[:4]
             boxes.append((x, y, x + bw, y + bh))
             cls.append(cat_index.get(a.get("category_id"), -1))
-        b, c = _clean(np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(cls, np.float64), w, h,
-                      len(classes), report, rel)
+        b, c = _clean(np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(cls, np.float64), w, h, len(classes), report, rel)
         samples.append(DetSample(rel, w, h, b, c))
     report.log(str(annotations))
     return DetectionSet(root, classes, samples, report, str(annotations))
@@ -209,8 +212,7 @@ def load_yolo(root: str | Path, only: Collection[str] | None = None) -> Detectio
     return DetectionSet(images_dir, classes, samples, report, str(root))
 
 
-def load_detection(root: str | Path, annotations: str | None = None,
-                   only: Collection[str] | None = None) -> DetectionSet:
+def load_detection(root: str | Path, annotations: str | None = None, only: Collection[str] | None = None) -> DetectionSet:
     """``annotations`` (a COCO JSON) when given; else ``root/annotations.json`` (COCO) or a YOLO layout."""
     root = Path(root)
     if annotations:
@@ -230,7 +232,14 @@ def to_coco(ds: DetectionSet, files: list[str]) -> dict:
         s = index[f]
         images.append({"id": i, "file_name": f, "width": s.width, "height": s.height})
         for b, c in zip(s.boxes.tolist(), s.classes.tolist()):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c + 1, "iscrowd": 0,
-                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
-    return {"images": images, "annotations": anns,
-            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(ds.classes)]}
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": c + 1,
+                    "iscrowd": 0,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "area": (b[2] - b[0]) * (b[3] - b[1]),
+                }
+            )
+    return {"images": images, "annotations": anns, "categories": [{"id": i + 1, "name": n} for i, n in enumerate(ds.classes)]}

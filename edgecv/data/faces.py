@@ -21,8 +21,7 @@ from edgecv.data.splits import SPLITS, Split, _readable
 from edgecv.errors import EdgecvError
 
 
-def identity_split(root: str | Path, test: float, val: float, seed: int, min_images: int = 2,
-                   workers: int = 4) -> Split:
+def identity_split(root: str | Path, test: float, val: float, seed: int, min_images: int = 2, workers: int = 4) -> Split:
     """Random, seeded split of the IDENTITIES (every image of a person lands in the same split); identities with
     fewer than ``min_images`` readable images are left out and listed in ``skipped``."""
     folder = scan_imagefolder(root)
@@ -31,38 +30,61 @@ def identity_split(root: str | Path, test: float, val: float, seed: int, min_ima
     files = np.asarray(folder.files, dtype=object)[keep]
     counts = np.bincount(labels, minlength=len(folder.classes))
     for c in np.flatnonzero(counts < min_images):
-        skipped.append({"file": folder.classes[c] + "/",
-                        "reason": f"identity has {counts[c]} readable image(s) (< {min_images})"})
+        skipped.append(
+            {"file": folder.classes[c] + "/", "reason": f"identity has {counts[c]} readable image(s) (< {min_images})"}
+        )
     ids = np.flatnonzero(counts >= min_images)
     n = len(ids)
     n_test = max(2, int(round(n * test)))
     n_val = max(2, int(round(n * val))) if val > 0 else 0
     if n - n_test - n_val < 2:
-        raise EdgecvError(f"{root}: {n} identities with >= {min_images} images are too few to split into "
-                          f"train/val/test by identity (need at least {n_test + n_val + 2})")
+        raise EdgecvError(
+            f"{root}: {n} identities with >= {min_images} images are too few to split into "
+            f"train/val/test by identity (need at least {n_test + n_val + 2})"
+        )
     ids = ids[np.random.default_rng(seed).permutation(n)]
     groups = {"test": ids[:n_test], "val": ids[n_test : n_test + n_val], "train": ids[n_test + n_val :]}
     idx = {s: np.flatnonzero(np.isin(labels, groups[s])) for s in SPLITS}
-    return Split(root=str(folder.root), classes=list(folder.classes), seed=seed, fractions={"test": test, "val": val},
-                 files={s: files[idx[s]].tolist() for s in SPLITS}, labels={s: labels[idx[s]].tolist() for s in SPLITS},
-                 skipped=skipped)
+    return Split(
+        root=str(folder.root),
+        classes=list(folder.classes),
+        seed=seed,
+        fractions={"test": test, "val": val},
+        files={s: files[idx[s]].tolist() for s in SPLITS},
+        labels={s: labels[idx[s]].tolist() for s in SPLITS},
+        skipped=skipped,
+    )
 
 
 # -- generated identities ------------------------------------------------------------------------------------------
 
+
 def random_identity(rng: np.random.Generator) -> dict[str, Any]:
     """The traits that make a person (fixed across their photos)."""
-    return dict(skin=rng.uniform([90, 120, 160], [190, 205, 245]), hair=rng.uniform(10, 130, 3),
-                iris=rng.uniform(20, 150, 3), face_w=rng.uniform(0.29, 0.40), face_h=rng.uniform(0.42, 0.52),
-                eye_dx=rng.uniform(0.115, 0.17), eye_y=rng.uniform(-0.08, 0.0), eye_r=rng.uniform(0.033, 0.05),
-                brow=rng.uniform(0.0, 0.035), brow_tilt=rng.uniform(-0.03, 0.03), nose=rng.uniform(0.07, 0.15),
-                mouth_w=rng.uniform(0.07, 0.15), mouth_y=rng.uniform(0.16, 0.24), hair_h=rng.uniform(0.04, 0.22),
-                glasses=bool(rng.random() < 0.3), beard=bool(rng.random() < 0.25))
+    return dict(
+        skin=rng.uniform([90, 120, 160], [190, 205, 245]),
+        hair=rng.uniform(10, 130, 3),
+        iris=rng.uniform(20, 150, 3),
+        face_w=rng.uniform(0.29, 0.40),
+        face_h=rng.uniform(0.42, 0.52),
+        eye_dx=rng.uniform(0.115, 0.17),
+        eye_y=rng.uniform(-0.08, 0.0),
+        eye_r=rng.uniform(0.033, 0.05),
+        brow=rng.uniform(0.0, 0.035),
+        brow_tilt=rng.uniform(-0.03, 0.03),
+        nose=rng.uniform(0.07, 0.15),
+        mouth_w=rng.uniform(0.07, 0.15),
+        mouth_y=rng.uniform(0.16, 0.24),
+        hair_h=rng.uniform(0.04, 0.22),
+        glasses=bool(rng.random() < 0.3),
+        beard=bool(rng.random() < 0.25),
+    )
 
 
 def draw_face(canvas: np.ndarray, p: dict[str, Any], rng: np.random.Generator, cx: float, cy: float, s: float) -> None:
     """Draw identity ``p`` (BGR, in place) centred at (cx, cy), ``s`` pixels per face unit, with this photo's
     expression jitter."""
+
     def P(x: float, y: float) -> tuple[int, int]:
         return int(cx + x * s), int(cy + y * s)
 
@@ -70,8 +92,7 @@ def draw_face(canvas: np.ndarray, p: dict[str, Any], rng: np.random.Generator, c
         return max(1, int(v * s))
 
     skin, hair = p["skin"], p["hair"]
-    cv2.ellipse(canvas, P(0, -0.08), (L(p["face_w"] * 1.05), L(p["face_h"] * 0.8 + p["hair_h"])), 0, 180, 360,
-                hair.tolist(), -1)
+    cv2.ellipse(canvas, P(0, -0.08), (L(p["face_w"] * 1.05), L(p["face_h"] * 0.8 + p["hair_h"])), 0, 180, 360, hair.tolist(), -1)
     cv2.ellipse(canvas, P(0, 0), (L(p["face_w"]), L(p["face_h"])), 0, 0, 360, skin.tolist(), -1)
     open_ = rng.uniform(0.8, 1.1)
     for sx in (-1, 1):
@@ -81,20 +102,25 @@ def draw_face(canvas: np.ndarray, p: dict[str, Any], rng: np.random.Generator, c
         cv2.circle(canvas, P(ex + rng.uniform(-0.008, 0.008), ey), L(p["eye_r"] * 0.8), p["iris"].tolist(), -1)
         cv2.circle(canvas, P(ex, ey), L(p["eye_r"] * 0.35), (10, 10, 10), -1)
         by = ey - 0.07 - p["brow"]
-        cv2.line(canvas, P(ex - 0.06, by + sx * p["brow_tilt"]), P(ex + 0.06, by - sx * p["brow_tilt"]),
-                 (hair * 0.7).tolist(), L(0.02))
+        cv2.line(
+            canvas, P(ex - 0.06, by + sx * p["brow_tilt"]), P(ex + 0.06, by - sx * p["brow_tilt"]), (hair * 0.7).tolist(), L(0.02)
+        )
         if p["glasses"]:
             cv2.circle(canvas, P(ex, ey), L(0.075), (20, 20, 20), L(0.012))
     cv2.line(canvas, P(0, p["eye_y"] - 0.02), P(0, p["nose"] * 0.8), np.minimum(skin * 1.12, 255).tolist(), L(0.03))
     cv2.line(canvas, P(0, 0), P(0.02, p["nose"]), (skin * 0.7).tolist(), L(0.015))
-    cv2.ellipse(canvas, P(0, p["mouth_y"]), (L(p["mouth_w"] * rng.uniform(0.9, 1.1)), L(0.02)), 0, 0, 180,
-                (60, 60, 150), -1)
+    cv2.ellipse(canvas, P(0, p["mouth_y"]), (L(p["mouth_w"] * rng.uniform(0.9, 1.1)), L(0.02)), 0, 0, 180, (60, 60, 150), -1)
     if p["beard"]:
         cv2.ellipse(canvas, P(0, p["mouth_y"] + 0.05), (L(p["face_w"] * 0.8), L(0.12)), 0, 0, 180, (hair * 0.8).tolist(), -1)
 
 
-def face_scene(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, face_frac: float = 0.8,
-               center: tuple[float, float] | None = None) -> np.ndarray:
+def face_scene(
+    p: dict[str, Any],
+    rng: np.random.Generator,
+    background: np.ndarray,
+    face_frac: float = 0.8,
+    center: tuple[float, float] | None = None,
+) -> np.ndarray:
     """One photo of identity ``p`` on ``background`` (BGR, copied): the face's height is about ``face_frac`` of
     the shorter side; pose, lighting, blur and noise vary per call."""
     h, w = background.shape[:2]
@@ -102,19 +128,18 @@ def face_scene(p: dict[str, Any], rng: np.random.Generator, background: np.ndarr
     cx, cy = center if center is not None else (w / 2, h / 2)
     cx, cy = cx + rng.uniform(-0.04, 0.04) * s, cy + rng.uniform(-0.03, 0.03) * s
     img = _with_face(p, rng, background, cx, cy, s)
-    return _camera(img, rng, cx, cy, rng.uniform(-8, 8), rng.uniform(0.5, 1.2), rng.uniform(0.85, 1.15),
-                   rng.uniform(-8, 8))
+    return _camera(img, rng, cx, cy, rng.uniform(-8, 8), rng.uniform(0.5, 1.2), rng.uniform(0.85, 1.15), rng.uniform(-8, 8))
 
 
-def _with_face(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, cx: float, cy: float,
-               s: float) -> np.ndarray:
+def _with_face(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, cx: float, cy: float, s: float) -> np.ndarray:
     img = background.astype(np.float32).copy()
     draw_face(img, p, rng, cx, cy, s)
     return img
 
 
-def _camera(img: np.ndarray, rng: np.random.Generator, cx: float, cy: float, angle: float, blur: float, gain: float,
-            bias: float) -> np.ndarray:
+def _camera(
+    img: np.ndarray, rng: np.random.Generator, cx: float, cy: float, angle: float, blur: float, gain: float, bias: float
+) -> np.ndarray:
     """The photo as a camera takes it: head roll ``angle`` (degrees) about the face's centre, blur (sigma),
     exposure (``gain``, ``bias``) and sensor noise."""
     h, w = img.shape[:2]
@@ -124,8 +149,7 @@ def _camera(img: np.ndarray, rng: np.random.Generator, cx: float, cy: float, ang
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def face_clip(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, frames: int,
-              face_frac: float = 0.6):
+def face_clip(p: dict[str, Any], rng: np.random.Generator, background: np.ndarray, frames: int, face_frac: float = 0.6):
     """``frames`` consecutive video frames of identity ``p`` in one place (``background``), each with the face's
     box (the skin ellipse, xyxy): the face walks across part of the frame, turns its head slowly, the light drifts;
     expression and sensor noise vary per frame."""
@@ -141,14 +165,27 @@ def face_clip(p: dict[str, Any], rng: np.random.Generator, background: np.ndarra
         t = i / max(frames - 1, 1)
         cx, cy, s = x0 + (x1 - x0) * t, y0 + 0.02 * h * np.sin(6 * t), s0 + (s1 - s0) * t
         img = _with_face(p, rng, background, cx, cy, s)
-        box = [round(float(v), 1) for v in (cx - p["face_w"] * s, cy - p["face_h"] * s, cx + p["face_w"] * s,
-                                             cy + p["face_h"] * s)]
-        yield _camera(img, rng, cx, cy, roll * np.sin(2 * np.pi * t + phase), blur + rng.uniform(0, 0.2),
-                      g0 + (g1 - g0) * t, b0 + (b1 - b0) * t), box
+        box = [
+            round(float(v), 1) for v in (cx - p["face_w"] * s, cy - p["face_h"] * s, cx + p["face_w"] * s, cy + p["face_h"] * s)
+        ]
+        yield (
+            _camera(
+                img,
+                rng,
+                cx,
+                cy,
+                roll * np.sin(2 * np.pi * t + phase),
+                blur + rng.uniform(0, 0.2),
+                g0 + (g1 - g0) * t,
+                b0 + (b1 - b0) * t,
+            ),
+            box,
+        )
 
 
-def write_faces_sample(out: str | Path, identities: int = 60, per_identity: int = 8, seed: int = 0,
-                       photo_size: int = 192) -> Path:
+def write_faces_sample(
+    out: str | Path, identities: int = 60, per_identity: int = 8, seed: int = 0, photo_size: int = 192
+) -> Path:
     """``out/person_<k>/<i>.png``: face chips of generated people, cut from photos by the runtime's Haar detector
     and cropper (photos where it finds no single face are redrawn)."""
     from edgecv.data.samples import background_photos, random_background
@@ -174,9 +211,16 @@ def write_faces_sample(out: str | Path, identities: int = 60, per_identity: int 
     return out
 
 
-def write_face_demo(out: str | Path, seed: int = 1000, enrolled: tuple[str, ...] = ("alice", "bob"),
-                    strangers: int = 2, photos_per_person: int = 5, frames_per_person: int = 24,
-                    frame_size: tuple[int, int] = (320, 240), fps: float = 8.0) -> dict[str, Any]:
+def write_face_demo(
+    out: str | Path,
+    seed: int = 1000,
+    enrolled: tuple[str, ...] = ("alice", "bob"),
+    strangers: int = 2,
+    photos_per_person: int = 5,
+    frames_per_person: int = 24,
+    frame_size: tuple[int, int] = (320, 240),
+    fps: float = 8.0,
+) -> dict[str, Any]:
     """A face-recognition demo of generated people never in a training sample (another seed): enrolment photos
     ``out/enroll/<name>/<i>.jpg`` (each a new photo: another place, pose and light) and ``out/video.avi`` where
     each enrolled person and each stranger in turn is filmed for ``frames_per_person`` frames in a place of
@@ -210,7 +254,14 @@ def write_face_demo(out: str | Path, seed: int = 1000, enrolled: tuple[str, ...]
             truth.append(name if name in enrolled else None)
             boxes.append(box)
     writer.release()
-    info = {"enrolled": list(enrolled), "strangers": strangers, "enroll_photos": n_photos, "frames": len(truth),
-            "fps": fps, "truth": truth, "face_boxes": boxes}
+    info = {
+        "enrolled": list(enrolled),
+        "strangers": strangers,
+        "enroll_photos": n_photos,
+        "frames": len(truth),
+        "fps": fps,
+        "truth": truth,
+        "face_boxes": boxes,
+    }
     (out / "truth.json").write_text(json.dumps(info, indent=1))
     return info

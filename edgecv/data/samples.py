@@ -16,8 +16,21 @@ from edgecv._deps import require
 from edgecv.errors import EdgecvError
 
 SHAPES = ("circle", "cross", "ring", "square", "star", "triangle")
-_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
-           "brick", "grass", "gravel", "camera", "coins", "page")
+_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "retina",
+    "immunohistochemistry",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "coins",
+    "page",
+)
 
 
 _PEOPLE = ("astronaut", "camera")  # photos with a real face in them
@@ -87,8 +100,9 @@ def shape_mask(shape_hw: tuple[int, int], kind: str, cx: float, cy: float, r: fl
     return mask
 
 
-def draw_shape(canvas: np.ndarray, kind: str, cx: float, cy: float, r: float, angle: float,
-               color: tuple[int, int, int]) -> tuple[float, float, float, float]:
+def draw_shape(
+    canvas: np.ndarray, kind: str, cx: float, cy: float, r: float, angle: float, color: tuple[int, int, int]
+) -> tuple[float, float, float, float]:
     """Draw ``kind`` in place; return its exact xyxy box (the extent of the drawn pixels)."""
     mask = shape_mask(canvas.shape[:2], kind, cx, cy, r, angle)
     alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
@@ -116,8 +130,9 @@ def shape_image(kind: str, size: int, rng: np.random.Generator, photos: list[np.
     return img
 
 
-def write_classify_sample(out: str | Path, per_class: int = 60, size: int = 192, seed: int = 0,
-                          classes: tuple[str, ...] = SHAPES) -> Path:
+def write_classify_sample(
+    out: str | Path, per_class: int = 60, size: int = 192, seed: int = 0, classes: tuple[str, ...] = SHAPES
+) -> Path:
     """Write an ImageFolder of shapes on real photos: ``out/<shape>/<i>.jpg``."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -126,13 +141,13 @@ def write_classify_sample(out: str | Path, per_class: int = 60, size: int = 192,
         (out / kind).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             rgb = shape_image(kind, size, rng, photos)
-            cv2.imwrite(str(out / kind / f"{i:04d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            cv2.imwrite(str(out / kind / f"{i:04d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return out
 
 
-def write_sample_video(out: str | Path, images: str | Path, frames: int = 120, fps: float = 10.0, seed: int = 0,
-                       size: tuple[int, int] = (320, 240)) -> Path:
+def write_sample_video(
+    out: str | Path, images: str | Path, frames: int = 120, fps: float = 10.0, seed: int = 0, size: tuple[int, int] = (320, 240)
+) -> Path:
     """A clip (MJPEG .avi or mp4v .mp4) of ``frames`` images drawn at random from the folder ``images``."""
     files = sorted(p for p in Path(images).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
@@ -155,9 +170,15 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def detect_image(size: int, rng: np.random.Generator, photos: list[np.ndarray], classes: tuple[str, ...] = SHAPES,
-                 max_objects: int = 4, radius: tuple[float, float] = (0.05, 0.16),
-                 occlusion: float = 0.0) -> tuple[np.ndarray, list, list]:
+def detect_image(
+    size: int,
+    rng: np.random.Generator,
+    photos: list[np.ndarray],
+    classes: tuple[str, ...] = SHAPES,
+    max_objects: int = 4,
+    radius: tuple[float, float] = (0.05, 0.16),
+    occlusion: float = 0.0,
+) -> tuple[np.ndarray, list, list]:
     """One image with 1..max_objects shapes on a real photo, and their exact boxes (the drawn pixels' extent) and
     class indices. Shapes overlap little (IoU <= 0.1), so every box is visible; except, with probability
     ``occlusion``, a busy scene: shapes may overlap (IoU <= 0.5, the later drawn on top) and one or two bars
@@ -190,11 +211,11 @@ def detect_image(size: int, rng: np.random.Generator, photos: list[np.ndarray], 
         at = int(rng.integers(0, size - w))
         colour = np.full(3, rng.uniform(60, 200)) if rng.random() < 0.5 else np.asarray(random_color(rng, img), float)
         if rng.random() < 0.5:
-            img[:, at:at + w] = colour.astype(np.uint8)
-            covered[:, at:at + w] = True
+            img[:, at : at + w] = colour.astype(np.uint8)
+            covered[:, at : at + w] = True
         else:
-            img[at:at + w] = colour.astype(np.uint8)
-            covered[at:at + w] = True
+            img[at : at + w] = colour.astype(np.uint8)
+            covered[at : at + w] = True
     seen = visibility([shape_mask((size, size), *d) > 127 for d in drawn], covered)
     keep = [i for i in range(len(drawn)) if seen[i] >= 0.5]
     return img, [boxes[i] for i in keep], [cls[i] for i in keep]
@@ -211,9 +232,16 @@ def visibility(masks: list[np.ndarray], covered: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, seed: int = 0,
-                        classes: tuple[str, ...] = SHAPES, layout: str = "coco", max_objects: int = 4,
-                        occlusion: float = 0.0) -> Path:
+def write_detect_sample(
+    out: str | Path,
+    images: int = 300,
+    size: int = 320,
+    seed: int = 0,
+    classes: tuple[str, ...] = SHAPES,
+    layout: str = "coco",
+    max_objects: int = 4,
+    occlusion: float = 0.0,
+) -> Path:
     """Shapes pasted on real photos with exact boxes: ``out/images/*.jpg`` plus ``out/annotations.json`` (COCO)
     or ``out/labels/*.txt`` + ``out/classes.txt`` (YOLO). ``max_objects`` and ``occlusion``: ``detect_image``."""
     if layout not in ("coco", "yolo"):
@@ -221,8 +249,7 @@ def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, see
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng, photos = np.random.default_rng(seed), background_photos()
-    coco: dict = {"images": [], "annotations": [],
-                  "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes)]}
+    coco: dict = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes)]}
     if layout == "yolo":
         (out / "labels").mkdir(exist_ok=True)
         (out / "classes.txt").write_text("\n".join(classes) + "\n")
@@ -231,15 +258,25 @@ def write_detect_sample(out: str | Path, images: int = 300, size: int = 320, see
         name = f"{i:05d}.jpg"
         cv2.imwrite(str(out / "images" / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         if layout == "yolo":
-            lines = [f"{c} {(b[0] + b[2]) / 2 / size:.6f} {(b[1] + b[3]) / 2 / size:.6f} {(b[2] - b[0]) / size:.6f} "
-                     f"{(b[3] - b[1]) / size:.6f}" for b, c in zip(boxes, cls)]
+            lines = [
+                f"{c} {(b[0] + b[2]) / 2 / size:.6f} {(b[1] + b[3]) / 2 / size:.6f} {(b[2] - b[0]) / size:.6f} "
+                f"{(b[3] - b[1]) / size:.6f}"
+                for b, c in zip(boxes, cls)
+            ]
             (out / "labels" / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
             continue
         coco["images"].append({"id": i + 1, "file_name": f"images/{name}", "width": size, "height": size})
         for b, c in zip(boxes, cls):
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1, "category_id": c + 1,
-                                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "iscrowd": 0,
-                                        "area": (b[2] - b[0]) * (b[3] - b[1])})
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": i + 1,
+                    "category_id": c + 1,
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "iscrowd": 0,
+                    "area": (b[2] - b[0]) * (b[3] - b[1]),
+                }
+            )
     if layout == "coco":
         (out / "annotations.json").write_text(json.dumps(coco))
     return out

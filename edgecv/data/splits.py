@@ -67,8 +67,10 @@ class Split:
         for root in tried:
             if split.holds(root):
                 return dataclasses.replace(split, root=str(root))
-        raise EdgecvError(f"{path.parent}: the run's dataset is not at {' nor '.join(map(str, dict.fromkeys(tried)))} "
-                          f"({split.missing(tried[0])}); pass --data DIR, the folder its split.json files are in")
+        raise EdgecvError(
+            f"{path.parent}: the run's dataset is not at {' nor '.join(map(str, dict.fromkeys(tried)))} "
+            f"({split.missing(tried[0])}); pass --data DIR, the folder its split.json files are in"
+        )
 
     def _sample(self, n: int = 8) -> list[str]:
         return [f for files in self.files.values() for f in files][:n]

@@ -34,12 +34,18 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: list
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, np.nan)
-        f1 = np.where(precision + np.nan_to_num(recall) > 0,
-                      2 * precision * np.nan_to_num(recall) / (precision + np.nan_to_num(recall)), 0.0)
+        f1 = np.where(
+            precision + np.nan_to_num(recall) > 0,
+            2 * precision * np.nan_to_num(recall) / (precision + np.nan_to_num(recall)),
+            0.0,
+        )
     per_class = {
-        name: {"precision": round(float(precision[i]), 4),
-               "recall": None if np.isnan(recall[i]) else round(float(recall[i]), 4),
-               "f1": round(float(f1[i]), 4), "support": int(support[i])}
+        name: {
+            "precision": round(float(precision[i]), 4),
+            "recall": None if np.isnan(recall[i]) else round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(classes)
     }
     return {

@@ -30,23 +30,39 @@ def to_coco_results(dets: list[Detections], image_ids: list[int]) -> list[dict[s
     out = []
     for d, i in zip(dets, image_ids):
         for b, s, c in zip(d.xyxy.tolist(), d.scores.tolist(), d.class_ids.tolist()):
-            out.append({"image_id": i, "category_id": int(c) + 1, "score": float(s),
-                        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+            out.append(
+                {"image_id": i, "category_id": int(c) + 1, "score": float(s), "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+            )
     return out
 
 
-def score_outputs(outputs: list, gt: dict[str, Any], classes: list[str],
-                  transforms: list | None = None) -> tuple[dict[str, Any], list[Detections]]:
+def score_outputs(
+    outputs: list, gt: dict[str, Any], classes: list[str], transforms: list | None = None
+) -> tuple[dict[str, Any], list[Detections]]:
     """Per-image model outputs (boxes, scores[, in-graph NMS selection]) -> the runtime's postprocessing (the
     device's NMS; mapped to image pixels by ``transforms`` when given) -> COCOeval against ``gt``."""
     from edgecv.runtime.postprocess.detect import detect_postprocess
 
-    meta = ArtifactMeta(task="detect", labels=list(classes), input_size=(1, 1), mean=(0.0,) * 3, std=(1.0,) * 3,
-                        decoder={"nms_in_graph": True} if len(outputs) > 2 else None)  # a third output: graph NMS
+    meta = ArtifactMeta(
+        task="detect",
+        labels=list(classes),
+        input_size=(1, 1),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        decoder={"nms_in_graph": True} if len(outputs) > 2 else None,
+    )  # a third output: graph NMS
     per_image = list(zip(*outputs))
-    dets = [detect_postprocess([np.asarray(o)[None] if k < 2 else np.asarray(o) for k, o in enumerate(outs)], meta,
-                               conf=EVAL_CONF, iou=EVAL_IOU, transform=tf, max_det=MAX_DETS)
-            for outs, tf in zip(per_image, transforms or [None] * len(per_image))]
+    dets = [
+        detect_postprocess(
+            [np.asarray(o)[None] if k < 2 else np.asarray(o) for k, o in enumerate(outs)],
+            meta,
+            conf=EVAL_CONF,
+            iou=EVAL_IOU,
+            transform=tf,
+            max_det=MAX_DETS,
+        )
+        for outs, tf in zip(per_image, transforms or [None] * len(per_image))
+    ]
     return coco_map(gt, to_coco_results(dets, list(range(1, len(dets) + 1))), classes), dets
 
 
@@ -69,11 +85,20 @@ def coco_evaluated(gt: dict[str, Any], results: list[dict[str, Any]]):
 def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], classes: list[str]) -> dict[str, Any]:
     """COCOeval bbox on ``gt`` (a COCO dict, 1-based category ids) -> map50, map50_95, per-class AP, and the
     precision array at IoU 0.5 (recall x class) for the PR curve."""
-    require("pycocotools", "train", "mAP (pycocotools)",
-            how="it is in edgecv[train] and edgecv[export], or alone (no torch): pip install pycocotools==2.0.10")
+    require(
+        "pycocotools",
+        "train",
+        "mAP (pycocotools)",
+        how="it is in edgecv[train] and edgecv[export], or alone (no torch): pip install pycocotools==2.0.10",
+    )
     if not results:
-        return {"map50": 0.0, "map50_95": 0.0, "per_class": {c: {"ap50": 0.0, "ap50_95": 0.0} for c in classes},
-                "pr50": np.zeros((101, len(classes))).tolist(), "images": len(gt["images"])}
+        return {
+            "map50": 0.0,
+            "map50_95": 0.0,
+            "per_class": {c: {"ap50": 0.0, "ap50_95": 0.0} for c in classes},
+            "pr50": np.zeros((101, len(classes))).tolist(),
+            "images": len(gt["images"]),
+        }
     ev = coco_evaluated(gt, results)
     with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
@@ -84,11 +109,14 @@ def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], classes: list[st
         p = p[p > -1]
         return float(p.mean()) if p.size else float("nan")
 
-    per_class = {c: {"ap50": ap(prec[0, :, k, 0, -1]), "ap50_95": ap(prec[:, :, k, 0, -1])}
-                 for k, c in enumerate(classes)}
-    return {"map50": float(ev.stats[1]), "map50_95": float(ev.stats[0]), "per_class": per_class,
-            "pr50": np.where(prec[0, :, :, 0, -1] > -1, prec[0, :, :, 0, -1], np.nan).tolist(),
-            "images": len(gt["images"])}
+    per_class = {c: {"ap50": ap(prec[0, :, k, 0, -1]), "ap50_95": ap(prec[:, :, k, 0, -1])} for k, c in enumerate(classes)}
+    return {
+        "map50": float(ev.stats[1]),
+        "map50_95": float(ev.stats[0]),
+        "per_class": per_class,
+        "pr50": np.where(prec[0, :, :, 0, -1] > -1, prec[0, :, :, 0, -1], np.nan).tolist(),
+        "images": len(gt["images"]),
+    }
 
 
 def plot_pr(metrics: dict[str, Any], classes: list[str], path: str | Path) -> None:
@@ -111,16 +139,16 @@ def plot_pr(metrics: dict[str, Any], classes: list[str], path: str | Path) -> No
     plt.close(fig)
 
 
-def draw_samples(images: list[np.ndarray], dets: list[Detections], path: str | Path, conf: float = 0.3,
-                 cols: int = 4) -> None:
+def draw_samples(images: list[np.ndarray], dets: list[Detections], path: str | Path, conf: float = 0.3, cols: int = 4) -> None:
     """A grid of RGB ``images`` with their detections above ``conf`` drawn (the runtime's annotator)."""
     from edgecv.runtime.sinks import annotate
 
     tiles = []
     for img, d in zip(images, dets):
         keep = d.scores >= conf
-        shown = Detections(d.xyxy[keep], d.scores[keep], d.class_ids[keep],
-                           tuple(np.asarray(d.labels, dtype=object)[keep]) if d.labels else ())
+        shown = Detections(
+            d.xyxy[keep], d.scores[keep], d.class_ids[keep], tuple(np.asarray(d.labels, dtype=object)[keep]) if d.labels else ()
+        )
         tile = annotate(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), shown)
         tiles.append(cv2.resize(tile, (256, 256)))
     while len(tiles) % cols:

@@ -42,8 +42,9 @@ def predict_files(model, meta: ArtifactMeta, ds: DetectionSet, files: list[str],
     return torch.cat(boxes), torch.cat(scores), images
 
 
-def evaluate_detector(run_dir: str | Path, ds: DetectionSet | None = None, split: str = "test",
-                      write: bool = True, data: str | Path | None = None) -> dict[str, Any]:
+def evaluate_detector(
+    run_dir: str | Path, ds: DetectionSet | None = None, split: str = "test", write: bool = True, data: str | Path | None = None
+) -> dict[str, Any]:
     run_dir = Path(run_dir)
     model, ck = load_detector(run_dir / "best.pt")
     rec = Split.load(run_dir / "split.json", data)

@@ -65,15 +65,22 @@ def verification_report(emb: np.ndarray, labels: np.ndarray, threshold: float | 
     from sklearn.metrics import roc_auc_score
 
     gen, imp = pair_scores(emb, labels)
-    out: dict[str, Any] = {"images": int(len(labels)), "identities": int(len(np.unique(labels))),
-                           "genuine_pairs": int(len(gen)), "impostor_pairs": int(len(imp))}
+    out: dict[str, Any] = {
+        "images": int(len(labels)),
+        "identities": int(len(np.unique(labels))),
+        "genuine_pairs": int(len(gen)),
+        "impostor_pairs": int(len(imp)),
+    }
     for far in FARS:
         tar, thr = tar_at_far(gen, imp, far)
         out[f"tar@far={far:g}"] = tar
         out[f"threshold@far={far:g}"] = thr
         out[f"far={far:g}_resolved"] = bool(len(imp) * far >= 1)  # else FAR below 1/n is not measurable here
-    out["auc"] = float(roc_auc_score(np.r_[np.ones(len(gen)), np.zeros(len(imp))], np.r_[gen, imp])) \
-        if len(gen) and len(imp) else float("nan")
+    out["auc"] = (
+        float(roc_auc_score(np.r_[np.ones(len(gen)), np.zeros(len(imp))], np.r_[gen, imp]))
+        if len(gen) and len(imp)
+        else float("nan")
+    )
     out["identify_top1"] = identify_top1(emb, labels)
     if threshold is not None:
         out["at_threshold"] = at_threshold(emb, labels, threshold)
@@ -85,11 +92,15 @@ def at_threshold(emb: np.ndarray, labels: np.ndarray, threshold: float, shots: i
     templates (as ``template_scores``), and the accuracy over all those decisions."""
     gen, imp = template_scores(emb, labels, shots)
     n = max(len(gen) + len(imp), 1)
-    return {"threshold": float(threshold), "shots": shots,
-            "tar": float(np.mean(gen >= threshold)) if len(gen) else float("nan"),
-            "far": float(np.mean(imp >= threshold)) if len(imp) else float("nan"),
-            "accuracy": float((np.sum(gen >= threshold) + np.sum(imp < threshold)) / n),
-            "genuine": int(len(gen)), "impostor": int(len(imp))}
+    return {
+        "threshold": float(threshold),
+        "shots": shots,
+        "tar": float(np.mean(gen >= threshold)) if len(gen) else float("nan"),
+        "far": float(np.mean(imp >= threshold)) if len(imp) else float("nan"),
+        "accuracy": float((np.sum(gen >= threshold) + np.sum(imp < threshold)) / n),
+        "genuine": int(len(gen)),
+        "impostor": int(len(imp)),
+    }
 
 
 def calibrate_threshold(emb: np.ndarray, labels: np.ndarray, far: float, shots: int = 3) -> dict[str, Any]:
@@ -106,13 +117,25 @@ def calibrate_threshold(emb: np.ndarray, labels: np.ndarray, far: float, shots: 
     if len(timp) * far < 1:  # the template scores cannot resolve this FAR: use the pairs'
         tgen, timp = gen, imp
     tar, match = tar_at_far(tgen, timp, far)
-    return {"match": match, "verify": verify, "target_far": far, "shots": shots,
-            "tar": tar, "far": float(np.mean(timp >= match)) if len(timp) else 0.0,
-            "verify_tar": verify_tar, "verify_far": float(np.mean(imp >= verify)) if len(imp) else 0.0,
-            "track_gate": gate, "track_gate_tar": gate_tar,
-            "scores": {"genuine": int(len(tgen)), "impostor": int(len(timp)), "genuine_pairs": int(len(gen)),
-                       "impostor_pairs": int(len(imp))},
-            "far_resolved": bool(len(timp) * far >= 1)}
+    return {
+        "match": match,
+        "verify": verify,
+        "target_far": far,
+        "shots": shots,
+        "tar": tar,
+        "far": float(np.mean(timp >= match)) if len(timp) else 0.0,
+        "verify_tar": verify_tar,
+        "verify_far": float(np.mean(imp >= verify)) if len(imp) else 0.0,
+        "track_gate": gate,
+        "track_gate_tar": gate_tar,
+        "scores": {
+            "genuine": int(len(tgen)),
+            "impostor": int(len(timp)),
+            "genuine_pairs": int(len(gen)),
+            "impostor_pairs": int(len(imp)),
+        },
+        "far_resolved": bool(len(timp) * far >= 1),
+    }
 
 
 def plot_roc(emb: np.ndarray, labels: np.ndarray, path: str | Path, title: str = "") -> None:
@@ -128,8 +151,13 @@ def plot_roc(emb: np.ndarray, labels: np.ndarray, path: str | Path, title: str =
     ax.semilogx(np.clip(fpr, 1e-5, 1), tpr)
     for far in FARS:
         ax.axvline(far, color="grey", lw=0.5, ls="--")
-    ax.set(xlabel="false accept rate (impostor pairs)", ylabel="true accept rate (genuine pairs)",
-           title=title or f"ROC, {len(gen)} genuine / {len(imp)} impostor pairs", xlim=(1e-4, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false accept rate (impostor pairs)",
+        ylabel="true accept rate (genuine pairs)",
+        title=title or f"ROC, {len(gen)} genuine / {len(imp)} impostor pairs",
+        xlim=(1e-4, 1),
+        ylim=(0, 1.01),
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -31,8 +31,9 @@ def embed_files(model: Embedder, meta: ArtifactMeta, root: str | Path, files: li
     return np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
 
 
-def evaluate_embedder(run_dir: str | Path, split: str = "test", write: bool = True,
-                      data: str | Path | None = None) -> dict[str, Any]:
+def evaluate_embedder(
+    run_dir: str | Path, split: str = "test", write: bool = True, data: str | Path | None = None
+) -> dict[str, Any]:
     run_dir = Path(run_dir)
     model, ck = load_embedder(run_dir / "best.pt")
     sp = Split.load(run_dir / "split.json", data)
@@ -41,11 +42,22 @@ def evaluate_embedder(run_dir: str | Path, split: str = "test", write: bool = Tr
     labels = np.asarray(sp.labels[split])
     emb = embed_files(model, embedder_meta(model, ck), sp.root, sp.files[split])
     thr = (ck.get("threshold") or {}).get("match")
-    result: dict[str, Any] = {"task": "embed", split: verification_report(emb, labels, thr), "threshold": ck.get("threshold"),
-                              "data": {"counts": sp.counts(), "skipped_at_split": len(sp.skipped),
-                                       "identities": {k: len(set(v)) for k, v in sp.labels.items()}}}
+    result: dict[str, Any] = {
+        "task": "embed",
+        split: verification_report(emb, labels, thr),
+        "threshold": ck.get("threshold"),
+        "data": {
+            "counts": sp.counts(),
+            "skipped_at_split": len(sp.skipped),
+            "identities": {k: len(set(v)) for k, v in sp.labels.items()},
+        },
+    }
     if write:
         (run_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float))
-        plot_roc(emb, labels, run_dir / "roc.png", f"{split}: TAR {result[split]['tar@far=0.01']:.3f} @ FAR 1e-2, "
-                                                    f"AUC {result[split]['auc']:.3f}")
+        plot_roc(
+            emb,
+            labels,
+            run_dir / "roc.png",
+            f"{split}: TAR {result[split]['tar@far=0.01']:.3f} @ FAR 1e-2, AUC {result[split]['auc']:.3f}",
+        )
     return result

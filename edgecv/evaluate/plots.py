@@ -50,8 +50,9 @@ def plot_confusion(cm: list[list[int]] | np.ndarray, classes: list[str], path: s
         for i in range(n):
             for j in range(n):
                 if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black"
+                    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -25,8 +25,9 @@ from edgecv.recipes import load_recipe
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int,
-                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    model: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels over the whole dataset in order, unreadable images skipped (under DDP every rank
     evaluates all of it, so their decisions agree)."""
     model.eval()
@@ -57,8 +58,16 @@ def tta_scores(model: Classifier, root: Path, files: list[str], meta: dict[str, 
     return np.stack(out) if out else np.zeros((0, len(meta["classes"]))), kept
 
 
-def score_split(model: Classifier, meta: dict[str, Any], split: Split, name: str, root: Path,
-                tta: bool = False, batch_size: int = 32, workers: int = 0) -> dict[str, Any]:
+def score_split(
+    model: Classifier,
+    meta: dict[str, Any],
+    split: Split,
+    name: str,
+    root: Path,
+    tta: bool = False,
+    batch_size: int = 32,
+    workers: int = 0,
+) -> dict[str, Any]:
     files, labels = split.files[name], split.labels[name]
     if tta:
         scores, kept = tta_scores(model, root, files, meta)
@@ -74,8 +83,14 @@ def score_split(model: Classifier, meta: dict[str, Any], split: Split, name: str
     return m
 
 
-def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test", tta: bool = False,
-                 splits: tuple[str, ...] | None = None, write: str | None = "eval.json") -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    tta: bool = False,
+    splits: tuple[str, ...] | None = None,
+    write: str | None = "eval.json",
+) -> dict[str, Any]:
     """Metrics of ``run_dir/best.pt`` on ``split`` (or ``splits``) of the recorded split.json, plus every
     extra test set the recipe names. ``data``: the folder the recorded file lists are in now (default: where
     they were, or the same place relative to the run)."""
@@ -108,5 +123,9 @@ def write_eval(run_dir: Path, result: dict[str, Any], name: str, splits: tuple[s
     tta = "_tta" if result.get("tta") else ""
     for s in splits:
         suffix = ("" if s == "test" else f"_{s}") + tta
-        plot_confusion(result[s]["confusion_matrix"], classes, run_dir / f"confusion_matrix{suffix}.png",
-                       f"{s}{' (tta)' if tta else ''} top-1 {result[s]['top1']:.3f}")
+        plot_confusion(
+            result[s]["confusion_matrix"],
+            classes,
+            run_dir / f"confusion_matrix{suffix}.png",
+            f"{s}{' (tta)' if tta else ''} top-1 {result[s]['top1']:.3f}",
+        )

@@ -69,4 +69,3 @@ def publish_together(ready: Path, out: Path) -> list[Path]:
     finally:
         shutil.rmtree(backup, ignore_errors=True)
     return [out / n for n in names]
-

@@ -40,7 +40,8 @@ def _annotate_conv_hardtanh(gm: torch.fx.GraphModule, config, filter_fn=None):
             continue
         conv.meta["quantization_annotation"] = pqu.QuantizationAnnotation(input_qspec_map=qspec, _annotated=True)
         clamp.meta["quantization_annotation"] = pqu.QuantizationAnnotation(
-            output_qspec=pqu.get_output_act_qspec(config), _annotated=True)
+            output_qspec=pqu.get_output_act_qspec(config), _annotated=True
+        )
         pqu._mark_nodes_as_annotated(partition)
         partitions.append(partition)
     return partitions

@@ -65,8 +65,9 @@ def files_hash(files: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()[:16]
 
 
-def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, int],
-                desc: str = "images", resize: str = "stretch") -> tuple[np.ndarray, list[int], int]:
+def read_images(
+    root: str | Path, files: Sequence[str], input_size: tuple[int, int], desc: str = "images", resize: str = "stretch"
+) -> tuple[np.ndarray, list[int], int]:
     """uint8 RGB images at the model's input size (the device's resize or letterbox), the indices of ``files``
     that were readable, and how many were not (logged and skipped)."""
     h, w = input_size
@@ -88,8 +89,15 @@ def read_images(root: str | Path, files: Sequence[str], input_size: tuple[int, i
     return np.stack(images), kept, skipped
 
 
-def load_calibration(root: str | Path, files: Sequence[str], labels: Sequence[int], n: int,
-                     input_size: tuple[int, int], seed: int = 0, resize: str = "stretch") -> Calibration:
+def load_calibration(
+    root: str | Path,
+    files: Sequence[str],
+    labels: Sequence[int],
+    n: int,
+    input_size: tuple[int, int],
+    seed: int = 0,
+    resize: str = "stretch",
+) -> Calibration:
     """Read a stratified sample of ``n`` of ``files``; unreadable images are skipped and counted."""
     chosen = [files[i] for i in stratified_sample(labels, n, seed)]
     images, kept, skipped = read_images(root, chosen, input_size, "calibration images", resize)

@@ -31,14 +31,16 @@ class EvalSet:
     targets: dict[str, Any] | None = None
 
 
-def load_eval_set(name: str, root: str | Path, files: Sequence[str], labels: Sequence[int],
-                  input_size: tuple[int, int], resize: str = "stretch") -> EvalSet:
+def load_eval_set(
+    name: str, root: str | Path, files: Sequence[str], labels: Sequence[int], input_size: tuple[int, int], resize: str = "stretch"
+) -> EvalSet:
     images, kept, skipped = read_images(root, files, input_size, f"{name} images", resize)
     return EvalSet(name, images, np.asarray(labels)[kept], tuple(files[i] for i in kept), skipped)
 
 
-def load_detect_eval_set(name: str, run_dir: str | Path, root: str | Path, files: Sequence[str],
-                         labels: Sequence[int], input_size: tuple[int, int]) -> EvalSet:
+def load_detect_eval_set(
+    name: str, run_dir: str | Path, root: str | Path, files: Sequence[str], labels: Sequence[int], input_size: tuple[int, int]
+) -> EvalSet:
     """Letterboxed images of ``files`` of a run's detection set (see ``detect_eval_set``)."""
     from edgecv.data.detection import load_detection
     from edgecv.recipes import load_recipe
@@ -92,6 +94,7 @@ def argmax_agreement(out: np.ndarray, ref: np.ndarray) -> float:
 
 def neighbour_agreement(out: np.ndarray, ref: np.ndarray) -> float:
     """Embeddings: how often each image's nearest other image is the same under both."""
+
     def nearest(e: np.ndarray) -> np.ndarray:
         e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
         s = e @ e.T
@@ -101,8 +104,9 @@ def neighbour_agreement(out: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean(nearest(out) == nearest(ref))) if len(out) > 1 else float("nan")
 
 
-def own_threshold(outputs: list[np.ndarray], es: EvalSet, path: str | Path, backend: Backend,
-                  val_set: EvalSet | None) -> dict[str, Any]:
+def own_threshold(
+    outputs: list[np.ndarray], es: EvalSet, path: str | Path, backend: Backend, val_set: EvalSet | None
+) -> dict[str, Any]:
     """Embedders: this artifact's own match threshold, calibrated on the val pairs (through the artifact, since int8
     shifts similarities and so the FAR a float threshold gives), and the TAR/FAR it gives on the test pairs."""
     from edgecv.evaluate.embed import at_threshold, calibrate_threshold
@@ -112,8 +116,14 @@ def own_threshold(outputs: list[np.ndarray], es: EvalSet, path: str | Path, back
         val_outs = run_backend(path, val_set.images, backend=backend)[0]
         cal = calibrate_threshold(val_outs[0], val_set.labels, stored.get("target_far", 1e-3))
     else:
-        cal = {"match": stored["match"], "verify": stored.get("verify"), "track_gate": stored.get("track_gate"),
-               "target_far": stored.get("target_far"), "tar": stored.get("val_tar"), "far": stored.get("val_far")}
+        cal = {
+            "match": stored["match"],
+            "verify": stored.get("verify"),
+            "track_gate": stored.get("track_gate"),
+            "target_far": stored.get("target_far"),
+            "tar": stored.get("val_tar"),
+            "far": stored.get("val_far"),
+        }
     return {"threshold": cal, "at_threshold": at_threshold(outputs[0], es.labels, cal["match"])}
 
 
@@ -133,8 +143,9 @@ METRICS: dict[str, TaskMetric] = {
 }
 
 
-def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None,
-                backend: Backend | None = None) -> tuple[list[Any], list[float], Any]:
+def run_backend(
+    path: str | Path, images: np.ndarray, threads: int | None = None, backend: Backend | None = None
+) -> tuple[list[Any], list[float], Any]:
     """Every output tensor at batch 1, stacked over the images (or, for an output whose rows vary per image, such
     as in-graph NMS's ``selected``, a list with one array per image), and per-image latency in ms (``backend``:
     one already loaded from ``path``). Outputs are in the task's canonical form (an imported model's layout decoded
@@ -152,8 +163,7 @@ def run_backend(path: str | Path, images: np.ndarray, threads: int | None = None
         outs.append(canonical(y, backend.meta))
         ms.append((time.perf_counter() - t) * 1e3)
     per_image = [[o[k] for o in outs] for k in range(len(outs[0]))]
-    stacked = [np.concatenate(v) if all(a.shape == v[0].shape and a.shape[:1] == (1,) for a in v) else v
-               for v in per_image]
+    stacked = [np.concatenate(v) if all(a.shape == v[0].shape and a.shape[:1] == (1,) for a in v) else v for v in per_image]
     return stacked, ms, backend
 
 
@@ -165,10 +175,17 @@ def with_row_thresholds(meta, row: dict[str, Any]):
     if "threshold" not in row:
         return meta
     t = row["threshold"]
-    return dataclasses.replace(meta, thresholds={
-        **meta.thresholds, "match": float(t["match"]), "verify": float(t["verify"]),
-        **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
-        "val_tar": float(t["tar"]), "val_far": float(t["far"])})
+    return dataclasses.replace(
+        meta,
+        thresholds={
+            **meta.thresholds,
+            "match": float(t["match"]),
+            "verify": float(t["verify"]),
+            **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
+            "val_tar": float(t["tar"]),
+            "val_far": float(t["far"]),
+        },
+    )
 
 
 def drop_bound(row: dict[str, Any]) -> float:
@@ -178,16 +195,24 @@ def drop_bound(row: dict[str, Any]) -> float:
     return row["drop_points"] if high is None else max(high, row["drop_points"])
 
 
-def agreement_all(path: str | Path, images: np.ndarray, reference: list[np.ndarray], task: str,
-                  threads: int | None = None) -> float:
+def agreement_all(
+    path: str | Path, images: np.ndarray, reference: list[np.ndarray], task: str, threads: int | None = None
+) -> float:
     """Label-free: how often the artifact's prediction is fp32's on ``images`` (every image of the run)."""
     tm = METRICS[task]
     outs = run_backend(path, images, threads)[0]
     return tm.agreement(outs[tm.compared], reference[tm.compared])
 
 
-def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], task: str,
-            threads: int | None = None, val_set: EvalSet | None = None, run: tuple | None = None) -> dict[str, Any]:
+def measure(
+    path: str | Path,
+    eval_set: EvalSet,
+    reference: list[np.ndarray],
+    task: str,
+    threads: int | None = None,
+    val_set: EvalSet | None = None,
+    run: tuple | None = None,
+) -> dict[str, Any]:
     """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``val_set``:
     what an embedder's threshold is calibrated on; ``run``: ``run_backend``'s answer for it on ``eval_set``, when the
     caller has it already)."""
@@ -219,8 +244,10 @@ def measure(path: str | Path, eval_set: EvalSet, reference: list[np.ndarray], ta
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts [95% CI]':>20} {'agree':>6} {'all':>6} "
-            f"{'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate")
+    head = (
+        f"{'artifact':<20} {'backend':<11} {'metric':>8} {'drop pts [95% CI]':>20} {'agree':>6} {'all':>6} "
+        f"{'max|d|':>8} {'MB':>6} {'p50 ms':>7}  gate"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         gate = r.get("gate")
@@ -231,7 +258,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         ci = r.get("drop_ci95") or {}
         drop = f"{r['drop_points']:.2f}" + (f" [{ci['low']:+.2f},{ci['high']:+.2f}]" if ci.get("high") is not None else "")
         agree_all = (r.get("agreement_all") or {}).get("value")
-        lines.append(f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {drop:>20} {r['top1_agreement']:>6.3f} "
-                     f"{'-' if agree_all is None else f'{agree_all:.3f}':>6} {r['max_abs_diff']:>8.4f} "
-                     f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}")
+        lines.append(
+            f"{r['file']:<20} {r['backend']:<11} {r['value']:>8.4f} {drop:>20} {r['top1_agreement']:>6.3f} "
+            f"{'-' if agree_all is None else f'{agree_all:.3f}':>6} {r['max_abs_diff']:>8.4f} "
+            f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}"
+        )
     return "\n".join(lines)

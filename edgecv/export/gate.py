@@ -113,15 +113,26 @@ class GateResult:
     attempts: list[dict[str, Any]]
 
 
-def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], dict[str, Any]],
-            ranking: Callable[[], list[tuple[str, float]]], max_drop: float, max_float: int = 16,
-            name: str | None = None) -> GateResult:
+def recover(
+    build: Callable[[tuple[str, ...]], Any],
+    evaluate: Callable[[Any], dict[str, Any]],
+    ranking: Callable[[], list[tuple[str, float]]],
+    max_drop: float,
+    max_float: int = 16,
+    name: str | None = None,
+) -> GateResult:
     """Build with no float layers; while the drop's upper 95% bound (``drop_bound``) exceeds ``max_drop``, keep the
     1, 2, 4, ... most sensitive layers in float (at most ``max_float``). Returns the first artifact within budget.
     ``name``: the artifact's name in the log lines (default: the staged file's)."""
+
     def attempt(keep: tuple[str, ...], row: dict[str, Any]) -> dict[str, Any]:
-        return {"float_layers": list(keep), "drop_points": row["drop_points"], "drop_bound": drop_bound(row),
-                "value": row["value"], "agreement": row["top1_agreement"]}
+        return {
+            "float_layers": list(keep),
+            "drop_points": row["drop_points"],
+            "drop_bound": drop_bound(row),
+            "value": row["value"],
+            "agreement": row["top1_agreement"],
+        }
 
     path = build(())
     row = evaluate(path)
@@ -132,8 +143,15 @@ def recover(build: Callable[[tuple[str, ...]], Any], evaluate: Callable[[Any], d
     limit = min(max_float, len(ranked))
     for k in sorted({min(2**i, limit) for i in range(limit.bit_length() + 1)} - {0}):
         keep = tuple(ranked[:k])
-        log.info("%s: int8 drop %.2f points (95%% bound %.2f) > %.2f: trying again with %d layer(s) kept in float: %s",
-                 name or row["file"], row["drop_points"], drop_bound(row), max_drop, k, ", ".join(keep))
+        log.info(
+            "%s: int8 drop %.2f points (95%% bound %.2f) > %.2f: trying again with %d layer(s) kept in float: %s",
+            name or row["file"],
+            row["drop_points"],
+            drop_bound(row),
+            max_drop,
+            k,
+            ", ".join(keep),
+        )
         path = build(keep)
         row = evaluate(path)
         attempts.append(attempt(keep, row))

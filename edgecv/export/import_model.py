@@ -76,8 +76,10 @@ class ImportSpec:
     def __post_init__(self) -> None:
         task = get_task(self.task)
         if self.layout is not None and self.layout not in task.import_layouts:
-            raise EdgecvError(f"--layout {self.layout!r}: a {task.name} model's layout is one of "
-                              f"{', '.join(task.import_layouts) or '(none to choose)'}")
+            raise EdgecvError(
+                f"--layout {self.layout!r}: a {task.name} model's layout is one of "
+                f"{', '.join(task.import_layouts) or '(none to choose)'}"
+            )
         if self.preset is not None and self.preset not in PRESETS:
             raise EdgecvError(f"--preset {self.preset!r}: one of {', '.join(PRESETS)}")
         if self.int8 and self.data is None:
@@ -99,6 +101,7 @@ class ImportResult:
 
 
 # -- reading the model ------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Probe:
@@ -123,16 +126,25 @@ def _probe_onnx(path: Path) -> _Probe:
         raise EdgecvError(f"{path}: has {len(inputs)} inputs; edgecv runs models with one image input")
     t = inputs[0].type.tensor_type
     if t.elem_type != onnx.TensorProto.FLOAT:
-        raise EdgecvError(f"{path}: input {inputs[0].name!r} is {onnx.TensorProto.DataType.Name(t.elem_type)}, "
-                          "not FLOAT; export the model with a float32 input")
+        raise EdgecvError(
+            f"{path}: input {inputs[0].name!r} is {onnx.TensorProto.DataType.Name(t.elem_type)}, "
+            "not FLOAT; export the model with a float32 input"
+        )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
     layout, hw = _image_layout(path, dims)
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY in props:
         raise EdgecvError(f"{path}: is an edgecv artifact already (see `edgecv inspect`)")
     quantized = any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in proto.graph.node)
-    return _Probe("onnx", layout, hw, "int8" if quantized else "fp32", None, props,
-                  f"{proto.producer_name} {proto.producer_version}".strip())
+    return _Probe(
+        "onnx",
+        layout,
+        hw,
+        "int8" if quantized else "fp32",
+        None,
+        props,
+        f"{proto.producer_name} {proto.producer_version}".strip(),
+    )
 
 
 def _probe_tflite(path: Path) -> _Probe:
@@ -198,16 +210,20 @@ def _labels(spec: ImportSpec, probe: _Probe, path: Path) -> list[str]:
         return labels
     names = _model_names(probe.extra)
     if names is None and get_task(spec.task).import_needs_labels:
-        raise EdgecvError(f"{path}: has no class names in its metadata; pass --labels FILE (one name a line, in "
-                          "the order of the model's outputs)")
+        raise EdgecvError(
+            f"{path}: has no class names in its metadata; pass --labels FILE (one name a line, in "
+            "the order of the model's outputs)"
+        )
     return names or []
 
 
 def _input_size(spec: ImportSpec, probe: _Probe, path: Path) -> tuple[int, int]:
     if spec.input_size is not None:
         if None not in probe.size and tuple(spec.input_size) != probe.size:
-            raise EdgecvError(f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: the model's input is fixed at "
-                              f"{probe.size[0]}x{probe.size[1]}")
+            raise EdgecvError(
+                f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: the model's input is fixed at "
+                f"{probe.size[0]}x{probe.size[1]}"
+            )
         return tuple(spec.input_size)
     if None not in probe.size:
         return probe.size
@@ -223,6 +239,7 @@ def _input_size(spec: ImportSpec, probe: _Probe, path: Path) -> tuple[int, int]:
 
 # -- the import -------------------------------------------------------------------------------------------------------
 
+
 def _meta(spec: ImportSpec, path: Path, probe: _Probe, stage: Path) -> ArtifactMeta:
     """The artifact metadata, validated by running the model once through the device's backend."""
     task = get_task(spec.task)
@@ -230,13 +247,27 @@ def _meta(spec: ImportSpec, path: Path, probe: _Probe, stage: Path) -> ArtifactM
     preset = PRESETS[spec.preset or task.import_preset]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     meta = ArtifactMeta(
-        task=spec.task, labels=labels, input_size=_input_size(spec, probe, path),
-        mean=tuple(spec.mean or preset["mean"]), std=tuple(spec.std or preset["std"]),
-        layout=probe.layout, color=spec.color or preset["color"], resize=spec.resize or preset["resize"],
-        precision=probe.precision, input_quant=probe.input_quant, thresholds=task.import_thresholds(spec),
-        source={"imported": path.name, "sha256": digest[:16], "format": probe.fmt, "producer": probe.producer,
-                "preset": spec.preset or task.import_preset, "run": f"import:{path.stem}",
-                "edgecv_version": edgecv.__version__})
+        task=spec.task,
+        labels=labels,
+        input_size=_input_size(spec, probe, path),
+        mean=tuple(spec.mean or preset["mean"]),
+        std=tuple(spec.std or preset["std"]),
+        layout=probe.layout,
+        color=spec.color or preset["color"],
+        resize=spec.resize or preset["resize"],
+        precision=probe.precision,
+        input_quant=probe.input_quant,
+        thresholds=task.import_thresholds(spec),
+        source={
+            "imported": path.name,
+            "sha256": digest[:16],
+            "format": probe.fmt,
+            "producer": probe.producer,
+            "preset": spec.preset or task.import_preset,
+            "run": f"import:{path.stem}",
+            "edgecv_version": edgecv.__version__,
+        },
+    )
     probe_file = stage / f"probe{path.suffix}"
     publish(path, probe_file, meta)
     with create_backend(probe_file, threads=1) as backend:
@@ -244,11 +275,12 @@ def _meta(spec: ImportSpec, path: Path, probe: _Probe, stage: Path) -> ArtifactM
         try:
             outputs = backend.infer(x[None])
         except Exception as exc:  # noqa: BLE001  (a backend's own error on a wrong input, e.g. a size mismatch)
-            raise EdgecvError(f"{path}: does not run on a {meta.input_size[0]}x{meta.input_size[1]} {meta.layout} "
-                              f"input ({str(exc).splitlines()[0][:200]})") from None
+            raise EdgecvError(
+                f"{path}: does not run on a {meta.input_size[0]}x{meta.input_size[1]} {meta.layout} "
+                f"input ({str(exc).splitlines()[0][:200]})"
+            ) from None
     probe_file.unlink()
-    return dataclasses.replace(meta, decoder=task.import_decoder(outputs, labels, path, spec.layout, probe.extra,
-                                                                 digest[:16]))
+    return dataclasses.replace(meta, decoder=task.import_decoder(outputs, labels, path, spec.layout, probe.extra, digest[:16]))
 
 
 def _named_nodes(path: Path, stage: Path) -> Path:
@@ -274,8 +306,10 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
     if path.suffix not in (".onnx", ".tflite"):
         raise EdgecvError(f"{path}: edgecv imports .onnx and .tflite models")
     if spec.int8 and path.suffix == ".tflite":
-        raise EdgecvError(f"{path}: a .tflite cannot be re-quantized (LiteRT converts from the float graph, which only "
-                          "the framework that made it has); import its ONNX with --int8, or convert int8 there")
+        raise EdgecvError(
+            f"{path}: a .tflite cannot be re-quantized (LiteRT converts from the float graph, which only "
+            "the framework that made it has); import its ONNX with --int8, or convert int8 there"
+        )
     probe = _probe_onnx(path) if path.suffix == ".onnx" else _probe_tflite(path)
     if spec.int8 and probe.precision == "int8":
         raise EdgecvError(f"{path}: is quantized already; --int8 quantizes float models")
@@ -289,23 +323,38 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
         name = f"model_{meta.precision}{path.suffix}"
         source = stage / name
         publish(_named_nodes(path, stage) if probe.fmt == "onnx" else path, source, meta)
-        report: dict[str, Any] = {"model": str(path.resolve()), "sha256": meta.source["sha256"], "task": spec.task,
-                                  "decoder": meta.decoder, "artifacts": result.rows, "failures": result.failures}
+        report: dict[str, Any] = {
+            "model": str(path.resolve()),
+            "sha256": meta.source["sha256"],
+            "task": spec.task,
+            "decoder": meta.decoder,
+            "artifacts": result.rows,
+            "failures": result.failures,
+        }
         if spec.data is not None:
             data = get_task(spec.task).import_data(spec, meta)
-            log.info("data: %d test and %d calibration images (split seed %d)", len(data.eval_set.images),
-                     len(data.split["calibration"]), spec.seed)
+            log.info(
+                "data: %d test and %d calibration images (split seed %d)",
+                len(data.eval_set.images),
+                len(data.split["calibration"]),
+                spec.seed,
+            )
             run = run_backend(source, data.eval_set.images, spec.threads)  # the imported model: the reference
             reference = run[0]
             row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set, run=run)
             meta = with_row_thresholds(meta, row)
             if get_postprocess(spec.task).confidence is not None:
-                meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"],
-                                                                        data.calibration.files))
-            report.update(split=data.split, reference={"backend": row["backend"], "precision": meta.precision,
-                                                       "file": name, "n": row["n"]},
-                          calibration={"images": len(data.calibration), "hash": data.calibration.hash,
-                                       "method": spec.calib_method, "skipped": data.calibration.skipped})
+                meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"], data.calibration.files))
+            report.update(
+                split=data.split,
+                reference={"backend": row["backend"], "precision": meta.precision, "file": name, "n": row["n"]},
+                calibration={
+                    "images": len(data.calibration),
+                    "hash": data.calibration.hash,
+                    "method": spec.calib_method,
+                    "skipped": data.calibration.skipped,
+                },
+            )
             result.rows.append({**row, "file": name, "published": True})
             publish(source, ready / name, dataclasses.replace(meta, fidelity=_fidelity(row)))
             if spec.int8:
@@ -323,8 +372,9 @@ def _fidelity(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("file", "providers", "published")}
 
 
-def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, reference: list, result: ImportResult,
-          ready: Path) -> None:
+def _int8(
+    spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, reference: list, result: ImportResult, ready: Path
+) -> None:
     """The gated int8 ONNX of ``fp32`` (the decoder tail always float; more nodes on a failed attempt)."""
     from edgecv.export.onnx_int8 import onnx_int8
     from edgecv.export.spec import ConvertSpec
@@ -336,8 +386,17 @@ def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, re
 
     def build(keep: tuple[str, ...]) -> Path:
         out = fp32.with_name(f"model_int8-float{len(keep)}.onnx" if keep else final)
-        path = onnx_int8(fp32, ConvertSpec(out=out, meta=meta, precision="int8", calibration=data.calibration,
-                                           calib_method=spec.calib_method, keep_float=tail + keep))
+        path = onnx_int8(
+            fp32,
+            ConvertSpec(
+                out=out,
+                meta=meta,
+                precision="int8",
+                calibration=data.calibration,
+                calib_method=spec.calib_method,
+                keep_float=tail + keep,
+            ),
+        )
         first.append(path)
         return path
 
@@ -349,19 +408,33 @@ def _int8(spec: ImportSpec, fp32: Path, meta: ArtifactMeta, data: ImportData, re
         return [(n, s) for n, s in activation_ranking(fp32, first[0], data.calibration, meta) if n not in tail]
 
     res = recover(build, evaluate, ranking, spec.max_drop, name=final)
-    row = {**res.row, "file": final, "gate": {"max_drop": spec.max_drop, "passed": res.path is not None,
-                                              "float_layers": list(res.keep_float), "attempts": res.attempts,
-                                              "decoder_float_nodes": len(tail)}}
+    row = {
+        **res.row,
+        "file": final,
+        "gate": {
+            "max_drop": spec.max_drop,
+            "passed": res.path is not None,
+            "float_layers": list(res.keep_float),
+            "attempts": res.attempts,
+            "decoder_float_nodes": len(tail),
+        },
+    }
     if res.path is None:
-        result.failures.append(f"{final}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
-                               f"{drop_bound(row):.2f} > {spec.max_drop}) even with "
-                               f"{len(res.attempts[-1]['float_layers'])} node(s) kept in float; not written")
+        result.failures.append(
+            f"{final}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
+            f"{drop_bound(row):.2f} > {spec.max_drop}) even with "
+            f"{len(res.attempts[-1]['float_layers'])} node(s) kept in float; not written"
+        )
         row["published"] = False
     else:
         images = np.concatenate([data.eval_set.images, data.calibration.images])
         ref_all = run_backend(fp32, images, spec.threads)[0]
-        row["agreement_all"] = {"value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
-                                "n": len(images), "images": "test+calibration", "labels_used": False}
+        row["agreement_all"] = {
+            "value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
+            "n": len(images),
+            "images": "test+calibration",
+            "labels_used": False,
+        }
         int8_meta = with_row_thresholds(read_meta(res.path), row)
         publish(res.path, ready / final, dataclasses.replace(int8_meta, fidelity=_fidelity(row)))
         row["published"] = True

@@ -39,8 +39,9 @@ class ImportData:
 
 def one_output(outputs: list[np.ndarray], task: str, path: Path) -> np.ndarray:
     if len(outputs) != 1:
-        raise EdgecvError(f"{path}: has {len(outputs)} outputs {[list(o.shape) for o in outputs]}; an imported {task} "
-                          "model has one")
+        raise EdgecvError(
+            f"{path}: has {len(outputs)} outputs {[list(o.shape) for o in outputs]}; an imported {task} model has one"
+        )
     return outputs[0]
 
 
@@ -60,30 +61,43 @@ def classes_decoder(outputs: list[np.ndarray], labels: list[str], path: Path) ->
     return {"type": "probabilities" if probs else "logits", "outputs": ["output"]}
 
 
-def yolo_decoder(outputs: list[np.ndarray], labels: list[str], path: Path, layout: str | None,
-                 extra: dict[str, str]) -> dict[str, Any]:
+def yolo_decoder(
+    outputs: list[np.ndarray], labels: list[str], path: Path, layout: str | None, extra: dict[str, str]
+) -> dict[str, Any]:
     """``layout`` given, or from the model's own metadata (Ultralytics' ``end2end``) and output shape."""
     shape, nc = one_output(outputs, "detect", path).shape, len(labels)
-    layout = layout or ("yolo-e2e" if str(extra.get("end2end", "")).lower() == "true"
-                        or (len(shape) == 3 and shape[2] == 6 and shape[1] != 4 + nc) else "yolo")
+    layout = layout or (
+        "yolo-e2e"
+        if str(extra.get("end2end", "")).lower() == "true" or (len(shape) == 3 and shape[2] == 6 and shape[1] != 4 + nc)
+        else "yolo"
+    )
     if layout == "yolo-e2e":
         if len(shape) != 3 or shape[2] != 6:
-            raise EdgecvError(f"{path}: output {list(shape)} is not the end-to-end layout [1, K, 6] "
-                              "(x1, y1, x2, y2, score, class)")
+            raise EdgecvError(
+                f"{path}: output {list(shape)} is not the end-to-end layout [1, K, 6] (x1, y1, x2, y2, score, class)"
+            )
         return {"type": layout, "rows": int(shape[1]), "outputs": ["output0"]}
     if len(shape) == 3 and shape[1] == 4 + nc:
         return {"type": "yolo", "anchors": int(shape[2]), "transposed": False, "outputs": ["output0"]}
     if len(shape) == 3 and shape[2] == 4 + nc:
         return {"type": "yolo", "anchors": int(shape[1]), "transposed": True, "outputs": ["output0"]}
-    raise EdgecvError(f"{path}: output {list(shape)} is not the YOLO layout [1, 4 + {nc} classes, N] for the "
-                      f"{nc} labels given (a different number of classes, or pass --layout yolo-e2e)")
+    raise EdgecvError(
+        f"{path}: output {list(shape)} is not the YOLO layout [1, 4 + {nc} classes, N] for the "
+        f"{nc} labels given (a different number of classes, or pass --layout yolo-e2e)"
+    )
 
 
 def embedding_decoder(outputs: list[np.ndarray], path: Path, digest: str) -> dict[str, Any]:
     y = vector_output(outputs, "embed", path)
-    return {"type": "embedding", "outputs": ["embedding"], "dim": int(y.shape[1]),
-            "normalized": bool(np.allclose(np.linalg.norm(y, axis=1), 1, 1e-3)), "similarity": "cosine",
-            "embedder_id": digest, "chip": "detector-crop"}
+    return {
+        "type": "embedding",
+        "outputs": ["embedding"],
+        "dim": int(y.shape[1]),
+        "normalized": bool(np.allclose(np.linalg.norm(y, axis=1), 1, 1e-3)),
+        "similarity": "cosine",
+        "embedder_id": digest,
+        "chip": "detector-crop",
+    }
 
 
 def _root(spec) -> Path:
@@ -107,8 +121,9 @@ def detection_data(spec, meta: ArtifactMeta) -> ImportData:
     root = _root(spec)
     ds = load_detection(root, spec.annotations)
     to_model = np.asarray(_to_model(ds.classes, meta, root, "classes"), np.int64)
-    ds = dataclasses.replace(ds, classes=list(meta.labels), samples=[
-        dataclasses.replace(s, classes=to_model[s.classes]) for s in ds.samples])
+    ds = dataclasses.replace(
+        ds, classes=list(meta.labels), samples=[dataclasses.replace(s, classes=to_model[s.classes]) for s in ds.samples]
+    )
     files = sorted(s.file for s in ds.samples)
     order = np.random.default_rng(spec.seed).permutation(len(files))
     n_test = max(1, int(round(len(files) * spec.test_fraction)))
@@ -116,10 +131,10 @@ def detection_data(spec, meta: ArtifactMeta) -> ImportData:
     if not cal:
         raise EdgecvError(f"--data {root}: {len(files)} image(s) are too few to split into calibration and test")
     es = detect_eval_set("test", ds, test, [0] * len(test), meta.input_size)
-    calibration = load_calibration(ds.root, cal, [0] * len(cal), spec.calib_images, meta.input_size, spec.seed,
-                                   meta.resize)
-    return ImportData(es, calibration, None, {"root": str(root.resolve()), "seed": spec.seed, "by": "image",
-                                              "test": test, "calibration": cal})
+    calibration = load_calibration(ds.root, cal, [0] * len(cal), spec.calib_images, meta.input_size, spec.seed, meta.resize)
+    return ImportData(
+        es, calibration, None, {"root": str(root.resolve()), "seed": spec.seed, "by": "image", "test": test, "calibration": cal}
+    )
 
 
 def folder_data(spec, meta: ArtifactMeta, by_identity: bool) -> ImportData:
@@ -137,13 +152,27 @@ def folder_data(spec, meta: ArtifactMeta, by_identity: bool) -> ImportData:
         to_model = _to_model(split.classes, meta, root, "class folders")
         labels = {s: [to_model[k] for k in split.labels[s]] for s in ("train", "test")}
     es = load_eval_set("test", split.root, split.files["test"], labels["test"], meta.input_size, meta.resize)
-    val = (load_eval_set("calibration", split.root, split.files["train"], labels["train"], meta.input_size, meta.resize)
-           if by_identity else None)
-    calibration = load_calibration(split.root, split.files["train"], labels["train"], spec.calib_images,
-                                   meta.input_size, spec.seed, meta.resize)
-    return ImportData(es, calibration, val, {"root": str(Path(split.root).resolve()), "seed": spec.seed,
-                                             "by": "identity" if by_identity else "class", "test": split.files["test"],
-                                             "calibration": split.files["train"], "skipped": split.skipped})
+    val = (
+        load_eval_set("calibration", split.root, split.files["train"], labels["train"], meta.input_size, meta.resize)
+        if by_identity
+        else None
+    )
+    calibration = load_calibration(
+        split.root, split.files["train"], labels["train"], spec.calib_images, meta.input_size, spec.seed, meta.resize
+    )
+    return ImportData(
+        es,
+        calibration,
+        val,
+        {
+            "root": str(Path(split.root).resolve()),
+            "seed": spec.seed,
+            "by": "identity" if by_identity else "class",
+            "test": split.files["test"],
+            "calibration": split.files["train"],
+            "skipped": split.skipped,
+        },
+    )
 
 
 def drift_reference(path: Path, meta: ArtifactMeta, root: str, files: tuple[str, ...]) -> dict[str, Any]:
@@ -173,8 +202,9 @@ def decoder_tail(proto) -> list[str]:
     return [n.name for n in proto.graph.node if n.name in tail]
 
 
-def activation_ranking(fp32: Path, int8: Path, calibration: Calibration, meta: ArtifactMeta,
-                       n: int = 8) -> list[tuple[str, float]]:
+def activation_ranking(
+    fp32: Path, int8: Path, calibration: Calibration, meta: ArtifactMeta, n: int = 8
+) -> list[tuple[str, float]]:
     """(node, dB) for every node whose output int8 quantizes, worst first: how much the signal-to-quantization-noise
     ratio of the int8 model's tensors against the float model's falls across the node (its output's SQNR minus its
     worst input's), measured with onnxruntime's ``qdq_loss_debug`` on ``n`` calibration images. The loss a node adds
@@ -194,8 +224,11 @@ def activation_ranking(fp32: Path, int8: Path, calibration: Calibration, meta: A
             acts.append(dbg.collect_activations(str(aug), _reader(batches, proto.graph.input[0].name)))
     # capped at what an ideal 8-bit quantizer gives a full-range signal (SQNR_INT8_DB): a tensor int8 leaves
     # exact (the graph input) must not make the first layer after it look like the worst
-    sqnr = {t: min(SQNR_INT8_DB, dbg.compute_signal_to_quantization_noice_ratio(m["float"], m["post_qdq"]))
-            for t, m in dbg.create_activation_matching(*acts).items() if m.get("float")}
+    sqnr = {
+        t: min(SQNR_INT8_DB, dbg.compute_signal_to_quantization_noice_ratio(m["float"], m["post_qdq"]))
+        for t, m in dbg.create_activation_matching(*acts).items()
+        if m.get("float")
+    }
     ranked = []
     for node in proto.graph.node:
         outs = [sqnr[o] for o in node.output if o in sqnr]

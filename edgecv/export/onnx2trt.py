@@ -113,9 +113,12 @@ def build_engine(source: Path, out: Path, meta: ArtifactMeta, precision: str, ex
             tmp.write_bytes(data)
     with atomic_output(out) as tmp:
         shutil.copyfile(cached, tmp)
-    write_engine_sidecar(out, dataclasses.replace(meta, precision=precision), sidecar_path(out),
-                         {"cache_key": key, "tensorrt": trt.__version__, "gpu": gpu, "onnx_sha256": file_sha256(source),
-                          **(extra or {})})
+    write_engine_sidecar(
+        out,
+        dataclasses.replace(meta, precision=precision),
+        sidecar_path(out),
+        {"cache_key": key, "tensorrt": trt.__version__, "gpu": gpu, "onnx_sha256": file_sha256(source), **(extra or {})},
+    )
     return out
 
 

@@ -73,8 +73,11 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     q = require("onnxruntime.quantization", "export", "int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
-               "entropy": q.CalibrationMethod.Entropy}
+    methods = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "percentile": q.CalibrationMethod.Percentile,
+        "entropy": q.CalibrationMethod.Entropy,
+    }
     source, out = Path(source), Path(spec.out)
     proto = onnx.load(str(source))
     meta = spec.meta
@@ -86,20 +89,34 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         qpath = Path(tmp) / "int8.onnx"
-        q.quantize_static(str(pre), str(qpath), _reader(spec.calibration.inputs(meta, desc=f"calibrating {out.name}"),
-                                                              proto.graph.input[0].name),
-                          quant_format=q.QuantFormat.QDQ, per_channel=True, activation_type=q.QuantType.QInt8,
-                          weight_type=q.QuantType.QInt8, calibrate_method=methods[spec.calib_method],
-                          nodes_to_exclude=float_nodes,
-                          # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear)
-                          # has 1-D weights: one scale per channel (axis 0), not one for all of them
-                          extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}})
+        q.quantize_static(
+            str(pre),
+            str(qpath),
+            _reader(spec.calibration.inputs(meta, desc=f"calibrating {out.name}"), proto.graph.input[0].name),
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=q.QuantType.QInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=methods[spec.calib_method],
+            nodes_to_exclude=float_nodes,
+            # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear)
+            # has 1-D weights: one scale per channel (axis 0), not one for all of them
+            extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}},
+        )
         qproto = onnx.load(str(qpath))
-        quant = {"method": spec.calib_method, "format": "QDQ", "per_channel": True, "weights": "int8",
-                 "activations": "int8", "float_modules": list(spec.keep_float), "float_nodes": float_nodes,
-                 "calibration_images": len(spec.calibration)}
-        int8_meta = dataclasses.replace(meta, precision="int8", calibration_hash=spec.calibration.hash,
-                                        source={**meta.source, "quantization": quant})
+        quant = {
+            "method": spec.calib_method,
+            "format": "QDQ",
+            "per_channel": True,
+            "weights": "int8",
+            "activations": "int8",
+            "float_modules": list(spec.keep_float),
+            "float_nodes": float_nodes,
+            "calibration_images": len(spec.calibration),
+        }
+        int8_meta = dataclasses.replace(
+            meta, precision="int8", calibration_hash=spec.calibration.hash, source={**meta.source, "quantization": quant}
+        )
         set_onnx_meta(qproto, int8_meta)
         onnx.checker.check_model(qproto)
         with atomic_output(out) as final_tmp:

@@ -19,10 +19,14 @@ from edgecv.export.spec import ConvertSpec
 NMS_DEFAULTS = {"iou": 0.45, "conf": 0.01, "max_per_class": 100}  # low conf: --conf filters on the device
 
 
-def nms_meta(meta, iou: float = NMS_DEFAULTS["iou"], conf: float = NMS_DEFAULTS["conf"],
-             max_per_class: int = NMS_DEFAULTS["max_per_class"]):
-    decoder = {**(meta.decoder or {}), "outputs": [*meta.decoder["outputs"], "selected"],
-               "nms_in_graph": {"iou": iou, "conf": conf, "max_per_class": max_per_class}}
+def nms_meta(
+    meta, iou: float = NMS_DEFAULTS["iou"], conf: float = NMS_DEFAULTS["conf"], max_per_class: int = NMS_DEFAULTS["max_per_class"]
+):
+    decoder = {
+        **(meta.decoder or {}),
+        "outputs": [*meta.decoder["outputs"], "selected"],
+        "nms_in_graph": {"iou": iou, "conf": conf, "max_per_class": max_per_class},
+    }
     return dataclasses.replace(meta, decoder=decoder)
 
 
@@ -41,16 +45,25 @@ def onnx_nms(source: str | Path, spec: ConvertSpec) -> Path:
     names = [o.name for o in g.output]
     if names[:2] != ["boxes", "scores"]:
         raise EdgecvError(f"{source}: expected outputs boxes, scores; found {names}")
-    g.initializer.extend([
-        helper.make_tensor("nms_max_per_class", TensorProto.INT64, [1], [int(nms["max_per_class"])]),
-        helper.make_tensor("nms_iou", TensorProto.FLOAT, [1], [float(nms["iou"])]),
-        helper.make_tensor("nms_conf", TensorProto.FLOAT, [1], [float(nms["conf"])]),
-    ])
-    g.node.extend([
-        helper.make_node("Transpose", ["scores"], ["nms_scores_bca"], perm=[0, 2, 1], name="nms_transpose"),
-        helper.make_node("NonMaxSuppression", ["boxes", "nms_scores_bca", "nms_max_per_class", "nms_iou", "nms_conf"],
-                         ["selected"], center_point_box=0, name="nms"),
-    ])
+    g.initializer.extend(
+        [
+            helper.make_tensor("nms_max_per_class", TensorProto.INT64, [1], [int(nms["max_per_class"])]),
+            helper.make_tensor("nms_iou", TensorProto.FLOAT, [1], [float(nms["iou"])]),
+            helper.make_tensor("nms_conf", TensorProto.FLOAT, [1], [float(nms["conf"])]),
+        ]
+    )
+    g.node.extend(
+        [
+            helper.make_node("Transpose", ["scores"], ["nms_scores_bca"], perm=[0, 2, 1], name="nms_transpose"),
+            helper.make_node(
+                "NonMaxSuppression",
+                ["boxes", "nms_scores_bca", "nms_max_per_class", "nms_iou", "nms_conf"],
+                ["selected"],
+                center_point_box=0,
+                name="nms",
+            ),
+        ]
+    )
     g.output.append(helper.make_tensor_value_info("selected", TensorProto.INT64, ["selected", 3]))
     set_onnx_meta(proto, spec.meta)
     onnx.checker.check_model(proto)

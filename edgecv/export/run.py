@@ -71,8 +71,14 @@ def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], Arti
     """The run's best model in eval mode, its checkpoint meta, and the artifact metadata it exports with."""
     recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
     model, ck, meta = task_of_run(run_dir).load(run_dir)
-    source = {"run": run_dir.name, "backbone": ck["backbone"], "weights": ck["weights_source"],
-              "recipe": ck.get("recipe_name"), "recipe_hash": recipe_hash, "edgecv_version": edgecv.__version__}
+    source = {
+        "run": run_dir.name,
+        "backbone": ck["backbone"],
+        "weights": ck["weights_source"],
+        "recipe": ck.get("recipe_name"),
+        "recipe_hash": recipe_hash,
+        "edgecv_version": edgecv.__version__,
+    }
     return model, ck, dataclasses.replace(meta, source=source)
 
 
@@ -87,8 +93,9 @@ def torch_reference(model: torch.nn.Module, meta: ArtifactMeta, images: np.ndarr
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
 
-def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list[np.ndarray],
-                    confidence_filter: float = 0.25) -> dict[str, Any]:
+def drift_reference(
+    model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list[np.ndarray], confidence_filter: float = 0.25
+) -> dict[str, Any]:
     """What the runtime's drift monitor compares live frames with, computed as the device computes it: its own
     ``frame_stats`` on raw BGR frames (training images as OpenCV reads them, not the letterboxed model inputs), and
     the model's confidence through the device's ``prepare_frame`` and the task's own confidence function (a
@@ -105,9 +112,19 @@ def drift_reference(model: torch.nn.Module, meta: ArtifactMeta, frames_bgr: list
 
 
 class _Exporter:
-    def __init__(self, model, meta: ArtifactMeta, spec: ExportSpec, stage: Path, eval_set: EvalSet,
-                 reference: list[np.ndarray], calibration: Calibration | None, val_set: EvalSet | None = None,
-                 run_dir: Path | None = None, split: Split | None = None):
+    def __init__(
+        self,
+        model,
+        meta: ArtifactMeta,
+        spec: ExportSpec,
+        stage: Path,
+        eval_set: EvalSet,
+        reference: list[np.ndarray],
+        calibration: Calibration | None,
+        val_set: EvalSet | None = None,
+        run_dir: Path | None = None,
+        split: Split | None = None,
+    ):
         self.model, self.meta, self.spec, self.stage, self.val_set = model, meta, spec, stage, val_set
         self.eval_set, self.reference, self.calibration = eval_set, reference, calibration
         self._staged: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
@@ -126,8 +143,14 @@ class _Exporter:
         tag = f"-float{len(keep)}" if keep else ""
         out = self.stage / f"model_{precision}{tag}{FORMATS[fmt].suffix}"
         always = tuple(getattr(self.model, "float_modules", ()))  # the model's own (a detector's box decoder)
-        spec = ConvertSpec(out=out, meta=self.meta, precision=precision, calib_method=self.spec.calib_method,
-                           calibration=self.calibration if precision == "int8" else None, keep_float=always + keep)
+        spec = ConvertSpec(
+            out=out,
+            meta=self.meta,
+            precision=precision,
+            calib_method=self.spec.calib_method,
+            calibration=self.calibration if precision == "int8" else None,
+            keep_float=always + keep,
+        )
         if conv.source == "torch":
             return conv.fn(self.model, spec)
         # ONNX-sourced: the int8 engine is built from the gated QDQ ONNX, everything else from the fp32 ONNX
@@ -143,8 +166,9 @@ class _Exporter:
         if self._all is None:
             names = [n for n in ("train", "val", "test") if self.split.files.get(n)]
             task = get_task(self.meta.task)
-            sets = [self.eval_set if n == "test" else task.eval_set(self.run_dir, self.split, n, self.meta.input_size)
-                    for n in names]
+            sets = [
+                self.eval_set if n == "test" else task.eval_set(self.run_dir, self.split, n, self.meta.input_size) for n in names
+            ]
             images = np.concatenate([s.images for s in sets])
             if len(images) > ALL_IMAGES_MAX:
                 images = images[np.sort(np.random.default_rng(0).choice(len(images), ALL_IMAGES_MAX, replace=False))]
@@ -168,17 +192,33 @@ class _Exporter:
                     return None, onnx_row
                 keep = tuple(onnx_row.get("gate", {}).get("float_layers", ()))
             else:
-                res = recover(lambda k: self._convert(fmt, precision, k), self._evaluate, self.ranking,
-                              self.spec.max_drop, name=f"model_{precision}{FORMATS[fmt].suffix}")
-                row = {**res.row, "gate": {"max_drop": self.spec.max_drop, "passed": res.path is not None,
-                                           "float_layers": list(res.keep_float), "attempts": res.attempts}}
+                res = recover(
+                    lambda k: self._convert(fmt, precision, k),
+                    self._evaluate,
+                    self.ranking,
+                    self.spec.max_drop,
+                    name=f"model_{precision}{FORMATS[fmt].suffix}",
+                )
+                row = {
+                    **res.row,
+                    "gate": {
+                        "max_drop": self.spec.max_drop,
+                        "passed": res.path is not None,
+                        "float_layers": list(res.keep_float),
+                        "attempts": res.attempts,
+                    },
+                }
                 self._staged[(fmt, precision)] = (res.path, row)
                 return res.path, row
         path = self._convert(fmt, precision, keep)
         row = self._evaluate(path)
         if precision != "fp32":
-            row["gate"] = {"max_drop": self.spec.max_drop, "passed": drop_bound(row) <= self.spec.max_drop,
-                           "float_layers": list(keep), "attempts": []}
+            row["gate"] = {
+                "max_drop": self.spec.max_drop,
+                "passed": drop_bound(row) <= self.spec.max_drop,
+                "float_layers": list(keep),
+                "attempts": [],
+            }
         result = (path if precision == "fp32" or row["gate"]["passed"] else None, row)
         if not keep:
             self._staged[(fmt, precision)] = result
@@ -210,22 +250,37 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
         reference = torch_reference(model, meta, eval_set.images)
     with phases("calibration", f"reading {spec.calib_images} train images (int8 calibration, drift reference)"):
         # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
-        sample = load_calibration(split.root, split.files["train"], split.labels["train"], spec.calib_images,
-                                  meta.input_size, spec.seed, resize=meta.resize)
+        sample = load_calibration(
+            split.root,
+            split.files["train"],
+            split.labels["train"],
+            spec.calib_images,
+            meta.input_size,
+            spec.seed,
+            resize=meta.resize,
+        )
         calibration = sample if spec.int8 else None
         if calibration is not None:
-            log.info("calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
-                     len(calibration), spec.seed, calibration.hash, calibration.skipped)
-        meta = dataclasses.replace(meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files))
-                                   if task.frame_drift else None)
+            log.info(
+                "calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
+                len(calibration),
+                spec.seed,
+                calibration.hash,
+                calibration.skipped,
+            )
+        meta = dataclasses.replace(
+            meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files)) if task.frame_drift else None
+        )
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         ready = Path(stage) / "ready"  # finished artifacts and the report, moved into out_dir together at the end
         ready.mkdir()
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set, run_dir, split)
         for fmt, precision in spec.targets():
             final = out_dir / f"model_{precision}{FORMATS[fmt].suffix}"
-            with phases(final.name, f"converting ({fmt} {precision}{', gated' if precision != 'fp32' else ''}) and "
-                                    f"measuring on the test split"):
+            with phases(
+                final.name,
+                f"converting ({fmt} {precision}{', gated' if precision != 'fp32' else ''}) and measuring on the test split",
+            ):
                 staged, row = exporter.build(fmt, precision)
             row = {**row, "file": final.name}
             if staged is None:
@@ -234,7 +289,8 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
                     f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
                     f"{drop_bound(row):.2f} > {spec.max_drop}) even with "
                     f"{len(tried[-1]['float_layers'])} layer(s) kept in float; not written "
-                    f"(the fp32 artifacts and any previous {final.name} are kept)")
+                    f"(the fp32 artifacts and any previous {final.name} are kept)"
+                )
                 row["published"] = False
             else:
                 fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
@@ -242,19 +298,37 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
                 published = with_row_thresholds(published, row)  # an embedder's own calibrated thresholds
                 with phases(f"{final.name} agreement", "label-free agreement with fp32 on every image of the run"):
                     row["agreement_all"] = exporter.agreement_all(staged)
-                publish(staged, ready / final.name, dataclasses.replace(published, fidelity={
-                    **published.fidelity, "agreement_all": row["agreement_all"]}))
+                publish(
+                    staged,
+                    ready / final.name,
+                    dataclasses.replace(published, fidelity={**published.fidelity, "agreement_all": row["agreement_all"]}),
+                )
                 row["published"] = True
             result.rows.append(row)
         if spec.nms_in_graph:
             _with_graph_nms(exporter, result, Path(stage), ready)
-        report = {"run": str(run_dir), "reference": {"backend": "torch", "precision": "fp32", "split": "test",
-                                                     "n": len(eval_set.images), "unreadable": eval_set.skipped},
-                  "max_drop_points": spec.max_drop,
-                  "calibration": None if calibration is None else {
-                      "images": len(calibration), "hash": calibration.hash, "method": spec.calib_method,
-                      "skipped": calibration.skipped},
-                  "artifacts": result.rows, "failures": result.failures, "phases_s": phases.times}
+        report = {
+            "run": str(run_dir),
+            "reference": {
+                "backend": "torch",
+                "precision": "fp32",
+                "split": "test",
+                "n": len(eval_set.images),
+                "unreadable": eval_set.skipped,
+            },
+            "max_drop_points": spec.max_drop,
+            "calibration": None
+            if calibration is None
+            else {
+                "images": len(calibration),
+                "hash": calibration.hash,
+                "method": spec.calib_method,
+                "skipped": calibration.skipped,
+            },
+            "artifacts": result.rows,
+            "failures": result.failures,
+            "phases_s": phases.times,
+        }
         (ready / "export_report.json").write_text(json.dumps(report, indent=1, default=float))
         publish_together(ready, out_dir)
     result.report, result.phases = out_dir / "export_report.json", phases.times
@@ -271,8 +345,13 @@ def _with_graph_nms(exporter: _Exporter, result: ExportResult, stage: Path, read
         final = source.with_name(source.stem + "_nms.onnx")
         staged = onnx_nms(source, ConvertSpec(stage / final.name, nms_meta(read_meta(source))))
         nms_row = {**exporter._evaluate(staged), "file": final.name, "nms_in_graph": True, "published": True}
-        publish(staged, final, dataclasses.replace(read_meta(staged), fidelity={
-            k: v for k, v in nms_row.items() if k not in ("file", "providers", "published")}))
+        publish(
+            staged,
+            final,
+            dataclasses.replace(
+                read_meta(staged), fidelity={k: v for k, v in nms_row.items() if k not in ("file", "providers", "published")}
+            ),
+        )
         result.rows.append(nms_row)
 
 

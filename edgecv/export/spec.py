@@ -25,12 +25,21 @@ class FormatCaps:
 
 
 FORMATS: dict[str, FormatCaps] = {
-    "onnx": FormatCaps(".onnx", ("fp32", "int8"), {"fp32": "torch2onnx", "int8": "onnx_int8"},
-                       "fp16 ONNX is not built: CPU runtimes run it slower than fp32; use tflite or engine"),
-    "tflite": FormatCaps(".tflite", ("fp32", "fp16", "int8"),
-                         {"fp32": "torch2tflite", "fp16": "torch2tflite", "int8": "torch2tflite"}),
-    "engine": FormatCaps(".engine", ("fp32", "fp16", "int8"), {"fp32": "onnx2trt", "fp16": "onnx2trt", "int8": "onnx2trt"},
-                         "built on the target device with TensorRT"),
+    "onnx": FormatCaps(
+        ".onnx",
+        ("fp32", "int8"),
+        {"fp32": "torch2onnx", "int8": "onnx_int8"},
+        "fp16 ONNX is not built: CPU runtimes run it slower than fp32; use tflite or engine",
+    ),
+    "tflite": FormatCaps(
+        ".tflite", ("fp32", "fp16", "int8"), {"fp32": "torch2tflite", "fp16": "torch2tflite", "int8": "torch2tflite"}
+    ),
+    "engine": FormatCaps(
+        ".engine",
+        ("fp32", "fp16", "int8"),
+        {"fp32": "onnx2trt", "fp16": "onnx2trt", "int8": "onnx2trt"},
+        "built on the target device with TensorRT",
+    ),
 }
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 
@@ -54,8 +63,10 @@ class ExportSpec:
             raise EdgecvError(f"export: unknown format(s) {unknown}; known: {', '.join(FORMATS)}")
         for prec, asked in (("fp16", self.fp16), ("int8", self.int8)):
             if asked and not any(prec in FORMATS[f].precisions for f in self.formats):
-                raise EdgecvError(f"export: none of {', '.join(self.formats)} can hold {prec}; "
-                                  + "; ".join(f"{f} supports {', '.join(FORMATS[f].precisions)}" for f in self.formats))
+                raise EdgecvError(
+                    f"export: none of {', '.join(self.formats)} can hold {prec}; "
+                    + "; ".join(f"{f} supports {', '.join(FORMATS[f].precisions)}" for f in self.formats)
+                )
         if self.calib_method not in CALIB_METHODS:
             raise EdgecvError(f"export: calibration method {self.calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
         if self.int8 and self.calib_images < 1:

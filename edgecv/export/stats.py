@@ -91,20 +91,29 @@ def _same(a: Any, b: Any) -> bool:
     return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_same, a, b))
 
 
-def paired_drop_interval(task: str, outputs: list, reference: list, es: Any, seed: int = 0,
-                         draws: int | None = None) -> dict[str, Any]:
+def paired_drop_interval(
+    task: str, outputs: list, reference: list, es: Any, seed: int = 0, draws: int | None = None
+) -> dict[str, Any]:
     """The 95% percentile interval (points) of (reference - artifact) over paired bootstrap draws of the test
     images; ``None`` bounds when the draws cannot score the metric (too few images)."""
     make, default_draws = SCORERS[task]
     draws = draws or default_draws
     if _same(outputs, reference):  # the reference itself (an imported model's own row): every draw's drop is 0
-        return {"low": 0.0, "high": 0.0, "level": LEVEL, "draws": 0, "seed": seed,
-                "method": "identical outputs: no draw needed"}
+        return {"low": 0.0, "high": 0.0, "level": LEVEL, "draws": 0, "seed": seed, "method": "identical outputs: no draw needed"}
     art, ref = make(outputs, es), make(reference, es)
     n, rng = len(es.images), np.random.default_rng(seed)
     drops = np.array([ref(idx) - art(idx) for idx in (rng.integers(0, n, n) for _ in range(draws))]) * 100
     drops = drops[np.isfinite(drops)]
-    lo, hi = (None, None) if len(drops) < draws / 2 else (float(x) for x in np.percentile(
-        drops, [50 * (1 - LEVEL), 100 - 50 * (1 - LEVEL)]))
-    return {"low": lo, "high": hi, "level": LEVEL, "draws": draws, "seed": seed,
-            "method": "paired bootstrap over the test images (percentile interval)"}
+    lo, hi = (
+        (None, None)
+        if len(drops) < draws / 2
+        else (float(x) for x in np.percentile(drops, [50 * (1 - LEVEL), 100 - 50 * (1 - LEVEL)]))
+    )
+    return {
+        "low": lo,
+        "high": hi,
+        "level": LEVEL,
+        "draws": draws,
+        "seed": seed,
+        "method": "paired bootstrap over the test images (percentile interval)",
+    }

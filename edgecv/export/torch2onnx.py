@@ -33,9 +33,17 @@ def torch2onnx(model: nn.Module, spec: ConvertSpec) -> Path:
     example = (torch.zeros(1, 3, h, w),)
     outputs = list((meta.decoder or {}).get("outputs", ["output"]))  # a detector: boxes, scores
     with atomic_output(Path(spec.out)) as tmp:
-        torch.onnx.export(model.eval(), example, str(tmp), opset_version=OPSET, external_data=False,
-                          input_names=["input"], output_names=outputs, verbose=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch", max=MAX_BATCH)},))
+        torch.onnx.export(
+            model.eval(),
+            example,
+            str(tmp),
+            opset_version=OPSET,
+            external_data=False,
+            input_names=["input"],
+            output_names=outputs,
+            verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch", max=MAX_BATCH)},),
+        )
         proto = onnx.load(str(tmp))
         set_onnx_meta(proto, meta)
         onnx.checker.check_model(proto)

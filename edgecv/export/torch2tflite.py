@@ -39,8 +39,7 @@ def _int8_program(wrapped: nn.Module, example: torch.Tensor, spec: ConvertSpec):
     spec.check_keep_float(quantizer.unmatched(graph))
     program = move_exported_model_to_eval(prepare_pt2e(graph, quantizer))
     with torch.no_grad():
-        for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC"),
-                                         desc=f"calibrating {spec.out.name}"):
+        for x in spec.calibration.inputs(dataclasses.replace(spec.meta, layout="NHWC"), desc=f"calibrating {spec.out.name}"):
             program(torch.from_numpy(x))
     program = move_exported_model_to_eval(convert_pt2e(program, fold_quantize=False))
     program.training = False  # move_exported_model_to_eval rewrites the ops but leaves the flag litert-torch checks
@@ -61,8 +60,9 @@ def _fp16(fp32_path: Path, out: Path) -> None:
     from ai_edge_quantizer.qtyping import TFLOperationName
 
     rm = recipe_manager.RecipeManager()
-    rm.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
-                              algorithm_key=AlgorithmName.FLOAT_CASTING)
+    rm.add_weight_only_config(
+        regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING
+    )
     qt = aeq.quantizer.Quantizer(str(fp32_path), rm.get_quantization_recipe())
     qt.quantize(enable_progress_report=False).export_model(str(out), overwrite=True)
 
@@ -86,11 +86,21 @@ def torch2tflite(model: nn.Module, spec: ConvertSpec) -> Path:
             from litert_torch.quantize.quant_config import QuantConfig
 
             litert_torch.convert(program, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(raw))
-            quant = {"method": "pt2e-histogram", "format": "TFLite int8", "per_channel": True, "weights": "int8",
-                     "activations": "int8", "float_modules": list(spec.keep_float),
-                     "calibration_images": len(spec.calibration)}
-            meta = dataclasses.replace(meta, input_quant=_input_quant(raw), calibration_hash=spec.calibration.hash,
-                                       source={**meta.source, "quantization": quant})
+            quant = {
+                "method": "pt2e-histogram",
+                "format": "TFLite int8",
+                "per_channel": True,
+                "weights": "int8",
+                "activations": "int8",
+                "float_modules": list(spec.keep_float),
+                "calibration_images": len(spec.calibration),
+            }
+            meta = dataclasses.replace(
+                meta,
+                input_quant=_input_quant(raw),
+                calibration_hash=spec.calibration.hash,
+                source={**meta.source, "quantization": quant},
+            )
         else:
             litert_torch.convert(wrapped, (example,)).export(str(raw))
             if spec.precision == "fp16":

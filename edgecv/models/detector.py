@@ -41,9 +41,14 @@ def _stride_outputs(backbone: Backbone, size: int, strides: tuple[int, ...]) -> 
 
 
 def _dw_sep(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False), nn.BatchNorm2d(c_in),
-                         nn.ReLU6(inplace=True), nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU6(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+        nn.BatchNorm2d(c_in),
+        nn.ReLU6(inplace=True),
+        nn.Conv2d(c_in, c_out, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU6(inplace=True),
+    )
 
 
 class FPNLite(nn.Module):
@@ -51,8 +56,9 @@ class FPNLite(nn.Module):
 
     def __init__(self, in_channels: list[int], channels: int):
         super().__init__()
-        self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels))
-                                      for c in in_channels)
+        self.laterals = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, channels, 1, bias=False), nn.BatchNorm2d(channels)) for c in in_channels
+        )
         self.smooth = nn.ModuleList(_dw_sep(channels, channels) for _ in in_channels)
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -90,8 +96,7 @@ class Head(nn.Module):
 
     def forward(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         outs = [head(f) for head, f in zip(self.levels, levels)]
-        return (torch.cat([o[0] for o in outs], 2).transpose(1, 2),
-                torch.cat([o[1] for o in outs], 2).transpose(1, 2))
+        return (torch.cat([o[0] for o in outs], 2).transpose(1, 2), torch.cat([o[1] for o in outs], 2).transpose(1, 2))
 
 
 class BoxDecoder(nn.Module):
@@ -119,8 +124,15 @@ class BoxDecoder(nn.Module):
 class Detector(nn.Module):
     float_modules = ("decode",)  # int8 export keeps these in float
 
-    def __init__(self, backbone: Backbone, num_classes: int, input_size: int = 320,
-                 strides: tuple[int, ...] = (8, 16, 32), channels: int = 64, head_convs: int = 2):
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_classes: int,
+        input_size: int = 320,
+        strides: tuple[int, ...] = (8, 16, 32),
+        channels: int = 64,
+        head_convs: int = 2,
+    ):
         super().__init__()
         self.num_classes, self.input_size, self.strides = num_classes, input_size, tuple(strides)
         self.backbone_name = backbone.spec.name

@@ -53,8 +53,9 @@ class EmbeddingHead(nn.Module):
         super().__init__()
         self.gdc = None
         if map_hw is not None:
-            self.gdc = nn.Sequential(nn.Conv2d(channels, channels, map_hw, groups=channels, bias=False),
-                                     nn.BatchNorm2d(channels), nn.Flatten())
+            self.gdc = nn.Sequential(
+                nn.Conv2d(channels, channels, map_hw, groups=channels, bias=False), nn.BatchNorm2d(channels), nn.Flatten()
+            )
         # after GDC's own BatchNorm a second one over the same channels would be a redundant affine map
         self.bn_in = nn.BatchNorm1d(channels) if map_hw is None else nn.Identity()
         self.dropout = nn.Dropout(dropout)
@@ -70,8 +71,7 @@ class EmbeddingHead(nn.Module):
 class Embedder(nn.Module):
     """image -> (N, dim) unit vectors; cosine similarity = dot product. ``body`` is what stage 1 caches."""
 
-    def __init__(self, backbone: Backbone, dim: int = 128, dropout: float = 0.2, head: str = "gdc",
-                 input_size: int = 112):
+    def __init__(self, backbone: Backbone, dim: int = 128, dropout: float = 0.2, head: str = "gdc", input_size: int = 112):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"embedder head {head!r} is not one of {HEADS}")

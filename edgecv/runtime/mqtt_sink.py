@@ -65,8 +65,7 @@ class MqttTarget:
         if self.password_env:
             value = os.environ.get(self.password_env)
             if value is None:
-                raise EdgecvError(f"{self.safe_uri}: the environment variable {self.password_env} (the password) is "
-                                  "not set")
+                raise EdgecvError(f"{self.safe_uri}: the environment variable {self.password_env} (the password) is not set")
             return value
         return None
 
@@ -75,8 +74,10 @@ def parse_mqtt_uri(uri: str) -> MqttTarget:
     parts = urlsplit(uri)
     tls = parts.scheme == "mqtts"
     if parts.password is not None:
-        raise EdgecvError(f"{parts.scheme}://{parts.hostname}: a password in the URI would show in process lists and "
-                          "logs; pass ?password_env=VAR or ?password_file=PATH")
+        raise EdgecvError(
+            f"{parts.scheme}://{parts.hostname}: a password in the URI would show in process lists and "
+            "logs; pass ?password_env=VAR or ?password_file=PATH"
+        )
     topic = parts.path.lstrip("/")
     if not parts.hostname or not topic:
         raise EdgecvError(f"{uri.split('?')[0]}: an MQTT events URI is mqtt://[user@]host[:port]/topic")
@@ -88,11 +89,20 @@ def parse_mqtt_uri(uri: str) -> MqttTarget:
     if not tls and any(k in query for k in ("ca", "cert", "key")):
         raise EdgecvError(f"{parts.hostname}: ca/cert/key are TLS options: use mqtts://")
     username = parts.username
-    password_env = query.get("password_env") or ("EDGECV_MQTT_PASSWORD" if username and "password_file" not in query
-                                                 else None)
-    return MqttTarget(parts.hostname, parts.port or (8883 if tls else 1883), topic, tls, username, password_env,
-                      query.get("password_file"), query.get("ca"), query.get("cert"), query.get("key"),
-                      int(query.get("queue", 10_000)))
+    password_env = query.get("password_env") or ("EDGECV_MQTT_PASSWORD" if username and "password_file" not in query else None)
+    return MqttTarget(
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        topic,
+        tls,
+        username,
+        password_env,
+        query.get("password_file"),
+        query.get("ca"),
+        query.get("cert"),
+        query.get("key"),
+        int(query.get("queue", 10_000)),
+    )
 
 
 def _tls_precheck(t: MqttTarget, timeout_s: float = 3.0) -> None:
@@ -109,8 +119,9 @@ def _tls_precheck(t: MqttTarget, timeout_s: float = 3.0) -> None:
             with context.wrap_socket(raw, server_hostname=t.host):
                 pass
     except ssl.SSLCertVerificationError as exc:
-        raise EdgecvError(f"{t.safe_uri}: the broker's TLS certificate is not trusted ({exc.verify_message}); pass its "
-                          "CA with ?ca=CA.pem") from None
+        raise EdgecvError(
+            f"{t.safe_uri}: the broker's TLS certificate is not trusted ({exc.verify_message}); pass its CA with ?ca=CA.pem"
+        ) from None
     except ssl.SSLError as exc:
         raise EdgecvError(f"{t.safe_uri}: TLS handshake failed ({exc.reason}); check ?cert= and ?key=") from None
     except OSError:
@@ -130,8 +141,7 @@ class MqttSink:
         self._refused: str | None = None
         self._ever_connected = False
         self._queue_full = mqtt.MQTT_ERR_QUEUE_SIZE
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgecv-{os.getpid()}",
-                                  clean_session=True)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgecv-{os.getpid()}", clean_session=True)
         self.client.enable_logger(logging.getLogger("edgecv.mqtt.paho"))  # at debug level, never the password
         if t.username:
             self.client.username_pw_set(t.username, t.password())
@@ -151,8 +161,7 @@ class MqttSink:
         self._answered.wait(connect_wait_s)
         self._check()
         if not self._connected.is_set():
-            log.warning("%s: broker not reachable yet; events are queued (up to %d) and sent when it is", t.safe_uri,
-                        t.queue)
+            log.warning("%s: broker not reachable yet; events are queued (up to %d) and sent when it is", t.safe_uri, t.queue)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -175,8 +184,11 @@ class MqttSink:
         if self._refused:
             t = self.target
             where = f"file {t.password_file}" if t.password_file else f"${t.password_env}"
-            hint = (f"check the user name and the password ({where})" if t.username
-                    else "the broker wants a user name and a password (mqtt://USER@host/topic)")
+            hint = (
+                f"check the user name and the password ({where})"
+                if t.username
+                else "the broker wants a user name and a password (mqtt://USER@host/topic)"
+            )
             raise EdgecvError(f"{self.target.safe_uri}: the broker refused the connection ({self._refused}); {hint}")
 
     def write(self, frame, result) -> None:
@@ -191,8 +203,13 @@ class MqttSink:
             self.published += 1
 
     def summary(self) -> dict[str, Any]:
-        return {"broker": self.target.safe_uri, "published": self.published, "dropped": self.dropped,
-                "reconnects": self.reconnects, "queued_at_end": self._queued()}
+        return {
+            "broker": self.target.safe_uri,
+            "published": self.published,
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "queued_at_end": self._queued(),
+        }
 
     def _queued(self) -> int:
         return len(getattr(self.client, "_out_messages", {}))

@@ -78,8 +78,12 @@ class PipelineSpec:
         from edgecv.runtime.sources import is_still_images
 
         names = ("topk", "conf", "iou", "track", "zones", "gallery", "face_detector", "match_threshold")
-        return StageOptions({k: getattr(self, k) for k in names}, str(self.model), self.event_cooldown_s,
-                            is_still_images(uri if uri is not None else self.uris()[0]))
+        return StageOptions(
+            {k: getattr(self, k) for k in names},
+            str(self.model),
+            self.event_cooldown_s,
+            is_still_images(uri if uri is not None else self.uris()[0]),
+        )
 
 
 class _Stop:
@@ -187,8 +191,10 @@ def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int, loop: R
     outputs += ["window"] if spec.show else []
     where = ", ".join(outputs) if outputs else "no --save/--events/--show: results are only summarised at the end"
     profile = f", device profile {spec.device}" if spec.device else ""
-    line = (f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
-            f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; {_sources_text(loop)}; {where}")
+    line = (
+        f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
+        f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; {_sources_text(loop)}; {where}"
+    )
     extra = stage.describe()
     return line + (f"; {extra}" if extra else "")
 
@@ -211,8 +217,9 @@ def _open_streams(spec: PipelineSpec, backend, stack: ExitStack, halt: threading
         drift = _drift_monitor(spec, backend.meta, name if multi else None, warn=not streams)
         source = open_source(uri, give_up_after=spec.give_up_after_s, open_timeout=spec.open_timeout_s, stop=halt)
         stack.callback(source.close)
-        streams.append(Stream(name, source, stage, Telemetry(tel) if multi else tel, [], None, drift,
-                              tag={"source": name} if multi else {}))
+        streams.append(
+            Stream(name, source, stage, Telemetry(tel) if multi else tel, [], None, drift, tag={"source": name} if multi else {})
+        )
     return streams
 
 
@@ -235,8 +242,9 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     with _Stop(stop) as stopper, ExitStack() as stack:
         halt = stopper.event
         threads = spec.threads or default_threads()
-        backend = stack.enter_context(create_backend(spec.model, name=spec.backend, threads=threads,
-                                                     **dict(spec.backend_options)))
+        backend = stack.enter_context(
+            create_backend(spec.model, name=spec.backend, threads=threads, **dict(spec.backend_options))
+        )
         streams = _open_streams(spec, backend, stack, halt, tel)
         events = _attach_sinks(spec, streams, stack)  # outputs last: a bad option above leaves no empty files
         loop = RunLoop(streams, backend, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s, spec.batch)
@@ -255,16 +263,18 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if beside_events else None)
     if telemetry_path:
         keys = ("faces", "drift", "tracks", "zones", "mqtt", "batches", "streams", "failed")
-        tel.write(telemetry_path, streams[0].source.stats if len(streams) == 1 else _total_stats(streams),
-                  extra={k: summary[k] for k in keys if k in summary})
+        tel.write(
+            telemetry_path,
+            streams[0].source.stats if len(streams) == 1 else _total_stats(streams),
+            extra={k: summary[k] for k in keys if k in summary},
+        )
     return summary
 
 
 def _total_stats(streams: list[Stream]):
     from edgecv.runtime.sources import SourceStats
 
-    return SourceStats(*(sum(getattr(s.source.stats, k) for s in streams)
-                         for k in ("read", "dropped", "corrupt", "reconnects")))
+    return SourceStats(*(sum(getattr(s.source.stats, k) for s in streams) for k in ("read", "dropped", "corrupt", "reconnects")))
 
 
 def _stream_summary(s: Stream) -> dict[str, Any]:
@@ -285,8 +295,12 @@ def _summary(spec: PipelineSpec, backend, streams: list[Stream], tel: Telemetry)
         return {**_stream_summary(streams[0]), **head, "batches": batches}
     for s in streams:
         s.tel.end = s.tel.last or tel.end  # a stream's rate over its own time: one that ended early is not diluted
-    summary = {**tel.summary(_total_stats(streams)), **head, "batches": batches,
-               "streams": {s.name: {"uri": safe_uri(s.source.uri), **_stream_summary(s)} for s in streams}}
+    summary = {
+        **tel.summary(_total_stats(streams)),
+        **head,
+        "batches": batches,
+        "streams": {s.name: {"uri": safe_uri(s.source.uri), **_stream_summary(s)} for s in streams},
+    }
     failed = [s.name for s in streams if s.error is not None]
     if failed:
         summary["failed"] = failed
@@ -305,5 +319,10 @@ def apply_device(spec: PipelineSpec, device: str) -> PipelineSpec:
         options.setdefault("preferred_providers", profile.runtime.execution_providers)
     elif kind == "litert":
         options.setdefault("xnnpack", profile.runtime.xnnpack)
-    return dataclasses.replace(spec, threads=spec.threads or profile.run_threads(), source=spec.source or profile.runtime.camera,
-                               backend_options=tuple(options.items()), device=device)
+    return dataclasses.replace(
+        spec,
+        threads=spec.threads or profile.run_threads(),
+        source=spec.source or profile.runtime.camera,
+        backend_options=tuple(options.items()),
+        device=device,
+    )

@@ -22,8 +22,20 @@ from edgecv.runtime._opencv import opencv_silent
 
 log = logging.getLogger(__name__)
 
-_COLORS = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-           (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
+_COLORS = [
+    (56, 56, 255),
+    (151, 157, 255),
+    (31, 112, 255),
+    (29, 178, 255),
+    (49, 210, 207),
+    (10, 249, 72),
+    (23, 204, 146),
+    (134, 219, 61),
+    (52, 147, 26),
+    (187, 212, 0),
+    (168, 153, 44),
+    (255, 194, 0),
+]
 
 
 def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
@@ -80,8 +92,13 @@ class Trails:
 
 def result_event(frame, result, tag: dict[str, Any] | None = None) -> dict[str, Any]:
     """A frame's ``result`` event (``tag``: the stream's name, in a run over several sources)."""
-    return {"event": "result", **(tag or {}), "frame": frame.index, **({"name": frame.name} if frame.name else {}),
-            **result.to_dict()}
+    return {
+        "event": "result",
+        **(tag or {}),
+        "frame": frame.index,
+        **({"name": frame.name} if frame.name else {}),
+        **result.to_dict(),
+    }
 
 
 class _Sink:
@@ -96,8 +113,14 @@ class _Sink:
 
 # by suffix: the codecs tried in order, best first. H.264 (avc1) plays everywhere but pip's OpenCV wheels do not
 # encode it; VP8 in WebM plays in every browser and they do; MPEG-4 Part 2 (mp4v) plays in players, not browsers.
-CODECS = {".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v"), ".webm": ("VP80", "VP90"),
-          ".avi": ("MJPG",), ".mkv": ("avc1", "VP80", "MJPG")}
+CODECS = {
+    ".mp4": ("avc1", "mp4v"),
+    ".m4v": ("avc1", "mp4v"),
+    ".mov": ("avc1", "mp4v"),
+    ".webm": ("VP80", "VP90"),
+    ".avi": ("MJPG",),
+    ".mkv": ("avc1", "VP80", "MJPG"),
+}
 BROWSER_PLAYABLE = {"avc1", "VP80", "VP90"}
 
 
@@ -125,8 +148,12 @@ class VideoSink(_Sink):
         else:
             raise EdgecvError(f"{self.path}: this OpenCV cannot encode {'/'.join(tried)} (try a .webm or .avi name)")
         if self.codec not in BROWSER_PLAYABLE:
-            log.info("%s: %s codec (plays in video players; browsers need H.264 or VP8: this OpenCV has no H.264 "
-                     "encoder, so name the file .webm for VP8)", self.path.name, self.codec)
+            log.info(
+                "%s: %s codec (plays in video players; browsers need H.264 or VP8: this OpenCV has no H.264 "
+                "encoder, so name the file .webm for VP8)",
+                self.path.name,
+                self.codec,
+            )
         else:
             log.info("%s: %s codec", self.path.name, self.codec)
 
@@ -169,8 +196,10 @@ class EventsSink(_Sink):
 def gui_problem() -> str | None:
     """Why ``--show`` cannot open a window here (None: it can), decided before any frame is read."""
     if re.search(r"GUI:\s*NONE", cv2.getBuildInformation()):
-        return ("this OpenCV has no GUI (opencv-python-headless, edgecv's default): on a desktop, "
-                "`pip uninstall opencv-python-headless && pip install opencv-python`, or watch --save out.webm instead")
+        return (
+            "this OpenCV has no GUI (opencv-python-headless, edgecv's default): on a desktop, "
+            "`pip uninstall opencv-python-headless && pip install opencv-python`, or watch --save out.webm instead"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY is not set): run it in a desktop session, or use --save out.webm"
     return None

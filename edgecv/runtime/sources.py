@@ -59,25 +59,33 @@ def _has_gstreamer() -> bool:
 
 
 def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
-    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
-            f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
-            "appsink drop=true max-buffers=1")
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
+        f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+        "appsink drop=true max-buffers=1"
+    )
 
 
 def libcamera_pipeline(width: int = 1280, height: int = 720, fps: int = 30) -> str:
-    return (f"libcamerasrc ! video/x-raw,width={width},height={height},framerate={fps}/1 ! videoconvert ! "
-            "video/x-raw,format=BGR ! appsink drop=true max-buffers=1")
+    return (
+        f"libcamerasrc ! video/x-raw,width={width},height={height},framerate={fps}/1 ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+    )
 
 
 def what_to_check(uri: str) -> str:
     """The usual reasons a live source of this kind does not open, for the one-line error."""
     if re.fullmatch(r"\d+", uri) or uri.startswith("/dev/video"):
         node = uri if uri.startswith("/dev/") else f"/dev/video{uri}"
-        return (f"check that {node} exists (ls /dev/video*), that this user may open it (group 'video'), and that "
-                "no other process holds the camera")
+        return (
+            f"check that {node} exists (ls /dev/video*), that this user may open it (group 'video'), and that "
+            "no other process holds the camera"
+        )
     if uri.startswith(("csi://", "libcamera://")):
-        return ("check the camera ribbon, that the camera service sees it (Jetson: nvargus-daemon; Pi: "
-                "rpicam-hello), and that OpenCV was built with GStreamer")
+        return (
+            "check the camera ribbon, that the camera service sees it (Jetson: nvargus-daemon; Pi: "
+            "rpicam-hello), and that OpenCV was built with GStreamer"
+        )
     return "check the address, port and credentials, and that the server is up and reachable from this device"
 
 
@@ -89,9 +97,11 @@ def capture_opener(uri: str, timeout_s: float = 10.0) -> Callable[[], cv2.VideoC
         return lambda: cv2.VideoCapture(index, cv2.CAP_V4L2)
     if uri.startswith(("csi://", "libcamera://")):
         if not _has_gstreamer():
-            raise EdgecvError(f"{uri}: this OpenCV has no GStreamer (pip wheels do not); on a Jetson use the system "
-                              "OpenCV from JetPack (our Dockerfile.jetson), on a Pi `apt install python3-opencv` "
-                              "or `pip install picamera2` for libcamera://")
+            raise EdgecvError(
+                f"{uri}: this OpenCV has no GStreamer (pip wheels do not); on a Jetson use the system "
+                "OpenCV from JetPack (our Dockerfile.jetson), on a Pi `apt install python3-opencv` "
+                "or `pip install picamera2` for libcamera://"
+            )
         pipe = csi_pipeline(int(uri.split("//")[1] or 0)) if uri.startswith("csi://") else libcamera_pipeline()
         return lambda: cv2.VideoCapture(pipe, cv2.CAP_GSTREAMER)
     if uri.startswith(("rtsp://", "http://", "https://", "rtmp://", "udp://")):
@@ -108,9 +118,15 @@ class LiveSource:
     ``give_up_after``: seconds without frames, once it has worked, before it fails (None: reconnect forever).
     """
 
-    def __init__(self, uri: str, open_capture: Callable[[], cv2.VideoCapture], backoff: tuple[float, float] = (0.5, 8.0),
-                 give_up_after: float | None = None, open_timeout: float | None = 10.0,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        uri: str,
+        open_capture: Callable[[], cv2.VideoCapture],
+        backoff: tuple[float, float] = (0.5, 8.0),
+        give_up_after: float | None = None,
+        open_timeout: float | None = 10.0,
+        stop: threading.Event | None = None,
+    ):
         self.uri, self._open, self.backoff, self.give_up_after = uri, open_capture, backoff, give_up_after
         self.open_timeout = open_timeout
         self.stats = SourceStats()
@@ -185,8 +201,9 @@ class LiveSource:
                     break
                 if count == 0 and lost_since is None:  # opened but never delivered a frame: still opening
                     if self.open_timeout is not None and time.monotonic() - started >= self.open_timeout:
-                        self._failed = (f"{self.uri}: opened, but no frame within {self.open_timeout:g} s; "
-                                        f"{what_to_check(self.uri)}")
+                        self._failed = (
+                            f"{self.uri}: opened, but no frame within {self.open_timeout:g} s; {what_to_check(self.uri)}"
+                        )
                     self._wait(self._backoff_wait(delay, started, count, lost_since))
                     delay = min(delay * 2, self.backoff[1])
                     continue
@@ -292,16 +309,18 @@ def is_still_images(uri: str | int) -> bool:
     return path.is_dir() or any(c in uri for c in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def open_source(uri: str | int, give_up_after: float | None = None, open_timeout: float | None = 10.0,
-                stop: threading.Event | None = None):
+def open_source(
+    uri: str | int, give_up_after: float | None = None, open_timeout: float | None = 10.0, stop: threading.Event | None = None
+):
     """The source a URI names (see the module docstring). ``stop``: the pipeline's stop event (live sources end
     their iteration when it is set); ``open_timeout``/``give_up_after``: see ``LiveSource``."""
     uri = str(uri)
     live = {"give_up_after": give_up_after, "open_timeout": open_timeout, "stop": stop}
     if uri.startswith("libcamera://") and not _has_gstreamer() and importlib.util.find_spec("picamera2"):
         return LiveSource(uri, _picamera2_opener(), **live)
-    if re.fullmatch(r"\d+", uri) or uri.startswith(("/dev/video", "csi://", "libcamera://", "rtsp://", "http://",
-                                                     "https://", "rtmp://", "udp://")):
+    if re.fullmatch(r"\d+", uri) or uri.startswith(
+        ("/dev/video", "csi://", "libcamera://", "rtsp://", "http://", "https://", "rtmp://", "udp://")
+    ):
         return LiveSource(uri, capture_opener(uri, open_timeout or 10.0), **live)
     path = Path(uri)
     if path.is_dir():

@@ -54,9 +54,16 @@ class StageOptions:
         return {k: self.values.get(k) for k in names}
 
 
-FLAGS = {"topk": "--topk", "conf": "--conf", "iou": "--iou", "track": "--track/--no-track", "zones": "--zones",
-         "gallery": "--gallery",
-         "face_detector": "--face-detector", "match_threshold": "--match-threshold"}
+FLAGS = {
+    "topk": "--topk",
+    "conf": "--conf",
+    "iou": "--iou",
+    "track": "--track/--no-track",
+    "zones": "--zones",
+    "gallery": "--gallery",
+    "face_detector": "--face-detector",
+    "match_threshold": "--match-threshold",
+}
 
 
 class Stage(ABC):
@@ -115,8 +122,9 @@ def list_stages() -> list[str]:
 def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) -> None:
     foreign = [FLAGS.get(k, k) for k, v in options.values.items() if v is not None and k not in takes]
     if foreign:
-        raise EdgecvError(f"{', '.join(sorted(foreign))} does not apply to {options.model or 'this artifact'} "
-                          f"(a {task} artifact)")
+        raise EdgecvError(
+            f"{', '.join(sorted(foreign))} does not apply to {options.model or 'this artifact'} (a {task} artifact)"
+        )
 
 
 def detector_tracker(conf: float | None = None):
@@ -182,8 +190,9 @@ class DetectStage(SingleModelStage):
             from edgecv.runtime.analytics import Analytics, load_zones
 
             if self.tracker is None:
-                raise EdgecvError("--zones counts tracked objects: it needs tracking on (drop --no-track; image "
-                                  "folders are not tracked)")
+                raise EdgecvError(
+                    "--zones counts tracked objects: it needs tracking on (drop --no-track; image folders are not tracked)"
+                )
             self.analytics = Analytics(load_zones(zones))
         return given
 
@@ -267,8 +276,10 @@ class FaceCascadeStage(Stage):
         tracked = "; faces tracked, named per track" if self.tracker is not None else ""
         if self.gallery is None:
             return "no --gallery: every face is reported as unknown" + tracked
-        return (f"gallery {self.gallery.path}: {len(self.live.templates)} identities, match threshold "
-                f"{self.threshold:.3f} ({self.threshold_from}){tracked}")
+        return (
+            f"gallery {self.gallery.path}: {len(self.live.templates)} identities, match threshold "
+            f"{self.threshold:.3f} ({self.threshold_from}){tracked}"
+        )
 
     def prepare(self, frame: Frame, tel: Telemetry) -> FrameJob:
         with tel.timed("face_detect"):
@@ -302,10 +313,13 @@ class FaceCascadeStage(Stage):
         return Faces(faces.xyxy[index], tuple(names), sims, tuple(nearest), emb, face_ids)
 
     def summary(self) -> dict[str, Any]:
-        out = {"faces": {"gallery": str(self.gallery.path) if self.gallery else None,
-                         "identities": len(self.live.templates) if self.live else 0,
-                         "gallery_reloads": self.live.reloads if self.live else 0}}
+        out = {
+            "faces": {
+                "gallery": str(self.gallery.path) if self.gallery else None,
+                "identities": len(self.live.templates) if self.live else 0,
+                "gallery_reloads": self.live.reloads if self.live else 0,
+            }
+        }
         if self.tracker is not None:
-            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker),
-                             "person_changes": self.identities.breaks}
+            out["tracks"] = {"confirmed": self.tracker.born, "live": len(self.tracker), "person_changes": self.identities.breaks}
         return out

@@ -175,13 +175,17 @@ def batch_size(backend: Any, streams: int, asked: int | None = None) -> int:
     a batch costs as much as its frames one by one or more (EfficientNet-Lite0 int8, onnxruntime, 1 thread, 2
     streams: 27.4 ms a call of 2 vs 10.7 ms a frame alone, in the same run); never more than the artifact takes."""
     if asked is None:
-        gpu = backend.name == "tensorrt" or any(p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-                                                for p in getattr(backend, "providers", ()))
+        gpu = backend.name == "tensorrt" or any(
+            p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in getattr(backend, "providers", ())
+        )
         asked = streams if gpu else 1
     limit = getattr(backend, "max_batch", 1)
     if asked > limit:
-        log.warning("%s takes %d frame(s) a call (its batch axis is fixed, or an output is not per frame): the streams "
-                    "take turns", backend.path.name, limit)
+        log.warning(
+            "%s takes %d frame(s) a call (its batch axis is fixed, or an output is not per frame): the streams take turns",
+            backend.path.name,
+            limit,
+        )
     return max(1, min(asked, limit, streams))
 
 
@@ -285,10 +289,12 @@ class RunLoop:
         return jobs
 
     def run(self) -> None:
-        producers = [threading.Thread(target=self._produce, args=(s,), name=f"capture+prepare {s.name}", daemon=True)
-                     for s in self.streams]
-        consumers = [threading.Thread(target=self._consume, args=(s,), name=f"finish+sinks {s.name}", daemon=True)
-                     for s in self.streams]
+        producers = [
+            threading.Thread(target=self._produce, args=(s,), name=f"capture+prepare {s.name}", daemon=True) for s in self.streams
+        ]
+        consumers = [
+            threading.Thread(target=self._consume, args=(s,), name=f"finish+sinks {s.name}", daemon=True) for s in self.streams
+        ]
         for t in producers + consumers:
             t.start()
         last_stats = time.monotonic()
@@ -300,8 +306,12 @@ class RunLoop:
                 if self.stats_every_s and time.monotonic() - last_stats >= self.stats_every_s:
                     last_stats = time.monotonic()
                     st = self.tel.summary()
-                    log.info("frames %d  fps %.1f  infer p50 %.2f ms", st["frames"], st["fps"],
-                             st["stages"].get("infer", {}).get("p50_ms", 0.0))
+                    log.info(
+                        "frames %d  fps %.1f  infer p50 %.2f ms",
+                        st["frames"],
+                        st["fps"],
+                        st["stages"].get("infer", {}).get("p50_ms", 0.0),
+                    )
         except BaseException as exc:
             self._fail(exc)
         finally:

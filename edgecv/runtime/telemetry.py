@@ -75,14 +75,22 @@ class Telemetry:
                 values = list(self._ms.get(name, ()))
                 n, total = self._n.get(name, 0), self._sum.get(name, 0.0)
             if values:
-                stages[name] = {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
-                                "mean_ms": total / n, "n": n}
+                stages[name] = {
+                    "p50_ms": float(np.percentile(values, 50)),
+                    "p99_ms": float(np.percentile(values, 99)),
+                    "mean_ms": total / n,
+                    "n": n,
+                }
         out = {"frames": self.frames, "wall_s": wall, "fps": self.frames / wall if wall > 0 else 0.0, "stages": stages}
         if "infer" in stages and self.inferred:
             out["infer_only_fps"] = self.inferred / (self._sum["infer"] / 1e3)
         if source_stats is not None:
-            out["source"] = {"read": source_stats.read, "dropped": source_stats.dropped,
-                             "corrupt": source_stats.corrupt, "reconnects": source_stats.reconnects}
+            out["source"] = {
+                "read": source_stats.read,
+                "dropped": source_stats.dropped,
+                "corrupt": source_stats.corrupt,
+                "reconnects": source_stats.reconnects,
+            }
         return out
 
     def write(self, path: str | Path, source_stats=None, extra: dict[str, Any] | None = None) -> None:
@@ -94,14 +102,17 @@ class Telemetry:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    lines = [f"frames {s['frames']}  fps {s['fps']:.1f}  wall {s['wall_s']:.1f} s"
-             + (f"  (inference alone: {s['infer_only_fps']:.1f} fps)" if "infer_only_fps" in s else "")]
+    lines = [
+        f"frames {s['frames']}  fps {s['fps']:.1f}  wall {s['wall_s']:.1f} s"
+        + (f"  (inference alone: {s['infer_only_fps']:.1f} fps)" if "infer_only_fps" in s else "")
+    ]
     for name, v in s["stages"].items():
         lines.append(f"  {name:<13} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms")
     if "source" in s:
         src = s["source"]
-        lines.append(f"  source: read {src['read']}  dropped {src['dropped']}  corrupt {src['corrupt']}  "
-                     f"reconnects {src['reconnects']}")
+        lines.append(
+            f"  source: read {src['read']}  dropped {src['dropped']}  corrupt {src['corrupt']}  reconnects {src['reconnects']}"
+        )
     if "tracks" in s:
         lines.append(f"  tracks: {s['tracks']['confirmed']} confirmed, {s['tracks']['live']} live at the end")
     for name, counts in s.get("zones", {}).items():
@@ -109,8 +120,10 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  {name}: {shown}")
     if "mqtt" in s:
         m = s["mqtt"]
-        lines.append(f"  mqtt {m['broker']}: published {m['published']}  dropped {m['dropped']}  reconnects "
-                     f"{m['reconnects']}  undelivered at exit {m['queued_at_end']}")
+        lines.append(
+            f"  mqtt {m['broker']}: published {m['published']}  dropped {m['dropped']}  reconnects "
+            f"{m['reconnects']}  undelivered at exit {m['queued_at_end']}"
+        )
     if "drift" in s:
         d = s["drift"]
         lines.append(f"  drift: {d['alarms']} alarm(s), drifting at the end: {', '.join(d['drifting']) or 'no'}")
@@ -125,9 +138,11 @@ def format_summary(s: dict[str, Any]) -> str:
 def _stream_line(name: str, st: dict[str, Any]) -> str:
     lat = st["stages"].get("latency")
     src = st["source"]
-    line = (f"  {name}: frames {st['frames']}  fps {st['fps']:.1f}"
-            + (f"  latency p50 {lat['p50_ms']:.1f} ms p99 {lat['p99_ms']:.1f} ms" if lat else "")
-            + f"  read {src['read']} dropped {src['dropped']} corrupt {src['corrupt']} reconnects {src['reconnects']}")
+    line = (
+        f"  {name}: frames {st['frames']}  fps {st['fps']:.1f}"
+        + (f"  latency p50 {lat['p50_ms']:.1f} ms p99 {lat['p99_ms']:.1f} ms" if lat else "")
+        + f"  read {src['read']} dropped {src['dropped']} corrupt {src['corrupt']} reconnects {src['reconnects']}"
+    )
     if "tracks" in st:
         line += f"  tracks {st['tracks']['confirmed']}"
     if "drift" in st:

@@ -52,8 +52,9 @@ class Task(ABC):
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         """``edgecv eval``'s lines for ``evaluate``'s result."""
 
-    def import_decoder(self, outputs: list, labels: list[str], path: Path, layout: str | None, extra: dict[str, str],
-                       digest: str) -> dict[str, Any]:
+    def import_decoder(
+        self, outputs: list, labels: list[str], path: Path, layout: str | None, extra: dict[str, str], digest: str
+    ) -> dict[str, Any]:
         """``edgecv import``: the artifact's decoder for a model from elsewhere, from what it returned on a probe
         input (``outputs``), or an EdgecvError saying why it does not fit (``extra``: the model's own metadata)."""
         raise EdgecvError(f"edgecv import does not take {self.name} models")

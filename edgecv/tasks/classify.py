@@ -24,8 +24,13 @@ class Classify(Task):
 
         model, ck = load_classifier(run_dir / "best.pt")
         size = ck["input_size"]
-        return model, ck, ArtifactMeta(task="classify", labels=list(ck["classes"]), input_size=(size, size),
-                                       mean=tuple(ck["mean"]), std=tuple(ck["std"]))
+        return (
+            model,
+            ck,
+            ArtifactMeta(
+                task="classify", labels=list(ck["classes"]), input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"])
+            ),
+        )
 
     def evaluate(self, run_dir, split="test", data=None, tta=False):
         from edgecv.evaluate.run import evaluate_run

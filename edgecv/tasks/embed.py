@@ -35,14 +35,18 @@ class Embed(Task):
 
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         t, thr = result[split], result.get("threshold") or {}
-        line = (f"{split} ({t['identities']} unseen identities, {t['genuine_pairs']}/{t['impostor_pairs']} genuine/impostor "
-                f"pairs): TAR@FAR=1e-2 {t['tar@far=0.01']:.4f}  TAR@FAR=1e-3 {t['tar@far=0.001']:.4f}  AUC {t['auc']:.4f}  "
-                f"1:K top-1 {t['identify_top1']:.4f}")
+        line = (
+            f"{split} ({t['identities']} unseen identities, {t['genuine_pairs']}/{t['impostor_pairs']} genuine/impostor "
+            f"pairs): TAR@FAR=1e-2 {t['tar@far=0.01']:.4f}  TAR@FAR=1e-3 {t['tar@far=0.001']:.4f}  AUC {t['auc']:.4f}  "
+            f"1:K top-1 {t['identify_top1']:.4f}"
+        )
         if "at_threshold" in t:
             a = t["at_threshold"]
-            line += (f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
-                     f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  "
-                     f"accuracy {a['accuracy']:.4f}")
+            line += (
+                f"\nmatch threshold {a['threshold']:.4f} (calibrated on val to FAR {thr.get('target_far', 0):g}), on "
+                f"{split} vs {a['shots']}-shot templates: TAR {a['tar']:.4f}  FAR {a['far']:.4f}  "
+                f"accuracy {a['accuracy']:.4f}"
+            )
         return line
 
     def import_decoder(self, outputs, labels, path, layout, extra, digest):

@@ -33,8 +33,9 @@ def find_artifacts(path: Path) -> list[Path]:
     return found
 
 
-def bench(path: str | Path, run: str | Path | None = None, threads: int | None = None, repeat: int = 1,
-          data: str | Path | None = None) -> list[dict[str, Any]]:
+def bench(
+    path: str | Path, run: str | Path | None = None, threads: int | None = None, repeat: int = 1, data: str | Path | None = None
+) -> list[dict[str, Any]]:
     """Rows for every artifact under ``path`` (a run dir, an export folder or one file), on the test split of
     ``run`` (default: ``path`` when it is a run dir), read from ``data`` when given (see ``Split.load``)."""
     path = Path(path)
@@ -53,12 +54,22 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
         images = np.concatenate([es.images] * repeat)
         outputs, ms, _ = run_backend(artifact, images, threads, backend)
         tm = METRICS[meta.task]
-        rows.append({"file": artifact.name, "format": artifact.suffix.lstrip("."), "precision": meta.precision,
-                     "backend": backend.name, "size_mb": round(artifact.stat().st_size / 1e6, 3),
-                     "metric": tm.name, "value": tm.fn([o[: len(es.images)] for o in outputs], es),
-                     "n": len(es.images),
-                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                     "fps": 1000.0 / float(np.mean(ms)), "threads": threads})
+        rows.append(
+            {
+                "file": artifact.name,
+                "format": artifact.suffix.lstrip("."),
+                "precision": meta.precision,
+                "backend": backend.name,
+                "size_mb": round(artifact.stat().st_size / 1e6, 3),
+                "metric": tm.name,
+                "value": tm.fn([o[: len(es.images)] for o in outputs], es),
+                "n": len(es.images),
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+                "fps": 1000.0 / float(np.mean(ms)),
+                "threads": threads,
+            }
+        )
         if backend.name == "onnxruntime" and peak is None:
             peak = machine_peak(threads)
         rows[-1].update(roofline(rows[-1], artifact_macs(artifact), peak))
@@ -70,17 +81,21 @@ def bench(path: str | Path, run: str | Path | None = None, threads: int | None =
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| artifact | format | precision | threads | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 | "
-             "M MACs | GMAC/s | % of peak |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| artifact | format | precision | threads | MB | metric | p50 ms | p99 ms | FPS | speed-up vs fp32 | "
+        "M MACs | GMAC/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         sp = f"{r['speedup_vs_fp32']:.2f}x" if r["speedup_vs_fp32"] else "-"
         macs, gm, pct = r.get("macs"), r.get("gmacs"), r.get("pct_of_peak")
-        lines.append(f"| {r['file']} | {r['format']} | {r['precision']} | {r.get('threads') or 'default'} | "
-                     f"{r['size_mb']:.2f} | {r['metric']} "
-                     f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} | "
-                     f"{f'{macs / 1e6:.0f}' if macs else '-'} | {f'{gm:.1f}' if gm else '-'} | "
-                     f"{f'{pct:.1f}%' if pct is not None else '-'} |")
+        lines.append(
+            f"| {r['file']} | {r['format']} | {r['precision']} | {r.get('threads') or 'default'} | "
+            f"{r['size_mb']:.2f} | {r['metric']} "
+            f"{r['value']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {sp} | "
+            f"{f'{macs / 1e6:.0f}' if macs else '-'} | {f'{gm:.1f}' if gm else '-'} | "
+            f"{f'{pct:.1f}%' if pct is not None else '-'} |"
+        )
     return "\n".join(lines)
 
 

@@ -55,9 +55,15 @@ def last_spatial_layer(model: nn.Module, size: int) -> str:
     """Name of the last leaf module (in execution order) whose output is a B x C x H x W map with H, W > 1:
     the feature map the classifier pools."""
     order: list[str] = []
-    hooks = [m.register_forward_hook(lambda _m, _a, out, n=name: order.append(n)
-                                     if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 1 else None)
-             for name, m in model.named_modules() if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, _a, out, n=name: order.append(n)
+            if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] > 1
+            else None
+        )
+        for name, m in model.named_modules()
+        if not list(m.children())
+    ]
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, size, size))
@@ -76,8 +82,9 @@ def _normalize(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return m / peak if peak > 0 else m
 
 
-def smooth_saliency(model: nn.Module, x: torch.Tensor, idx: int, samples: int = 16, noise: float = 0.15,
-                    seed: int = 0) -> np.ndarray:
+def smooth_saliency(
+    model: nn.Module, x: torch.Tensor, idx: int, samples: int = 16, noise: float = 0.15, seed: int = 0
+) -> np.ndarray:
     """|d logit / d pixel|, max over channels, averaged over ``samples`` copies of ``x`` with Gaussian noise of
     ``noise`` x the input's range (SmoothGrad, Smilkov et al. 2017; ``samples=1, noise=0`` is the plain map of
     Simonyan et al.). The plain gradient is speckled by the texture of the background; averaging keeps what is
@@ -89,8 +96,15 @@ def smooth_saliency(model: nn.Module, x: torch.Tensor, idx: int, samples: int = 
     return xs.grad.abs().amax(1).mean(0).numpy()
 
 
-def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int | str | None = None,
-                  layer: str | None = None, samples: int = 16, noise: float = 0.15) -> Explanation:
+def explain_image(
+    model: nn.Module,
+    meta: dict,
+    image: str | Path,
+    target: int | str | None = None,
+    layer: str | None = None,
+    samples: int = 16,
+    noise: float = 0.15,
+) -> Explanation:
     """Saliency and Grad-CAM of ``model`` (a classifier in eval mode) on ``image`` for ``target`` (a class index or
     name; default: the predicted class)."""
     try:
@@ -130,9 +144,16 @@ def explain_image(model: nn.Module, meta: dict, image: str | Path, target: int |
     cam = torch.relu((grad.mean((2, 3), keepdim=True) * act).sum(1))[0].detach().numpy()
     saliency = smooth_saliency(model, x, idx, samples, noise)
     shape = rgb.shape[:2]
-    return Explanation(image=Path(image), class_index=idx, label=classes[idx], predicted=idx == int(logits.argmax(1)),
-                       score=float(logits.detach().softmax(1)[0, idx]), layer=layer,
-                       saliency=_normalize(saliency, shape), gradcam=_normalize(cam, shape))
+    return Explanation(
+        image=Path(image),
+        class_index=idx,
+        label=classes[idx],
+        predicted=idx == int(logits.argmax(1)),
+        score=float(logits.detach().softmax(1)[0, idx]),
+        layer=layer,
+        saliency=_normalize(saliency, shape),
+        gradcam=_normalize(cam, shape),
+    )
 
 
 def _heat(m: np.ndarray) -> np.ndarray:
@@ -148,12 +169,10 @@ def write_pngs(e: Explanation, out: str | Path) -> tuple[Path, Path]:
     bgr = cv2.cvtColor(read_rgb(e.image), cv2.COLOR_RGB2BGR)
     r = max(3, max(bgr.shape[:2]) // 30)
     paths = []
-    for which, panel in (("saliency", _heat(e.saliency)),
-                         ("gradcam", cv2.addWeighted(bgr, 0.5, _heat(e.gradcam), 0.5, 0))):
+    for which, panel in (("saliency", _heat(e.saliency)), ("gradcam", cv2.addWeighted(bgr, 0.5, _heat(e.gradcam), 0.5, 0))):
         cv2.circle(panel, e.hottest(which), r, (255, 255, 255), max(1, r // 3))
         side = np.concatenate([bgr, panel], axis=1)
-        cv2.putText(side, f"{e.label} {e.score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(side, f"{e.label} {e.score:.2f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         path = out / f"{name}_{which}.png"
         if not cv2.imwrite(str(path), side):
             raise EdgecvError(f"cannot write {path}")
@@ -161,9 +180,15 @@ def write_pngs(e: Explanation, out: str | Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def explain_run(run_dir: str | Path, image: str | Path, out: str | Path | None = None,
-                target: int | str | None = None, layer: str | None = None, samples: int = 16,
-                noise: float = 0.15) -> tuple[Explanation, tuple[Path, Path]]:
+def explain_run(
+    run_dir: str | Path,
+    image: str | Path,
+    out: str | Path | None = None,
+    target: int | str | None = None,
+    layer: str | None = None,
+    samples: int = 16,
+    noise: float = 0.15,
+) -> tuple[Explanation, tuple[Path, Path]]:
     """Load ``run_dir/best.pt``, explain ``image`` and write the PNGs (default folder: ``run_dir/explain``)."""
     from edgecv.models.loading import load_classifier
 

@@ -52,10 +52,15 @@ class Report:
         return batch * sum(layer.act_bytes for layer in self.layers) + 4 * 4 * self.params
 
     def to_dict(self, batch: int) -> dict[str, Any]:
-        return {"source": self.source, "params": self.params, "macs": self.macs, "macs_by_kind": self.macs_by_kind(),
-                "peak_inference_activation_mb": self.peak_inference_bytes() / 2**20,
-                "training_mb_at_batch": {"batch": batch, "mb": self.training_bytes(batch) / 2**20},
-                "layers": [layer.__dict__ for layer in self.layers]}
+        return {
+            "source": self.source,
+            "params": self.params,
+            "macs": self.macs,
+            "macs_by_kind": self.macs_by_kind(),
+            "peak_inference_activation_mb": self.peak_inference_bytes() / 2**20,
+            "training_mb_at_batch": {"batch": batch, "mb": self.training_bytes(batch) / 2**20},
+            "layers": [layer.__dict__ for layer in self.layers],
+        }
 
 
 def _conv_kind(conv) -> str:
@@ -98,8 +103,9 @@ def inspect_torch(model, input_shape: tuple[int, ...], source: str = "torch") ->
         key = f"{root}.{name}" if name else root
         macs = int(sum(flops.get(key, {}).values()) // 2)
         kind = _conv_kind(m) if isinstance(m, nn.Conv2d) else "linear" if isinstance(m, nn.Linear) else "other"
-        report.layers.append(Layer(name, kind, macs, sum(p.numel() for p in m.parameters(recurse=False)), shape,
-                                   out_bytes, in_bytes))
+        report.layers.append(
+            Layer(name, kind, macs, sum(p.numel() for p in m.parameters(recurse=False)), shape, out_bytes, in_bytes)
+        )
     return report
 
 
@@ -138,12 +144,16 @@ def inspect_onnx(path: str | Path) -> Report:
             groups = next((a.i for a in node.attribute if a.name == "group"), 1)
             cin = shapes.get(node.input[0], (0, 0))[1]
             macs = int(np.prod(oshape)) * int(np.prod(w[1:]))
-            kind = ("depthwise" if groups > 1 and groups == cin else
-                    "pointwise" if tuple(w[2:]) == (1, 1) and groups == 1 else "conv")
+            kind = (
+                "depthwise" if groups > 1 and groups == cin else "pointwise" if tuple(w[2:]) == (1, 1) and groups == 1 else "conv"
+            )
         elif node.op_type in ("Gemm", "MatMul"):
             w = wshape.get(node.input[1])
-            k = (w[0] if node.op_type == "MatMul" or not any(a.name == "transB" and a.i for a in node.attribute)
-                 else w[1]) if w is not None else shapes.get(node.input[0], (0, 0))[-1]
+            k = (
+                (w[0] if node.op_type == "MatMul" or not any(a.name == "transB" and a.i for a in node.attribute) else w[1])
+                if w is not None
+                else shapes.get(node.input[0], (0, 0))[-1]
+            )
             macs, kind = int(np.prod(oshape)) * int(k), "linear"
         params = int(sum(inits[i].size for i in node.input if i in inits))
         in_bytes = sum(nbytes(i) for i in node.input if i not in inits)
@@ -153,14 +163,22 @@ def inspect_onnx(path: str | Path) -> Report:
 
 def format_report(r: Report, batch: int, layers: bool = False) -> str:
     by = r.macs_by_kind()
-    lines = [f"{r.source}", f"parameters: {r.params:,}", f"MACs: {r.macs / 1e6:.1f} M  ("
-             + ", ".join(f"{k} {v / 1e6:.1f} M" for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v) + ")",
-             f"peak inference activation memory (two live layers): {r.peak_inference_bytes() / 2**20:.2f} MB",
-             f"training memory at batch {batch} (activations + weights, grads, AdamW): {r.training_bytes(batch) / 2**20:.1f} MB"]
+    lines = [
+        f"{r.source}",
+        f"parameters: {r.params:,}",
+        f"MACs: {r.macs / 1e6:.1f} M  ("
+        + ", ".join(f"{k} {v / 1e6:.1f} M" for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v)
+        + ")",
+        f"peak inference activation memory (two live layers): {r.peak_inference_bytes() / 2**20:.2f} MB",
+        f"training memory at batch {batch} (activations + weights, grads, AdamW): {r.training_bytes(batch) / 2**20:.1f} MB",
+    ]
     if layers:
         lines.append(f"{'layer':<48} {'kind':<10} {'MACs (M)':>9} {'params':>9} {'out':>18}")
-        lines += [f"{layer.name[:48]:<48} {layer.kind:<10} {layer.macs / 1e6:>9.2f} {layer.params:>9} {str(layer.out_shape):>18}"
-                  for layer in r.layers if layer.macs or layer.params]
+        lines += [
+            f"{layer.name[:48]:<48} {layer.kind:<10} {layer.macs / 1e6:>9.2f} {layer.params:>9} {str(layer.out_shape):>18}"
+            for layer in r.layers
+            if layer.macs or layer.params
+        ]
     return "\n".join(lines)
 
 
@@ -200,8 +218,7 @@ def inspect_tflite(path: str | Path) -> Report:
                 kind = "pointwise" if name == "CONV_2D" and tuple(w[1:3]) == (1, 1) else "conv"
         params = int(sum(np.prod(shape(i)) for i in ins if i in consts))
         in_bytes = sum(nbytes(i) for i in ins if i not in consts)
-        report.layers.append(Layer(f"{op['index']}:{name}", kind, macs, params, oshape,
-                                   sum(nbytes(o) for o in outs), in_bytes))
+        report.layers.append(Layer(f"{op['index']}:{name}", kind, macs, params, oshape, sum(nbytes(o) for o in outs), in_bytes))
     return report
 
 
@@ -229,17 +246,24 @@ def artifact_meta(path: str | Path):
 def format_meta(meta) -> str:
     """The artifact's contract and its own fidelity row, in a few lines."""
     src = meta.source or {}
-    lines = [f"artifact: {meta.task}, {len(meta.labels)} label(s) ({', '.join(meta.labels[:6])}"
-             f"{', ...' if len(meta.labels) > 6 else ''}), input {meta.input_size[0]}x{meta.input_size[1]} "
-             f"{meta.color} {meta.layout} ({meta.resize}), {meta.precision}",
-             f"made by: edgecv {src.get('edgecv_version', '?')} "
-             + (f"importing {src['imported']} (sha256 {src.get('sha256', '?')}, {src.get('producer') or src.get('format')}, "
-                f"preset {src.get('preset', '?')}, decoder {(meta.decoder or {}).get('type', '?')})" if "imported" in src else
-                f"from run {src.get('run', '?')} ({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} "
-                f"{src.get('recipe_hash', '')})")]
+    lines = [
+        f"artifact: {meta.task}, {len(meta.labels)} label(s) ({', '.join(meta.labels[:6])}"
+        f"{', ...' if len(meta.labels) > 6 else ''}), input {meta.input_size[0]}x{meta.input_size[1]} "
+        f"{meta.color} {meta.layout} ({meta.resize}), {meta.precision}",
+        f"made by: edgecv {src.get('edgecv_version', '?')} "
+        + (
+            f"importing {src['imported']} (sha256 {src.get('sha256', '?')}, {src.get('producer') or src.get('format')}, "
+            f"preset {src.get('preset', '?')}, decoder {(meta.decoder or {}).get('type', '?')})"
+            if "imported" in src
+            else f"from run {src.get('run', '?')} ({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} "
+            f"{src.get('recipe_hash', '')})"
+        ),
+    ]
     if meta.thresholds:
-        lines.append("thresholds: " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in sorted(meta.thresholds.items())))
+        lines.append(
+            "thresholds: "
+            + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(meta.thresholds.items()))
+        )
     f = meta.fidelity
     if not f:
         lines.append("fidelity: none recorded (not measured by `edgecv export`)")
@@ -248,11 +272,14 @@ def format_meta(meta) -> str:
     interval = f" [95% {ci['low']:+.2f}, {ci['high']:+.2f}]" if ci.get("high") is not None else ""
     agree_all = f.get("agreement_all") or {}
     gate = f.get("gate")
-    lines.append(f"fidelity ({f['split']} split, n={f['n']}, {f['backend']}): {f['metric']} {f['value']:.4f} vs "
-                 f"fp32 {f['reference']:.4f}, drop {f['drop_points']:.2f} points{interval}, agreement "
-                 f"{f['top1_agreement']:.3f}" + (f" (all {agree_all['n']} run images: {agree_all['value']:.3f})"
-                                                 if agree_all else ""))
+    lines.append(
+        f"fidelity ({f['split']} split, n={f['n']}, {f['backend']}): {f['metric']} {f['value']:.4f} vs "
+        f"fp32 {f['reference']:.4f}, drop {f['drop_points']:.2f} points{interval}, agreement "
+        f"{f['top1_agreement']:.3f}" + (f" (all {agree_all['n']} run images: {agree_all['value']:.3f})" if agree_all else "")
+    )
     if gate:
-        lines.append(f"gate: {'pass' if gate['passed'] else 'FAIL'} at --max-drop {gate['max_drop']}, "
-                     f"{len(gate['float_layers'])} layer(s) kept in float")
+        lines.append(
+            f"gate: {'pass' if gate['passed'] else 'FAIL'} at --max-drop {gate['max_drop']}, "
+            f"{len(gate['float_layers'])} layer(s) kept in float"
+        )
     return "\n".join(lines)

@@ -28,9 +28,9 @@ import numpy as np
 M, K, N = 1024, 1024, 1024
 PEAK_MODELS = {  # python scripts/peak_models.py
     "fp32": "CAg6XgoRCgFhCgFiEgF5IgZNYXRNdWwSBHBlYWtaFQoBYRIQCg4IARIKCgMIgAgKAwiACFoVCgFiEhAKDggBEgoKAwiACAoDCIAIYhUKAXkS"
-            "EAoOCAESCgoDCIAICgMIgAhCBAoAEA0=",
+    "EAoOCAESCgoDCIAICgMIgAhCBAoAEA0=",
     "int8": "CAg6ZQoYCgFhCgFiEgF5Ig1NYXRNdWxJbnRlZ2VyEgRwZWFrWhUKAWESEAoOCAISCgoDCIAICgMIgAhaFQoBYhIQCg4IAxIKCgMIgAgKAwiA"
-            "CGIVCgF5EhAKDggGEgoKAwiACAoDCIAIQgQKABAN",
+    "CGIVCgF5EhAKDggGEgoKAwiACAoDCIAIQgQKABAN",
 }
 
 
@@ -123,5 +123,9 @@ def roofline(row: dict[str, Any], macs: int | None, peak: dict[str, Any] | None)
         return {"macs": macs, "gmacs": None, "peak_gmacs": None, "pct_of_peak": None}
     gmacs = macs / (row["p50_ms"] / 1e3) / 1e9
     top = (peak or {}).get("int8" if row["precision"] == "int8" else "fp32") if row["backend"] == "onnxruntime" else None
-    return {"macs": int(macs), "gmacs": round(gmacs, 2), "peak_gmacs": top,
-            "pct_of_peak": round(100 * gmacs / top, 1) if top else None}
+    return {
+        "macs": int(macs),
+        "gmacs": round(gmacs, 2),
+        "peak_gmacs": top,
+        "pct_of_peak": round(100 * gmacs / top, 1) if top else None,
+    }

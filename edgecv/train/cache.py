@@ -40,8 +40,9 @@ def _reseed_worker(_: int) -> None:
         ds.transform.reseed(info.seed)
 
 
-def make_loader(dataset: ImageListDataset, batch_size: int, workers: int, seed: int, info: DistInfo,
-                shuffle: bool = False) -> DataLoader:
+def make_loader(
+    dataset: ImageListDataset, batch_size: int, workers: int, seed: int, info: DistInfo, shuffle: bool = False
+) -> DataLoader:
     """A loader over this rank's shard (every world-th item); reproducible for a given seed."""
     n = len(dataset)
     if shuffle:  # training: pad to a multiple of the world size so every DDP rank takes the same steps
@@ -52,14 +53,28 @@ def make_loader(dataset: ImageListDataset, batch_size: int, workers: int, seed: 
     shard = Subset(dataset, order[info.rank :: info.world])
     if workers == 0 and hasattr(dataset.transform, "reseed"):
         dataset.transform.reseed(seed)
-    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      collate_fn=collate_skip_unreadable, worker_init_fn=_reseed_worker if workers else None,
-                      generator=torch.Generator().manual_seed(seed), persistent_workers=False)
+    return DataLoader(
+        shard,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_skip_unreadable,
+        worker_init_fn=_reseed_worker if workers else None,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, dataset: ImageListDataset, batch_size: int, workers: int,
-                     info: DistInfo, seed: int = 0, desc: str = "features") -> FeatureSet:
+def extract_features(
+    backbone: nn.Module,
+    dataset: ImageListDataset,
+    batch_size: int,
+    workers: int,
+    info: DistInfo,
+    seed: int = 0,
+    desc: str = "features",
+) -> FeatureSet:
     """Pooled features of every dataset item in dataset order, gathered across ranks."""
     was = backbone.training
     backbone.eval()
@@ -102,12 +117,14 @@ def cached(path: Path, info: DistInfo, compute: Callable[[], FeatureSet]) -> Fea
 
 
 def concat(sets: list[FeatureSet]) -> FeatureSet:
-    return FeatureSet(torch.cat([s.features for s in sets]), torch.cat([s.labels for s in sets]),
-                      int(np.sum([s.skipped for s in sets])))
+    return FeatureSet(
+        torch.cat([s.features for s in sets]), torch.cat([s.labels for s in sets]), int(np.sum([s.skipped for s in sets]))
+    )
 
 
-def split_features(bb, recipe, split, out: Path, info: DistInfo, net: nn.Module | None = None,
-                   tag: str = "") -> tuple[FeatureSet, FeatureSet]:
+def split_features(
+    bb, recipe, split, out: Path, info: DistInfo, net: nn.Module | None = None, tag: str = ""
+) -> tuple[FeatureSet, FeatureSet]:
     """Frozen-backbone features of the train split (plain + ``cache_augmentations`` augmented copies) and of the val
     split, cached in ``out/cache`` under a key of everything they depend on. ``net`` (default the backbone ``bb``:
     pooled features) computes them, e.g. an embedder's feature-map body; ``tag`` names what it computes."""
@@ -121,11 +138,22 @@ def split_features(bb, recipe, split, out: Path, info: DistInfo, net: nn.Module 
         return ImageListDataset(root, split.files[name], split.labels[name], transform)
 
     def one(name: str, transform, copy: int) -> FeatureSet:
-        k = cache_key(**key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None,
-                      copy=copy, seed=tr.seed)
-        return cached(out / "cache" / f"{name}-{copy}-{k}.pt", info,
-                      lambda: extract_features(net, ds(name, transform), tr.batch_size, tr.workers, info,
-                                               seed=tr.seed * 1000 + copy, desc=f"caching {name} features #{copy}"))
+        k = cache_key(
+            **key, files=split.file_hash(name), aug=recipe.augment.model_dump() if copy else None, copy=copy, seed=tr.seed
+        )
+        return cached(
+            out / "cache" / f"{name}-{copy}-{k}.pt",
+            info,
+            lambda: extract_features(
+                net,
+                ds(name, transform),
+                tr.batch_size,
+                tr.workers,
+                info,
+                seed=tr.seed * 1000 + copy,
+                desc=f"caching {name} features #{copy}",
+            ),
+        )
 
     clean = eval_transform(size, mean, std)
     aug = TrainTransform(recipe.augment, size, mean, std)

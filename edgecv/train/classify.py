@@ -31,18 +31,31 @@ def _split(recipe: TrainRecipe, out: Path, info: DistInfo, resume: bool) -> Spli
         split = make_split(recipe.data.root, s.test, s.val, s.seed, workers=max(2, recipe.train.workers))
         split.save(path)
         if split.skipped:
-            log.warning("skipped %d unreadable images (listed in %s), e.g. %s: %s", len(split.skipped), path,
-                        split.skipped[0]["file"], split.skipped[0]["reason"])
+            log.warning(
+                "skipped %d unreadable images (listed in %s), e.g. %s: %s",
+                len(split.skipped),
+                path,
+                split.skipped[0]["file"],
+                split.skipped[0]["reason"],
+            )
     barrier(info)
     return Split.load(path)
 
 
 def _meta(model: Classifier, recipe: TrainRecipe, split: Split) -> dict[str, Any]:
     bb = model.backbone
-    return {"task": "classify", "classes": split.classes, "backbone": bb.spec.name,
-            "weights_source": bb.weights_source, "input_size": recipe.data.input_size, "mean": list(bb.spec.mean),
-            "std": list(bb.spec.std), "dropout": recipe.model.dropout, "recipe_name": recipe.name,
-            "edgecv_version": edgecv.__version__}
+    return {
+        "task": "classify",
+        "classes": split.classes,
+        "backbone": bb.spec.name,
+        "weights_source": bb.weights_source,
+        "input_size": recipe.data.input_size,
+        "mean": list(bb.spec.mean),
+        "std": list(bb.spec.std),
+        "dropout": recipe.model.dropout,
+        "recipe_name": recipe.name,
+        "edgecv_version": edgecv.__version__,
+    }
 
 
 def _restore(stage: Stage, state: LoopState, last: dict[str, Any] | None) -> None:
@@ -51,17 +64,24 @@ def _restore(stage: Stage, state: LoopState, last: dict[str, Any] | None) -> Non
         stage.scheduler.load_state_dict(last["scheduler"])
 
 
-def train_classifier(rec: TrainRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,
-                     callbacks=()) -> dict[str, Any]:
+def train_classifier(
+    rec: TrainRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None, callbacks=()
+) -> dict[str, Any]:
     """Train (or, with ``last``, the last.pt being resumed, continue) the classifier ``rec`` describes; the
     metrics of its best checkpoint (rank 0; other ranks get {})."""
     split = _split(rec, run_dir, info, last is not None)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     if info.main:
         counts = split.counts()
-        log.info("run %s: %d classes, train/val/test = %d/%d/%d images%s", run_dir, len(split.classes),
-                 counts["train"], counts["val"], counts["test"],
-                 f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+        log.info(
+            "run %s: %d classes, train/val/test = %d/%d/%d images%s",
+            run_dir,
+            len(split.classes),
+            counts["train"],
+            counts["val"],
+            counts["test"],
+            f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
+        )
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     if info.main:
         log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
@@ -71,8 +91,14 @@ def train_classifier(rec: TrainRecipe, run_dir: Path, info: DistInfo, last: dict
     for p in model.backbone.parameters():
         p.requires_grad_(False)
     meta = lambda: _meta(model, rec, split)  # noqa: E731
-    kw = dict(info=info, run_dir=run_dir, seed=rec.train.seed, patience=rec.train.early_stopping,
-              checkpoint_meta=meta, callbacks=callbacks)
+    kw = dict(
+        info=info,
+        run_dir=run_dir,
+        seed=rec.train.seed,
+        patience=rec.train.early_stopping,
+        checkpoint_meta=meta,
+        callbacks=callbacks,
+    )
 
     if state.stage == "head":
         train_f, val_f = split_features(model.backbone, rec, split, run_dir, info)
@@ -86,8 +112,9 @@ def train_classifier(rec: TrainRecipe, run_dir: Path, info: DistInfo, last: dict
             model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
         mean, std, size = backbone.spec.mean, backbone.spec.std, rec.data.input_size
         root = Path(split.root)
-        train_ds = ImageListDataset(root, split.files["train"], split.labels["train"],
-                                    TrainTransform(rec.augment, size, mean, std))
+        train_ds = ImageListDataset(
+            root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std)
+        )
         val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
         stage = finetune_stage(model, rec, info, train_ds, val_ds)
         _restore(stage, state, last)

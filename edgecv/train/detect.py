@@ -44,10 +44,15 @@ def detect_split(ds: DetectionSet, test: float, val: float, seed: int) -> Split:
     key = np.asarray([np.bincount(s.classes).argmax() if len(s.classes) else -1 for s in ds.samples])
     idx = stratified_split(key, test, val, seed)
     files = [s.file for s in ds.samples]
-    return Split(root=str(ds.root), classes=list(ds.classes), seed=seed, fractions={"test": test, "val": val},
-                 files={k: [files[i] for i in idx[k]] for k in SPLITS},
-                 labels={k: [int(key[i]) for i in idx[k]] for k in SPLITS},
-                 skipped=[{"file": f, "reason": "unreadable image"} for f in ds.report.unreadable])
+    return Split(
+        root=str(ds.root),
+        classes=list(ds.classes),
+        seed=seed,
+        fractions={"test": test, "val": val},
+        files={k: [files[i] for i in idx[k]] for k in SPLITS},
+        labels={k: [int(key[i]) for i in idx[k]] for k in SPLITS},
+        skipped=[{"file": f, "reason": "unreadable image"} for f in ds.report.unreadable],
+    )
 
 
 def letterboxed(root: Path, s: DetSample, size: int) -> tuple[np.ndarray, np.ndarray, Transform]:
@@ -60,17 +65,24 @@ def box_augment(spec: DetectAugmentSpec) -> A.Compose:
     """Flip, scale + shift (grey fill like the letterbox) and colour, boxes moved with the pixels; boxes less than
     40% visible afterwards are dropped."""
     cj = spec.color_jitter
-    return A.Compose([
-        A.HorizontalFlip(p=spec.hflip),
-        A.Affine(scale=spec.scale, translate_percent=(-spec.translate, spec.translate), border_mode=cv2.BORDER_CONSTANT,
-                 fill=114, p=0.8),
-        A.ColorJitter(brightness=cj, contrast=cj, saturation=cj, hue=min(cj / 4, 0.5), p=0.8 if cj else 0.0),
-    ], bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.4, clip=True))
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=spec.hflip),
+            A.Affine(
+                scale=spec.scale,
+                translate_percent=(-spec.translate, spec.translate),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=114,
+                p=0.8,
+            ),
+            A.ColorJitter(brightness=cj, contrast=cj, saturation=cj, hue=min(cj / 4, 0.5), p=0.8 if cj else 0.0),
+        ],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["classes"], min_visibility=0.4, clip=True),
+    )
 
 
 class DetDataset(Dataset):
-    def __init__(self, ds: DetectionSet, files: list[str], size: int, mean, std, augment: A.Compose | None = None,
-                 seed: int = 0):
+    def __init__(self, ds: DetectionSet, files: list[str], size: int, mean, std, augment: A.Compose | None = None, seed: int = 0):
         index = ds.by_file()
         self.root, self.samples, self.size = ds.root, [index[f] for f in files], size
         self.mean, self.std, self.augment, self.seed = tuple(mean), tuple(std), augment, seed
@@ -104,8 +116,10 @@ class Targets:
         self.lo, self.hi = level_ranges(model.strides, model.point_strides)
 
     def __call__(self, boxes: list[torch.Tensor], classes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        out = [assign(self.model.points, self.model.point_strides, self.lo, self.hi, b, c, self.radius)
-               for b, c in zip(boxes, classes)]
+        out = [
+            assign(self.model.points, self.model.point_strides, self.lo, self.hi, b, c, self.radius)
+            for b, c in zip(boxes, classes)
+        ]
         return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
 
 
@@ -119,8 +133,11 @@ def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: 
         lab, mat = targets(boxes, classes)
         labels.append(lab.to(torch.int16))
         matched.append(mat)
-    return {"feats": [torch.cat([f[k] for f in feats]) for k in range(len(model.strides))],
-            "labels": torch.cat(labels), "matched": torch.cat(matched)}
+    return {
+        "feats": [torch.cat([f[k] for f in feats]) for k in range(len(model.strides))],
+        "labels": torch.cat(labels),
+        "matched": torch.cat(matched),
+    }
 
 
 def _batches(n: int, size: int, rng: np.random.Generator | None):
@@ -139,8 +156,11 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
 
     def run(data: dict, idx: torch.Tensor):
         logits, boxes = model.head_outputs([f[idx].float() for f in data["feats"]])
-        return logits, boxes, detection_loss(logits, boxes, data["labels"][idx].long(), data["matched"][idx],
-                                             rec.train.box_weight)
+        return (
+            logits,
+            boxes,
+            detection_loss(logits, boxes, data["labels"][idx].long(), data["matched"][idx], rec.train.box_weight),
+        )
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
@@ -167,17 +187,20 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
     return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric="map50")
 
 
-def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val_loader: DataLoader,
-                   targets: Targets, evaluate: Evaluator) -> Stage:
+def finetune_stage(
+    model: Detector, rec: DetectRecipe, train_ds: DetDataset, val_loader: DataLoader, targets: Targets, evaluate: Evaluator
+) -> Stage:
     ft = rec.train.finetune
     units = model.trainable_backbone_units()
-    thawed = units[-ft.unfreeze_blocks:]
+    thawed = units[-ft.unfreeze_blocks :]
     for m in thawed:
         for p in m.parameters():
             p.requires_grad_(True)
     head = [p for n, p in model.named_parameters() if not n.startswith("body.")]
-    opt = torch.optim.AdamW([{"params": [p for m in thawed for p in m.parameters()], "lr": ft.lr},
-                             {"params": head, "lr": ft.lr * 3}], weight_decay=ft.weight_decay)
+    opt = torch.optim.AdamW(
+        [{"params": [p for m in thawed for p in m.parameters()], "lr": ft.lr}, {"params": head, "lr": ft.lr * 3}],
+        weight_decay=ft.weight_decay,
+    )
     bs = rec.train.batch_size
     sched = cosine_schedule(opt, ft.epochs * -(-len(train_ds) // bs))
 
@@ -186,8 +209,14 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
         for i, m in enumerate(units):  # frozen stages keep their ImageNet BatchNorm statistics
             m.train(i >= len(units) - ft.unfreeze_blocks)
         train_ds.seed = rec.train.seed * 7919 + epoch
-        loader = DataLoader(train_ds, bs, shuffle=True, num_workers=rec.train.workers, collate_fn=_collate,
-                            generator=torch.Generator().manual_seed(train_ds.seed))
+        loader = DataLoader(
+            train_ds,
+            bs,
+            shuffle=True,
+            num_workers=rec.train.workers,
+            collate_fn=_collate,
+            generator=torch.Generator().manual_seed(train_ds.seed),
+        )
         total, n = 0.0, 0
         for x, boxes, classes in progress(loader, desc=f"finetune {epoch + 1}", disable=None, leave=False):
             labels, matched = targets(boxes, classes)
@@ -214,8 +243,7 @@ def finetune_stage(model: Detector, rec: DetectRecipe, train_ds: DetDataset, val
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
 
 
-def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,
-                   callbacks=()) -> dict[str, Any]:
+def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
     """Train (or, with ``last``, the last.pt being resumed, continue) the detector ``rec`` describes."""
     from edgecv.evaluate.detect_run import evaluate_detector
 
@@ -229,9 +257,16 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
     split = Split.load(path)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     counts = split.counts()
-    log.info("run %s: detector, %d classes, train/val/test = %d/%d/%d images, %d boxes%s", run_dir, len(ds.classes),
-             counts["train"], counts["val"], counts["test"], sum(len(s.classes) for s in ds.samples),
-             f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+    log.info(
+        "run %s: detector, %d classes, train/val/test = %d/%d/%d images, %d boxes%s",
+        run_dir,
+        len(ds.classes),
+        counts["train"],
+        counts["val"],
+        counts["test"],
+        sum(len(s.classes) for s in ds.samples),
+        f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
+    )
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
     size, mean, std = rec.data.input_size, backbone.spec.mean, backbone.spec.std
@@ -240,27 +275,49 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
         model.load_state_dict(last["model"])
     for p in model.body.parameters():
         p.requires_grad_(False)
-    ck_meta = {"task": "detect", "classes": list(ds.classes), "backbone": backbone.spec.name,
-               "weights_source": backbone.weights_source, "input_size": size, "mean": list(mean), "std": list(std),
-               "strides": list(rec.model.strides), "channels": rec.model.channels, "head_convs": rec.model.head_convs,
-               "recipe_name": rec.name, "edgecv_version": edgecv.__version__, "labels_report": ds.report.to_dict()}
+    ck_meta = {
+        "task": "detect",
+        "classes": list(ds.classes),
+        "backbone": backbone.spec.name,
+        "weights_source": backbone.weights_source,
+        "input_size": size,
+        "mean": list(mean),
+        "std": list(std),
+        "strides": list(rec.model.strides),
+        "channels": rec.model.channels,
+        "head_convs": rec.model.head_convs,
+        "recipe_name": rec.name,
+        "edgecv_version": edgecv.__version__,
+        "labels_report": ds.report.to_dict(),
+    }
     evaluate = Evaluator(ds, split.files["val"], size)
     targets = Targets(model, rec.train.center_radius)
     tr = rec.train
-    kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
-              callbacks=callbacks)
+    kw = dict(
+        info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta, callbacks=callbacks
+    )
 
     def loader(files, augment=None, seed=0):
-        return DataLoader(DetDataset(ds, files, size, mean, std, augment, seed), tr.batch_size,
-                          num_workers=tr.workers, collate_fn=_collate)
+        return DataLoader(
+            DetDataset(ds, files, size, mean, std, augment, seed), tr.batch_size, num_workers=tr.workers, collate_fn=_collate
+        )
 
     if state.stage == "head":
         copies = [cache_features(model, loader(split.files["train"]), targets, "caching train maps #0")]
         for c in range(1, tr.head.cache_augmentations + 1):
-            copies.append(cache_features(model, loader(split.files["train"], box_augment(rec.augment), tr.seed + c),
-                                         targets, f"caching train maps #{c}"))
-        train = {"feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
-                 "labels": torch.cat([c["labels"] for c in copies]), "matched": torch.cat([c["matched"] for c in copies])}
+            copies.append(
+                cache_features(
+                    model,
+                    loader(split.files["train"], box_augment(rec.augment), tr.seed + c),
+                    targets,
+                    f"caching train maps #{c}",
+                )
+            )
+        train = {
+            "feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
+            "labels": torch.cat([c["labels"] for c in copies]),
+            "matched": torch.cat([c["matched"] for c in copies]),
+        }
         val = cache_features(model, loader(split.files["val"]), targets, "caching val maps")
         stage = head_stage(model, rec, train, val, evaluate)
         if last is not None and last["loop"]["stage"] == "head" and state.epoch > 0:

@@ -19,8 +19,15 @@ def level_ranges(strides: tuple[int, ...], point_strides: torch.Tensor) -> tuple
     return lo, hi
 
 
-def assign(points: torch.Tensor, point_strides: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-           gt_boxes: torch.Tensor, gt_classes: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def assign(
+    points: torch.Tensor,
+    point_strides: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_classes: torch.Tensor,
+    radius: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For one image: class index per location (-1 = background) and the matched box per location (A, 4)."""
     a = points.shape[0]
     if len(gt_boxes) == 0:
@@ -41,8 +48,9 @@ def assign(points: torch.Tensor, point_strides: torch.Tensor, lo: torch.Tensor, 
     return labels, gt_boxes[idx]
 
 
-def detection_loss(logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, matched: torch.Tensor,
-                   box_weight: float = 2.0) -> dict[str, torch.Tensor]:
+def detection_loss(
+    logits: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, matched: torch.Tensor, box_weight: float = 2.0
+) -> dict[str, torch.Tensor]:
     """``logits`` (B, A, C), ``boxes`` (B, A, 4) decoded xyxy, ``labels`` (B, A) with -1 = background, ``matched``
     (B, A, 4). Both terms are normalised by the number of positives."""
     pos = labels >= 0

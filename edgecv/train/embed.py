@@ -116,13 +116,24 @@ def head_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train: Fea
     return Stage("head", tr.head.epochs, model, opt, sched, train_epoch, validate, metric="tar")
 
 
-def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_ds: ImageListDataset,
-                   val_ds: ImageListDataset, remap: dict[int, int], info: DistInfo) -> Stage:
+def finetune_stage(
+    model: Embedder,
+    loss_fn: EmbedLoss,
+    rec: EmbedRecipe,
+    train_ds: ImageListDataset,
+    val_ds: ImageListDataset,
+    remap: dict[int, int],
+    info: DistInfo,
+) -> Stage:
     tr, ft = rec.train, rec.train.finetune
     unfrozen = set_trainable(model, ft.unfreeze_blocks)
-    opt = torch.optim.AdamW([{"params": [p for m in unfrozen for p in m.parameters()], "lr": ft.lr},
-                             {"params": list(model.head.parameters()) + list(loss_fn.parameters()), "lr": ft.lr * 3}],
-                            weight_decay=ft.weight_decay)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for m in unfrozen for p in m.parameters()], "lr": ft.lr},
+            {"params": list(model.head.parameters()) + list(loss_fn.parameters()), "lr": ft.lr * 3},
+        ],
+        weight_decay=ft.weight_decay,
+    )
     labels = np.asarray([remap[y] for y in train_ds.labels])
     steps = len(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(0)))
     sched = cosine_schedule(opt, ft.epochs * steps)
@@ -130,8 +141,12 @@ def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_
     def train_epoch(epoch: int) -> dict[str, float]:
         train_mode_with_frozen_bn(model, unfrozen)
         total, n = 0.0, 0
-        for b in progress(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
-                      desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None, leave=False):
+        for b in progress(
+            pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
+            desc=f"finetune {epoch + 1}/{ft.epochs}",
+            disable=None,
+            leave=False,
+        ):
             items = [train_ds[int(i)] for i in b]
             items = [it for it in items if it is not None]
             x = torch.stack([torch.as_tensor(it[0]) for it in items])
@@ -153,8 +168,7 @@ def finetune_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train_
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="tar")
 
 
-def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None,
-                   callbacks=()) -> dict[str, Any]:
+def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
     """Train (or, with ``last``, continue) the face embedder ``rec`` describes; returns the test metrics."""
     from edgecv.evaluate.embed_run import evaluate_embedder
 
@@ -165,14 +179,25 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         split = identity_split(rec.data.root, s.test, s.val, s.seed, rec.data.min_images, max(2, rec.train.workers))
         split.save(path)
         if split.skipped:
-            log.warning("left out %d files/identities (listed in %s), e.g. %s: %s", len(split.skipped), path,
-                        split.skipped[0]["file"], split.skipped[0]["reason"])
+            log.warning(
+                "left out %d files/identities (listed in %s), e.g. %s: %s",
+                len(split.skipped),
+                path,
+                split.skipped[0]["file"],
+                split.skipped[0]["reason"],
+            )
     split = Split.load(path)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     ids = {k: len(set(v)) for k, v in split.labels.items()}
-    log.info("run %s: face embedder, identities train/val/test = %d/%d/%d (disjoint), images %d/%d/%d%s", run_dir,
-             ids["train"], ids["val"], ids["test"], *(len(split.files[k]) for k in ("train", "val", "test")),
-             f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
+    log.info(
+        "run %s: face embedder, identities train/val/test = %d/%d/%d (disjoint), images %d/%d/%d%s",
+        run_dir,
+        ids["train"],
+        ids["val"],
+        ids["test"],
+        *(len(split.files[k]) for k in ("train", "val", "test")),
+        f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
+    )
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
     model = Embedder(backbone, rec.model.dim, rec.model.dropout, rec.model.head, rec.data.input_size)
@@ -186,13 +211,24 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     for p in model.backbone.parameters():
         p.requires_grad_(False)
     size, mean, std = rec.data.input_size, list(backbone.spec.mean), list(backbone.spec.std)
-    ck_meta = {"task": "embed", "classes": [split.classes[c] for c in train_ids], "backbone": backbone.spec.name,
-               "weights_source": backbone.weights_source, "input_size": size, "mean": mean, "std": std,
-               "dim": rec.model.dim, "dropout": rec.model.dropout, "head": rec.model.head, "loss": tr.loss,
-               "recipe_name": rec.name,
-               "edgecv_version": edgecv.__version__}
-    kw = dict(info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta,
-              callbacks=callbacks)
+    ck_meta = {
+        "task": "embed",
+        "classes": [split.classes[c] for c in train_ids],
+        "backbone": backbone.spec.name,
+        "weights_source": backbone.weights_source,
+        "input_size": size,
+        "mean": mean,
+        "std": std,
+        "dim": rec.model.dim,
+        "dropout": rec.model.dropout,
+        "head": rec.model.head,
+        "loss": tr.loss,
+        "recipe_name": rec.name,
+        "edgecv_version": edgecv.__version__,
+    }
+    kw = dict(
+        info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta, callbacks=callbacks
+    )
 
     def restore(stage: Stage) -> None:
         if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
@@ -214,8 +250,9 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         from edgecv.data.augment import eval_transform
 
         root = Path(split.root)
-        train_ds = ImageListDataset(root, split.files["train"], split.labels["train"],
-                                    TrainTransform(rec.augment, size, mean, std))
+        train_ds = ImageListDataset(
+            root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std)
+        )
         val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
         stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
         stage.model = holder
@@ -230,10 +267,20 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     best["meta"] = {**best["meta"], "threshold": calibrate_threshold(val_emb, np.asarray(split.labels["val"]), tr.target_far)}
     save_atomic(best, run_dir / "best.pt")
     thr = best["meta"]["threshold"]
-    log.info("match threshold %.4f (1:K, %d-shot templates) for FAR %.0e on %d val impostor scores (val TAR %.3f); "
-             "1:1 verify threshold %.4f (val TAR %.3f)%s", thr["match"], thr["shots"], tr.target_far,
-             thr["scores"]["impostor"], thr["tar"], thr["verify"], thr["verify_tar"], "" if thr["far_resolved"] else
-             f"; too few val scores to resolve FAR {tr.target_far:g}: the threshold sits just above the best impostor")
+    log.info(
+        "match threshold %.4f (1:K, %d-shot templates) for FAR %.0e on %d val impostor scores (val TAR %.3f); "
+        "1:1 verify threshold %.4f (val TAR %.3f)%s",
+        thr["match"],
+        thr["shots"],
+        tr.target_far,
+        thr["scores"]["impostor"],
+        thr["tar"],
+        thr["verify"],
+        thr["verify_tar"],
+        ""
+        if thr["far_resolved"]
+        else f"; too few val scores to resolve FAR {tr.target_far:g}: the threshold sits just above the best impostor",
+    )
     metrics = evaluate_embedder(run_dir)
     metrics.update(best=state.best)
     return metrics

@@ -37,8 +37,14 @@ class LoopState:
     stopped_early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
-                "history": self.history, "stopped_early": self.stopped_early}
+        return {
+            "stage": self.stage,
+            "epoch": self.epoch,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "stopped_early": self.stopped_early,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LoopState":
@@ -97,8 +103,16 @@ def _improved(val: dict[str, float], best: dict[str, Any] | None, metric: str) -
     return (val[metric], -val["loss"]) > (best[f"val_{metric}"], -best["val_loss"])
 
 
-def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int, patience: int,
-        checkpoint_meta: Callable[[], dict[str, Any]], callbacks: list[EpochCallback] | tuple = ()) -> LoopState:
+def fit(
+    stage: Stage,
+    state: LoopState,
+    info: DistInfo,
+    run_dir: Path,
+    seed: int,
+    patience: int,
+    checkpoint_meta: Callable[[], dict[str, Any]],
+    callbacks: list[EpochCallback] | tuple = (),
+) -> LoopState:
     """Run ``stage`` from ``state.epoch`` to ``stage.epochs``; write last.pt every epoch, best.pt on improvement."""
     while state.epoch < stage.epochs and not state.stopped_early:
         epoch = state.epoch
@@ -112,8 +126,12 @@ def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int
         state.epoch = epoch + 1
         improved = _improved(val, state.best, stage.metric)
         if improved:
-            state.best = {"stage": stage.name, "epoch": epoch + 1, f"val_{stage.metric}": val.get(stage.metric, float("nan")),
-                          "val_loss": val.get("loss", float("nan"))}
+            state.best = {
+                "stage": stage.name,
+                "epoch": epoch + 1,
+                f"val_{stage.metric}": val.get(stage.metric, float("nan")),
+                "val_loss": val.get("loss", float("nan")),
+            }
             state.bad_epochs = 0
         else:
             state.bad_epochs += 1
@@ -124,13 +142,27 @@ def fit(stage: Stage, state: LoopState, info: DistInfo, run_dir: Path, seed: int
             weights = {k: v.detach().cpu() for k, v in stage.model.state_dict().items()}
             if improved:
                 save_atomic({"model": weights, "meta": meta, "best": state.best}, run_dir / "best.pt")
-            save_atomic({"model": weights, "meta": meta, "loop": state.to_dict(),
-                         "optimizer": stage.optimizer.state_dict(), "scheduler": stage.scheduler.state_dict()},
-                        run_dir / "last.pt")
+            save_atomic(
+                {
+                    "model": weights,
+                    "meta": meta,
+                    "loop": state.to_dict(),
+                    "optimizer": stage.optimizer.state_dict(),
+                    "scheduler": stage.scheduler.state_dict(),
+                },
+                run_dir / "last.pt",
+            )
         if info.main:
             val_txt = f"  val {stage.metric} {val[stage.metric]:.4f}  val loss {val['loss']:.4f}" if val else ""
-            log.info("%s %d/%d  train loss %.4f%s%s", stage.name, epoch + 1, stage.epochs, train["loss"], val_txt,
-                     "  *best" if improved else "")
+            log.info(
+                "%s %d/%d  train loss %.4f%s%s",
+                stage.name,
+                epoch + 1,
+                stage.epochs,
+                train["loss"],
+                val_txt,
+                "  *best" if improved else "",
+            )
         for cb in callbacks:
             cb(row)
     return state

@@ -18,8 +18,21 @@ from edgecv.train.distributed import DistInfo, barrier, init_distributed, shutdo
 from edgecv.train.loop import EpochCallback, seed_everything
 
 log = logging.getLogger("edgecv")
-RUN_FILES = ("best.pt", "last.pt", "recipe.yaml", "split.json", "metrics.json", "eval.json", "curves.png",
-             "confusion_matrix.png", "confusion_matrix_val.png", "cache", "pr_curve.png", "predictions.jpg", "roc.png")
+RUN_FILES = (
+    "best.pt",
+    "last.pt",
+    "recipe.yaml",
+    "split.json",
+    "metrics.json",
+    "eval.json",
+    "curves.png",
+    "confusion_matrix.png",
+    "confusion_matrix_val.png",
+    "cache",
+    "pr_curve.png",
+    "predictions.jpg",
+    "roc.png",
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,9 @@ def _with_epochs(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
     return recipe.model_copy(update={"train": t.model_copy(update={"head": head, "finetune": ft})})
 
 
-def _resolve_recipe(recipe_path: str, out: str | None, resume: bool, epochs: int | None, data: str | None,
-                    overrides: tuple[str, ...]) -> tuple[TrainRecipe, Path, bool]:
+def _resolve_recipe(
+    recipe_path: str, out: str | None, resume: bool, epochs: int | None, data: str | None, overrides: tuple[str, ...]
+) -> tuple[TrainRecipe, Path, bool]:
     """The recipe this run trains, its directory, and whether there is a checkpoint to continue from. On --resume
     the run's own recipe.yaml is authoritative; a run stopped before its first checkpoint starts again."""
     sets = list(overrides) + ([f"data.root={data!r}"] if data is not None else [])
@@ -65,8 +79,7 @@ def _same_recipe(recipe: TrainRecipe, out: Path) -> bool:
         return (Path(tmp) / "r.yaml").read_bytes() == (out / "recipe.yaml").read_bytes()
 
 
-def _prepare_run_dir(recipe: TrainRecipe, out: Path, resume: bool, continues: bool, overwrite: bool,
-                     info: DistInfo) -> None:
+def _prepare_run_dir(recipe: TrainRecipe, out: Path, resume: bool, continues: bool, overwrite: bool, info: DistInfo) -> None:
     """``resume``: --resume was given; ``continues``: there is a last.pt to continue from. A run stopped before its
     first checkpoint starts again, with --resume or with the same recipe, keeping its cache."""
     if not continues:
@@ -74,13 +87,17 @@ def _prepare_run_dir(recipe: TrainRecipe, out: Path, resume: bool, continues: bo
         restart = bool(existing) and not overwrite and _unfinished(out)
         barrier(info)  # every rank has looked before rank 0 writes anything
         if restart and not resume and not _same_recipe(recipe, out):
-            raise EdgecvError(f"{out}: holds an unfinished run of a different recipe (no checkpoint yet); "
-                              "pass --overwrite to replace it, or another --out")
+            raise EdgecvError(
+                f"{out}: holds an unfinished run of a different recipe (no checkpoint yet); "
+                "pass --overwrite to replace it, or another --out"
+            )
         if restart:
             log.info("%s: an earlier start stopped before its first checkpoint; starting again%s", out, _cache_note(out))
         elif existing and not overwrite and not resume:
-            raise EdgecvError(f"{out}: already holds a run ({', '.join(existing[:3])}...); "
-                              "pass --resume to continue it, --overwrite to replace it, or another --out")
+            raise EdgecvError(
+                f"{out}: already holds a run ({', '.join(existing[:3])}...); "
+                "pass --resume to continue it, --overwrite to replace it, or another --out"
+            )
     if info.main:
         if overwrite:
             for f in RUN_FILES:
@@ -98,23 +115,34 @@ def _cache_note(run_dir: Path) -> str:
 def interrupted_message(run_dir: Path, resume_hint: str) -> str:
     """What Ctrl-C left in ``run_dir``, as it is on disk."""
     if not (run_dir / "last.pt").is_file():
-        return f"no epoch had finished, so {run_dir} holds no checkpoint; run the same command again to start over" + \
-            _cache_note(run_dir)
+        return f"no epoch had finished, so {run_dir} holds no checkpoint; run the same command again to start over" + _cache_note(
+            run_dir
+        )
     try:
         loop = load_checkpoint(run_dir / "last.pt")["loop"]
     except (OSError, RuntimeError, KeyError, EdgecvError):
         return f"{run_dir}/last.pt cannot be read; pass --overwrite to start over"
-    return (f"{run_dir}/last.pt holds {loop['stage']} epoch {loop['epoch']}; continue with {resume_hint}")
+    return f"{run_dir}/last.pt holds {loop['stage']} epoch {loop['epoch']}; continue with {resume_hint}"
 
 
-def train(recipe: str, data: str | None = None, epochs: int | None = None, out: str | None = None,
-          device: str = "cpu", resume: bool = False, overwrite: bool = False, overrides: tuple[str, ...] = (),
-          callbacks: list[EpochCallback] | tuple = ()) -> RunResult:
+def train(
+    recipe: str,
+    data: str | None = None,
+    epochs: int | None = None,
+    out: str | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    overwrite: bool = False,
+    overrides: tuple[str, ...] = (),
+    callbacks: list[EpochCallback] | tuple = (),
+) -> RunResult:
     """Train what a recipe describes (its task's trainer, in this run skeleton); ``--epochs`` sets the epochs of
     every enabled stage."""
     if resume and overwrite:
-        raise EdgecvError("--resume and --overwrite contradict each other (--resume continues the run in --out, "
-                          "--overwrite deletes it); pass one")
+        raise EdgecvError(
+            "--resume and --overwrite contradict each other (--resume continues the run in --out, "
+            "--overwrite deletes it); pass one"
+        )
     info = init_distributed(device)
     try:
         rec, run_dir, continues = _resolve_recipe(recipe, out, resume, epochs, data, overrides)

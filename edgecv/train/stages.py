@@ -81,8 +81,9 @@ def train_mode_with_frozen_bn(model: Classifier, unfrozen: list[nn.Module]) -> N
         m.train()
 
 
-def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train_ds: ImageListDataset,
-                   val_ds: ImageListDataset) -> Stage:
+def finetune_stage(
+    model: Classifier, recipe: TrainRecipe, info: DistInfo, train_ds: ImageListDataset, val_ds: ImageListDataset
+) -> Stage:
     spec = recipe.train
     ft = spec.finetune
     unfrozen = set_trainable(model, ft.unfreeze_blocks)
@@ -97,8 +98,9 @@ def finetune_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train
         seed = epoch_seed(spec.seed, "finetune", epoch)
         loader = make_loader(train_ds, spec.batch_size, spec.workers, seed, info, shuffle=True)
         total, n = 0.0, 0
-        for batch, _ in progress(loader, desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None if info.main else True,
-                                 leave=False):
+        for batch, _ in progress(
+            loader, desc=f"finetune {epoch + 1}/{ft.epochs}", disable=None if info.main else True, leave=False
+        ):
             if batch is None:
                 continue
             x, y, _ = batch

@@ -9,8 +9,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_detect_benchmark_prints_map_and_int8_drops(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "detect.py"), "--images", "24", "--input-size", "96",
-           "--epochs", "1", "--calib-images", "8", "--max-drop", "100", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "detect.py"),
+        "--images",
+        "24",
+        "--input-size",
+        "96",
+        "--epochs",
+        "1",
+        "--calib-images",
+        "8",
+        "--max-drop",
+        "100",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test mAP50" in proc.stdout and "model_int8.tflite" in proc.stdout

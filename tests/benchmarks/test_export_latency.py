@@ -9,8 +9,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_export_latency_prints_fp32_int8_ratios_per_runtime_and_thread_count(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "export_latency.py"), "--models", "mobilenetv3_small_100",
-           "--size", "64", "--runs", "5", "--json", str(tmp_path / "r.json")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "export_latency.py"),
+        "--models",
+        "mobilenetv3_small_100",
+        "--size",
+        "64",
+        "--runs",
+        "5",
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = re.findall(r"^\s+([12]) (onnx|tflite)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s+([\d.]+)$", proc.stdout, re.M)

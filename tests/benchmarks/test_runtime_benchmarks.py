@@ -27,10 +27,25 @@ def test_nms_benchmark_prints_ratios_and_agrees_with_torchvision():
 
 def test_pipeline_overhead_prints_the_share_of_pure_inference(tiny_export, shapes_video):
     out_dir, _ = tiny_export
-    out = run([ROOT / "benchmarks" / "pipeline_overhead.py", "--video", shapes_video, "--model",
-               out_dir / "model_int8.onnx", "--threads", "1", "--rounds", "2"])
-    rows = re.findall(r"^(pure inference \(pre-decoded frames\)|edgecv run[^\d]*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)"
-                      r"\s+(\d+) (\d+)$", out, re.M)
+    out = run(
+        [
+            ROOT / "benchmarks" / "pipeline_overhead.py",
+            "--video",
+            shapes_video,
+            "--model",
+            out_dir / "model_int8.onnx",
+            "--threads",
+            "1",
+            "--rounds",
+            "2",
+        ]
+    )
+    rows = re.findall(
+        r"^(pure inference \(pre-decoded frames\)|edgecv run[^\d]*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)"
+        r"\s+(\d+) (\d+)$",
+        out,
+        re.M,
+    )
     assert len(rows) == 3 and rows[0][3] == "1.00" and all(r[1] == "36" for r in rows), out  # 2 rounds each
 
 
@@ -43,31 +58,86 @@ def test_gallery_benchmark_prints_search_times_and_finds_the_right_person():
 
 def test_drift_benchmark_is_quiet_on_still_scenes_and_alarms_on_a_change(tiny_run, tiny_export, tmp_path):
     out_dir, _ = tiny_export
-    out = run([ROOT / "benchmarks" / "drift.py", "--run", tiny_run, "--model", out_dir / "model_int8.onnx",
-               "--minutes", "0.75", "--timeline", "35,12,15", "--vtest", tmp_path / "none.avi"], timeout=300)
-    rows = {m[0].strip(): m[1:] for m in re.findall(r"^(static|montage|brightness x0.5)\s+[\d.]+\s+(\d+)\s+([\d.]+)"
-                                                   r"\s+(\S+(?: s)?)\s+(\S+(?: s)?)$", out, re.M)}
+    out = run(
+        [
+            ROOT / "benchmarks" / "drift.py",
+            "--run",
+            tiny_run,
+            "--model",
+            out_dir / "model_int8.onnx",
+            "--minutes",
+            "0.75",
+            "--timeline",
+            "35,12,15",
+            "--vtest",
+            tmp_path / "none.avi",
+        ],
+        timeout=300,
+    )
+    rows = {
+        m[0].strip(): m[1:]
+        for m in re.findall(
+            r"^(static|montage|brightness x0.5)\s+[\d.]+\s+(\d+)\s+([\d.]+)"
+            r"\s+(\S+(?: s)?)\s+(\S+(?: s)?)$",
+            out,
+            re.M,
+        )
+    }
     assert rows["static"][0] == "0" and rows["montage"][0] == "0", out
     alarm_after = rows["brightness x0.5"][2]
     assert alarm_after.endswith(" s") and float(alarm_after[:-2]) <= 10 and rows["brightness x0.5"][3] != "never", out
 
 
-@pytest.mark.skipif((shutil.which("ffmpeg") is None or shutil.which("rtsp-server-perl") is None)
-                    and not os.environ.get("CI"), reason="ffmpeg / rtsp-server-perl not installed (scripts/test.sh)")
+@pytest.mark.skipif(
+    (shutil.which("ffmpeg") is None or shutil.which("rtsp-server-perl") is None) and not os.environ.get("CI"),
+    reason="ffmpeg / rtsp-server-perl not installed (scripts/test.sh)",
+)
 def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
     out_dir, _ = tiny_export
-    out = run([ROOT / "benchmarks" / "soak.py", "--model", out_dir / "model_int8.onnx", "--video", shapes_video,
-               "--minutes", "0.6", "--restarts", "1", "--down", "2", "--warmup", "5"], timeout=180)
+    out = run(
+        [
+            ROOT / "benchmarks" / "soak.py",
+            "--model",
+            out_dir / "model_int8.onnx",
+            "--video",
+            shapes_video,
+            "--minutes",
+            "0.6",
+            "--restarts",
+            "1",
+            "--down",
+            "2",
+            "--warmup",
+            "5",
+        ],
+        timeout=180,
+    )
     assert re.search(r"reconnects 1: after [\d.]+ s", out) and "0 broken" in out, out
     assert out.rstrip().endswith("PASS"), out
 
 
 def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_trackeval(det_export):
     out_dir, _ = det_export
-    out = run([ROOT / "benchmarks" / "tracking.py", "--model", out_dir / "model_int8.onnx", "--sequences", "1",
-               "--frames", "40", "--objects", "3"], timeout=240)
-    rows = re.findall(r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\)|supervision [\d.]+ ByteTrack)\s+(-?[\d.]+)\s+"
-                      r"([\d.]+)\s+(\d+)\s+([\d.]+)$", out, re.M)
+    out = run(
+        [
+            ROOT / "benchmarks" / "tracking.py",
+            "--model",
+            out_dir / "model_int8.onnx",
+            "--sequences",
+            "1",
+            "--frames",
+            "40",
+            "--objects",
+            "3",
+        ],
+        timeout=240,
+    )
+    rows = re.findall(
+        r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\)|supervision [\d.]+ ByteTrack)\s+(-?[\d.]+)\s+"
+        r"([\d.]+)\s+(\d+)\s+([\d.]+)$",
+        out,
+        re.M,
+    )
     assert [r[0] for r in rows] == ["ByteTrack (edgecv)", "IoU matching (baseline)", "supervision 0.25.1 ByteTrack"], out
     assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
     assert re.search(r"detector \(score >= 0.25\): finds [\d.]+ of the visible objects", out), out
@@ -76,10 +146,15 @@ def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_t
 
 def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_truth(embed_export, tmp_path):
     out_dir, _ = embed_export
-    out = run([ROOT / "benchmarks" / "face_demo.py", "--model", out_dir / "model_int8.onnx", "--out", tmp_path / "fd"],
-              timeout=300)
-    rows = re.findall(r"^(tracked \(default\)|per frame \(--no-track\))\s+(\d+)/(\d+) \(\d+%\)\s+(\d+)\s+(\d+)\s+"
-                      r"(\d+)/(\d+)\s+(\d+)\s+([\d.]+)$", out, re.M)
+    out = run(
+        [ROOT / "benchmarks" / "face_demo.py", "--model", out_dir / "model_int8.onnx", "--out", tmp_path / "fd"], timeout=300
+    )
+    rows = re.findall(
+        r"^(tracked \(default\)|per frame \(--no-track\))\s+(\d+)/(\d+) \(\d+%\)\s+(\d+)\s+(\d+)\s+"
+        r"(\d+)/(\d+)\s+(\d+)\s+([\d.]+)$",
+        out,
+        re.M,
+    )
     assert [r[0] for r in rows] == ["tracked (default)", "per frame (--no-track)"], out
     for _, right, found, wrong, unknown, *_ in rows:  # every enrolled frame with a face is right, wrong or unknown
         assert int(right) + int(wrong) + int(unknown) == int(found), out
@@ -87,12 +162,31 @@ def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_tru
 
 
 def test_multistream_benchmark_prints_total_and_per_stream_fps_against_pure(tiny_export, det_export, shapes_video):
-    out = run([ROOT / "benchmarks" / "multistream.py", "--video", shapes_video, "--streams", "1,2", "--frames", "20",
-               "--rounds", "1", "--threads", "1", "--classifier", tiny_export[0] / "model_int8.onnx",
-               "--detector", det_export[0] / "model_int8.onnx"])
-    rows = re.findall(r"^(classifier|detector) \S+\s+(\d) +([\d.]+) +([\d.]+) +([\d.]+) +[\d.]+-[\d.]+ +[\d.]+-[\d.]+"
-                      r" +(\S+) +[\d.]+ms +\d+ms +[\d.]+ +\(pure at batch (\d)\)$", out, re.M)
-    assert [(r[0], r[1]) for r in rows] == [("classifier", "1"), ("classifier", "2"), ("detector", "1"),
-                                            ("detector", "2")], out
+    out = run(
+        [
+            ROOT / "benchmarks" / "multistream.py",
+            "--video",
+            shapes_video,
+            "--streams",
+            "1,2",
+            "--frames",
+            "20",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+            "--classifier",
+            tiny_export[0] / "model_int8.onnx",
+            "--detector",
+            det_export[0] / "model_int8.onnx",
+        ]
+    )
+    rows = re.findall(
+        r"^(classifier|detector) \S+\s+(\d) +([\d.]+) +([\d.]+) +([\d.]+) +[\d.]+-[\d.]+ +[\d.]+-[\d.]+"
+        r" +(\S+) +[\d.]+ms +\d+ms +[\d.]+ +\(pure at batch (\d)\)$",
+        out,
+        re.M,
+    )
+    assert [(r[0], r[1]) for r in rows] == [("classifier", "1"), ("classifier", "2"), ("detector", "1"), ("detector", "2")], out
     assert [r[5] for r in rows] == ["20@1", "40@1"] * 2, out  # on a CPU the streams take turns, one frame a call
     assert all(abs(float(r[2]) / float(r[3]) - float(r[4])) < 0.02 for r in rows), out  # one round: its own ratio

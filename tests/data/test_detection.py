@@ -27,16 +27,19 @@ def test_bad_coco_labels_are_dropped_and_counted(tmp_path):
     root = write_detect_sample(tmp_path / "d", images=3, size=64, seed=0)
     data = json.loads((root / "annotations.json").read_text())
     img = data["images"][0]["id"]
-    bad = [([70, 70, 10, 10], 1, "box outside the image"), ([5, 5, 0, 8], 1, "zero-area box"),
-           ([5, 5, 8, 8], 99, "unknown class id"), ([-4, 10, 20, 20], 1, None)]  # the last is clipped, kept
+    bad = [
+        ([70, 70, 10, 10], 1, "box outside the image"),
+        ([5, 5, 0, 8], 1, "zero-area box"),
+        ([5, 5, 8, 8], 99, "unknown class id"),
+        ([-4, 10, 20, 20], 1, None),
+    ]  # the last is clipped, kept
     for k, (bbox, cat, _) in enumerate(bad):
         data["annotations"].append({"id": 1000 + k, "image_id": img, "category_id": cat, "bbox": bbox, "iscrowd": 0})
     (root / "images" / "broken.jpg").write_bytes(b"not a jpeg")
     data["images"].append({"id": 77, "file_name": "images/broken.jpg", "width": 64, "height": 64})
     (root / "annotations.json").write_text(json.dumps(data))
     ds = load_coco(root / "annotations.json")
-    assert ds.report.dropped == {"box outside the image": 1, "zero-area box": 1, "unknown class id": 1,
-                                 "unreadable image": 1}
+    assert ds.report.dropped == {"box outside the image": 1, "zero-area box": 1, "unknown class id": 1, "unreadable image": 1}
     assert ds.report.clipped == 1 and len(ds.samples) == 3 and ds.report.unreadable == ["images/broken.jpg"]
     clipped = ds.samples[0].boxes[-1]
     np.testing.assert_allclose(clipped, [0, 10, 16, 30])
@@ -79,8 +82,9 @@ def test_sample_detect_command_writes_a_loadable_set(tmp_path):
     from edgecv.cli import cli
 
     for layout in ("coco", "yolo"):
-        r = CliRunner().invoke(cli, ["sample", "detect", str(tmp_path / layout), "--images", "3", "--size", "64",
-                                     "--layout", layout])
+        r = CliRunner().invoke(
+            cli, ["sample", "detect", str(tmp_path / layout), "--images", "3", "--size", "64", "--layout", layout]
+        )
         assert r.exit_code == 0, r.output
         ds = load_detection(tmp_path / layout)
         assert len(ds.samples) == 3 and all(len(s.classes) >= 1 for s in ds.samples)
@@ -97,7 +101,6 @@ def test_only_reads_the_files_asked_for(tmp_path):
         np.testing.assert_array_equal(part.by_file()[wanted[0]].boxes, full.by_file()[wanted[0]].boxes)
 
 
-
 def test_busy_scenes_overlap_shapes_and_cross_them_with_bars():
     from edgecv.data.samples import _iou, background_photos, detect_image
 
@@ -109,5 +112,5 @@ def test_busy_scenes_overlap_shapes_and_cross_them_with_bars():
         flat_cols = (img == img[:1]).all(axis=(0, 2))  # a column of one colour from top to bottom: a bar
         flat_rows = (img == img[:, :1]).all(axis=(1, 2))
         bars += bool(flat_cols.sum() >= 3 or flat_rows.sum() >= 3)
-        overlaps += any(_iou(a, b) > 0.1 for k, a in enumerate(boxes) for b in boxes[k + 1:])
+        overlaps += any(_iou(a, b) > 0.1 for k, a in enumerate(boxes) for b in boxes[k + 1 :])
     assert bars == 20 and overlaps >= 3, (bars, overlaps)

@@ -100,8 +100,11 @@ def test_a_split_finds_its_data_where_it_was_relative_to_the_run_or_where_told(t
     shutil.move(tmp_path / "a", tmp_path / "b")  # run and data moved together: found beside the run
     assert Split.load(tmp_path / "b" / "run" / "split.json").root == str(tmp_path / "b" / "run" / "../data")
     shutil.move(tmp_path / "b" / "data", tmp_path / "elsewhere")  # data moved on its own: one line, and --data
-    with pytest.raises(EdgecvError, match=r"dataset is not at .*/a/data nor .*b/run/../data \(no such folder\); "
-                                          r"pass --data DIR"):
+    with pytest.raises(
+        EdgecvError,
+        match=r"dataset is not at .*/a/data nor .*b/run/../data \(no such folder\); "
+        r"pass --data DIR",
+    ):
         Split.load(tmp_path / "b" / "run" / "split.json")
     assert Split.load(tmp_path / "b" / "run" / "split.json", data=tmp_path / "elsewhere").root == str(tmp_path / "elsewhere")
     (tmp_path / "wrong").mkdir()

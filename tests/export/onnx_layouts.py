@@ -36,11 +36,14 @@ def yolo_layout(src: Path, dst: Path, names: list[str] | None) -> Path:
     """edgecv's (boxes xyxy (1, N, 4), scores (1, N, C)) as one (1, 4 + C, N) tensor: cx, cy, w, h, class scores."""
     p = _strip(onnx.load(str(src)))
     half = numpy_helper.from_array(np.float32(0.5), "half")
-    nodes = [helper.make_node("Split", ["boxes", "two2"], ["xy1", "xy2"], axis=2),
-             helper.make_node("Add", ["xy1", "xy2"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["cxcy"]),
-             helper.make_node("Sub", ["xy2", "xy1"], ["wh"]),
-             helper.make_node("Concat", ["cxcy", "wh", "scores"], ["rows"], axis=2),
-             helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1])]
+    nodes = [
+        helper.make_node("Split", ["boxes", "two2"], ["xy1", "xy2"], axis=2),
+        helper.make_node("Add", ["xy1", "xy2"], ["sum"]),
+        helper.make_node("Mul", ["sum", "half"], ["cxcy"]),
+        helper.make_node("Sub", ["xy2", "xy1"], ["wh"]),
+        helper.make_node("Concat", ["cxcy", "wh", "scores"], ["rows"], axis=2),
+        helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1]),
+    ]
     n, c = (d.dim_value for d in p.graph.output[1].type.tensor_type.shape.dim[1:])
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + c, n])
     inits = [half, numpy_helper.from_array(np.int64([2, 2]), "two2")]
@@ -51,15 +54,20 @@ def yolo_layout(src: Path, dst: Path, names: list[str] | None) -> Path:
 def yolo_e2e_layout(src: Path, dst: Path, names: list[str] | None, k: int = 100) -> Path:
     """edgecv's outputs as the end-to-end head gives them: the ``k`` best boxes, each x1, y1, x2, y2, score, class."""
     p = _strip(onnx.load(str(src)))
-    nodes = [helper.make_node("ReduceMax", ["scores", "ax2"], ["best"], keepdims=1),
-             helper.make_node("ArgMax", ["scores"], ["cls_i"], axis=2, keepdims=1),
-             helper.make_node("Cast", ["cls_i"], ["cls"], to=TensorProto.FLOAT),
-             helper.make_node("Concat", ["boxes", "best", "cls"], ["rows"], axis=2),
-             helper.make_node("Squeeze", ["best", "ax02"], ["flat"]),
-             helper.make_node("TopK", ["flat", "k"], ["top", "idx"], axis=0),
-             helper.make_node("Gather", ["rows", "idx"], ["output0"], axis=1)]
-    inits = [numpy_helper.from_array(np.int64([2]), "ax2"), numpy_helper.from_array(np.int64([0, 2]), "ax02"),
-             numpy_helper.from_array(np.int64([k]), "k")]
+    nodes = [
+        helper.make_node("ReduceMax", ["scores", "ax2"], ["best"], keepdims=1),
+        helper.make_node("ArgMax", ["scores"], ["cls_i"], axis=2, keepdims=1),
+        helper.make_node("Cast", ["cls_i"], ["cls"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["boxes", "best", "cls"], ["rows"], axis=2),
+        helper.make_node("Squeeze", ["best", "ax02"], ["flat"]),
+        helper.make_node("TopK", ["flat", "k"], ["top", "idx"], axis=0),
+        helper.make_node("Gather", ["rows", "idx"], ["output0"], axis=1),
+    ]
+    inits = [
+        numpy_helper.from_array(np.int64([2]), "ax2"),
+        numpy_helper.from_array(np.int64([0, 2]), "ax02"),
+        numpy_helper.from_array(np.int64([k]), "k"),
+    ]
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, k, 6])
     onnx.save(_replace_outputs(p, nodes, inits, [out], names), str(dst))
     return dst
@@ -86,17 +94,29 @@ def hostile_classifier(dst: Path, hostile: int, layers: int = 20, size: int = 32
     spoilt[:, 7] = 1000
     w_out = np.zeros((2, 8), np.float32)
     w_out[0, [0, 2]], w_out[1, [0, 2]] = (10, -10), (-10, 10)  # logits: red - blue, blue - red
-    nodes = [helper.make_node("GlobalAveragePool", ["images"], ["gap"]),
-             helper.make_node("Flatten", ["gap"], ["h0"]),
-             helper.make_node("Gemm", ["h0", "w_in"], ["h1"], transB=1, name="gemm_in")]
-    inits = [numpy_helper.from_array(w_in, "w_in"), numpy_helper.from_array(w_out, "w_out"),
-             numpy_helper.from_array(eye, "eye"), numpy_helper.from_array(spoilt, "spoilt")]
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["h0"]),
+        helper.make_node("Gemm", ["h0", "w_in"], ["h1"], transB=1, name="gemm_in"),
+    ]
+    inits = [
+        numpy_helper.from_array(w_in, "w_in"),
+        numpy_helper.from_array(w_out, "w_out"),
+        numpy_helper.from_array(eye, "eye"),
+        numpy_helper.from_array(spoilt, "spoilt"),
+    ]
     for i in range(layers):
-        nodes.append(helper.make_node("Gemm", [f"h{i + 1}", "spoilt" if i < hostile else "eye"], [f"h{i + 2}"], transB=1,
-                                      name=f"gemm{i}"))
+        nodes.append(
+            helper.make_node("Gemm", [f"h{i + 1}", "spoilt" if i < hostile else "eye"], [f"h{i + 2}"], transB=1, name=f"gemm{i}")
+        )
     nodes.append(helper.make_node("Gemm", [f"h{layers + 1}", "w_out"], ["logits"], transB=1, name="gemm_out"))
-    graph = helper.make_graph(nodes, "hostile", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "hostile",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])],
+        inits,
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(dst))

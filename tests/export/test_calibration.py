@@ -23,8 +23,16 @@ def test_calibration_skips_and_counts_unreadable_images_and_hashes_its_file_list
     cal = load_calibration(root, files, [0, 0, 0, 1, 1, 1], 6, (32, 48))
     assert cal.skipped == 1 and len(cal) == 5 and cal.images.shape == (5, 32, 48, 3)
     assert cal.hash == files_hash(files[1:]) != files_hash(files)
-    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(32, 48), mean=(0.5,) * 3, std=(0.5,) * 3,
-                        layout="NHWC", precision="int8", input_quant={"scale": 0.1, "zero_point": 0})
+    meta = ArtifactMeta(
+        task="classify",
+        labels=["a", "b"],
+        input_size=(32, 48),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        layout="NHWC",
+        precision="int8",
+        input_quant={"scale": 0.1, "zero_point": 0},
+    )
     batches = list(cal.inputs(meta, batch=2))
     # calibration feeds the float graph: NHWC float, never the int8-quantized input
     assert [b.shape for b in batches] == [(2, 32, 48, 3), (2, 32, 48, 3), (1, 32, 48, 3)]

@@ -28,8 +28,10 @@ def test_torch_onnx_and_tflite_outputs_agree(det_run, tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     with torch.no_grad():
         ref = [t.numpy() for t in model(torch.from_numpy(prepare_input(rgb, meta))[None])]
-    for path in (torch2onnx(model, ConvertSpec(tmp_path / "m.onnx", meta)),
-                 torch2tflite(model, ConvertSpec(tmp_path / "m.tflite", meta))):
+    for path in (
+        torch2onnx(model, ConvertSpec(tmp_path / "m.onnx", meta)),
+        torch2tflite(model, ConvertSpec(tmp_path / "m.tflite", meta)),
+    ):
         backend = create_backend(path, threads=1)
         boxes, scores = backend.infer(prepare_input(rgb, backend.meta)[None])
         assert boxes.shape == ref[0].shape == (1, 16 * 16 + 8 * 8 + 4 * 4, 4) and scores.shape == ref[1].shape
@@ -83,8 +85,11 @@ def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     from edgecv.runtime.postprocess.detect import detect_postprocess
     from edgecv.runtime.preprocess import prepare_frame
 
-    r = CliRunner().invoke(cli, ["export", str(det_run[0]), "--format", "onnx", "--nms-in-graph", "--threads", "1",
-                                 "--out", str(tmp_path)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["export", str(det_run[0]), "--format", "onnx", "--nms-in-graph", "--threads", "1", "--out", str(tmp_path)],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "export_report.json").read_text())
     row = next(x for x in report["artifacts"] if x["file"] == "model_fp32_nms.onnx")
@@ -99,11 +104,14 @@ def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     boxes, scores, selected = backend.infer(x[None])
     # ONNX NonMaxSuppression is per class: every (box, class) pair over the threshold competes within its class
     box_i, cls_i = np.nonzero(scores[0] > nms["conf"])
-    keep = torchvision.ops.batched_nms(torch.from_numpy(boxes[0][box_i]), torch.from_numpy(scores[0][box_i, cls_i]),
-                                       torch.from_numpy(cls_i), nms["iou"]).numpy()
+    keep = torchvision.ops.batched_nms(
+        torch.from_numpy(boxes[0][box_i]), torch.from_numpy(scores[0][box_i, cls_i]), torch.from_numpy(cls_i), nms["iou"]
+    ).numpy()
     expected = {(int(c), int(b)) for b, c in zip(box_i[keep], cls_i[keep])}
-    per_class = {c: sorted(((b for cc, b in expected if cc == c)), key=lambda b: -scores[0][b, c])[: nms["max_per_class"]]
-                 for c in {c for c, _ in expected}}
+    per_class = {
+        c: sorted(((b for cc, b in expected if cc == c)), key=lambda b: -scores[0][b, c])[: nms["max_per_class"]]
+        for c in {c for c, _ in expected}
+    }
     assert {(int(c), int(b)) for _, c, b in selected} == {(c, b) for c, bs in per_class.items() for b in bs}
     dets = detect_postprocess([boxes, scores, selected], backend.meta, conf=0.0, transform=tf)
     assert len(dets) == min(len(selected), 300) and np.all(np.diff(dets.scores) <= 0)
@@ -122,23 +130,42 @@ def brightness_detector(path: Path) -> Path:
     centres = (np.arange(8) * 8 + 4).astype(np.float32)
     cy, cx = np.meshgrid(centres, centres, indexing="ij")
     boxes = np.stack([cx - 12, cy - 12, cx + 12, cy + 12], -1).reshape(1, 64, 4).astype(np.float32)
-    nodes = [helper.make_node("AveragePool", ["x"], ["cells"], kernel_shape=[8, 8], strides=[8, 8]),
-             helper.make_node("ReduceMean", ["cells", "axis1"], ["gray"], keepdims=1),
-             helper.make_node("Reshape", ["gray", "shape"], ["flat"]),
-             helper.make_node("Sub", ["flat", "half"], ["centred"]),
-             helper.make_node("Mul", ["centred", "gain"], ["logit"]),
-             helper.make_node("Sigmoid", ["logit"], ["scores"]),
-             helper.make_node("Identity", ["grid"], ["boxes"])]
-    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-             numpy_helper.from_array(np.array([1, 64, 1], np.int64), "shape"),
-             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
-             numpy_helper.from_array(np.array(20.0, np.float32), "gain"), numpy_helper.from_array(boxes, "grid")]
-    graph = helper.make_graph(nodes, "blobs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
-                              [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 64, 4]),
-                               helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 64, 1])], inits)
+    nodes = [
+        helper.make_node("AveragePool", ["x"], ["cells"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("ReduceMean", ["cells", "axis1"], ["gray"], keepdims=1),
+        helper.make_node("Reshape", ["gray", "shape"], ["flat"]),
+        helper.make_node("Sub", ["flat", "half"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["scores"]),
+        helper.make_node("Identity", ["grid"], ["boxes"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([1, 64, 1], np.int64), "shape"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        numpy_helper.from_array(np.array(20.0, np.float32), "gain"),
+        numpy_helper.from_array(boxes, "grid"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "blobs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 64, 4]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 64, 1]),
+        ],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
-    meta = ArtifactMeta(task="detect", labels=["blob"], input_size=(64, 64), mean=(0.0,) * 3, std=(1.0,) * 3,
-                        resize="letterbox", decoder={"outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels"})
+    meta = ArtifactMeta(
+        task="detect",
+        labels=["blob"],
+        input_size=(64, 64),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+        resize="letterbox",
+        decoder={"outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels"},
+    )
     set_onnx_meta(model, meta)
     onnx.save(model, str(path))
     return path

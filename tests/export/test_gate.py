@@ -70,7 +70,11 @@ def test_gate_gives_up_when_the_budget_cannot_be_met(hostile, tmp_path):
     model, meta, cal, es, _ = hostile
     reference = torch_reference(model, meta, es.images)
     fp32 = torch2onnx(model, ConvertSpec(tmp_path / "fp32.onnx", meta))
-    result = recover(lambda keep: onnx_int8(fp32, ConvertSpec(tmp_path / "q.onnx", meta, "int8", cal, keep_float=keep)),
-                     lambda p: measure(p, es, reference, "classify", threads=1),
-                     lambda: layer_sensitivity(model, cal, meta), max_drop=1.0, max_float=0)
+    result = recover(
+        lambda keep: onnx_int8(fp32, ConvertSpec(tmp_path / "q.onnx", meta, "int8", cal, keep_float=keep)),
+        lambda p: measure(p, es, reference, "classify", threads=1),
+        lambda: layer_sensitivity(model, cal, meta),
+        max_drop=1.0,
+        max_float=0,
+    )
     assert result.path is None and len(result.attempts) == 1 and result.row["drop_points"] > 1.0

@@ -40,8 +40,11 @@ def readme(i: int, tmp_path: Path, files: dict[str, Path], *extra) -> list[str]:
 def yolo_models(det_export, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("yolo")
     src = det_export[0] / "model_fp32.onnx"
-    return (yolo_layout(src, tmp / "yolo11n.onnx", SHAPES), yolo_e2e_layout(src, tmp / "yolo26n.onnx", SHAPES),
-            yolo_layout(src, tmp / "nameless.onnx", None))
+    return (
+        yolo_layout(src, tmp / "yolo11n.onnx", SHAPES),
+        yolo_e2e_layout(src, tmp / "yolo26n.onnx", SHAPES),
+        yolo_layout(src, tmp / "nameless.onnx", None),
+    )
 
 
 def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, det_data, tmp_path):
@@ -50,8 +53,10 @@ def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, d
     edgecv("import", e2e, "--task", "detect", "--out", tmp_path / "e")
     post = get_postprocess("detect")
     ours = create_backend(det_export[0] / "model_fp32.onnx", threads=1)
-    with create_backend(tmp_path / "y" / "model_fp32.onnx", threads=1) as by, \
-            create_backend(tmp_path / "e" / "model_fp32.onnx", threads=1) as be:
+    with (
+        create_backend(tmp_path / "y" / "model_fp32.onnx", threads=1) as by,
+        create_backend(tmp_path / "e" / "model_fp32.onnx", threads=1) as be,
+    ):
         assert by.meta.labels == SHAPES and by.meta.decoder["type"] == "yolo" and by.meta.resize == "letterbox"
         assert be.meta.decoder["type"] == "yolo-e2e"
         checked = 0
@@ -61,11 +66,13 @@ def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, d
             opts = post.options(conf=0.05, iou=0.45)
             dy, de = post(raw_y, by.meta, opts), post(raw_e, be.meta, opts)
             want_y, want_e = reference_yolo(raw_y[0][0], 0.05, 0.45), reference_e2e(raw_e[0][0], 0.05)
-            assert [(c, round(s, 5)) for c, s, _ in want_y] == [(int(c), round(float(s), 5)) for c, s in
-                                                               zip(dy.class_ids, dy.scores)]
+            assert [(c, round(s, 5)) for c, s, _ in want_y] == [
+                (int(c), round(float(s), 5)) for c, s in zip(dy.class_ids, dy.scores)
+            ]
             assert np.allclose([b for *_, b in want_y] or np.zeros((0, 4)), dy.xyxy, atol=1e-3)
-            assert [(c, round(s, 5)) for c, s, _ in want_e] == [(int(c), round(float(s), 5)) for c, s in
-                                                               zip(de.class_ids, de.scores)]
+            assert [(c, round(s, 5)) for c, s, _ in want_e] == [
+                (int(c), round(float(s), 5)) for c, s in zip(de.class_ids, de.scores)
+            ]
             # the same graph in edgecv's own layout gives the same boxes, mapped to the same frame pixels
             mine = post(ours.infer(x[None]), ours.meta, opts, tf)
             assert np.allclose(post(raw_y, by.meta, opts, tf).xyxy, mine.xyxy, atol=1e-3)
@@ -98,14 +105,21 @@ def test_yolo_imports_quantize_through_the_gate_and_run_torch_free(yolo_models, 
             es = detect_eval_set("test", load_detection(det_data), test, [0] * len(test), (128, 128))
             ours = det_export[0] / "model_fp32.onnx"
             assert measure(ours, es, run_backend(ours, es.images)[0], "detect")["value"] == pytest.approx(fp32["value"])
-    proc = cli_torch_blocked(*readme(2, tmp_path, {}, "--max-frames", "20", "--events", tmp_path / "ev.jsonl",
-                                     "--threads", "1"))
+    proc = cli_torch_blocked(*readme(2, tmp_path, {}, "--max-frames", "20", "--events", tmp_path / "ev.jsonl", "--threads", "1"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "frames 20" in proc.stdout
     events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
     assert sum(e.get("event") == "result" for e in events) == 20
-    e2e_run = cli_torch_blocked("run", str(tmp_path / "imported" / "yolo26n" / "model_int8.onnx"), "--source", str(VTEST),
-                                "--max-frames", "5", "--threads", "1")
+    e2e_run = cli_torch_blocked(
+        "run",
+        str(tmp_path / "imported" / "yolo26n" / "model_int8.onnx"),
+        "--source",
+        str(VTEST),
+        "--max-frames",
+        "5",
+        "--threads",
+        "1",
+    )
     assert e2e_run.returncode == 0 and "frames 5" in e2e_run.stdout, e2e_run.stderr[-2000:]
 
 
@@ -152,8 +166,21 @@ def _red_blue(root: Path, n: int = 40) -> Path:
 def test_the_gate_repairs_a_hostile_model_and_refuses_one_it_cannot(tmp_path):
     data = _red_blue(tmp_path / "colours")
     (tmp_path / "labels.txt").write_text("red\nblue\n")
-    common = ("--task", "classify", "--labels", tmp_path / "labels.txt", "--data", data, "--int8", "--preset", "raw",
-              "--calib-images", "16", "--threads", "1")
+    common = (
+        "--task",
+        "classify",
+        "--labels",
+        tmp_path / "labels.txt",
+        "--data",
+        data,
+        "--int8",
+        "--preset",
+        "raw",
+        "--calib-images",
+        "16",
+        "--threads",
+        "1",
+    )
     # one spoilt layer: int8 collapses it, the measured ranking finds it first and keeping it float repairs the model
     one = hostile_classifier(tmp_path / "one.onnx", hostile=1)
     edgecv("import", one, *common, "--out", tmp_path / "one")
@@ -180,8 +207,21 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
     onnx.save(_strip(onnx.load(str(embed_export[0] / "model_fp32.onnx"))), str(src))
     # the README's command; this embedder was trained on imagenet-normalised chips, and its 240 people give no
     # FAR of 1e-3 on 168 calibration people's 1:K scores, so it is calibrated at 1e-2
-    edgecv(*readme(4, tmp_path, {"arcface.onnx": src, "my_people": face_data}, "--preset", "imagenet",
-                   "--target-far", "0.01", "--test-fraction", "0.3", "--threads", "1"))
+    edgecv(
+        *readme(
+            4,
+            tmp_path,
+            {"arcface.onnx": src, "my_people": face_data},
+            "--preset",
+            "imagenet",
+            "--target-far",
+            "0.01",
+            "--test-fraction",
+            "0.3",
+            "--threads",
+            "1",
+        )
+    )
     out = tmp_path / "imported" / "arcface"
     report = json.loads((out / "import_report.json").read_text())
     people = {s: {f.split("/")[0] for f in report["split"][s]} for s in ("test", "calibration")}
@@ -199,12 +239,15 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
         assert t["match"] == pytest.approx(calibrate_threshold(emb, es.labels, 0.01)["match"])
 
 
-@pytest.mark.parametrize("args, says", [
-    (("--task", "detect"), "has no class names in its metadata; pass --labels FILE"),
-    (("--task", "detect", "--labels", "L3"), "is not the YOLO layout [1, 4 + 3 classes, N]"),
-    (("--task", "detect", "--int8"), "--int8 needs --data"),
-    (("--task", "embed"), "pass --data DIR"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--task", "detect"), "has no class names in its metadata; pass --labels FILE"),
+        (("--task", "detect", "--labels", "L3"), "is not the YOLO layout [1, 4 + 3 classes, N]"),
+        (("--task", "detect", "--int8"), "--int8 needs --data"),
+        (("--task", "embed"), "pass --data DIR"),
+    ],
+)
 def test_what_is_missing_or_wrong_is_one_line(yolo_models, tmp_path, args, says):
     (tmp_path / "L3").write_text("a\nb\nc\n")
     args = tuple(str(tmp_path / a) if a == "L3" else a for a in args)
@@ -215,6 +258,16 @@ def test_what_is_missing_or_wrong_is_one_line(yolo_models, tmp_path, args, says)
 def test_an_edgecv_artifact_and_a_tflite_to_requantize_are_refused(det_export, tmp_path):
     r = edgecv("import", det_export[0] / "model_fp32.onnx", "--task", "detect", "--out", tmp_path / "o", ok=False)
     assert r.exit_code == 2 and "is an edgecv artifact already" in r.output
-    r = edgecv("import", det_export[0] / "model_fp32.tflite", "--task", "detect", "--data", tmp_path, "--int8",
-               "--out", tmp_path / "o", ok=False)
+    r = edgecv(
+        "import",
+        det_export[0] / "model_fp32.tflite",
+        "--task",
+        "detect",
+        "--data",
+        tmp_path,
+        "--int8",
+        "--out",
+        tmp_path / "o",
+        ok=False,
+    )
     assert r.exit_code == 2 and "cannot be re-quantized" in r.output

@@ -9,8 +9,9 @@ from edgecv.artifact import ArtifactMeta
 from edgecv.export.onnx2trt import engine_key
 from edgecv.export.spec import ConvertSpec
 
-needs_trt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
-                               reason="tensorrt is not installed (no NVIDIA GPU on this machine)")
+needs_trt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None, reason="tensorrt is not installed (no NVIDIA GPU on this machine)"
+)
 
 
 def test_engine_cache_key_changes_with_model_precision_tensorrt_and_gpu(tmp_path):
@@ -18,8 +19,12 @@ def test_engine_cache_key_changes_with_model_precision_tensorrt_and_gpu(tmp_path
     a.write_bytes(b"model a")
     b.write_bytes(b"model b")
     base = engine_key(a, "fp16", "10.3.0", "Orin")
-    others = [engine_key(b, "fp16", "10.3.0", "Orin"), engine_key(a, "int8", "10.3.0", "Orin"),
-              engine_key(a, "fp16", "10.4.0", "Orin"), engine_key(a, "fp16", "10.3.0", "H100")]
+    others = [
+        engine_key(b, "fp16", "10.3.0", "Orin"),
+        engine_key(a, "int8", "10.3.0", "Orin"),
+        engine_key(a, "fp16", "10.4.0", "Orin"),
+        engine_key(a, "fp16", "10.3.0", "H100"),
+    ]
     assert base == engine_key(a, "fp16", "10.3.0", "Orin") and base not in others and len(set(others)) == 4
 
 
@@ -33,8 +38,9 @@ def test_fp16_engine_matches_onnx(tmp_path, monkeypatch):
 
     monkeypatch.setenv("EDGECV_ENGINE_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                              torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3)
+    ).eval()
     meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
     onnx_path = torch2onnx(net, ConvertSpec(tmp_path / "m.onnx", meta))
     engine = onnx2trt(onnx_path, ConvertSpec(tmp_path / "m.engine", meta, "fp16"))
@@ -75,16 +81,28 @@ def _tiny_onnx(path):
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "tiny",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
     return path
 
 
-@pytest.mark.parametrize("version,precision,flags,typed", [
-    ("10.3.0", "fp32", [], False), ("10.3.0", "fp16", ["FP16"], False), ("10.3.0", "int8", ["FP16", "INT8"], False),
-    ("11.0.0", "fp32", [], True), ("11.0.0", "int8", [], True), ("11.0.0", "fp16", [], True)])
+@pytest.mark.parametrize(
+    "version,precision,flags,typed",
+    [
+        ("10.3.0", "fp32", [], False),
+        ("10.3.0", "fp16", ["FP16"], False),
+        ("10.3.0", "int8", ["FP16", "INT8"], False),
+        ("11.0.0", "fp32", [], True),
+        ("11.0.0", "int8", [], True),
+        ("11.0.0", "fp16", [], True),
+    ],
+)
 def test_engine_build_takes_the_path_each_tensorrt_supports(tmp_path, version, precision, flags, typed):
     """TensorRT 10 (JetPack 6): precision builder flags over the fp32 or QDQ graph. TensorRT 11: no implicit
     precision, a strongly typed network whose precision is the ONNX's own: QDQ for int8, and for fp16 an fp16 copy

@@ -24,8 +24,9 @@ def calibration(images: np.ndarray, tag: str = "calib123") -> Calibration:
 def fp32(tmp_path_factory):
     spec = get_spec("efficientnet_lite0")
     model, _ = load_imagenet_model(spec)
-    meta = ArtifactMeta(task="classify", labels=[str(i) for i in range(1000)], input_size=(224, 224),
-                        mean=spec.mean, std=spec.std)
+    meta = ArtifactMeta(
+        task="classify", labels=[str(i) for i in range(1000)], input_size=(224, 224), mean=spec.mean, std=spec.std
+    )
     return torch2onnx(model.eval(), ConvertSpec(tmp_path_factory.mktemp("onnx") / "fp32.onnx", meta)), meta
 
 

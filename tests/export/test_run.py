@@ -42,7 +42,9 @@ def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):
 def test_every_artifact_runs_with_torch_blocked_and_carries_its_report(exported):
     out, _ = exported
     report = {row["file"]: row for row in json.loads((out / "export_report.json").read_text())["artifacts"]}
-    code = BLOCK_TORCH + f"""
+    code = (
+        BLOCK_TORCH
+        + f"""
 import json, sys
 from pathlib import Path
 import numpy as np
@@ -59,6 +61,7 @@ for name in {FILES!r}:
 assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
 print(json.dumps(rows))
 """
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,11 +98,14 @@ def test_gate_failure_keeps_fp32_and_the_previous_int8_and_says_so(exported, tin
         return GateResult(None, row, (), [{"float_layers": ["head"], "drop_points": 42.0, "value": 0.0}])
 
     monkeypatch.setattr(export_module, "recover", never)
-    r = CliRunner().invoke(cli, ["export", str(tiny_run), "--format", "onnx", "--int8", "--calib-images", "8",
-                                 "--threads", "1", "--out", str(out)])
+    r = CliRunner().invoke(
+        cli, ["export", str(tiny_run), "--format", "onnx", "--int8", "--calib-images", "8", "--threads", "1", "--out", str(out)]
+    )
     assert r.exit_code == 1
-    assert ("edgecv: error: model_int8.onnx: top1 drops 42.00 points (95% bound 42.00 > 1.0) even with 1 layer(s) "
-            "kept in float; not written") in r.output
+    assert (
+        "edgecv: error: model_int8.onnx: top1 drops 42.00 points (95% bound 42.00 > 1.0) even with 1 layer(s) "
+        "kept in float; not written"
+    ) in r.output
     assert (out / "model_int8.onnx").read_bytes() == previous and (out / "model_fp32.onnx").is_file()
     report = json.loads((out / "export_report.json").read_text())
     assert [a["published"] for a in report["artifacts"]] == [True, False] and report["failures"]
@@ -118,16 +124,16 @@ def test_the_drift_reference_is_measured_on_raw_frames_as_the_device_measures_th
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (90, 160, 3), np.uint8) // (k + 1) for k in range(6)]
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                              torch.nn.Linear(4, 3)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)
+    ).eval()
     meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
     ref = export_module.drift_reference(net, meta, frames)
     brightness = [frame_stats(f, "BGR")["brightness"] for f in frames]
     assert ref["quantiles"]["brightness"][0] == pytest.approx(min(brightness), abs=1e-6)
     assert ref["quantiles"]["brightness"][4] == pytest.approx(max(brightness), abs=1e-6)
     with torch.no_grad():
-        conf = [float(torch.softmax(net(torch.from_numpy(prepare_frame(f, meta, "BGR")[0][None])), 1).max())
-                for f in frames]
+        conf = [float(torch.softmax(net(torch.from_numpy(prepare_frame(f, meta, "BGR")[0][None])), 1).max()) for f in frames]
     assert ref["quantiles"]["confidence"][4] == pytest.approx(max(conf), abs=1e-5)
     monitor = DriftMonitor(ref)  # what the device does with it
     assert monitor.vector(frames[0], conf[0])[0] == pytest.approx(brightness[0])

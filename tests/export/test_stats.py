@@ -21,8 +21,13 @@ def _classify_case(n: int, fp32_only: int, artifact_only: int, classes: int = 4)
 
 def _row(es, ref, art):
     drop = (np.mean(ref[0].argmax(1) == es.labels) - np.mean(art[0].argmax(1) == es.labels)) * 100
-    return {"file": "model_int8.onnx", "drop_points": float(drop), "value": 0.0, "top1_agreement": 0.0,
-            "drop_ci95": paired_drop_interval("classify", art, ref, es)}
+    return {
+        "file": "model_int8.onnx",
+        "drop_points": float(drop),
+        "value": 0.0,
+        "top1_agreement": 0.0,
+        "drop_ci95": paired_drop_interval("classify", art, ref, es),
+    }
 
 
 def test_a_drop_that_passes_as_a_point_estimate_fails_on_its_upper_bound():
@@ -65,10 +70,13 @@ def test_embedder_draws_never_pair_an_image_with_its_own_copy():
 
 def test_detector_draws_reindex_images_and_boxes():
     # three images, one box each; the outputs find the boxes of images 0 and 1 and miss image 2's
-    gt = {"images": [{"id": i, "height": 64, "width": 64} for i in (1, 2, 3)],
-          "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400,
-                           "iscrowd": 0} for i in (1, 2, 3)],
-          "categories": [{"id": 1, "name": "box"}]}
+    gt = {
+        "images": [{"id": i, "height": 64, "width": 64} for i in (1, 2, 3)],
+        "annotations": [
+            {"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0} for i in (1, 2, 3)
+        ],
+        "categories": [{"id": 1, "name": "box"}],
+    }
     boxes = np.tile(np.float32([[10, 10, 30, 30]]), (3, 1, 1))
     boxes[2] = [40, 40, 60, 60]
     scores = np.full((3, 1, 1), 0.9, np.float32)

@@ -21,8 +21,14 @@ def classifier():
 
 
 def _meta() -> ArtifactMeta:
-    return ArtifactMeta(task="classify", labels=["a", "b", "c"], input_size=(64, 64), mean=(0.485, 0.456, 0.406),
-                        std=(0.229, 0.224, 0.225), source={"backbone": "mobilenetv3_small_100"})
+    return ArtifactMeta(
+        task="classify",
+        labels=["a", "b", "c"],
+        input_size=(64, 64),
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        source={"backbone": "mobilenetv3_small_100"},
+    )
 
 
 def test_onnx_runs_without_torch_and_matches_torch(classifier, tmp_path):
@@ -32,21 +38,24 @@ def test_onnx_runs_without_torch_and_matches_torch(classifier, tmp_path):
     x = torch.from_numpy(classify_input_chw(rgb, 64, _meta().mean, _meta().std))[None]
     with torch.no_grad():
         np.save(tmp_path / "expected.npy", classifier(x).numpy())
-    code = BLOCK_TORCH + f"""
+    code = (
+        BLOCK_TORCH
+        + f"""
 import numpy as np, onnxruntime as ort
 from edgecv.artifact import meta_from_props
 from edgecv.runtime.preprocess import classify_input_chw
 sess = ort.InferenceSession({str(path)!r}, providers=['CPUExecutionProvider'])
 meta = meta_from_props(sess.get_modelmeta().custom_metadata_map, 'm.onnx')
 assert meta.labels == ['a', 'b', 'c'] and meta.input_size == (64, 64)
-rgb = np.load({str(tmp_path / 'rgb.npy')!r})
+rgb = np.load({str(tmp_path / "rgb.npy")!r})
 x = classify_input_chw(rgb, meta.input_size[0], meta.mean, meta.std)[None]
 x4 = np.repeat(x, 4, axis=0)  # the batch dimension is dynamic
 out = sess.run(None, {{'input': x4}})[0]
-err = np.abs(out - np.load({str(tmp_path / 'expected.npy')!r})).max()
+err = np.abs(out - np.load({str(tmp_path / "expected.npy")!r})).max()
 assert out.shape == (4, 3) and err < 1e-4, err
 print('ok')
 """
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 

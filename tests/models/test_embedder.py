@@ -14,8 +14,7 @@ from edgecv.models.embedder import Embedder, feature_map_body
 @pytest.fixture(scope="module", params=["gdc", "pool"])
 def embedder(request):
     torch.manual_seed(0)
-    return Embedder(create_backbone("efficientnet_lite0", pretrained="none"), dim=16, head=request.param,
-                    input_size=96).eval()
+    return Embedder(create_backbone("efficientnet_lite0", pretrained="none"), dim=16, head=request.param, input_size=96).eval()
 
 
 def test_feature_map_body_stops_before_global_pooling():
@@ -33,7 +32,7 @@ def test_body_is_the_backbones_own_forward_up_to_its_pooling(name):
     torch.manual_seed(0)
     bb = create_backbone(name, pretrained="none").eval()
     body, channels, hw = feature_map_body(bb, 64)
-    rest = [m for group in bb.units() for m in group][len(body):]
+    rest = [m for group in bb.units() for m in group][len(body) :]
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         y = body(x)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-requires_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None and not os.environ.get("CI"),
-                                     reason="ffmpeg is not installed (scripts/test.sh installs it)")
+requires_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None and not os.environ.get("CI"), reason="ffmpeg is not installed (scripts/test.sh installs it)"
+)
 
 
 def free_port() -> int:
@@ -47,9 +48,29 @@ class MjpegServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "MjpegServer":
-        self.proc = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-                                      "-i", self.video, "-f", "mpjpeg", "-q:v", "6", "-listen", "1", self.uri],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                self.video,
+                "-f",
+                "mpjpeg",
+                "-q:v",
+                "6",
+                "-listen",
+                "1",
+                self.uri,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 10
         while time.time() < deadline and not listening(self.port):  # (a probe connection would be its one client)
             time.sleep(0.05)
@@ -80,9 +101,14 @@ class EdgecvRun:
 
     def __init__(self, *args: str, env: dict | None = None):
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgecv.cli", "run", *args], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgecv.cli", "run", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -21,20 +21,32 @@ def zones_file(tmp_path, data) -> str:
 def dets(*objects):
     """(track id, label, bottom-centre x, y) -> Detections of 10x20 boxes standing on those points."""
     if not objects:
-        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), (),
-                          np.zeros(0, np.int64))
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), (), np.zeros(0, np.int64))
     xyxy = np.asarray([[x - 5, y - 20, x + 5, y] for _, _, x, y in objects], np.float32)
-    return Detections(xyxy, np.full(len(objects), 0.9, np.float32), np.zeros(len(objects), np.int64),
-                      tuple(lb for _, lb, _, _ in objects), np.asarray([t for t, _, _, _ in objects], np.int64))
+    return Detections(
+        xyxy,
+        np.full(len(objects), 0.9, np.float32),
+        np.zeros(len(objects), np.int64),
+        tuple(lb for _, lb, _, _ in objects),
+        np.asarray([t for t, _, _, _ in objects], np.int64),
+    )
 
 
 @pytest.fixture
 def analytics(tmp_path):
-    spec = load_zones(zones_file(tmp_path, {
-        "units": "normalized",
-        "zones": [{"name": "door", "polygon": [[0.25, 0.2], [0.5, 0.2], [0.5, 0.9], [0.25, 0.9]]},
-                  {"name": "cars-only", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "classes": ["car"]}],
-        "lines": [{"name": "gate", "points": [[0.75, 0.0], [0.75, 0.6]]}]}))
+    spec = load_zones(
+        zones_file(
+            tmp_path,
+            {
+                "units": "normalized",
+                "zones": [
+                    {"name": "door", "polygon": [[0.25, 0.2], [0.5, 0.2], [0.5, 0.9], [0.25, 0.9]]},
+                    {"name": "cars-only", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "classes": ["car"]},
+                ],
+                "lines": [{"name": "gate", "points": [[0.75, 0.0], [0.75, 0.6]]}],
+            },
+        )
+    )
     return Analytics(spec, forget_s=1.0)
 
 
@@ -76,13 +88,19 @@ def test_an_object_lost_inside_a_zone_leaves_it_after_forget_s(analytics):
     assert events[0]["dwell_s"] == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"zones": [{"name": "a", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "units: required field is missing"),
-    ({"units": "normalized", "zones": [{"name": "a", "polygon": [[0, 0], [2, 0], [1, 1]]}]}, "lie in 0..1"),
-    ({"units": "pixels", "zones": [{"name": "a", "polygon": [[0, 0], [1, 0]]}]}, "zones.0.polygon"),
-    ({"units": "pixels", "lines": [{"name": "l", "points": [[0, 0], [1, 1]], "colour": "red"}]}, "lines.0.colour: unknown key"),
-    ({"units": "pixels"}, "at least one zone or line"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"zones": [{"name": "a", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "units: required field is missing"),
+        ({"units": "normalized", "zones": [{"name": "a", "polygon": [[0, 0], [2, 0], [1, 1]]}]}, "lie in 0..1"),
+        ({"units": "pixels", "zones": [{"name": "a", "polygon": [[0, 0], [1, 0]]}]}, "zones.0.polygon"),
+        (
+            {"units": "pixels", "lines": [{"name": "l", "points": [[0, 0], [1, 1]], "colour": "red"}]},
+            "lines.0.colour: unknown key",
+        ),
+        ({"units": "pixels"}, "at least one zone or line"),
+    ],
+)
 def test_bad_zone_files_name_the_file_and_field(tmp_path, data, message):
     path = zones_file(tmp_path, data)
     with pytest.raises(RecipeError, match=message) as err:

@@ -44,8 +44,7 @@ def test_engine_sidecar_must_match_the_engine(tmp_path):
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"engine-bytes")
-    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(8, 8), mean=(0,) * 3, std=(1,) * 3,
-                        precision="fp16")
+    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(8, 8), mean=(0,) * 3, std=(1,) * 3, precision="fp16")
     write_engine_sidecar(engine, meta, sidecar_path(engine))
     assert read_engine_meta(engine) == meta
     engine.write_bytes(b"another engine")
@@ -93,8 +92,12 @@ def _mixed_int8(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
     fp32 = torch2onnx(net, ConvertSpec(tmp_path / "fp32.onnx", meta))
-    mixed = onnx_int8(fp32, ConvertSpec(tmp_path / "mixed.onnx", meta, "int8",
-                                        Calibration(images, tuple(map(str, range(16))), "c"), keep_float=("dw",)))
+    mixed = onnx_int8(
+        fp32,
+        ConvertSpec(
+            tmp_path / "mixed.onnx", meta, "int8", Calibration(images, tuple(map(str, range(16))), "c"), keep_float=("dw",)
+        ),
+    )
     return mixed, rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
 
 
@@ -122,13 +125,18 @@ def test_int8_is_exact_on_an_x86_cpu_without_vnni(tmp_path):
     29 of 38). The backend asks for the exact path; checked on a Haswell (AVX2, no VNNI) that qemu emulates."""
     mixed, x = _mixed_int8(tmp_path)
     np.save(tmp_path / "x.npy", x)
-    child = ("import sys, numpy as np; from edgecv.runtime.backends import create_backend; "
-             "d = sys.argv[1]; np.save(d + '/y.npy', create_backend(d + '/mixed.onnx').infer(np.load(d + '/x.npy'))[0])")
-    subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child, str(tmp_path)], check=True,
-                   stderr=subprocess.DEVNULL, timeout=120)  # stderr: qemu lists the host features it lacks
+    child = (
+        "import sys, numpy as np; from edgecv.runtime.backends import create_backend; "
+        "d = sys.argv[1]; np.save(d + '/y.npy', create_backend(d + '/mixed.onnx').infer(np.load(d + '/x.npy'))[0])"
+    )
+    subprocess.run(
+        ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child, str(tmp_path)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )  # stderr: qemu lists the host features it lacks
     as_written = _as_written(mixed, x)
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), as_written, rtol=1e-3,
-                               atol=1e-3 * float(np.abs(as_written).max()))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), as_written, rtol=1e-3, atol=1e-3 * float(np.abs(as_written).max()))
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="emulates an x86 CPU without VNNI: x86_64 hosts only")
@@ -138,8 +146,9 @@ def test_the_exact_int8_path_is_asked_for_only_where_int8_saturates():
     from edgecv.runtime.backends.ort import int8_saturates
 
     child = "from edgecv.runtime.backends.ort import int8_saturates; print(int8_saturates())"
-    haswell = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child], capture_output=True,
-                             text=True, timeout=120)
+    haswell = subprocess.run(
+        ["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", child], capture_output=True, text=True, timeout=120
+    )
     assert haswell.stdout.strip() == "True", haswell.stderr[-1000:]
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     assert int8_saturates() == (not {"avx512_vnni", "avx_vnni"} & set(flags))
@@ -155,8 +164,9 @@ def _fake_engine(tmp_path, monkeypatch, cudart):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"fake engine")
     meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3)
-    trt_backend.sidecar_path(engine).write_text(json.dumps({"engine_sha256": trt_backend.file_sha256(engine),
-                                                            "meta": json.loads(meta.to_json())}))
+    trt_backend.sidecar_path(engine).write_text(
+        json.dumps({"engine_sha256": trt_backend.file_sha256(engine), "meta": json.loads(meta.to_json())})
+    )
     monkeypatch.setattr(trt_backend, "require", lambda *a, **k: fake_tensorrt())
     monkeypatch.setattr(trt_backend, "_cudart", lambda: cudart)
     return engine

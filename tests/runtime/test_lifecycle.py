@@ -37,12 +37,20 @@ def test_sigint_while_the_camera_is_opening_ends_within_2_s(tiny_export):
 
 
 @requires_ffmpeg
-def test_a_stream_that_goes_away_is_reconnected_and_sigint_while_reconnecting_ends_it(tiny_export, shapes_video,
-                                                                                      tmp_path):
+def test_a_stream_that_goes_away_is_reconnected_and_sigint_while_reconnecting_ends_it(tiny_export, shapes_video, tmp_path):
     events = tmp_path / "events.jsonl"
     with MjpegServer(shapes_video) as server:
-        run = EdgecvRun(model_of(tiny_export), "--source", server.uri, "--events", str(events),
-                        "--save", str(tmp_path / "out.avi"), "--threads", "1")
+        run = EdgecvRun(
+            model_of(tiny_export),
+            "--source",
+            server.uri,
+            "--events",
+            str(events),
+            "--save",
+            str(tmp_path / "out.avi"),
+            "--threads",
+            "1",
+        )
         try:
             run.wait_for("source http://127.0.0.1")
             deadline = time.time() + 30
@@ -97,8 +105,17 @@ def test_sigint_with_full_queues_ends_within_2_s_with_a_playable_video(tiny_expo
     clip = write_video(tmp_path / "long.avi", [cv2.imread(str(files[i % len(files)])) for i in range(3000)])
     events = tmp_path / "events.jsonl"
     # a file source reads faster than inference: both queues stay full
-    run = EdgecvRun(model_of(tiny_export), "--source", str(clip), "--events", str(events),
-                    "--save", str(tmp_path / "out.avi"), "--threads", "1")
+    run = EdgecvRun(
+        model_of(tiny_export),
+        "--source",
+        str(clip),
+        "--events",
+        str(events),
+        "--save",
+        str(tmp_path / "out.avi"),
+        "--threads",
+        "1",
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and len(events.read_text().splitlines() if events.exists() else []) < 20:

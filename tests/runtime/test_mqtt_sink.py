@@ -17,16 +17,23 @@ from edgecv.errors import EdgecvError
 from edgecv.runtime.mqtt_sink import parse_mqtt_uri
 from tests.runtime.servers import EdgecvRun, MjpegServer, free_port, requires_ffmpeg
 
-needs_mosquitto = pytest.mark.skipif(shutil.which("mosquitto") is None and not os.environ.get("CI"),
-                                     reason="mosquitto is not installed (scripts/test.sh installs it)")
+needs_mosquitto = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not os.environ.get("CI"),
+    reason="mosquitto is not installed (scripts/test.sh installs it)",
+)
 
 
 class Mosquitto:
     def __init__(self, folder, password: tuple[str, str] | None = None, tls: bool = False):
         self.folder, self.port = folder, free_port()
         folder.mkdir(exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
-                 f"log_dest file {folder}/broker.log", "log_type all"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {folder}/",
+            f"log_dest file {folder}/broker.log",
+            "log_type all",
+        ]
         if os.geteuid() == 0:  # as root mosquitto drops to its own user, which cannot read pytest's private folders
             lines.append("user root")
         if password:
@@ -35,17 +42,36 @@ class Mosquitto:
         else:
             lines += ["allow_anonymous true"]
         if tls:
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
-                            str(folder / "key.pem"), "-out", str(folder / "cert.pem")], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                    "-keyout",
+                    str(folder / "key.pem"),
+                    "-out",
+                    str(folder / "cert.pem"),
+                ],
+                check=True,
+                capture_output=True,
+            )
             lines += [f"certfile {folder / 'cert.pem'}", f"keyfile {folder / 'key.pem'}"]
         (folder / "mosquitto.conf").write_text("\n".join(lines) + "\n")
         self.proc = None
 
     def start(self) -> "Mosquitto":
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.folder / "mosquitto.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.folder / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 10
         while time.time() < deadline:
             with socket.socket() as s:
@@ -101,8 +127,11 @@ def test_mqtt_uris_keep_secrets_out():
     with pytest.raises(EdgecvError, match="a password in the URI") as err:
         parse_mqtt_uri("mqtt://u:hunter2@h/t")
     assert "hunter2" not in str(err.value)
-    for bad, message in (("mqtt://h", "mqtt://\\[user@\\]host"), ("mqtt://h/t?ca=x", "use mqtts://"),
-                         ("mqtt://h/t?qos=2", "unknown MQTT URI options")):
+    for bad, message in (
+        ("mqtt://h", "mqtt://\\[user@\\]host"),
+        ("mqtt://h/t?ca=x", "use mqtts://"),
+        ("mqtt://h/t?qos=2", "unknown MQTT URI options"),
+    ):
         with pytest.raises(EdgecvError, match=message):
             parse_mqtt_uri(bad)
 
@@ -114,9 +143,19 @@ def test_a_broker_restart_mid_stream_loses_no_event(tiny_export, shapes_video, t
     sub = Subscriber(broker.port, "edgecv/test")
     try:
         with MjpegServer(shapes_video) as camera:  # 10 fps: the run lasts ~8 s
-            run = EdgecvRun(model_of(tiny_export), "--source", camera.uri, "--max-frames", "80", "--threads", "1",
-                            "--events", f"mqtt://127.0.0.1:{broker.port}/edgecv/test",
-                            "--telemetry", str(tmp_path / "t.json"))
+            run = EdgecvRun(
+                model_of(tiny_export),
+                "--source",
+                camera.uri,
+                "--max-frames",
+                "80",
+                "--threads",
+                "1",
+                "--events",
+                f"mqtt://127.0.0.1:{broker.port}/edgecv/test",
+                "--telemetry",
+                str(tmp_path / "t.json"),
+            )
             run.wait_for("events mqtt://127.0.0.1")
             time.sleep(2.5)
             broker.stop()
@@ -142,16 +181,32 @@ def test_a_wrong_password_is_one_line_and_one_attempt(tiny_export, shapes_video,
     broker = Mosquitto(tmp_path / "broker", password=("cam1", "s3cret-pw")).start()
     try:
         uri = f"mqtt://cam1@127.0.0.1:{broker.port}/edgecv/test"
-        run = EdgecvRun(model_of(tiny_export), "--source", str(shapes_video), "--events", uri, "--threads", "1",
-                        env={"EDGECV_MQTT_PASSWORD": "wrong-pw"})
+        run = EdgecvRun(
+            model_of(tiny_export),
+            "--source",
+            str(shapes_video),
+            "--events",
+            uri,
+            "--threads",
+            "1",
+            env={"EDGECV_MQTT_PASSWORD": "wrong-pw"},
+        )
         rc, _, elapsed = run.finish(timeout=60)
         errors = [line for line in run.lines if line.startswith("edgecv: error:")]
         assert rc == 2 and len(errors) == 1 and "refused the connection" in errors[0], run.stderr
         assert "$EDGECV_MQTT_PASSWORD" in errors[0] and "wrong-pw" not in run.stderr and "Traceback" not in run.stderr
         time.sleep(1.0)
         assert broker.log().count("disconnected, not authorised") == 1  # one attempt: no retry storm
-        ok = EdgecvRun(model_of(tiny_export), "--source", str(shapes_video), "--events", uri, "--threads", "1",
-                       env={"EDGECV_MQTT_PASSWORD": "s3cret-pw"})
+        ok = EdgecvRun(
+            model_of(tiny_export),
+            "--source",
+            str(shapes_video),
+            "--events",
+            uri,
+            "--threads",
+            "1",
+            env={"EDGECV_MQTT_PASSWORD": "s3cret-pw"},
+        )
         assert ok.finish(timeout=60)[0] == 0, ok.stderr
         assert "s3cret-pw" not in ok.stderr
     finally:
@@ -181,8 +236,15 @@ def test_mqtts_with_the_broker_ca(tiny_export, shapes_video, tmp_path):
         sub.disconnect()
         sub.loop_stop()
         assert sum(m["event"] == "result" for m in got) == 36
-        untrusted = EdgecvRun(model_of(tiny_export), "--source", str(shapes_video), "--threads", "1", "--events",
-                              f"mqtts://127.0.0.1:{broker.port}/edgecv/tls")  # the system CAs do not know it
+        untrusted = EdgecvRun(
+            model_of(tiny_export),
+            "--source",
+            str(shapes_video),
+            "--threads",
+            "1",
+            "--events",
+            f"mqtts://127.0.0.1:{broker.port}/edgecv/tls",
+        )  # the system CAs do not know it
         rc, _, _ = untrusted.finish(timeout=60)
         assert rc == 2 and "TLS certificate is not trusted" in untrusted.stderr and "?ca=CA.pem" in untrusted.stderr
     finally:

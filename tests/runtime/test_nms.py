@@ -30,8 +30,9 @@ def test_letterbox_and_boxes_back_to_frame_pixels():
     img, tf = letterbox(frame, (64, 64))
     assert img.shape == (64, 64, 3) and (tf.scale_x, tf.pad_x, tf.pad_y) == (0.32, 0, 16)
     assert (img[:16] == 114).all() and (img[16:48] == 0).all()
-    meta = ArtifactMeta(task="detect", labels=["cat", "dog"], input_size=(64, 64), mean=(0,) * 3, std=(1,) * 3,
-                        resize="letterbox")
+    meta = ArtifactMeta(
+        task="detect", labels=["cat", "dog"], input_size=(64, 64), mean=(0,) * 3, std=(1,) * 3, resize="letterbox"
+    )
     boxes = np.array([[[0, 16, 32, 32], [1, 17, 33, 33]]], np.float32)
     scores = np.array([[[0.1, 0.9], [0.2, 0.8]]], np.float32)
     det = detect_postprocess([boxes, scores], meta, conf=0.5, iou=0.5, transform=tf)
@@ -105,8 +106,9 @@ def test_two_passes_keep_exactly_what_one_pass_keeps(monkeypatch):
     rng = np.random.default_rng(0)
     for trial in range(60):
         n = int(rng.integers(61, 900))
-        xyxy, scores, cls = clustered(rng, n, int(rng.integers(1, 40)), int(rng.integers(1, 6)),
-                                      levels=[None, 255, 20][trial % 3])
+        xyxy, scores, cls = clustered(
+            rng, n, int(rng.integers(1, 40)), int(rng.integers(1, 6)), levels=[None, 255, 20][trial % 3]
+        )
         flat, flip = np.split(rng.choice(n, n // 20, replace=False), [n // 60])
         xyxy[flat, 2] = xyxy[flat, 0]  # zero width
         xyxy[flip] = xyxy[flip][:, [2, 3, 0, 1]]  # corners swapped

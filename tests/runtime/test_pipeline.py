@@ -22,15 +22,28 @@ def frame_count(path) -> int:
 def run_torch_blocked(model, video, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     """`edgecv run MODEL --source VIDEO --save out.mp4 --events events.jsonl` in a process where importing torch,
     torchvision, timm or tensorflow fails, and which checks at exit that none got imported."""
-    return cli_torch_blocked("run", str(model), "--source", str(video), "--save", str(tmp_path / "out.mp4"),
-                             "--events", str(tmp_path / "events.jsonl"), "--threads", "1", *extra)
+    return cli_torch_blocked(
+        "run",
+        str(model),
+        "--source",
+        str(video),
+        "--save",
+        str(tmp_path / "out.mp4"),
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        "--threads",
+        "1",
+        *extra,
+    )
 
 
 def cli_torch_blocked(*args: str) -> subprocess.CompletedProcess:
     """`edgecv ARGS...` in a process where importing torch, torchvision, timm or tensorflow fails, and which checks
     at exit that none got imported."""
     argv = ["edgecv", *args]
-    code = BLOCK_TORCH + f"""
+    code = (
+        BLOCK_TORCH
+        + f"""
 import sys
 from edgecv.cli import main
 sys.argv = {argv!r}
@@ -39,6 +52,7 @@ try:
 finally:
     assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules
 """
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
 
 
@@ -62,8 +76,7 @@ def test_run_says_what_it_runs_and_refuses_options_of_another_task(tiny_export, 
     proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     start = [line for line in proc.stderr.splitlines() if line.startswith("edgecv: run model_int8.onnx")]
-    summary = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1",
-                                "--json")
+    summary = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1", "--json")
     assert summary.returncode == 0 and json.loads(summary.stdout)["frames"] == 36, summary.stdout[-2000:]
     assert len(start) == 1 and "(classify, int8) on onnxruntime" in start[0] and "1 inference thread(s)" in start[0]
     assert "results are only summarised at the end" in start[0] and f"source {shapes_video}" in start[0]
@@ -77,8 +90,9 @@ def test_run_says_what_it_runs_and_refuses_options_of_another_task(tiny_export, 
 
 def test_show_on_a_headless_opencv_is_refused_before_any_frame(tiny_export, shapes_video, tmp_path):
     out, _ = tiny_export
-    proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--show",
-                             "--events", str(tmp_path / "e.jsonl"))
+    proc = cli_torch_blocked(
+        "run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--show", "--events", str(tmp_path / "e.jsonl")
+    )
     assert proc.returncode == 2 and "--show: this OpenCV has no GUI" in proc.stderr and "pip install opencv-python" in proc.stderr
     assert not (tmp_path / "e.jsonl").exists()  # refused before any output was opened
 

@@ -31,7 +31,9 @@ sys.meta_path.insert(0, Block())
 
 
 def test_runtime_and_cli_import_without_torch():
-    code = BLOCK_TORCH + """
+    code = (
+        BLOCK_TORCH
+        + """
 import edgecv.runtime.preprocess
 import edgecv.cli, edgecv.recipes, edgecv.data.imagefolder
 from click.testing import CliRunner
@@ -39,6 +41,7 @@ r = CliRunner().invoke(edgecv.cli.cli, ['train', 'nope.yaml'])
 assert r.exit_code == 2 and "pip install 'edgecv[train]'" in r.output, r.output
 print('ok')
 """
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 

@@ -102,8 +102,7 @@ def test_a_camera_that_never_opens_fails_at_the_open_timeout_naming_what_to_chec
 
 def test_the_stop_event_ends_iteration_while_the_source_backs_off():
     stop = threading.Event()
-    src = LiveSource("rtsp://nowhere", lambda: FakeCapture(0, opened=False), backoff=(5.0, 5.0), open_timeout=None,
-                     stop=stop)
+    src = LiveSource("rtsp://nowhere", lambda: FakeCapture(0, opened=False), backoff=(5.0, 5.0), open_timeout=None, stop=stop)
     threading.Timer(0.3, stop.set).start()
     t0 = time.monotonic()
     assert list(src) == []  # ends, no error: the run was stopped

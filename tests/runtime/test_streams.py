@@ -27,11 +27,24 @@ def results_of(path, source=None):
 def test_sources_are_named_from_name_equals_uri_files_and_credential_free_urls(tmp_path):
     odd = tmp_path / "a=b.avi"  # an existing file whose name has "=" is a file, not NAME=URI
     odd.write_bytes(b"")
-    named = name_sources(["door=rtsp://cam1/live", "rtsp://admin:secret@10.0.0.7:554/h264?a=b", "/videos/yard.mp4",
-                          "/other/yard.mp4", str(odd), "0"])
-    assert named == [("door", "rtsp://cam1/live"), ("rtsp://10.0.0.7:554/h264?a=b", "rtsp://admin:secret@10.0.0.7:554/h264?a=b"),
-                     ("yard.mp4", "/videos/yard.mp4"), ("yard.mp4#2", "/other/yard.mp4"), ("a=b.avi", str(odd)),
-                     ("0", "0")]
+    named = name_sources(
+        [
+            "door=rtsp://cam1/live",
+            "rtsp://admin:secret@10.0.0.7:554/h264?a=b",
+            "/videos/yard.mp4",
+            "/other/yard.mp4",
+            str(odd),
+            "0",
+        ]
+    )
+    assert named == [
+        ("door", "rtsp://cam1/live"),
+        ("rtsp://10.0.0.7:554/h264?a=b", "rtsp://admin:secret@10.0.0.7:554/h264?a=b"),
+        ("yard.mp4", "/videos/yard.mp4"),
+        ("yard.mp4#2", "/other/yard.mp4"),
+        ("a=b.avi", str(odd)),
+        ("0", "0"),
+    ]
     listing = tmp_path / "cams.txt"
     listing.write_text("# shop\nfront=rtsp://10.0.0.5/s1\n\n  /videos/yard.mp4  \n")
     assert read_sources(listing) == ["front=rtsp://10.0.0.5/s1", "/videos/yard.mp4"]
@@ -47,8 +60,10 @@ def test_onnx_takes_a_batch_across_streams_only_when_every_output_is_per_frame(t
 def test_a_cpu_takes_one_frame_a_call_unless_asked_and_never_more_than_the_artifact_takes(tiny_export, tmp_path):
     from edgecv.runtime.streams import batch_size
 
-    with create_backend(tiny_export[0] / "model_int8.onnx") as onnx, \
-            create_backend(brightness_detector(tmp_path / "blobs.onnx")) as fixed:
+    with (
+        create_backend(tiny_export[0] / "model_int8.onnx") as onnx,
+        create_backend(brightness_detector(tmp_path / "blobs.onnx")) as fixed,
+    ):
         assert [batch_size(onnx, 4), batch_size(onnx, 4, 2), batch_size(onnx, 2, 8)] == [1, 2, 2]
         assert batch_size(fixed, 4, 4) == 1
 
@@ -60,8 +75,16 @@ def test_two_streams_are_batched_and_each_frame_gets_its_own_outputs(tiny_export
     for name, video in (("a", shapes_video), ("b", other)):
         run_pipeline(PipelineSpec(model=model, source=str(video), threads=1, events=str(tmp_path / f"{name}.jsonl")))
         alone[name] = results_of(tmp_path / f"{name}.jsonl")
-    s = run_pipeline(PipelineSpec(model=model, source=(f"a={shapes_video}", f"b={other}"), threads=1, batch=2,
-                                  events=str(tmp_path / "both.jsonl"), save=str(tmp_path / "out.avi")))
+    s = run_pipeline(
+        PipelineSpec(
+            model=model,
+            source=(f"a={shapes_video}", f"b={other}"),
+            threads=1,
+            batch=2,
+            events=str(tmp_path / "both.jsonl"),
+            save=str(tmp_path / "out.avi"),
+        )
+    )
     assert s["frames"] == 72 and {n: st["frames"] for n, st in s["streams"].items()} == {"a": 36, "b": 36}
     assert sum(int(k) * v for k, v in s["batches"].items()) == 72 and s["batches"].get("2", 0) >= 18, s["batches"]
     for name in ("a", "b"):
@@ -69,8 +92,7 @@ def test_two_streams_are_batched_and_each_frame_gets_its_own_outputs(tiny_export
         assert [e["frame"] for e in together] == list(range(36))
         for mine, own in zip(together, alone[name]):  # a batched frame's outputs are its own (rows not mixed up)
             assert [c["label"] for c in mine["top"]] == [c["label"] for c in own["top"]]
-            np.testing.assert_allclose([c["score"] for c in mine["top"]], [c["score"] for c in own["top"]],
-                                       atol=1e-4)
+            np.testing.assert_allclose([c["score"] for c in mine["top"]], [c["score"] for c in own["top"]], atol=1e-4)
         assert frame_count(tmp_path / f"out-{name}.avi") == 36
         assert s["streams"][name]["stages"]["latency"]["n"] == 36
     telemetry = json.loads((tmp_path / "both.telemetry.json").read_text())
@@ -86,8 +108,16 @@ def test_each_stream_tracks_its_own_objects(tmp_path):
         img[40 + 2 * t : 56 + 2 * t, 96:112] = 255
         frames.append(img)
     video = write_video(tmp_path / "blobs.avi", frames)
-    s = run_pipeline(PipelineSpec(model=str(model), source=(f"left={video}", f"right={video}"), conf=0.5, threads=1,
-                                  batch=2, events=str(tmp_path / "events.jsonl")))
+    s = run_pipeline(
+        PipelineSpec(
+            model=str(model),
+            source=(f"left={video}", f"right={video}"),
+            conf=0.5,
+            threads=1,
+            batch=2,
+            events=str(tmp_path / "events.jsonl"),
+        )
+    )
     assert s["batches"] == {"1": 60}  # batch 2 asked for, but this graph takes one frame: the streams took turns
     for name in ("left", "right"):
         ids = [sorted(b["track_id"] for b in e["boxes"]) for e in results_of(tmp_path / "events.jsonl", name)]
@@ -110,8 +140,17 @@ def test_a_dying_stream_ends_alone_and_the_file_plays_to_its_end(tiny_export, sh
     listing = tmp_path / "sources.txt"
     with MjpegServer(shapes_video) as server:
         listing.write_text(f"# one file, one camera\nfile={clip}\ncam={server.uri}\n")
-        run = EdgecvRun(str(tiny_export[0] / "model_int8.onnx"), "--sources", str(listing), "--events", str(events),
-                        "--threads", "1", "--give-up-after", "1")
+        run = EdgecvRun(
+            str(tiny_export[0] / "model_int8.onnx"),
+            "--sources",
+            str(listing),
+            "--events",
+            str(events),
+            "--threads",
+            "1",
+            "--give-up-after",
+            "1",
+        )
         try:
             run.wait_for("2 sources (file, cam)")
             deadline = time.time() + 30

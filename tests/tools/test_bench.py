@@ -12,7 +12,9 @@ FILES = ["model_fp16.tflite", "model_fp32.onnx", "model_fp32.tflite", "model_int
 
 def test_bench_rows_match_the_json_and_run_without_torch(tiny_export, tiny_run, tmp_path):
     out, _ = tiny_export
-    code = BLOCK_TORCH + f"""
+    code = (
+        BLOCK_TORCH
+        + f"""
 import sys
 from edgecv.cli import main
 sys.argv = ['edgecv', 'bench', {str(out)!r}, '--run', {str(tiny_run)!r}, '--threads', '1', '--out', {str(tmp_path)!r}]
@@ -21,15 +23,21 @@ try:
 finally:
     assert 'torch' not in sys.modules
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})  # the peak's cache
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )  # the peak's cache
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "bench.json").read_text())
     assert [r["file"] for r in rows] == FILES
     from edgecv.tools.inspect import inspect_onnx
 
     peak = json.loads((tmp_path / "cache" / "edgecv" / "peak.json").read_text())
-    (key, measured), = peak.items()
+    ((key, measured),) = peak.items()
     assert "threads 1" in key and measured["int8"] > 0 and measured["fp32"] > 0
     for r in rows:  # the roofline: MACs as inspect counts them, GMAC/s at p50, % of the peak of the row's precision
         assert r["macs"] > 0 and abs(r["gmacs"] - r["macs"] / r["p50_ms"] / 1e6) < 0.01
@@ -51,8 +59,20 @@ finally:
 
 
 def _row(file, threads, p50):
-    return {"file": file, "format": "onnx", "precision": "fp32", "size_mb": 1.0, "metric": "top1", "value": 0.9,
-            "n": 10, "p50_ms": p50, "p99_ms": p50, "fps": 1000 / p50, "threads": threads, "speedup_vs_fp32": None}
+    return {
+        "file": file,
+        "format": "onnx",
+        "precision": "fp32",
+        "size_mb": 1.0,
+        "metric": "top1",
+        "value": 0.9,
+        "n": 10,
+        "p50_ms": p50,
+        "p99_ms": p50,
+        "fps": 1000 / p50,
+        "threads": threads,
+        "speedup_vs_fp32": None,
+    }
 
 
 def test_benching_one_model_keeps_the_rows_of_the_others(tmp_path):

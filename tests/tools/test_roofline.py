@@ -34,8 +34,12 @@ def test_the_peak_is_measured_once_per_machine_runtime_and_threads(tmp_path, mon
 def test_a_rows_share_of_the_peak():
     peak = {"fp32": 50.0, "int8": 400.0}
     row = {"p50_ms": 2.0, "precision": "int8", "backend": "onnxruntime"}
-    assert roofline.roofline(row, 100_000_000, peak) == {"macs": 100_000_000, "gmacs": 50.0, "peak_gmacs": 400.0,
-                                                         "pct_of_peak": 12.5}
+    assert roofline.roofline(row, 100_000_000, peak) == {
+        "macs": 100_000_000,
+        "gmacs": 50.0,
+        "peak_gmacs": 400.0,
+        "pct_of_peak": 12.5,
+    }
     assert roofline.roofline({**row, "precision": "fp16"}, 100_000_000, peak)["pct_of_peak"] == 100.0
     assert roofline.roofline({**row, "backend": "litert"}, 100_000_000, peak)["pct_of_peak"] is None
     assert roofline.roofline(row, None, peak)["gmacs"] is None  # an ONNX on a device without the onnx package

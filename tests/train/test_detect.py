@@ -29,8 +29,7 @@ def test_detector_run_writes_metrics_curves_and_predictions(det_run):
 
 def test_resume_continues_from_the_last_checkpoint(det_run):
     run, _ = det_run
-    r = CliRunner().invoke(cli, ["train", "ignored.yaml", "--out", str(run), "--resume", "--epochs", "2"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["train", "ignored.yaml", "--out", str(run), "--resume", "--epochs", "2"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     import torch
 

@@ -63,8 +63,7 @@ def test_corrupt_image_in_the_dataset_is_skipped_and_counted(tmp_path, shapes_di
     data = tmp_path / "shapes"
     shutil.copytree(shapes_dir, data)
     (data / "circle" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    recipe = fast_recipe(tmp_path / "r.yaml", data, head={"epochs": 1, "cache_augmentations": 0},
-                         finetune={"epochs": 0})
+    recipe = fast_recipe(tmp_path / "r.yaml", data, head={"epochs": 1, "cache_augmentations": 0}, finetune={"epochs": 0})
     result = train(str(recipe), out=str(tmp_path / "run"))
     split = json.loads((result.run_dir / "split.json").read_text())
     assert split["skipped"] == [{"file": "circle/broken.jpg", "reason": "not a decodable image (corrupt or unsupported format)"}]
@@ -88,8 +87,7 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_extra_named_test_sets_are_reported_separately(tmp_path, shapes_dir):
     from tests.conftest import fast_recipe
 
-    recipe = fast_recipe(tmp_path / "r.yaml", shapes_dir, head={"epochs": 1, "cache_augmentations": 0},
-                         finetune={"epochs": 0})
+    recipe = fast_recipe(tmp_path / "r.yaml", shapes_dir, head={"epochs": 1, "cache_augmentations": 0}, finetune={"epochs": 0})
     result = train(str(recipe), out=str(tmp_path / "run"), overrides=(f"data.extra_test={{again: {shapes_dir}}}",))
     extra = result.metrics["extra"]["again"]
     assert extra["n"] == 60 and extra["skipped_files"] == []  # every image of the folder, scored on its own
@@ -113,8 +111,7 @@ def _cut_caching_after(n: int, monkeypatch) -> list:
     return computed
 
 
-def test_train_interrupted_before_its_first_checkpoint_starts_again_without_overwrite(tiny_recipe, tmp_path,
-                                                                                      monkeypatch):
+def test_train_interrupted_before_its_first_checkpoint_starts_again_without_overwrite(tiny_recipe, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from edgecv.cli import cli
@@ -134,8 +131,7 @@ def test_train_interrupted_before_its_first_checkpoint_starts_again_without_over
     assert computed and not set(computed) & kept
 
 
-def test_resume_of_a_run_without_checkpoint_starts_it_and_contradictions_are_refused(tiny_recipe, tmp_path,
-                                                                                     monkeypatch):
+def test_resume_of_a_run_without_checkpoint_starts_it_and_contradictions_are_refused(tiny_recipe, tmp_path, monkeypatch):
     run = tmp_path / "run"
     _cut_caching_after(1, monkeypatch)
     with pytest.raises(KeyboardInterrupt, match="no checkpoint"):
@@ -148,6 +144,7 @@ def test_resume_of_a_run_without_checkpoint_starts_it_and_contradictions_are_ref
     _cut_caching_after(0, monkeypatch)
     result = train(str(tiny_recipe), out=str(run), resume=True)
     assert result.resumed_from is None and (run / "best.pt").is_file()
+
     # Ctrl-C after a checkpoint names the epoch that is on disk and the command that continues it
     def stop(row):
         raise KeyboardInterrupt

@@ -75,7 +75,6 @@ class LiteRTBackend(Backend):
             return y
         return y.astype(np.float32, copy=False)
 
-
     @property
     def providers(self) -> list[str]:
         return ["XNNPACK" if self.xnnpack else "builtin kernels"]

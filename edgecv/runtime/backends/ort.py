@@ -32,7 +32,8 @@ KEEP_FLOAT_LAYERS_FLOAT = ["WeightBiasQuantization"]
 X64_EXACT_INT8 = ("session.x64quantprecision", "1")
 # scripts/int8_probe.py: QLinearMatMul whose exact answer is 207 and whose VPMADDUBSW answer is 105.
 INT8_PROBE = base64.b64decode(
-    "CAg6hwIKNgoBYQoDYV9zCgNhX3oKAWIKA2JfcwoDYl96CgN5X3MKA3lfehIBeSINUUxpbmVhck1hdE11bBIFcHJvYmUqDRABQgNhX3NKBAAAgD8qChACQgNhX3pKAQAqSwhACAEQA0IBYkpAf39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/fyoNEAFCA2Jfc0oEAACAPyoKEANCA2JfekoBACoNEAFCA3lfc0oEAEAcRioKEAJCA3lfekoBAFoTCgFhEg4KDAgCEggKAggBCgIIQGITCgF5Eg4KDAgCEggKAggBCgIIAUIECgAQDQ==")
+    "CAg6hwIKNgoBYQoDYV9zCgNhX3oKAWIKA2JfcwoDYl96CgN5X3MKA3lfehIBeSINUUxpbmVhck1hdE11bBIFcHJvYmUqDRABQgNhX3NKBAAAgD8qChACQgNhX3pKAQAqSwhACAEQA0IBYkpAf39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/fyoNEAFCA2Jfc0oEAACAPyoKEANCA2JfekoBACoNEAFCA3lfc0oEAEAcRioKEAJCA3lfekoBAFoTCgFhEg4KDAgCEggKAggBCgIIQGITCgF5Eg4KDAgCEggKAggBCgIIAUIECgAQDQ=="
+)
 
 
 @functools.cache
@@ -62,20 +63,28 @@ def dynamic_batch(session) -> int:
 class OrtBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None = None, providers: tuple[str, ...] = ("CPUExecutionProvider",),
-                 preferred_providers: tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
+        preferred_providers: tuple[str, ...] | None = None,
+    ):
         ort = require("onnxruntime", "runtime", "running ONNX models")
         if preferred_providers:  # a device profile's wish list: take what this build has, and say what it lacks
             available = ort.get_available_providers()
             providers = tuple(p for p in preferred_providers if p in available) or ("CPUExecutionProvider",)
             lacking = [p for p in preferred_providers if p not in available]
             if lacking:
-                log.warning("%s: this onnxruntime build has no %s; running on %s", path.name, ", ".join(lacking),
-                            ", ".join(providers))
+                log.warning(
+                    "%s: this onnxruntime build has no %s; running on %s", path.name, ", ".join(lacking), ", ".join(providers)
+                )
         missing = [p for p in providers if p not in ort.get_available_providers()]
         if missing:
-            raise EdgecvError(f"{path}: execution provider(s) {missing} are not in this onnxruntime build "
-                              f"(available: {ort.get_available_providers()})")
+            raise EdgecvError(
+                f"{path}: execution provider(s) {missing} are not in this onnxruntime build "
+                f"(available: {ort.get_available_providers()})"
+            )
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -85,8 +94,9 @@ class OrtBackend(Backend):
             opts.add_session_config_entry(*X64_EXACT_INT8)
         self.path = path
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=list(providers),
-                                                disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT)
+            self.session = ort.InferenceSession(
+                str(path), opts, providers=list(providers), disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT
+            )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise EdgecvError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
         self.meta = meta_from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
@@ -104,8 +114,10 @@ class OrtBackend(Backend):
         if self.session is None:
             raise EdgecvError(f"{self.path}: backend is closed")
         # float outputs as float32; integer ones (in-graph NMS indices) keep their type
-        return [o if np.issubdtype(o.dtype, np.integer) else np.asarray(o, dtype=np.float32)
-                for o in self.session.run(None, {self._input: x})]
+        return [
+            o if np.issubdtype(o.dtype, np.integer) else np.asarray(o, dtype=np.float32)
+            for o in self.session.run(None, {self._input: x})
+        ]
 
 
 @register_backend("onnxruntime", (".onnx",))

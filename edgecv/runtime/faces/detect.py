@@ -28,8 +28,10 @@ class HaarFaceDetector:
         if cascade is None:
             data = getattr(cv2, "data", None)
             if data is None:
-                raise EdgecvError("this OpenCV build has no bundled Haar cascades (cv2.data); pass "
-                                  "--face-detector haar:/path/to/haarcascade_frontalface_default.xml")
+                raise EdgecvError(
+                    "this OpenCV build has no bundled Haar cascades (cv2.data); pass "
+                    "--face-detector haar:/path/to/haarcascade_frontalface_default.xml"
+                )
             cascade = str(Path(data.haarcascades) / "haarcascade_frontalface_alt2.xml")
         self.cascade = cv2.CascadeClassifier(cascade)
         if self.cascade.empty():
@@ -40,8 +42,7 @@ class HaarFaceDetector:
         """A cascade gives no probability (its level weights run to ~50): a face that passed every stage is a face,
         score 1."""
         gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr)
-        found = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors,
-                                              minSize=(self.min_size, self.min_size))
+        found = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(self.min_size, self.min_size))
         return [FaceBox(np.float32([x, y, x + w, y + h])) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
 
 
@@ -57,7 +58,7 @@ class YuNetFaceDetector:
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, faces = self.net.detect(bgr)
         out = []
-        for f in (faces if faces is not None else np.zeros((0, 15), np.float32)):
+        for f in faces if faces is not None else np.zeros((0, 15), np.float32):
             x, y, w, h = f[:4]
             out.append(FaceBox(np.float32([x, y, x + w, y + h]), float(f[14]), f[4:14].reshape(5, 2).astype(np.float32)))
         return out
@@ -90,8 +91,11 @@ class ArtifactFaceDetector:
         meta = self.backend.meta
         x, tf = self._prepare(bgr, meta, "BGR")
         dets = self._post(self.backend.infer(x[None]), meta, self.options, tf)
-        return [FaceBox(dets.xyxy[i].astype(np.float32), float(dets.scores[i])) for i in range(len(dets))
-                if self.label is None or dets.labels[i] == self.label]
+        return [
+            FaceBox(dets.xyxy[i].astype(np.float32), float(dets.scores[i]))
+            for i in range(len(dets))
+            if self.label is None or dets.labels[i] == self.label
+        ]
 
 
 def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector:
@@ -111,5 +115,7 @@ def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector
     path, _, label = spec.partition("#")
     if Path(path).suffix.lower() in (".onnx", ".tflite", ".engine"):
         return ArtifactFaceDetector(path, label or None)
-    raise EdgecvError(f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
-                      "blazeface:FILE.tflite or an edgecv detector artifact")
+    raise EdgecvError(
+        f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
+        "blazeface:FILE.tflite or an edgecv detector artifact"
+    )

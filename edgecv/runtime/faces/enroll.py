@@ -42,8 +42,12 @@ class EnrollResult:
     shots: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "accepted": self.accepted, "rejected": [{"file": f, "reason": r} for f, r in self.rejected],
-                "shots": self.shots}
+        return {
+            "name": self.name,
+            "accepted": self.accepted,
+            "rejected": [{"file": f, "reason": r} for f, r in self.rejected],
+            "shots": self.shots,
+        }
 
 
 def _read_bgr(file: str) -> np.ndarray | None:
@@ -54,8 +58,9 @@ def _read_bgr(file: str) -> np.ndarray | None:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
 
 
-def check_shot(bgr: np.ndarray, faces: list[FaceBox], file: str = "", min_face: int = MIN_FACE,
-               min_sharpness: float = MIN_SHARPNESS) -> ShotCheck:
+def check_shot(
+    bgr: np.ndarray, faces: list[FaceBox], file: str = "", min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS
+) -> ShotCheck:
     if not faces:
         return ShotCheck(file, None, "no face found")
     if len(faces) > 1:
@@ -70,8 +75,16 @@ def check_shot(bgr: np.ndarray, faces: list[FaceBox], file: str = "", min_face: 
     return ShotCheck(file, chip, None)
 
 
-def enroll(gallery: str | Path, model: str | Path, name: str, images: list[str], detector: str | FaceDetector = "haar",
-           min_face: int = MIN_FACE, min_sharpness: float = MIN_SHARPNESS, threads: int | None = None) -> EnrollResult:
+def enroll(
+    gallery: str | Path,
+    model: str | Path,
+    name: str,
+    images: list[str],
+    detector: str | FaceDetector = "haar",
+    min_face: int = MIN_FACE,
+    min_sharpness: float = MIN_SHARPNESS,
+    threads: int | None = None,
+) -> EnrollResult:
     """Enrol ``name`` from ``images`` (one or more photos, combined into one template). Nothing is written when
     every photo is rejected."""
     backend = create_backend(model, threads=threads)
@@ -117,8 +130,14 @@ class Verification:
     threshold: float
 
 
-def verify_photos(model: str | Path, a: str, b: str, detector: str | FaceDetector = "haar",
-                  threshold: float | None = None, threads: int | None = None) -> Verification:
+def verify_photos(
+    model: str | Path,
+    a: str,
+    b: str,
+    detector: str | FaceDetector = "haar",
+    threshold: float | None = None,
+    threads: int | None = None,
+) -> Verification:
     """1:1: do photos ``a`` and ``b`` (one face each) show the same person? Uses the artifact's ``verify``
     threshold (calibrated for single-photo pairs) unless ``threshold`` is given."""
     from edgecv.runtime.faces.match import verify

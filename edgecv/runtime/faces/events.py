@@ -32,9 +32,9 @@ class FaceEvents:
             extra = {"track_id": tid} if tid is not None else {}
             if name is None:
                 nearest = faces.nearest[i] if faces.nearest else None
-                out.append({"event": "unknown_face", "frame": frame_index, "similarity": sim, "nearest": nearest,
-                            "xyxy": box, **extra})
+                out.append(
+                    {"event": "unknown_face", "frame": frame_index, "similarity": sim, "nearest": nearest, "xyxy": box, **extra}
+                )
             else:
-                out.append({"event": "known_face", "frame": frame_index, "name": name, "similarity": sim, "xyxy": box,
-                            **extra})
+                out.append({"event": "known_face", "frame": frame_index, "name": name, "similarity": sim, "xyxy": box, **extra})
         return out

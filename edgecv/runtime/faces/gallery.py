@@ -146,14 +146,22 @@ class Gallery:
             raise GalleryMismatch(
                 f"{self.path}: enrolled with embedder {have} ({info.get('embedder_name', '?')}) but {model} is embedder "
                 f"{embedder_id}; its vectors are not comparable. Rebuild it from the stored face chips: "
-                f"edgecv gallery reembed --gallery {self.path} --model {model}")
+                f"edgecv gallery reembed --gallery {self.path} --model {model}"
+            )
         variant = info.get("embedder_variant")
         if variant and embedder.variant and variant != embedder.variant:
-            log.warning("%s: embedded by the %s artifact of this embedder, %s is its %s one: one face's vectors "
-                        "differ a little between artifacts (cosine ~0.94 int8 vs fp32, ~0.99 int8 ONNX vs TFLite), "
-                        "so similarities are a little off; for the best match: edgecv gallery reembed --gallery %s "
-                        "--model %s",
-                        self.path, variant, model, embedder.variant, self.path, model)
+            log.warning(
+                "%s: embedded by the %s artifact of this embedder, %s is its %s one: one face's vectors "
+                "differ a little between artifacts (cosine ~0.94 int8 vs fp32, ~0.99 int8 ONNX vs TFLite), "
+                "so similarities are a little off; for the best match: edgecv gallery reembed --gallery %s "
+                "--model %s",
+                self.path,
+                variant,
+                model,
+                embedder.variant,
+                self.path,
+                model,
+            )
 
     # -- changes (each one transaction) ---------------------------------------------------------------------------
     def enroll(self, name: str, chips: Sequence[np.ndarray], embeddings: np.ndarray, sources: Sequence[str] = ()) -> int:
@@ -172,9 +180,13 @@ class Gallery:
                 sources = list(sources) + [None] * (len(chips) - len(sources))
                 db.execute("INSERT OR IGNORE INTO identities (name, created) VALUES (?, ?)", (name, now))
                 (ident,) = db.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
-                db.executemany("INSERT INTO shots (identity, chip, embedding, source, created) VALUES (?, ?, ?, ?, ?)",
-                               [(ident, _png(c), np.ascontiguousarray(e, np.float32).tobytes(), src, now)
-                                for c, e, src in zip(chips, l2_normalize(embeddings), sources)])
+                db.executemany(
+                    "INSERT INTO shots (identity, chip, embedding, source, created) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (ident, _png(c), np.ascontiguousarray(e, np.float32).tobytes(), src, now)
+                        for c, e, src in zip(chips, l2_normalize(embeddings), sources)
+                    ],
+                )
                 counts[name] = db.execute("SELECT COUNT(*) FROM shots WHERE identity = ?", (ident,)).fetchone()[0]
         return counts
 
@@ -192,31 +204,41 @@ class Gallery:
             if not db.execute("UPDATE identities SET name = ? WHERE name = ?", (new, old)).rowcount:
                 raise EdgecvError(f"{self.path}: no identity named {old!r}")
 
-    def reembed(self, embed: Callable[[list[np.ndarray]], np.ndarray], embedder: "EmbedderStamp",
-                batch: int = 64) -> int:
+    def reembed(self, embed: Callable[[list[np.ndarray]], np.ndarray], embedder: "EmbedderStamp", batch: int = 64) -> int:
         """Recompute every shot's embedding from its stored chip with ``embed`` (chips -> (n, dim)); one transaction,
         so a reader sees the old gallery or the new one, never a mix. Returns the number of shots."""
         with self.transaction() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM shots ORDER BY id")]
             for i in range(0, len(ids), batch):
                 part = ids[i : i + batch]
-                rows = db.execute(f"SELECT id, chip FROM shots WHERE id IN ({','.join('?' * len(part))}) ORDER BY id",
-                                  part).fetchall()
+                rows = db.execute(
+                    f"SELECT id, chip FROM shots WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part
+                ).fetchall()
                 vecs = l2_normalize(embed([_unpng(c) for _, c in rows]))
-                db.executemany("UPDATE shots SET embedding = ? WHERE id = ?",
-                               [(v.astype(np.float32).tobytes(), sid) for (sid, _), v in zip(rows, vecs)])
+                db.executemany(
+                    "UPDATE shots SET embedding = ? WHERE id = ?",
+                    [(v.astype(np.float32).tobytes(), sid) for (sid, _), v in zip(rows, vecs)],
+                )
             _stamp(db, embedder)
         return len(ids)
 
     # -- reads ----------------------------------------------------------------------------------------------------
     def identities(self) -> list[Identity]:
-        return [Identity(n, k, c) for n, k, c in self._query(
-            "SELECT i.name, COUNT(s.id), i.created FROM identities i LEFT JOIN shots s ON s.identity = i.id "
-            "GROUP BY i.id ORDER BY i.name")]
+        return [
+            Identity(n, k, c)
+            for n, k, c in self._query(
+                "SELECT i.name, COUNT(s.id), i.created FROM identities i LEFT JOIN shots s ON s.identity = i.id "
+                "GROUP BY i.id ORDER BY i.name"
+            )
+        ]
 
     def chips(self, name: str) -> list[np.ndarray]:
-        return [_unpng(c) for (c,) in self._query(
-            "SELECT s.chip FROM shots s JOIN identities i ON i.id = s.identity WHERE i.name = ? ORDER BY s.id", (name,))]
+        return [
+            _unpng(c)
+            for (c,) in self._query(
+                "SELECT s.chip FROM shots s JOIN identities i ON i.id = s.identity WHERE i.name = ? ORDER BY s.id", (name,)
+            )
+        ]
 
     def templates(self) -> Templates:
         """Read in one statement (a consistent snapshot under WAL)."""
@@ -229,8 +251,7 @@ class Gallery:
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Every shot's identity name and embedding (n, d), in name order (one statement: a consistent snapshot)."""
-        rows = self._query("SELECT i.name, s.embedding FROM shots s JOIN identities i ON i.id = s.identity "
-                           "ORDER BY i.name, s.id")
+        rows = self._query("SELECT i.name, s.embedding FROM shots s JOIN identities i ON i.id = s.identity ORDER BY i.name, s.id")
         dim = int(self.info().get("dim", 0))
         if not rows:
             return [], np.zeros((0, dim), np.float32)
@@ -244,7 +265,7 @@ class Gallery:
 
     def calibration(self) -> dict[str, str]:
         """The stored calibration (``store_calibration``'s keys, as strings), or {} if none."""
-        return {k[len("calibration_"):]: v for k, v in self.info().items() if k.startswith("calibration_")}
+        return {k[len("calibration_") :]: v for k, v in self.info().items() if k.startswith("calibration_")}
 
     def version(self) -> int:
         """Changes when another connection commits (SQLite's data_version)."""
@@ -266,9 +287,10 @@ class EmbedderStamp:
 
 
 def _stamp(db: sqlite3.Connection, e: EmbedderStamp) -> None:
-    db.executemany("INSERT OR REPLACE INTO info VALUES (?, ?)",
-                   [("embedder_id", e.id), ("embedder_name", e.name), ("dim", str(e.dim)),
-                    ("embedder_variant", e.variant)])
+    db.executemany(
+        "INSERT OR REPLACE INTO info VALUES (?, ?)",
+        [("embedder_id", e.id), ("embedder_name", e.name), ("dim", str(e.dim)), ("embedder_variant", e.variant)],
+    )
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -22,8 +22,7 @@ def embedder_stamp(meta: ArtifactMeta, model: str = "model") -> EmbedderStamp:
     if dec.get("type") != "embedding" or "embedder_id" not in dec:
         raise EdgecvError(f"{model}: not a face embedder artifact (task {meta.task}); export an `task: embed` run")
     suffix = Path(str(model)).suffix.lstrip(".") or "?"
-    return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]),
-                         f"{meta.precision} {suffix}")
+    return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]), f"{meta.precision} {suffix}")
 
 
 def embed_chips(backend, chips_bgr: Sequence[np.ndarray]) -> np.ndarray:
@@ -43,8 +42,9 @@ def search(queries: np.ndarray, templates: Templates) -> tuple[np.ndarray, np.nd
     return best, sims[np.arange(len(queries)), best].astype(np.float32)
 
 
-def identify(queries: np.ndarray, templates: Templates,
-             threshold: float) -> tuple[list[str | None], list[str | None], np.ndarray]:
+def identify(
+    queries: np.ndarray, templates: Templates, threshold: float
+) -> tuple[list[str | None], list[str | None], np.ndarray]:
     """1:K open-set identification: (matched names, None below ``threshold``; nearest names; similarities)."""
     best, sims = search(queries, templates)
     nearest = [templates.names[i] if i >= 0 else None for i in best]
@@ -131,9 +131,17 @@ def calibrate_gallery(gallery: Gallery, target_far: float) -> GalleryCalibration
         raise EdgecvError(f"{gallery.path}: calibration needs at least 2 enrolled people ({people} enrolled)")
     genuine, impostor = gallery_scores(names, vecs)
     thr = threshold_at_far(impostor, target_far)
-    cal = GalleryCalibration(thr, target_far, float(np.mean(impostor >= thr)),
-                             float(np.mean(genuine >= thr)) if len(genuine) else float("nan"), people, len(impostor),
-                             len(genuine), gallery.info().get("embedder_id", ""), len(impostor) * target_far >= 1)
+    cal = GalleryCalibration(
+        thr,
+        target_far,
+        float(np.mean(impostor >= thr)),
+        float(np.mean(genuine >= thr)) if len(genuine) else float("nan"),
+        people,
+        len(impostor),
+        len(genuine),
+        gallery.info().get("embedder_id", ""),
+        len(impostor) * target_far >= 1,
+    )
     gallery.store_calibration(asdict(cal))
     return cal
 
@@ -144,8 +152,10 @@ def stored_threshold(gallery: Gallery) -> tuple[float, str] | None:
     cal = gallery.calibration()
     if "threshold" not in cal or cal.get("embedder_id") != gallery.info().get("embedder_id", ""):
         return None
-    line = (f"calibrated on this gallery at FAR {float(cal['target_far']):g} ({cal['people']} people, "
-            f"{cal['impostors']} impostor scores)")
+    line = (
+        f"calibrated on this gallery at FAR {float(cal['target_far']):g} ({cal['people']} people, "
+        f"{cal['impostors']} impostor scores)"
+    )
     now = len(gallery.identities())
     if now != int(cal["people"]):
         line += f"; {now} people enrolled now: run `edgecv gallery calibrate` again"

@@ -84,8 +84,9 @@ class TrackIdentities:
         ids = np.asarray(fids, np.int64)
         if not fids:
             return ids, [], [], np.zeros(0, np.float32)
-        means = l2_normalize(np.stack([e if doubt else self._sum[f] for f, e, doubt in zip(fids, embeddings, doubtful)])
-                             .astype(np.float32))
+        means = l2_normalize(
+            np.stack([e if doubt else self._sum[f] for f, e, doubt in zip(fids, embeddings, doubtful)]).astype(np.float32)
+        )
         names, nearest, sims = identify(means, templates, self.threshold)
         out = []
         for fid, name, doubt in zip(fids, names, doubtful):

@@ -31,16 +31,24 @@ class Postprocess:
         opts = options if options is not None else self.options()
         if not isinstance(opts, self.options):
             raise EdgecvError(f"postprocess {self.task!r} takes {self.options.__name__}, not {type(opts).__name__}")
-        return self.fn(outputs if canonical else self.to_canonical(outputs, meta), meta, transform=transform,
-                       **{f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)})
+        return self.fn(
+            outputs if canonical else self.to_canonical(outputs, meta),
+            meta,
+            transform=transform,
+            **{f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)},
+        )
 
 
 _POSTPROCESS: dict[str, Postprocess] = {}
 
 
-def register_postprocess(task: str, options: type, result: type,
-                         confidence: Callable[[list, float], float] | None = None,
-                         canonical: Callable[[list, Any], list] | None = None):
+def register_postprocess(
+    task: str,
+    options: type,
+    result: type,
+    confidence: Callable[[list, float], float] | None = None,
+    canonical: Callable[[list, Any], list] | None = None,
+):
     def wrap(fn: Callable) -> Callable:
         if task in _POSTPROCESS:
             raise EdgecvError(f"postprocess for task {task!r} is registered twice")

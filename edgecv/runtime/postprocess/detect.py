@@ -78,8 +78,9 @@ def max_score(outputs: list[np.ndarray], conf: float) -> float:
 
 
 @register_postprocess("detect", DetectOptions, Detections, confidence=max_score, canonical=canonical_outputs)
-def detect_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45,
-                       transform=None, max_det: int = 300) -> Detections:
+def detect_postprocess(
+    outputs: list[np.ndarray], meta: ArtifactMeta, conf: float = 0.25, iou: float = 0.45, transform=None, max_det: int = 300
+) -> Detections:
     """``outputs``: canonical (``canonical_outputs``); the registry's call converts raw ones first."""
     boxes, scores = outputs[0][0], outputs[1][0]
     decoder = meta.decoder or {}

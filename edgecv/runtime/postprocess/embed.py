@@ -21,8 +21,9 @@ class EmbedOptions:
 
 
 @register_postprocess("embed", EmbedOptions, Faces)
-def faces_postprocess(outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, threshold: float | None = None,
-                      gallery=None) -> Faces:
+def faces_postprocess(
+    outputs: list[np.ndarray], meta: ArtifactMeta, transform=None, threshold: float | None = None, gallery=None
+) -> Faces:
     """``outputs[0]``: (n, d) embeddings of the n faces whose frame boxes ``transform`` holds ((n, 4) array);
     ``gallery``: a ``LiveTemplates``."""
     boxes = np.asarray(transform if transform is not None else np.zeros((0, 4)), np.float32).reshape(-1, 4)

@@ -214,8 +214,9 @@ class ByteTracker:
         """The tracks' predicted boxes (xyxy), in track order."""
         return kalman.xyah_to_xyxy(self.mean[:, :4])
 
-    def _pairs(self, t: np.ndarray, d: np.ndarray, index: np.ndarray, n: int, xyxy: np.ndarray, scores: np.ndarray,
-               votes: np.ndarray) -> _Pairs:
+    def _pairs(
+        self, t: np.ndarray, d: np.ndarray, index: np.ndarray, n: int, xyxy: np.ndarray, scores: np.ndarray, votes: np.ndarray
+    ) -> _Pairs:
         """The overlapping (track, box) pairs ``t``, ``d`` (of the ``n`` boxes given) on the boxes ``merge`` kept
         (``index``, ascending), with their plain and score-fused costs (class penalty included)."""
         if len(index) < n:  # boxes merged: the joined ones' pairs go (their owner has its own), the rest renumbered
@@ -331,8 +332,9 @@ class ByteTracker:
 
         tracks, dets = np.concatenate([t1, t2, t4, t3]), np.concatenate([d1, d2, d4, d3])
         if len(tracks):
-            self.mean[tracks], self.cov[tracks] = kalman.update(self.mean[tracks], self.cov[tracks],
-                                                                kalman.xyxy_to_xyah(xyxy[dets]))
+            self.mean[tracks], self.cov[tracks] = kalman.update(
+                self.mean[tracks], self.cov[tracks], kalman.xyxy_to_xyah(xyxy[dets])
+            )
             self.born += int(np.sum(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
@@ -352,8 +354,7 @@ class ByteTracker:
         if (self.frame == 1 or not o.tentative) and len(new):  # confirmed, and reported, at once
             d = np.concatenate([report[0], index[new]])
             order = np.argsort(d, kind="stable")
-            return Tracked(d[order], np.concatenate([report[1], new_ids])[order],
-                           np.concatenate([report[2], new_cls])[order])
+            return Tracked(d[order], np.concatenate([report[1], new_ids])[order], np.concatenate([report[2], new_cls])[order])
         return Tracked(*report)
 
     def _prune(self, keep: np.ndarray) -> None:

@@ -115,9 +115,11 @@ def test_enrolling_while_a_run_reads_the_gallery(embed_export, demo, tmp_path):
     demo_dir, info = demo
     gallery = tmp_path / "faces.db"
     enrol(gallery, model, demo_dir, info["enrolled"][:1])
-    code = ("from tests.runtime.test_pipeline import run_torch_blocked; import sys, pathlib; "
-            f"p = run_torch_blocked({str(model)!r}, {str(demo_dir / 'video.avi')!r}, pathlib.Path({str(tmp_path)!r}), "
-            f"'--gallery', {str(gallery)!r}); sys.stderr.write(p.stderr); sys.exit(p.returncode)")
+    code = (
+        "from tests.runtime.test_pipeline import run_torch_blocked; import sys, pathlib; "
+        f"p = run_torch_blocked({str(model)!r}, {str(demo_dir / 'video.avi')!r}, pathlib.Path({str(tmp_path)!r}), "
+        f"'--gallery', {str(gallery)!r}); sys.stderr.write(p.stderr); sys.exit(p.returncode)"
+    )
     runner = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     enrol(gallery, model, demo_dir, info["enrolled"][1:])  # writes while the run reads
     _, err = runner.communicate(timeout=240)
@@ -139,8 +141,10 @@ def test_verify_two_photos_one_to_one(embed_export, demo):
     demo_dir, _ = demo
     model = str(out / "model_int8.tflite")
     det = create_face_detector("haar")
-    people = {name: [str(p) for p in sorted((demo_dir / "enroll" / name).glob("*.jpg"))
-                     if len(det.detect(cv2.imread(str(p)))) == 1] for name in ("alice", "bob")}
+    people = {
+        name: [str(p) for p in sorted((demo_dir / "enroll" / name).glob("*.jpg")) if len(det.detect(cv2.imread(str(p)))) == 1]
+        for name in ("alice", "bob")
+    }
     # every pair, not one: this small fixture model (TAR@FAR=1e-2 ~0.5) at its FAR-0.05 threshold calls many
     # alice-bob pairs the same person, so one pair's verdict would say little; the ranking must hold
     pairs = [(a, b, True) for n in people for a, b in itertools.combinations(people[n], 2)]
@@ -156,5 +160,6 @@ def test_verify_two_photos_one_to_one(embed_export, demo):
     for a, b, _, v in [next(x for x in verdicts if x[3].same), next(x for x in verdicts if not x[3].same)]:
         p = cli_torch_blocked("verify", "--model", model, a, b)
         word = "same person" if v.same else "different people"
-        assert p.returncode == (0 if v.same else 1) and p.stdout.startswith(f"{word}: similarity {v.similarity:.4f}"), \
+        assert p.returncode == (0 if v.same else 1) and p.stdout.startswith(f"{word}: similarity {v.similarity:.4f}"), (
             p.stdout + p.stderr[-2000:]
+        )

@@ -187,15 +187,15 @@ def test_a_removed_person_leaves_no_bytes_of_their_chips_or_embeddings(tmp_path)
     path = tmp_path / "g.db"
 
     def stored() -> bytes:  # everything on disk: the database, its log and the log's index
-        return b"".join(p.read_bytes() for p in (path, path.with_name("g.db-wal"), path.with_name("g.db-shm"))
-                        if p.exists())
+        return b"".join(p.read_bytes() for p in (path, path.with_name("g.db-wal"), path.with_name("g.db-shm")) if p.exists())
 
     def found(data: bytes, cs, es) -> list[bool]:  # any 64-byte piece of a chip's PNG, any 8 bytes of a vector
         def pieces(b: bytes, n: int) -> list[bytes]:  # a blob may be split over overflow pages: look for its pieces
             return [b[i : i + n] for i in range(0, len(b) - n + 1, n)]
 
-        return ([any(p in data for p in pieces(_png(c), 64)) for c in cs]
-                + [any(p in data for p in pieces(e.astype(np.float32).tobytes(), 8)) for e in es])
+        return [any(p in data for p in pieces(_png(c), 64)) for c in cs] + [
+            any(p in data for p in pieces(e.astype(np.float32).tobytes(), 8)) for e in es
+        ]
 
     with Gallery(path, create=True) as g:
         g.enroll("ann", ann_chips, ann_emb)
@@ -214,8 +214,9 @@ def people(n_people, shots, dim=16, spread=0.6, seed=0):
     """Synthetic enrolments: each person a random direction, each shot that direction plus noise."""
     rng = np.random.default_rng(seed)
     centres = l2_normalize(rng.normal(size=(n_people, dim)))
-    return [(f"p{k:02d}", l2_normalize(centres[k] + spread * rng.normal(size=(shots, dim)) / np.sqrt(dim)))
-            for k in range(n_people)]
+    return [
+        (f"p{k:02d}", l2_normalize(centres[k] + spread * rng.normal(size=(shots, dim)) / np.sqrt(dim))) for k in range(n_people)
+    ]
 
 
 def test_gallery_calibration_sets_the_threshold_from_impostor_scores_among_the_enrolled(tmp_path):
@@ -230,8 +231,9 @@ def test_gallery_calibration_sets_the_threshold_from_impostor_scores_among_the_e
         cal = calibrate_gallery(g, 1e-2)
         # the reference, written out: each shot against every other person's template (mean of all their shots)
         templates = {n: l2_normalize(e.astype(np.float32).sum(0, keepdims=True))[0] for n, e in enrolled}
-        impostor = np.asarray([float(v.astype(np.float32) @ templates[m]) for n, e in enrolled for v in e
-                               for m in templates if m != n])
+        impostor = np.asarray(
+            [float(v.astype(np.float32) @ templates[m]) for n, e in enrolled for v in e for m in templates if m != n]
+        )
         assert cal.impostors == len(impostor) == 12 * 4 * 11 and cal.resolved
         assert np.mean(impostor >= cal.threshold) <= 1e-2 < np.mean(impostor >= cal.threshold - 1e-3)
         assert cal.far == pytest.approx(np.mean(impostor >= cal.threshold))

@@ -16,8 +16,7 @@ def box(cx, cy, w=40, h=80):
 
 
 def step(tracker, boxes, scores, classes):
-    d, ids, _ = tracker.update(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float),
-                               np.asarray(classes, int))
+    d, ids, _ = tracker.update(np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float), np.asarray(classes, int))
     return {int(k): int(i) for k, i in zip(d, ids)}  # detection index -> track id
 
 
@@ -196,8 +195,9 @@ def test_the_elementwise_filter_is_the_matrix_filter():
     x, P = matrix_kalman(seq)
     np.testing.assert_allclose(mean[0], x, rtol=1e-9, atol=1e-9)
     for i in range(4):  # the blocks, and nothing outside them
-        np.testing.assert_allclose([cov[0, 0, i], cov[0, 1, i], cov[0, 2, i]], [P[i, i], P[i, i + 4], P[i + 4, i + 4]],
-                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            [cov[0, 0, i], cov[0, 1, i], cov[0, 2, i]], [P[i, i], P[i, i + 4], P[i + 4, i + 4]], rtol=1e-9, atol=1e-12
+        )
     blocks = np.zeros_like(P)
     for i in range(4):
         blocks[np.ix_([i, i + 4], [i, i + 4])] = P[np.ix_([i, i + 4], [i, i + 4])]
@@ -211,8 +211,9 @@ def test_an_object_the_detector_splits_over_three_classes_is_one_confident_track
     assert list(keep) == [0] and fused[0] == pytest.approx(1 - 0.65 * 0.7 * 0.8)
     np.testing.assert_allclose(votes[0, :3], [0.3, 0.2, 0.35])
     for t in range(3):
-        got = tracker.update(np.asarray([box(100 + t, 100), box(101 + t, 100), box(100 + t, 101)], float), scores,
-                             np.asarray([2, 0, 1]))
+        got = tracker.update(
+            np.asarray([box(100 + t, 100), box(101 + t, 100), box(100 + t, 101)], float), scores, np.asarray([2, 0, 1])
+        )
     assert list(got.index) == [0] and list(got.ids) == [1] and list(got.class_ids) == [2] and tracker.born == 1
     same_class = ByteTracker()  # boxes of one class are the NMS's to judge, never merged here
     keep, _, _ = same_class.merge(np.asarray(boxes[:2], float), scores[:2], np.asarray([0, 0]))
