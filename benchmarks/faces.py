@@ -29,7 +29,7 @@ import numpy as np
 from edgecv.data.faces import write_face_demo
 from edgecv.data.samples import background_photos
 from edgecv.runtime.faces.detect import create_face_detector
-from edgecv.runtime.track.bytetrack import iou_matrix
+from edgecv.runtime.track.matching import iou_matrix
 
 ASTRONAUT = [175, 75, 275, 185]  # xyxy of the face in skimage.data.astronaut(), checked by eye
 SIZE = (320, 240)

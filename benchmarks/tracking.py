@@ -38,7 +38,7 @@ from edgecv.runtime.sources import Frame
 from edgecv.runtime.stages import StageOptions, create_stage, detector_tracker
 from edgecv.runtime.telemetry import Telemetry
 from edgecv.runtime.track import ByteTracker
-from edgecv.runtime.track.bytetrack import greedy_match, iou_matrix
+from edgecv.runtime.track.matching import greedy_match, iou_matrix
 
 SIZE = 320
 

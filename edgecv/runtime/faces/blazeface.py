@@ -65,7 +65,7 @@ def weighted_nms(
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """MediaPipe's WEIGHTED non-maximum suppression: best first, the boxes overlapping it by IoU over ``iou``
     (itself included) are averaged with their scores as weights; the cluster keeps the best score."""
-    from edgecv.runtime.track.bytetrack import iou_matrix
+    from edgecv.runtime.track.matching import iou_matrix
 
     order = np.argsort(-scores, kind="stable")
     boxes, points, scores = boxes[order], points[order], scores[order]

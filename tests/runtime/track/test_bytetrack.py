@@ -5,10 +5,10 @@ becomes an object, and greedy matching agrees with the optimal assignment where 
 import numpy as np
 import pytest
 
-import edgecv.runtime.track.bytetrack as bytetrack
+import edgecv.runtime.track.matching as matching
 from edgecv.runtime.track import ByteTracker, TrackerOptions
-from edgecv.runtime.track.bytetrack import greedy_match, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
 from edgecv.runtime.track.kalman import initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
+from edgecv.runtime.track.matching import greedy_match, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
 
 
 def box(cx, cy, w=40, h=80):
@@ -130,7 +130,7 @@ def test_overlap_pairs_finds_exactly_the_overlapping_pairs_by_comparing_all_or_b
         a, b = boxes[:n], boxes[n:]
         expected = np.nonzero(iou_matrix(a, b) > 0)  # row-major, as both ways must be
         for sweep in (10**9, 0):  # compare all pairs / always sweep
-            monkeypatch.setattr(bytetrack, "_SWEEP", sweep)
+            monkeypatch.setattr(matching, "_SWEEP", sweep)
             i, j = overlap_pairs(a, b)
             assert np.array_equal(i, expected[0]) and np.array_equal(j, expected[1])
             assert np.allclose(pair_iou(a[i], b[j]), iou_matrix(a, b)[i, j], atol=1e-6)

@@ -1,0 +1,107 @@
+"""Box geometry and greedy matching for the tracker (``bytetrack.py``): IoU, the overlapping pairs of two box sets
+(all at once for a few, a sort and sweep on x for many), and lowest-cost-first one-to-one matching."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_SWEEP = 4096  # overlap_pairs: above this many box pairs, sort and sweep instead of comparing all (both measured)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; float32, computed in place."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)), np.float32)
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    inter = np.minimum(a[:, None, 2], b[None, :, 2])
+    inter -= np.maximum(a[:, None, 0], b[None, :, 0])
+    np.maximum(inter, 0, out=inter)
+    h = np.minimum(a[:, None, 3], b[None, :, 3])
+    h -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(h, 0, out=h)
+    inter *= h
+    union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None] + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union -= inter
+    np.maximum(union, 1e-9, out=union)
+    inter /= union
+    return inter
+
+
+def buffered(xyxy: np.ndarray, b: float) -> np.ndarray:
+    """Boxes grown by ``b`` times their width and height on each side (C-BIoU's buffer)."""
+    if not b:
+        return xyxy
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    return np.concatenate([xyxy[:, :2] - b * wh, xyxy[:, 2:] + b * wh], 1)
+
+
+def overlap_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (i, j) of every box of ``a`` and of ``b`` (xyxy) that overlap: all the pairs that can match
+    (IoU > 0), in row-major order. Few boxes: all pairs compared at once. Many (``len(a) * len(b)`` over
+    ``_SWEEP``): ``b`` sorted on x1 and swept (a box overlapping ``a[i]`` starts less than the widest box's width
+    left of it, and before its end), so 1,000 objects cost a few thousand pairs, not a million."""
+    if not len(a) or not len(b):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(a) * len(b) <= _SWEEP:
+        ok = a[:, None, 0] < b[None, :, 2]
+        ok &= a[:, None, 2] > b[None, :, 0]
+        ok &= a[:, None, 1] < b[None, :, 3]
+        ok &= a[:, None, 3] > b[None, :, 1]
+        return np.nonzero(ok)
+    order = np.argsort(b[:, 0], kind="stable")
+    x1 = b[order, 0]
+    lo = np.searchsorted(x1, a[:, 0] - float((b[:, 2] - b[:, 0]).max()), "right")
+    count = np.maximum(np.searchsorted(x1, a[:, 2], "left") - lo, 0)
+    i = np.repeat(np.arange(len(a)), count)
+    j = order[np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))]
+    ok = (b[j, 2] > a[i, 0]) & (b[j, 1] < a[i, 3]) & (b[j, 3] > a[i, 1])
+    i, j = i[ok], j[ok]
+    rowmajor = np.lexsort((j, i))
+    return i[rowmajor], j[rowmajor]
+
+
+def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each box of ``a`` with the box of ``b`` in the same row (both (n, 4), xyxy)."""
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(w, 0) * np.maximum(h, 0)
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def greedy_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs (``rows[k]``, ``cols[k]``) at ``cost[k]``, given in row-major order, matched one to one,
+    lowest cost first (ties: the earlier pair).
+
+    A pair that is the cheapest of its row and of its column is taken by the greedy order whatever else happens,
+    so those are matched at once, vectorised; only the rows and columns left contend, one pair at a time."""
+    if not len(cost):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(cost, kind="stable")
+    rows, cols = rows[order], cols[order]
+    at = np.arange(len(rows))
+    first_r = np.full(int(rows.max()) + 1, len(rows))  # each row's first, cheapest, pair; and each column's
+    np.minimum.at(first_r, rows, at)
+    first_c = np.full(int(cols.max()) + 1, len(rows))
+    np.minimum.at(first_c, cols, at)
+    mutual = (first_r[rows] == at) & (first_c[cols] == at)
+    taken_r, taken_c = np.zeros(len(first_r), bool), np.zeros(len(first_c), bool)
+    taken_r[rows[mutual]] = True
+    taken_c[cols[mutual]] = True
+    rest = np.flatnonzero(~taken_r[rows] & ~taken_c[cols])
+    if not len(rest):
+        return rows[mutual], cols[mutual]
+    keep = []
+    for k in rest.tolist():
+        r, c = rows[k], cols[k]
+        if not taken_r[r] and not taken_c[c]:
+            taken_r[r] = taken_c[c] = True
+            keep.append(k)
+    keep = np.asarray(keep, np.int64)
+    return np.concatenate([rows[mutual], rows[keep]]), np.concatenate([cols[mutual], cols[keep]])
+
+
+def greedy_match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of a cost matrix matched one to one, lowest cost first, only pairs under ``limit``."""
+    rows, cols = np.nonzero(cost < limit)
+    return greedy_pairs(rows, cols, cost[rows, cols])
