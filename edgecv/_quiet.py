@@ -50,6 +50,18 @@ def _real_stderr() -> bool:
         return False
 
 
+def _open_log(path: Path):
+    """The log file opened for appending, line-buffered; None (with a warning) when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115  (the caller closes it)
+    except OSError as exc:
+        logging.getLogger("edgecv").warning(
+            "cannot write %s (%s): other libraries' output stays on the terminal", path, exc.strerror or exc
+        )
+        return None
+
+
 @contextlib.contextmanager
 def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | None]:
     """Within: other libraries' output (descriptor 2, Python warnings, non-edgecv log records) goes to ``path``
@@ -59,13 +71,8 @@ def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | 
         yield None
         return
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115  (closed below)
-    except OSError as exc:
-        logging.getLogger("edgecv").warning(
-            "cannot write %s (%s): other libraries' output stays on the terminal", path, exc.strerror or exc
-        )
+    log = _open_log(path)
+    if log is None:
         yield None
         return
     root = logging.getLogger()

@@ -225,23 +225,104 @@ class _Exporter:
         return result
 
 
-def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = None) -> ExportResult:
-    """Export ``run_dir`` as ``spec`` says; ``data``: the folder its split's files are in now (see ``Split.load``)."""
-    run_dir = Path(run_dir)
+def _open_run(run_dir: Path, spec: ExportSpec, data: str | Path | None):
+    """The run's model, metadata, task and split, or an error naming what is missing."""
     for name in ("best.pt", "split.json", "recipe.yaml"):
         if not (run_dir / name).is_file():
             raise EdgecvError(f"{run_dir}: no {name}; is this a finished `edgecv train` run directory?")
-    model, ck, meta = load_run_model(run_dir)
+    model, _, meta = load_run_model(run_dir)
     task = get_task(meta.task)
     if spec.nms_in_graph and not task.graph_nms:
         raise EdgecvError(f"--nms-in-graph is for detector runs ({run_dir} is a {task.name} run)")
     split = Split.load(run_dir / "split.json", data)
     if not split.files.get("test"):
         raise EdgecvError(f"{run_dir}/split.json: the test split is empty; fidelity needs test images")
+    return model, meta, task, split
+
+
+def _calibrate(model, meta: ArtifactMeta, task, split: Split, spec: ExportSpec):
+    """A stratified sample of the train split: the int8 calibration (None without --int8) and the drift monitor's
+    reference statistics, which join the metadata."""
+    sample = load_calibration(
+        split.root,
+        split.files["train"],
+        split.labels["train"],
+        spec.calib_images,
+        meta.input_size,
+        spec.seed,
+        resize=meta.resize,
+    )
+    calibration = sample if spec.int8 else None
+    if calibration is not None:
+        log.info(
+            "calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
+            len(calibration),
+            spec.seed,
+            calibration.hash,
+            calibration.skipped,
+        )
+    drift = drift_reference(model, meta, raw_frames(split.root, sample.files)) if task.frame_drift else None
+    return dataclasses.replace(meta, drift=drift), calibration
+
+
+def _build_target(
+    exporter: _Exporter, fmt: str, precision: str, final: Path, ready: Path, phases: _Phases, result: ExportResult
+) -> None:
+    """One artifact: converted and measured; staged in ``ready`` if it passed its gate, else a failure line."""
+    gated = ", gated" if precision != "fp32" else ""
+    with phases(final.name, f"converting ({fmt} {precision}{gated}) and measuring on the test split"):
+        staged, row = exporter.build(fmt, precision)
+    row = {**row, "file": final.name}
+    if staged is None:
+        tried = row.get("gate", {}).get("attempts") or [{"float_layers": []}]
+        result.failures.append(
+            f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
+            f"{drop_bound(row):.2f} > {exporter.spec.max_drop}) even with "
+            f"{len(tried[-1]['float_layers'])} layer(s) kept in float; not written "
+            f"(the fp32 artifacts and any previous {final.name} are kept)"
+        )
+        row["published"] = False
+    else:
+        fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
+        published = dataclasses.replace(read_meta(staged), fidelity=fidelity)
+        published = with_row_thresholds(published, row)  # an embedder's own calibrated thresholds
+        with phases(f"{final.name} agreement", "label-free agreement with fp32 on every image of the run"):
+            row["agreement_all"] = exporter.agreement_all(staged)
+        fidelity = {**published.fidelity, "agreement_all": row["agreement_all"]}
+        publish(staged, ready / final.name, dataclasses.replace(published, fidelity=fidelity))
+        row["published"] = True
+    result.rows.append(row)
+
+
+def _report(run_dir: Path, spec: ExportSpec, eval_set, calibration, result: ExportResult, phases: _Phases) -> dict:
+    cal = None
+    if calibration is not None:
+        cal = {"images": len(calibration), "hash": calibration.hash, "method": spec.calib_method, "skipped": calibration.skipped}
+    reference = {
+        "backend": "torch",
+        "precision": "fp32",
+        "split": "test",
+        "n": len(eval_set.images),
+        "unreadable": eval_set.skipped,
+    }
+    return {
+        "run": str(run_dir),
+        "reference": reference,
+        "max_drop_points": spec.max_drop,
+        "calibration": cal,
+        "artifacts": result.rows,
+        "failures": result.failures,
+        "phases_s": phases.times,
+    }
+
+
+def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = None) -> ExportResult:
+    """Export ``run_dir`` as ``spec`` says; ``data``: the folder its split's files are in now (see ``Split.load``)."""
+    run_dir = Path(run_dir)
+    model, meta, task, split = _open_run(run_dir, spec, data)
     out_dir = Path(spec.out) if spec.out else run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out_dir)
-
     phases = _Phases()
     with phases("reference", f"torch fp32 on the {split.counts()['test']} test images"):
         eval_set = task.eval_set(run_dir, split, "test", meta.input_size)
@@ -249,86 +330,17 @@ def export_run(run_dir: str | Path, spec: ExportSpec, data: str | Path | None = 
         val_set = task.eval_set(run_dir, split, "val", meta.input_size) if task.calibrates_on_val else None
         reference = torch_reference(model, meta, eval_set.images)
     with phases("calibration", f"reading {spec.calib_images} train images (int8 calibration, drift reference)"):
-        # a stratified sample of the train split: int8 calibration, and the drift monitor's reference statistics
-        sample = load_calibration(
-            split.root,
-            split.files["train"],
-            split.labels["train"],
-            spec.calib_images,
-            meta.input_size,
-            spec.seed,
-            resize=meta.resize,
-        )
-        calibration = sample if spec.int8 else None
-        if calibration is not None:
-            log.info(
-                "calibration: %d train images (stratified, seed %d), hash %s, %d unreadable skipped",
-                len(calibration),
-                spec.seed,
-                calibration.hash,
-                calibration.skipped,
-            )
-        meta = dataclasses.replace(
-            meta, drift=drift_reference(model, meta, raw_frames(split.root, sample.files)) if task.frame_drift else None
-        )
+        meta, calibration = _calibrate(model, meta, task, split, spec)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging.") as stage:
         ready = Path(stage) / "ready"  # finished artifacts and the report, moved into out_dir together at the end
         ready.mkdir()
         exporter = _Exporter(model, meta, spec, Path(stage), eval_set, reference, calibration, val_set, run_dir, split)
         for fmt, precision in spec.targets():
             final = out_dir / f"model_{precision}{FORMATS[fmt].suffix}"
-            with phases(
-                final.name,
-                f"converting ({fmt} {precision}{', gated' if precision != 'fp32' else ''}) and measuring on the test split",
-            ):
-                staged, row = exporter.build(fmt, precision)
-            row = {**row, "file": final.name}
-            if staged is None:
-                tried = row.get("gate", {}).get("attempts") or [{"float_layers": []}]
-                result.failures.append(
-                    f"{final.name}: {row['metric']} drops {row['drop_points']:.2f} points (95% bound "
-                    f"{drop_bound(row):.2f} > {spec.max_drop}) even with "
-                    f"{len(tried[-1]['float_layers'])} layer(s) kept in float; not written "
-                    f"(the fp32 artifacts and any previous {final.name} are kept)"
-                )
-                row["published"] = False
-            else:
-                fidelity = {k: v for k, v in row.items() if k not in ("file", "providers")}
-                published = dataclasses.replace(read_meta(staged), fidelity=fidelity)
-                published = with_row_thresholds(published, row)  # an embedder's own calibrated thresholds
-                with phases(f"{final.name} agreement", "label-free agreement with fp32 on every image of the run"):
-                    row["agreement_all"] = exporter.agreement_all(staged)
-                publish(
-                    staged,
-                    ready / final.name,
-                    dataclasses.replace(published, fidelity={**published.fidelity, "agreement_all": row["agreement_all"]}),
-                )
-                row["published"] = True
-            result.rows.append(row)
+            _build_target(exporter, fmt, precision, final, ready, phases, result)
         if spec.nms_in_graph:
             _with_graph_nms(exporter, result, Path(stage), ready)
-        report = {
-            "run": str(run_dir),
-            "reference": {
-                "backend": "torch",
-                "precision": "fp32",
-                "split": "test",
-                "n": len(eval_set.images),
-                "unreadable": eval_set.skipped,
-            },
-            "max_drop_points": spec.max_drop,
-            "calibration": None
-            if calibration is None
-            else {
-                "images": len(calibration),
-                "hash": calibration.hash,
-                "method": spec.calib_method,
-                "skipped": calibration.skipped,
-            },
-            "artifacts": result.rows,
-            "failures": result.failures,
-            "phases_s": phases.times,
-        }
+        report = _report(run_dir, spec, eval_set, calibration, result, phases)
         (ready / "export_report.json").write_text(json.dumps(report, indent=1, default=float))
         publish_together(ready, out_dir)
     result.report, result.phases = out_dir / "export_report.json", phases.times
