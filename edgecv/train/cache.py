@@ -159,3 +159,12 @@ def split_features(
     aug = TrainTransform(recipe.augment, size, mean, std)
     train = concat([one("train", clean, 0)] + [one("train", aug, c) for c in range(1, tr.head.cache_augmentations + 1)])
     return train, one("val", clean, 0)
+
+
+def finetune_sets(rec, split, mean, std) -> tuple[ImageListDataset, ImageListDataset]:
+    """The train images (augmented as ``rec.augment`` says) and the val images (plain), as a recipe's fine-tune
+    stage reads them: whole images through the unfrozen body."""
+    root, size = Path(split.root), rec.data.input_size
+    train_ds = ImageListDataset(root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std))
+    val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
+    return train_ds, val_ds

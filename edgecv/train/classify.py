@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import edgecv
-from edgecv.data.augment import TrainTransform, eval_transform
-from edgecv.data.dataset import ImageListDataset
 from edgecv.data.splits import Split, make_split
 from edgecv.evaluate.plots import plot_curves
 from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
 from edgecv.models.loading import load_checkpoint
 from edgecv.recipes import TrainRecipe
-from edgecv.train.cache import split_features
+from edgecv.train.cache import finetune_sets, split_features
 from edgecv.train.distributed import DistInfo, barrier
 from edgecv.train.loop import LoopState, Stage, fit
 from edgecv.train.stages import finetune_stage, head_stage
@@ -72,16 +70,9 @@ def train_classifier(
     split = _split(rec, run_dir, info, last is not None)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     if info.main:
-        counts = split.counts()
-        log.info(
-            "run %s: %d classes, train/val/test = %d/%d/%d images%s",
-            run_dir,
-            len(split.classes),
-            counts["train"],
-            counts["val"],
-            counts["test"],
-            f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
-        )
+        n, resuming = split.counts(), f" (resuming {state.stage} after epoch {state.epoch})" if last else ""
+        sizes = f"{n['train']}/{n['val']}/{n['test']}"
+        log.info("run %s: %d classes, train/val/test = %s images%s", run_dir, len(split.classes), sizes, resuming)
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     if info.main:
         log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
@@ -110,12 +101,7 @@ def train_classifier(
         if state.epoch == 0:  # stage 2 starts from stage 1's best head
             barrier(info)  # rank 0 has finished writing best.pt
             model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-        mean, std, size = backbone.spec.mean, backbone.spec.std, rec.data.input_size
-        root = Path(split.root)
-        train_ds = ImageListDataset(
-            root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std)
-        )
-        val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
+        train_ds, val_ds = finetune_sets(rec, split, backbone.spec.mean, backbone.spec.std)
         stage = finetune_stage(model, rec, info, train_ds, val_ds)
         _restore(stage, state, last)
         fit(stage, state, **kw)

@@ -243,30 +243,60 @@ def finetune_stage(
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
 
 
+def _open_data(rec: DetectRecipe, run_dir: Path, resuming: bool) -> tuple[DetectionSet, Split]:
+    """The box set and the run's split of it: made (and saved) at the start, read back when resuming."""
+    ds = load_detection(rec.data.root, rec.data.annotations)
+    path = run_dir / "split.json"
+    if not (resuming and path.is_file()):
+        s = rec.data.split
+        detect_split(ds, s.test, s.val, s.seed).save(path)
+    return ds, Split.load(path)
+
+
+def _checkpoint_meta(rec: DetectRecipe, backbone, ds: DetectionSet) -> dict[str, Any]:
+    return {
+        "task": "detect",
+        "classes": list(ds.classes),
+        "backbone": backbone.spec.name,
+        "weights_source": backbone.weights_source,
+        "input_size": rec.data.input_size,
+        "mean": list(backbone.spec.mean),
+        "std": list(backbone.spec.std),
+        "strides": list(rec.model.strides),
+        "channels": rec.model.channels,
+        "head_convs": rec.model.head_convs,
+        "recipe_name": rec.name,
+        "edgecv_version": edgecv.__version__,
+        "labels_report": ds.report.to_dict(),
+    }
+
+
+def _cached_train_maps(model: Detector, rec: DetectRecipe, split: Split, loader, targets: Targets) -> dict[str, Any]:
+    """The frozen body's maps of the train images, plain and ``cache_augmentations`` augmented copies, concatenated."""
+    tr, files = rec.train, split.files["train"]
+    copies = [cache_features(model, loader(files), targets, "caching train maps #0")]
+    for c in range(1, tr.head.cache_augmentations + 1):
+        augmented = loader(files, box_augment(rec.augment), tr.seed + c)
+        copies.append(cache_features(model, augmented, targets, f"caching train maps #{c}"))
+    return {
+        "feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
+        "labels": torch.cat([c["labels"] for c in copies]),
+        "matched": torch.cat([c["matched"] for c in copies]),
+    }
+
+
 def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None, callbacks=()) -> dict[str, Any]:
     """Train (or, with ``last``, the last.pt being resumed, continue) the detector ``rec`` describes."""
     from edgecv.evaluate.detect_run import evaluate_detector
 
     if info.world > 1:
         raise EdgecvError("detector training runs on one process for now (no torchrun)")
-    ds = load_detection(rec.data.root, rec.data.annotations)
-    path = run_dir / "split.json"
-    if not (last is not None and path.is_file()):
-        s = rec.data.split
-        detect_split(ds, s.test, s.val, s.seed).save(path)
-    split = Split.load(path)
+    ds, split = _open_data(rec, run_dir, resuming=last is not None)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
-    counts = split.counts()
-    log.info(
-        "run %s: detector, %d classes, train/val/test = %d/%d/%d images, %d boxes%s",
-        run_dir,
-        len(ds.classes),
-        counts["train"],
-        counts["val"],
-        counts["test"],
-        sum(len(s.classes) for s in ds.samples),
-        f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
-    )
+    n = split.counts()
+    sizes = f"{len(ds.classes)} classes, train/val/test = {n['train']}/{n['val']}/{n['test']} images"
+    resuming = f" (resuming {state.stage} after epoch {state.epoch})" if last else ""
+    log.info("run %s: detector, %s, %d boxes%s", run_dir, sizes, sum(len(s.classes) for s in ds.samples), resuming)
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
     size, mean, std = rec.data.input_size, backbone.spec.mean, backbone.spec.std
@@ -275,21 +305,7 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
         model.load_state_dict(last["model"])
     for p in model.body.parameters():
         p.requires_grad_(False)
-    ck_meta = {
-        "task": "detect",
-        "classes": list(ds.classes),
-        "backbone": backbone.spec.name,
-        "weights_source": backbone.weights_source,
-        "input_size": size,
-        "mean": list(mean),
-        "std": list(std),
-        "strides": list(rec.model.strides),
-        "channels": rec.model.channels,
-        "head_convs": rec.model.head_convs,
-        "recipe_name": rec.name,
-        "edgecv_version": edgecv.__version__,
-        "labels_report": ds.report.to_dict(),
-    }
+    ck_meta = _checkpoint_meta(rec, backbone, ds)
     evaluate = Evaluator(ds, split.files["val"], size)
     targets = Targets(model, rec.train.center_radius)
     tr = rec.train
@@ -303,21 +319,7 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
         )
 
     if state.stage == "head":
-        copies = [cache_features(model, loader(split.files["train"]), targets, "caching train maps #0")]
-        for c in range(1, tr.head.cache_augmentations + 1):
-            copies.append(
-                cache_features(
-                    model,
-                    loader(split.files["train"], box_augment(rec.augment), tr.seed + c),
-                    targets,
-                    f"caching train maps #{c}",
-                )
-            )
-        train = {
-            "feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
-            "labels": torch.cat([c["labels"] for c in copies]),
-            "matched": torch.cat([c["matched"] for c in copies]),
-        }
+        train = _cached_train_maps(model, rec, split, loader, targets)
         val = cache_features(model, loader(split.files["val"]), targets, "caching val maps")
         stage = head_stage(model, rec, train, val, evaluate)
         if last is not None and last["loop"]["stage"] == "head" and state.epoch > 0:

@@ -24,7 +24,6 @@ from torch import nn
 import edgecv
 from edgecv._deps import require
 from edgecv._quiet import progress
-from edgecv.data.augment import TrainTransform
 from edgecv.data.dataset import ImageListDataset
 from edgecv.data.faces import identity_split
 from edgecv.data.splits import Split
@@ -35,7 +34,7 @@ from edgecv.models import create_backbone
 from edgecv.models.embedder import Embedder
 from edgecv.models.loading import embedder_meta, load_checkpoint
 from edgecv.recipes import EmbedRecipe
-from edgecv.train.cache import FeatureSet, make_loader, split_features
+from edgecv.train.cache import FeatureSet, finetune_sets, make_loader, split_features
 from edgecv.train.checkpoint import save_atomic
 from edgecv.train.distributed import DistInfo
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, fit, optimizer_step
@@ -174,30 +173,9 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
 
     if info.world > 1:
         raise EdgecvError("embedder training runs on one process for now (no torchrun)")
-    path, s = run_dir / "split.json", rec.data.split
-    if not (last is not None and path.is_file()):
-        split = identity_split(rec.data.root, s.test, s.val, s.seed, rec.data.min_images, max(2, rec.train.workers))
-        split.save(path)
-        if split.skipped:
-            log.warning(
-                "left out %d files/identities (listed in %s), e.g. %s: %s",
-                len(split.skipped),
-                path,
-                split.skipped[0]["file"],
-                split.skipped[0]["reason"],
-            )
-    split = Split.load(path)
+    split = _identity_split(rec, run_dir, resuming=last is not None)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
-    ids = {k: len(set(v)) for k, v in split.labels.items()}
-    log.info(
-        "run %s: face embedder, identities train/val/test = %d/%d/%d (disjoint), images %d/%d/%d%s",
-        run_dir,
-        ids["train"],
-        ids["val"],
-        ids["test"],
-        *(len(split.files[k]) for k in ("train", "val", "test")),
-        f" (resuming {state.stage} after epoch {state.epoch})" if last else "",
-    )
+    _announce(run_dir, split, f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
     log.info("backbone %s, ImageNet weights from %s", backbone.spec.name, backbone.weights_source)
     model = Embedder(backbone, rec.model.dim, rec.model.dropout, rec.model.head, rec.data.input_size)
@@ -210,22 +188,8 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         holder.load_state_dict(last["model"])
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    size, mean, std = rec.data.input_size, list(backbone.spec.mean), list(backbone.spec.std)
-    ck_meta = {
-        "task": "embed",
-        "classes": [split.classes[c] for c in train_ids],
-        "backbone": backbone.spec.name,
-        "weights_source": backbone.weights_source,
-        "input_size": size,
-        "mean": mean,
-        "std": std,
-        "dim": rec.model.dim,
-        "dropout": rec.model.dropout,
-        "head": rec.model.head,
-        "loss": tr.loss,
-        "recipe_name": rec.name,
-        "edgecv_version": edgecv.__version__,
-    }
+    mean, std = list(backbone.spec.mean), list(backbone.spec.std)
+    ck_meta = _checkpoint_meta(rec, backbone, [split.classes[c] for c in train_ids])
     kw = dict(
         info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta, callbacks=callbacks
     )
@@ -247,40 +211,87 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     if tr.finetune.epochs > 0:
         if state.epoch == 0:
             holder.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-        from edgecv.data.augment import eval_transform
-
-        root = Path(split.root)
-        train_ds = ImageListDataset(
-            root, split.files["train"], split.labels["train"], TrainTransform(rec.augment, size, mean, std)
-        )
-        val_ds = ImageListDataset(root, split.files["val"], split.labels["val"], eval_transform(size, mean, std))
+        train_ds, val_ds = finetune_sets(rec, split, mean, std)
         stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
         stage.model = holder
         restore(stage)
         fit(stage, state, **kw)
 
-    # the match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt
+    _store_threshold(model, holder, ck_meta, split, run_dir, tr.target_far)
+    metrics = evaluate_embedder(run_dir)
+    metrics.update(best=state.best)
+    return metrics
+
+
+def _announce(run_dir: Path, split: Split, resuming: str) -> None:
+    ids = {k: len(set(v)) for k, v in split.labels.items()}
+    n = {k: len(split.files[k]) for k in ("train", "val", "test")}
+    log.info(
+        "run %s: face embedder, identities train/val/test = %d/%d/%d (disjoint), images %s%s",
+        run_dir,
+        ids["train"],
+        ids["val"],
+        ids["test"],
+        f"{n['train']}/{n['val']}/{n['test']}",
+        resuming,
+    )
+
+
+def _identity_split(rec: EmbedRecipe, run_dir: Path, resuming: bool) -> Split:
+    """The run's split by identity: made (and saved) at the start, read back when resuming."""
+    path, s = run_dir / "split.json", rec.data.split
+    if not (resuming and path.is_file()):
+        split = identity_split(rec.data.root, s.test, s.val, s.seed, rec.data.min_images, max(2, rec.train.workers))
+        split.save(path)
+        if split.skipped:
+            first = split.skipped[0]
+            log.warning(
+                "left out %d files/identities (listed in %s), e.g. %s: %s",
+                len(split.skipped),
+                path,
+                first["file"],
+                first["reason"],
+            )
+    return Split.load(path)
+
+
+def _checkpoint_meta(rec: EmbedRecipe, backbone, classes: list[str]) -> dict[str, Any]:
+    return {
+        "task": "embed",
+        "classes": classes,
+        "backbone": backbone.spec.name,
+        "weights_source": backbone.weights_source,
+        "input_size": rec.data.input_size,
+        "mean": list(backbone.spec.mean),
+        "std": list(backbone.spec.std),
+        "dim": rec.model.dim,
+        "dropout": rec.model.dropout,
+        "head": rec.model.head,
+        "loss": rec.train.loss,
+        "recipe_name": rec.name,
+        "edgecv_version": edgecv.__version__,
+    }
+
+
+def _store_threshold(model, holder, ck_meta: dict[str, Any], split: Split, run_dir: Path, target_far: float) -> None:
+    """The match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt."""
     best = load_checkpoint(run_dir / "best.pt")
     holder.load_state_dict(best["model"])
-    meta = embedder_meta(model, ck_meta)
-    val_emb = embed_files(model, meta, split.root, split.files["val"])
-    best["meta"] = {**best["meta"], "threshold": calibrate_threshold(val_emb, np.asarray(split.labels["val"]), tr.target_far)}
+    val_emb = embed_files(model, embedder_meta(model, ck_meta), split.root, split.files["val"])
+    thr = calibrate_threshold(val_emb, np.asarray(split.labels["val"]), target_far)
+    best["meta"] = {**best["meta"], "threshold": thr}
     save_atomic(best, run_dir / "best.pt")
-    thr = best["meta"]["threshold"]
     log.info(
         "match threshold %.4f (1:K, %d-shot templates) for FAR %.0e on %d val impostor scores (val TAR %.3f); "
         "1:1 verify threshold %.4f (val TAR %.3f)%s",
         thr["match"],
         thr["shots"],
-        tr.target_far,
+        target_far,
         thr["scores"]["impostor"],
         thr["tar"],
         thr["verify"],
         thr["verify_tar"],
         ""
         if thr["far_resolved"]
-        else f"; too few val scores to resolve FAR {tr.target_far:g}: the threshold sits just above the best impostor",
+        else f"; too few val scores to resolve FAR {target_far:g}: the threshold sits just above the best impostor",
     )
-    metrics = evaluate_embedder(run_dir)
-    metrics.update(best=state.best)
-    return metrics

@@ -103,6 +103,21 @@ def _improved(val: dict[str, float], best: dict[str, Any] | None, metric: str) -
     return (val[metric], -val["loss"]) > (best[f"val_{metric}"], -best["val_loss"])
 
 
+def _save(stage: Stage, state: LoopState, meta: dict[str, Any], run_dir: Path, improved: bool) -> None:
+    """last.pt every epoch (what a resume continues from); best.pt when the epoch improved on the best."""
+    weights = {k: v.detach().cpu() for k, v in stage.model.state_dict().items()}
+    if improved:
+        save_atomic({"model": weights, "meta": meta, "best": state.best}, run_dir / "best.pt")
+    last = {
+        "model": weights,
+        "meta": meta,
+        "loop": state.to_dict(),
+        "optimizer": stage.optimizer.state_dict(),
+        "scheduler": stage.scheduler.state_dict(),
+    }
+    save_atomic(last, run_dir / "last.pt")
+
+
 def fit(
     stage: Stage,
     state: LoopState,
@@ -138,31 +153,10 @@ def fit(
         stop = bool(patience) and bool(val) and state.bad_epochs >= patience
         state.stopped_early = broadcast_flag(info, stop)
         if info.main:
-            meta = checkpoint_meta()
-            weights = {k: v.detach().cpu() for k, v in stage.model.state_dict().items()}
-            if improved:
-                save_atomic({"model": weights, "meta": meta, "best": state.best}, run_dir / "best.pt")
-            save_atomic(
-                {
-                    "model": weights,
-                    "meta": meta,
-                    "loop": state.to_dict(),
-                    "optimizer": stage.optimizer.state_dict(),
-                    "scheduler": stage.scheduler.state_dict(),
-                },
-                run_dir / "last.pt",
-            )
-        if info.main:
+            _save(stage, state, checkpoint_meta(), run_dir, improved)
             val_txt = f"  val {stage.metric} {val[stage.metric]:.4f}  val loss {val['loss']:.4f}" if val else ""
-            log.info(
-                "%s %d/%d  train loss %.4f%s%s",
-                stage.name,
-                epoch + 1,
-                stage.epochs,
-                train["loss"],
-                val_txt,
-                "  *best" if improved else "",
-            )
+            progress = f"{stage.name} {epoch + 1}/{stage.epochs}  train loss {train['loss']:.4f}"
+            log.info("%s%s%s", progress, val_txt, "  *best" if improved else "")
         for cb in callbacks:
             cb(row)
     return state
