@@ -90,61 +90,20 @@ def _triple(text: str | None, name: str) -> tuple[float, float, float] | None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration/test split.")
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
-def import_cmd(
-    model,
-    task,
-    out,
-    labels,
-    layout,
-    input_size,
-    preset,
-    mean,
-    std,
-    color,
-    resize,
-    data,
-    annotations,
-    int8,
-    max_drop,
-    calib_images,
-    calib_method,
-    target_far,
-    test_fraction,
-    seed,
-    threads,
-) -> None:
-    """Make MODEL (.onnx, .tflite) an edgecv artifact; with --data, measure it (and gate its int8) on your images."""
+def import_cmd(model, input_size, mean, std, **same) -> None:
+    """Make MODEL (.onnx, .tflite) an edgecv artifact; with --data, measure it (and gate its int8) on your images.
+
+    The options named as ``ImportSpec``'s fields pass through as they are (``same``)."""
     from edgecv._deps import require
 
     require("onnx", "import", "edgecv import")
+    from edgecv._quiet import third_party_log, verbose
     from edgecv.export.fidelity import format_table
     from edgecv.export.import_model import ImportSpec, import_model
 
-    spec = ImportSpec(
-        task=task,
-        out=out,
-        labels=labels,
-        layout=layout,
-        input_size=_size(input_size),
-        preset=preset,
-        mean=_triple(mean, "--mean"),
-        std=_triple(std, "--std"),
-        color=color,
-        resize=resize,
-        data=data,
-        annotations=annotations,
-        int8=int8,
-        max_drop=max_drop,
-        calib_images=calib_images,
-        calib_method=calib_method,
-        target_far=target_far,
-        test_fraction=test_fraction,
-        seed=seed,
-        threads=threads,
-    )
-    from edgecv._quiet import third_party_log, verbose
+    spec = ImportSpec(input_size=_size(input_size), mean=_triple(mean, "--mean"), std=_triple(std, "--std"), **same)
 
-    with third_party_log(Path(out) / "logs" / "import.log", verbose()):
+    with third_party_log(Path(spec.out) / "logs" / "import.log", verbose()):
         result = import_model(model, spec)
     m = result.meta
     click.echo(
@@ -155,7 +114,7 @@ def import_cmd(
         click.echo(format_table(result.rows))
         click.echo(
             "drop: the imported model minus the artifact on the test part of --data, with its 95% interval; "
-            f"the gate passes an artifact whose upper end is <= --max-drop ({max_drop})."
+            f"the gate passes an artifact whose upper end is <= --max-drop ({spec.max_drop})."
         )
     if "match" in m.thresholds:
         click.echo(

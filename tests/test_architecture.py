@@ -102,3 +102,38 @@ def test_only_tasks_know_what_a_task_is():
         if branch.search(line)
     ]
     assert not hits, "\n".join(hits)
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60  # issue 17: a room a newcomer reads in one sitting
+
+
+def oversized(root: Path) -> list[str]:
+    """Modules over MAX_MODULE_LINES and functions (methods, nested ones) over MAX_FUNCTION_LINES under ``root``, a
+    function counted from its ``def`` (decorators aside) to its last line."""
+    too_big = []
+    for p in sorted(root.rglob("*.py")):
+        source = p.read_text()
+        where = p.relative_to(root.parent)
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_big.append(f"{where}: {source.count(chr(10))} lines (> {MAX_MODULE_LINES})")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_big.append(f"{where}:{node.lineno}: {node.name}() {length} lines (> {MAX_FUNCTION_LINES})")
+    return too_big
+
+
+def test_rooms_stay_small():
+    """No module over 400 lines and no function over 60, anywhere in the package."""
+    too_big = oversized(PACKAGE)
+    assert not too_big, "\n".join(too_big)
+
+
+def test_the_size_check_finds_what_is_too_big(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "ok.py").write_text("def f():\n" + "    x = 1\n" * 59)  # 60 lines: at the limit
+    (pkg / "long.py").write_text("class A:\n    @property\n    def g(self):\n" + "        x = 1\n" * 60)
+    (pkg / "big.py").write_text("x = 1\n" * 401)
+    assert oversized(pkg) == ["pkg/big.py: 401 lines (> 400)", "pkg/long.py:3: g() 61 lines (> 60)"]

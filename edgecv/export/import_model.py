@@ -28,13 +28,14 @@ import numpy as np
 
 import edgecv
 from edgecv._deps import require
-from edgecv.artifact import META_KEY, ArtifactMeta
+from edgecv.artifact import ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish, read_meta
 from edgecv.export.fidelity import agreement_all, drop_bound, measure, run_backend, with_row_thresholds
-from edgecv.export.gate import recover
+from edgecv.export.gate import GateResult, recover
 from edgecv.export.import_parts import ImportData, activation_ranking, decoder_tail, drift_reference
+from edgecv.export.import_probe import Probe, model_names, probe_onnx, probe_tflite
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.postprocess import get_postprocess
 from edgecv.runtime.preprocess import prepare_frame
@@ -100,106 +101,7 @@ class ImportResult:
     report: Path | None = None
 
 
-# -- reading the model ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Probe:
-    fmt: str  # onnx | tflite
-    layout: str  # NCHW | NHWC
-    size: tuple[int | None, int | None]
-    precision: str
-    input_quant: dict[str, float] | None
-    extra: dict[str, str]  # the model's own metadata (an Ultralytics export's names, imgsz, task, end2end)
-    producer: str
-
-
-def _probe_onnx(path: Path) -> _Probe:
-    onnx = require("onnx", "import", "edgecv import")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001  (onnx raises DecodeError and friends: all say "not a model")
-        raise EdgecvError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    inits = {t.name for t in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise EdgecvError(f"{path}: has {len(inputs)} inputs; edgecv runs models with one image input")
-    t = inputs[0].type.tensor_type
-    if t.elem_type != onnx.TensorProto.FLOAT:
-        raise EdgecvError(
-            f"{path}: input {inputs[0].name!r} is {onnx.TensorProto.DataType.Name(t.elem_type)}, "
-            "not FLOAT; export the model with a float32 input"
-        )
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-    layout, hw = _image_layout(path, dims)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if META_KEY in props:
-        raise EdgecvError(f"{path}: is an edgecv artifact already (see `edgecv inspect`)")
-    quantized = any(n.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for n in proto.graph.node)
-    return _Probe(
-        "onnx",
-        layout,
-        hw,
-        "int8" if quantized else "fp32",
-        None,
-        props,
-        f"{proto.producer_name} {proto.producer_version}".strip(),
-    )
-
-
-def _probe_tflite(path: Path) -> _Probe:
-    from edgecv.runtime._tflite_meta import read_tflite_meta
-    from edgecv.runtime.backends.litert import _interpreter_class
-
-    try:
-        read_tflite_meta(path)
-    except EdgecvError:
-        pass  # no edgecv metadata (or not a flatbuffer: LiteRT says so below)
-    else:
-        raise EdgecvError(f"{path}: is an edgecv artifact already (see `edgecv inspect`)")
-    try:
-        interp = _interpreter_class()(model_path=str(path))
-    except (ValueError, RuntimeError) as exc:
-        raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
-    details = interp.get_input_details()
-    if len(details) != 1:
-        raise EdgecvError(f"{path}: has {len(details)} inputs; edgecv runs models with one image input")
-    d = details[0]
-    layout, hw = _image_layout(path, [int(v) if v > 0 else None for v in d.get("shape_signature", d["shape"])])
-    dtype = np.dtype(d["dtype"])
-    if dtype == np.int8:
-        scale, zero = d["quantization"]
-        return _Probe("tflite", layout, hw, "int8", {"scale": float(scale), "zero_point": int(zero)}, {}, "tflite")
-    if dtype != np.float32:
-        raise EdgecvError(f"{path}: input is {dtype}; edgecv runs float32 or int8 inputs (convert it with int8 I/O)")
-    ops = {np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
-    return _Probe("tflite", layout, hw, "int8" if np.dtype(np.int8) in ops else "fp32", None, {}, "tflite")
-
-
-def _image_layout(path: Path, dims: list[int | None]) -> tuple[str, tuple[int | None, int | None]]:
-    if len(dims) != 4:
-        raise EdgecvError(f"{path}: input has {len(dims)} dimensions; an image model takes 4 (batch, 3 channels, H, W)")
-    if dims[1] == 3:
-        return "NCHW", (dims[2], dims[3])
-    if dims[3] == 3:
-        return "NHWC", (dims[1], dims[2])
-    raise EdgecvError(f"{path}: input shape {dims} has no 3-channel axis (NCHW or NHWC)")
-
-
-def _model_names(extra: dict[str, str]) -> list[str] | None:
-    """Class names an Ultralytics export stores (``names``: a dict literal, class id -> name)."""
-    if "names" not in extra:
-        return None
-    try:
-        names = ast.literal_eval(extra["names"])
-    except (ValueError, SyntaxError):
-        return None
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-        return [str(names[i]) for i in range(len(names))]
-    return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def _labels(spec: ImportSpec, probe: _Probe, path: Path) -> list[str]:
+def _labels(spec: ImportSpec, probe: Probe, path: Path) -> list[str]:
     if spec.labels is not None:
         p = Path(spec.labels)
         if not p.is_file():
@@ -208,7 +110,7 @@ def _labels(spec: ImportSpec, probe: _Probe, path: Path) -> list[str]:
         if len(set(labels)) != len(labels):
             raise EdgecvError(f"--labels {p}: names repeat")
         return labels
-    names = _model_names(probe.extra)
+    names = model_names(probe.extra)
     if names is None and get_task(spec.task).import_needs_labels:
         raise EdgecvError(
             f"{path}: has no class names in its metadata; pass --labels FILE (one name a line, in "
@@ -217,7 +119,7 @@ def _labels(spec: ImportSpec, probe: _Probe, path: Path) -> list[str]:
     return names or []
 
 
-def _input_size(spec: ImportSpec, probe: _Probe, path: Path) -> tuple[int, int]:
+def _input_size(spec: ImportSpec, probe: Probe, path: Path) -> tuple[int, int]:
     if spec.input_size is not None:
         if None not in probe.size and tuple(spec.input_size) != probe.size:
             raise EdgecvError(
@@ -240,7 +142,7 @@ def _input_size(spec: ImportSpec, probe: _Probe, path: Path) -> tuple[int, int]:
 # -- the import -------------------------------------------------------------------------------------------------------
 
 
-def _meta(spec: ImportSpec, path: Path, probe: _Probe, stage: Path) -> ArtifactMeta:
+def _meta(spec: ImportSpec, path: Path, probe: Probe, stage: Path) -> ArtifactMeta:
     """The artifact metadata, validated by running the model once through the device's backend."""
     task = get_task(spec.task)
     labels = _labels(spec, probe, path)
@@ -310,7 +212,7 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
             f"{path}: a .tflite cannot be re-quantized (LiteRT converts from the float graph, which only "
             "the framework that made it has); import its ONNX with --int8, or convert int8 there"
         )
-    probe = _probe_onnx(path) if path.suffix == ".onnx" else _probe_tflite(path)
+    probe = probe_onnx(path) if path.suffix == ".onnx" else probe_tflite(path)
     if spec.int8 and probe.precision == "int8":
         raise EdgecvError(f"{path}: is quantized already; --int8 quantizes float models")
     out_dir = Path(spec.out)
@@ -332,33 +234,7 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
             "failures": result.failures,
         }
         if spec.data is not None:
-            data = get_task(spec.task).import_data(spec, meta)
-            log.info(
-                "data: %d test and %d calibration images (split seed %d)",
-                len(data.eval_set.images),
-                len(data.split["calibration"]),
-                spec.seed,
-            )
-            run = run_backend(source, data.eval_set.images, spec.threads)  # the imported model: the reference
-            reference = run[0]
-            row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set, run=run)
-            meta = with_row_thresholds(meta, row)
-            if get_postprocess(spec.task).confidence is not None:
-                meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"], data.calibration.files))
-            report.update(
-                split=data.split,
-                reference={"backend": row["backend"], "precision": meta.precision, "file": name, "n": row["n"]},
-                calibration={
-                    "images": len(data.calibration),
-                    "hash": data.calibration.hash,
-                    "method": spec.calib_method,
-                    "skipped": data.calibration.skipped,
-                },
-            )
-            result.rows.append({**row, "file": name, "published": True})
-            publish(source, ready / name, dataclasses.replace(meta, fidelity=_fidelity(row)))
-            if spec.int8:
-                _int8(spec, source, meta, data, reference, result, ready)
+            meta = _measure(spec, source, meta, report, result, ready)
         else:
             source.replace(ready / name)  # its metadata is in it already
         result.files = sorted(p.name for p in ready.iterdir())
@@ -366,6 +242,42 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
         publish_together(ready, out_dir)
     result.report, result.meta = out_dir / "import_report.json", meta
     return result
+
+
+def _measure(
+    spec: ImportSpec, source: Path, meta: ArtifactMeta, report: dict[str, Any], result: ImportResult, ready: Path
+) -> ArtifactMeta:
+    """The imported model measured on the test part of ``--data`` (the reference for every other row), its
+    thresholds and drift reference from the calibration part, and its gated int8 when asked."""
+    name = source.name
+    data = get_task(spec.task).import_data(spec, meta)
+    log.info(
+        "data: %d test and %d calibration images (split seed %d)",
+        len(data.eval_set.images),
+        len(data.split["calibration"]),
+        spec.seed,
+    )
+    run = run_backend(source, data.eval_set.images, spec.threads)  # the imported model: the reference
+    reference = run[0]
+    row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set, run=run)
+    meta = with_row_thresholds(meta, row)
+    if get_postprocess(spec.task).confidence is not None:
+        meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"], data.calibration.files))
+    report.update(
+        split=data.split,
+        reference={"backend": row["backend"], "precision": meta.precision, "file": name, "n": row["n"]},
+        calibration={
+            "images": len(data.calibration),
+            "hash": data.calibration.hash,
+            "method": spec.calib_method,
+            "skipped": data.calibration.skipped,
+        },
+    )
+    result.rows.append({**row, "file": name, "published": True})
+    publish(source, ready / name, dataclasses.replace(meta, fidelity=_fidelity(row)))
+    if spec.int8:
+        _int8(spec, source, meta, data, reference, result, ready)
+    return meta
 
 
 def _fidelity(row: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +320,14 @@ def _int8(
         return [(n, s) for n, s in activation_ranking(fp32, first[0], data.calibration, meta) if n not in tail]
 
     res = recover(build, evaluate, ranking, spec.max_drop, name=final)
+    result.rows.append(_int8_row(spec, res, fp32, data, len(tail), result, ready))
+
+
+def _int8_row(
+    spec: ImportSpec, res: GateResult, fp32: Path, data: ImportData, tail: int, result: ImportResult, ready: Path
+) -> dict[str, Any]:
+    """The gate's answer as a fidelity row; a passing int8 is published (with its agreement over every image)."""
+    final = "model_int8.onnx"
     row = {
         **res.row,
         "file": final,
@@ -416,7 +336,7 @@ def _int8(
             "passed": res.path is not None,
             "float_layers": list(res.keep_float),
             "attempts": res.attempts,
-            "decoder_float_nodes": len(tail),
+            "decoder_float_nodes": tail,
         },
     }
     if res.path is None:
@@ -426,16 +346,16 @@ def _int8(
             f"{len(res.attempts[-1]['float_layers'])} node(s) kept in float; not written"
         )
         row["published"] = False
-    else:
-        images = np.concatenate([data.eval_set.images, data.calibration.images])
-        ref_all = run_backend(fp32, images, spec.threads)[0]
-        row["agreement_all"] = {
-            "value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
-            "n": len(images),
-            "images": "test+calibration",
-            "labels_used": False,
-        }
-        int8_meta = with_row_thresholds(read_meta(res.path), row)
-        publish(res.path, ready / final, dataclasses.replace(int8_meta, fidelity=_fidelity(row)))
-        row["published"] = True
-    result.rows.append(row)
+        return row
+    images = np.concatenate([data.eval_set.images, data.calibration.images])
+    ref_all = run_backend(fp32, images, spec.threads)[0]
+    row["agreement_all"] = {
+        "value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
+        "n": len(images),
+        "images": "test+calibration",
+        "labels_used": False,
+    }
+    int8_meta = with_row_thresholds(read_meta(res.path), row)
+    publish(res.path, ready / final, dataclasses.replace(int8_meta, fidelity=_fidelity(row)))
+    row["published"] = True
+    return row
