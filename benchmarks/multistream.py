@@ -3,11 +3,12 @@
 For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifier and a detector), in one run:
 
 - pure inference: the first ``--frames`` frames decoded and preprocessed up front, then only ``backend.infer``
-  timed over N x them (the pipeline's work), at batch 1 and (when the backend takes a dynamic batch) at batch N:
-  the better of the two is "pure", the most this backend does with these frames at this thread count;
+  timed over N x them (the pipeline's work), every way the machine allows: one call at a time with a runtime
+  thread a core, at batch 1 and (when the backend takes a dynamic batch) at batch N, and one single-threaded call a
+  core side by side; the best is "pure", the most this backend does with these frames on this machine;
 - the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
-  to a JSON-lines file, as a user runs it), ``--frames`` frames each, at edgecv run's batch policy (one frame a call
-  on a CPU, the streams in turn; ``--batch N`` to force batches).
+  to a JSON-lines file, as a user runs it), ``--frames`` frames each, with edgecv run's defaults (on a CPU one
+  single-threaded inference worker a core, one frame a call; ``--workers``, ``--threads``, ``--batch`` to choose).
 
 Prints total FPS, the ratio to pure (target >= 0.9 while inference is the bottleneck), per-stream FPS, the calls
 inference made (count@batch size), the latency each stream sees (capture to events written: p50 median over
@@ -17,7 +18,7 @@ too (a shared machine's speed wanders by 20% from one second to the next: a rati
 would measure the machine, not the pipeline).
 
     python benchmarks/multistream.py [--video /usr/share/doc/opencv-doc/examples/data/vtest.avi] [--streams 1,2,4,8]
-        [--frames 100] [--rounds 5] [--threads N] [--classifier ARTIFACT] [--detector ARTIFACT]
+        [--frames 100] [--rounds 5] [--workers N] [--threads N] [--batch N] [--classifier ARTIFACT] [--detector ARTIFACT]
 
 Default artifacts: EfficientNet-Lite0 ImageNet int8 ONNX at 224 px (as benchmarks/pipeline_overhead.py), and the
 detect recipe's network (EfficientNet-Lite0 ImageNet backbone, FPN-lite, anchor-free head) at 320 px as fp32 ONNX
@@ -31,6 +32,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,43 +40,23 @@ import cv2
 import numpy as np
 
 from edgecv.runtime.backends import create_backend
-from edgecv.runtime.pipeline import PipelineSpec, default_threads, run_pipeline
+from edgecv.runtime.inference import usable_cores
+from edgecv.runtime.pipeline import PipelineSpec, run_pipeline
 from edgecv.runtime.preprocess import prepare_frame
 
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
-
-
-def default_detector(folder: Path, size: int = 320) -> Path:
-    """The detect recipe's network at ``size`` px as fp32 ONNX; ImageNet backbone, head untrained (speed only)."""
-    import yaml
-
-    from edgecv.export.spec import ConvertSpec
-    from edgecv.export.torch2onnx import torch2onnx
-    from edgecv.models import get_spec
-    from edgecv.models.loading import build_detector, detector_meta
-
-    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "detect_efficientnet_lite0.yaml").read_text())
-    m = recipe["model"]
-    classes = ["circle", "square", "triangle", "star", "cross"]
-    model = build_detector(
-        {
-            "backbone": m["backbone"],
-            "classes": classes,
-            "input_size": size,
-            "strides": m["strides"],
-            "channels": m["channels"],
-            "head_convs": m["head_convs"],
-        },
-        pretrained="imagenet",
-    ).eval()
-    spec = get_spec(m["backbone"])
-    return torch2onnx(model, ConvertSpec(folder / "detector_fp32.onnx", detector_meta(model, classes, spec.mean, spec.std)))
 
 
 def default_classifier(folder: Path) -> Path:
     from pipeline_overhead import default_model
 
     return default_model(folder, 224)
+
+
+def default_detector(folder: Path) -> Path:
+    from pipeline_overhead import default_detector
+
+    return default_detector(folder)
 
 
 def decoded_inputs(model: Path, video: str, frames: int) -> list[np.ndarray]:
@@ -87,32 +69,49 @@ def decoded_inputs(model: Path, video: str, frames: int) -> list[np.ndarray]:
     return inputs
 
 
-def pure_fps(model: Path, inputs: list[np.ndarray], n: int, threads: int) -> tuple[float, int]:
-    """The better of batch 1 and batch ``n`` (when the backend takes it), over ``n`` x ``inputs``: (fps, batch)."""
-    best = (0.0, 1)
-    with create_backend(model, threads=threads) as backend:
+def _timed_calls(backends: list, calls: list[np.ndarray]) -> float:
+    """Seconds for ``calls``, shared out among ``backends`` (one thread each, all at once)."""
+    for x in calls[:3]:
+        backends[0].infer(x)
+    shares = [calls[k :: len(backends)] for k in range(len(backends))]
+    threads = [threading.Thread(target=lambda b, xs: [b.infer(x) for x in xs], args=(b, xs)) for b, xs in zip(backends, shares)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t
+
+
+def pure_fps(model: Path, inputs: list[np.ndarray], n: int) -> tuple[float, str]:
+    """The most this backend does with ``n`` x ``inputs`` on this machine: the best of one call at a time with a
+    thread a core (at batch 1, and at batch ``n`` where the backend takes it) and one single-threaded call a core
+    side by side (batch 1). (fps, how)."""
+    cores, work, best = usable_cores(), inputs * n, (0.0, "")
+    with create_backend(model, threads=cores) as backend:
         for b in [1] + ([n] if n > 1 and backend.max_batch >= n else []):
-            work = inputs * n
             calls = [np.concatenate(work[i : i + b]) for i in range(0, len(work) - b + 1, b)]
-            for x in calls[:3]:
-                backend.infer(x)
-            t = time.perf_counter()
-            for x in calls:
-                backend.infer(x)
-            best = max(best, (b * len(calls) / (time.perf_counter() - t), b))
+            best = max(best, (b * len(calls) / _timed_calls([backend], calls), f"1x{cores}t b{b}"))
+    if cores > 1:
+        with create_backend(model, threads=1) as backend:
+            replicas = [backend] + [backend.replica() for _ in range(cores - 1)]
+            if None not in replicas:
+                best = max(best, (len(work) / _timed_calls(replicas, work), f"{cores}x1t b1"))
+            for r in replicas[1:]:
+                if r is not None and r is not backend:
+                    r.close()
     return best
 
 
-def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp: str, batch: int | None) -> dict:
+def pipeline_row(model: Path, video: str, n: int, frames: int, tmp: str, **plan) -> dict:
     cpu0, t0 = os.times(), time.perf_counter()
     s = run_pipeline(
         PipelineSpec(
             model=str(model),
             source=tuple(f"s{i}={video}" for i in range(n)) if n > 1 else video,
-            threads=threads,
             max_frames=frames,
             events=f"{tmp}/events.jsonl",
-            batch=batch,
+            **plan,
         )
     )
     cpu1, wall = os.times(), time.perf_counter() - t0
@@ -125,6 +124,7 @@ def pipeline_row(model: Path, video: str, n: int, frames: int, threads: int, tmp
         "lat_p99": max(st["stages"]["latency"]["p99_ms"] for st in streams),
         "cores": (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall,
         "frames": s["frames"],
+        "plan": f"{s['workers']}x{s['threads']}t",
     }
 
 
@@ -134,9 +134,8 @@ def main() -> None:
     ap.add_argument("--streams", default="1,2,4,8")
     ap.add_argument("--frames", type=int, default=100, help="frames of each stream")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument(
-        "--threads", type=int, default=default_threads(), help="inference threads for both measurements (default: edgecv run's)"
-    )
+    ap.add_argument("--threads", type=int, help="the pipeline's runtime threads a call (default: edgecv run's plan)")
+    ap.add_argument("--workers", type=int, help="the pipeline's inference workers (default: edgecv run's plan)")
     ap.add_argument("--batch", type=int, help="frames an inference call takes (default: edgecv run's policy)")
     ap.add_argument("--classifier", type=Path)
     ap.add_argument("--detector", type=Path)
@@ -150,8 +149,8 @@ def main() -> None:
             "detector": args.detector or default_detector(Path(tmp)),
         }
         print(
-            f"{Path(args.video).name}, {args.frames} frames a stream, {args.threads} inference thread(s), "
-            f"{os.cpu_count()} cores, median of {args.rounds} round(s)"
+            f"{Path(args.video).name}, {args.frames} frames a stream, {usable_cores()} cores, median of {args.rounds} round(s); "
+            "pure: the best of 1 call x a thread a core (at batch 1 or N) and a 1-thread call a core side by side"
         )
         print(
             f"{'artifact':<22} {'N':>2} {'fps':>7} {'pure':>7} {'/pure':>6} {'range':>9} {'per stream':>11} "
@@ -162,8 +161,9 @@ def main() -> None:
             for n in counts:
                 pures, rows = [], []
                 for _ in range(args.rounds):
-                    pures.append(pure_fps(model, inputs, n, args.threads))
-                    rows.append(pipeline_row(model, args.video, n, args.frames, args.threads, tmp, args.batch))
+                    pures.append(pure_fps(model, inputs, n))
+                    plan = {"threads": args.threads, "workers": args.workers, "batch": args.batch}
+                    rows.append(pipeline_row(model, args.video, n, args.frames, tmp, **plan))
                 ratios = [r["fps"] / p[0] for r, p in zip(rows, pures)]
                 row = sorted(rows, key=lambda r: r["fps"])[len(rows) // 2]
                 batches = " ".join(f"{v}@{k}" for k, v in row["batches"].items())
@@ -172,7 +172,7 @@ def main() -> None:
                     f"{statistics.median(p[0] for p in pures):>7.1f} {statistics.median(ratios):>6.2f} "
                     f"{min(ratios):>4.2f}-{max(ratios):<4.2f} {min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} "
                     f"{batches[:12]:<12} {row['lat_p50']:>6.1f}ms {row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}"
-                    f"   (pure at batch {statistics.mode(p[1] for p in pures)})"
+                    f"   (run {row['plan']}; pure {statistics.mode(p[1] for p in pures)})"
                 )
 
 

@@ -27,7 +27,16 @@ import click
     help="A file of sources, one URI (or NAME=URI) a line; # comments.",
 )
 @click.option("--backend", type=click.Choice(["onnxruntime", "litert", "tensorrt"]), help="Default: by file type.")
-@click.option("--threads", type=click.IntRange(min=1), help="Inference threads.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Runtime threads of each inference call [default: 1 with one worker a core; a lone worker: cores - 1].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Frames inferred side by side, each on its own thread [default: cores / --threads on a CPU, 1 on a GPU].",
+)
 @click.option(
     "--conf",
     type=click.FloatRange(0, 1),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
 import threading
 import time
@@ -30,10 +29,11 @@ from typing import Any
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor, reference_problem
+from edgecv.runtime.inference import ThreadPlan, on_gpu, thread_plan, usable_cores, worker_backends
 from edgecv.runtime.mqtt_sink import SCHEMES as MQTT_SCHEMES
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
-from edgecv.runtime.stages import Stage, StageOptions, create_stage
+from edgecv.runtime.stages import Stage, StageOptions, create_stage, stage_batchable
 from edgecv.runtime.streams import RunLoop, Stream, TaggedEvents, file_safe, name_sources, safe_uri
 from edgecv.runtime.telemetry import Telemetry
 
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 class PipelineSpec:
     model: str
     source: str | tuple[str, ...]  # one URI, or several (one stream each; ``NAME=URI`` names one)
-    threads: int | None = None
+    threads: int | None = None  # each inference worker's runtime threads (None: see runtime/inference.py)
+    workers: int | None = None  # inference calls side by side (None: one a core on a CPU, one on a GPU)
     backend: str | None = None
     # task options: None = not given (the task's default); given for another task's artifact = refused
     conf: float | None = None
@@ -112,9 +113,28 @@ class _Stop:
 
 
 def default_threads() -> int:
-    """Inference threads when not given: all cores but one, which capture, preprocessing, postprocessing and
-    the sinks run on (on 2 cores: 197 fps end to end with 1 inference thread vs 145 with 2, lite0 int8 ONNX)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """A lone inference worker's threads (a backend that serves one call at a time): all cores but one, which
+    capture, preprocessing, postprocessing and the sinks run on (on 2 cores: 197 fps end to end with 1 inference
+    thread vs 145 with 2, lite0 int8 ONNX)."""
+    return max(1, usable_cores() - 1)
+
+
+def _open_backends(spec: PipelineSpec, stack: ExitStack) -> tuple[list[Any], ThreadPlan]:
+    """The backend of each inference worker, and the plan they follow (``runtime/inference.py``)."""
+
+    def open_one(threads: int):
+        return stack.enter_context(create_backend(spec.model, name=spec.backend, threads=threads, **dict(spec.backend_options)))
+
+    plan = thread_plan(usable_cores(), spec.threads, spec.workers)
+    backend = open_one(plan.threads)
+    backends, got = worker_backends(backend, plan, stage_batchable(backend.meta.task))
+    if got.workers < plan.workers and spec.threads is None and not on_gpu(backend) and default_threads() > got.threads:
+        backend.close()  # one worker after all: it takes the cores but one
+        backends, got = [open_one(default_threads())], ThreadPlan(1, default_threads(), got.why)
+    for b in backends[1:]:
+        if b is not backends[0]:
+            stack.callback(b.close)
+    return backends, got
 
 
 class _ConsoleLimiter:
@@ -181,7 +201,7 @@ def _drift_monitor(spec: PipelineSpec, meta, name: str | None = None, warn: bool
         raise EdgecvError(f"--drift-checks: {exc}") from None
 
 
-def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int, loop: RunLoop) -> str:
+def _start_line(spec: PipelineSpec, backend, stage: Stage, plan: ThreadPlan, loop: RunLoop) -> str:
     events = spec.events
     if events and events.startswith(MQTT_SCHEMES):
         from edgecv.runtime.mqtt_sink import parse_mqtt_uri
@@ -193,7 +213,7 @@ def _start_line(spec: PipelineSpec, backend, stage: Stage, threads: int, loop: R
     profile = f", device profile {spec.device}" if spec.device else ""
     line = (
         f"run {Path(spec.model).name} ({backend.meta.task}, {backend.meta.precision}) on {backend.name} "
-        f"[{', '.join(backend.providers)}], {threads} inference thread(s){profile}; {_sources_text(loop)}; {where}"
+        f"[{', '.join(backend.providers)}], {plan.describe()}{profile}; {_sources_text(loop)}; {where}"
     )
     extra = stage.describe()
     return line + (f"; {extra}" if extra else "")
@@ -241,14 +261,12 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     tel = Telemetry()
     with _Stop(stop) as stopper, ExitStack() as stack:
         halt = stopper.event
-        threads = spec.threads or default_threads()
-        backend = stack.enter_context(
-            create_backend(spec.model, name=spec.backend, threads=threads, **dict(spec.backend_options))
-        )
+        backends, plan = _open_backends(spec, stack)
+        backend = backends[0]
         streams = _open_streams(spec, backend, stack, halt, tel)
         events = _attach_sinks(spec, streams, stack)  # outputs last: a bad option above leaves no empty files
-        loop = RunLoop(streams, backend, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s, spec.batch)
-        log.info("%s", _start_line(spec, backend, streams[0].stage, threads, loop))
+        loop = RunLoop(streams, backends, tel, halt, _ConsoleLimiter(), spec.max_frames, spec.stats_every_s, spec.batch)
+        log.info("%s", _start_line(spec, backend, streams[0].stage, plan, loop))
         tel.start = time.perf_counter()
         for s in streams:
             s.tel.start = tel.start
@@ -256,13 +274,13 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
             loop.run()
         finally:
             tel.end = time.perf_counter()
-    summary = _summary(spec, backend, streams, tel)
+    summary = _summary(spec, backend, streams, tel, plan)
     if hasattr(events, "summary"):
         summary["mqtt"] = events.summary()
     beside_events = spec.events and not spec.events.startswith(MQTT_SCHEMES)
     telemetry_path = spec.telemetry or (str(Path(spec.events).with_suffix(".telemetry.json")) if beside_events else None)
     if telemetry_path:
-        keys = ("faces", "drift", "tracks", "zones", "mqtt", "batches", "streams", "failed")
+        keys = ("faces", "drift", "tracks", "zones", "mqtt", "batches", "workers", "threads", "streams", "failed")
         tel.write(
             telemetry_path,
             streams[0].source.stats if len(streams) == 1 else _total_stats(streams),
@@ -287,10 +305,16 @@ def _stream_summary(s: Stream) -> dict[str, Any]:
     return out
 
 
-def _summary(spec: PipelineSpec, backend, streams: list[Stream], tel: Telemetry) -> dict[str, Any]:
+def _summary(spec: PipelineSpec, backend, streams: list[Stream], tel: Telemetry, plan: ThreadPlan) -> dict[str, Any]:
     """One stream: its figures at the top level; several: the totals, and each stream's under ``streams``."""
     batches = {str(k): v for k, v in sorted(tel.batches.items())}
-    head = {"model": str(spec.model), "backend": backend.name, "task": backend.meta.task}
+    head = {
+        "model": str(spec.model),
+        "backend": backend.name,
+        "task": backend.meta.task,
+        "workers": plan.workers,
+        "threads": plan.threads,
+    }
     if len(streams) == 1:
         return {**_stream_summary(streams[0]), **head, "batches": batches}
     for s in streams:

@@ -1,8 +1,8 @@
 """Per-frame stages: one object per kind of work between a source and the sinks.
 
 A stage turns a ``Frame`` into a typed result in three steps, each run by one of the pipeline's threads:
-``prepare`` (capture thread: preprocessing, and a face cascade's detection and chips), ``infer`` (main thread:
-the backend) and ``finish`` (postprocess thread: the typed result, and the stage's own events). What travels
+``prepare`` (capture thread: preprocessing, and a face cascade's detection and chips), ``infer`` (an inference
+worker: the backend) and ``finish`` (postprocess thread: the typed result, and the stage's own events). What travels
 between the steps is one typed ``FrameJob``. Stages are registered per artifact task (``create_stage``): the
 pipeline never asks what task it runs.
 """
@@ -38,6 +38,7 @@ class FrameJob:
     boxes: np.ndarray | None = None  # a face cascade: the faces' (n, 4) frame boxes, one per input row
     scores: np.ndarray | None = None  # a face cascade: the face detector's score of each box
     outputs: list[np.ndarray] = field(default_factory=list)
+    seq: int = 0  # the frame's place in its stream (workers may infer frames out of order; they are finished in it)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ def create_stage(backend: Backend, options: StageOptions, stack: ExitStack) -> S
     if task not in _STAGES:
         raise EdgecvError(f"the runtime has no pipeline stage for task {task!r} (known: {', '.join(sorted(_STAGES))})")
     return _STAGES[task](backend, options, stack)
+
+
+def stage_batchable(task: str) -> bool:
+    """Whether the task's stage infers one input row per frame through the artifact's own backend."""
+    return bool(getattr(_STAGES.get(task), "batchable", False))
 
 
 def list_stages() -> list[str]:

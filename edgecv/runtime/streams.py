@@ -1,13 +1,13 @@
-"""The threads of ``edgecv run``: one capture+prepare thread and one finish+sinks thread per source, one inference
-thread for all of them.
+"""The threads of ``edgecv run``: one capture+prepare thread and one finish+sinks thread per source, and the
+inference workers all of them share (``runtime/inference.py``: one a core on a CPU, one on a GPU).
 
 Each source reads and prepares its frames on its own thread (so a slow or lost camera holds up only itself) and
 has at most ``QUEUE`` prepared frames waiting for inference (latest-frame policy upstream: a live source keeps only
-its newest frame). The inference thread takes the oldest waiting frame of each stream and runs them frame by frame,
-in turn, or as one batch (``batch_size``): on a GPU, and when asked for, where the artifact takes a dynamic batch
-(``Backend.max_batch``) and the stages allow it. Each source's results go to its own finish thread (its stage: tracker, zones,
-face names; its drift monitor, its video), and the events of all of them to the one events sink, tagged with the
-source's name.
+its newest frame). A free inference worker takes the oldest waiting frame of each stream and runs them frame by
+frame, or as one batch (``batch_size``): on a GPU, and when asked for, where the artifact takes a dynamic batch
+(``Backend.max_batch``) and the stages allow it. Several workers infer consecutive frames of a stream side by side;
+its finish thread puts them back in order (``seq``) before its stage (tracker, zones, face names), drift monitor,
+video and events see them. The events of all streams go to the one events sink, tagged with the source's name.
 
 A source that fails (a camera that never opens, a stream given up on) ends that stream only; the run ends when every
 source has ended, and fails when every source failed. An error in inference, postprocessing or a sink stops the run.
@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from edgecv.runtime.drift import DriftMonitor
+from edgecv.runtime.inference import batch_size, infer_jobs
 from edgecv.runtime.stages import FrameJob, Stage
 from edgecv.runtime.telemetry import Telemetry
 
@@ -152,49 +151,13 @@ def _get(q: queue.Queue, upstream_alive: Callable[[], bool]) -> Any:
                 return _END
 
 
-def infer_jobs(backend: Any, jobs: list[tuple[Stream, FrameJob]], tel: Telemetry) -> None:
-    """Inference for the jobs taken together: one batched call when there are several and every stage is batchable
-    (one input row per frame), else one call per job."""
-    t0 = time.perf_counter()
-    if len(jobs) > 1 and all(s.stage.batchable for s, _ in jobs):
-        outputs = backend.infer(np.concatenate([job.inputs for _, job in jobs]))
-        for k, (_, job) in enumerate(jobs):
-            job.outputs = [o[k : k + 1] for o in outputs]
-        tel.add_infer((time.perf_counter() - t0) * 1e3, len(jobs))
-        return
-    for s, job in jobs:
-        s.stage.infer(job)
-        t1 = time.perf_counter()
-        tel.add_infer((t1 - t0) * 1e3, 1)
-        t0 = t1
-
-
-def batch_size(backend: Any, streams: int, asked: int | None = None) -> int:
-    """Frames one inference call takes: ``asked`` (``--batch``), or by default as many as there are streams on a GPU
-    (TensorRT, onnxruntime's CUDA/TensorRT providers: a batch costs little more than one frame) and 1 on a CPU, where
-    a batch costs as much as its frames one by one or more (EfficientNet-Lite0 int8, onnxruntime, 1 thread, 2
-    streams: 27.4 ms a call of 2 vs 10.7 ms a frame alone, in the same run); never more than the artifact takes."""
-    if asked is None:
-        gpu = backend.name == "tensorrt" or any(
-            p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in getattr(backend, "providers", ())
-        )
-        asked = streams if gpu else 1
-    limit = getattr(backend, "max_batch", 1)
-    if asked > limit:
-        log.warning(
-            "%s takes %d frame(s) a call (its batch axis is fixed, or an output is not per frame): the streams take turns",
-            backend.path.name,
-            limit,
-        )
-    return max(1, min(asked, limit, streams))
-
-
 @dataclass
 class RunLoop:
-    """The threads over ``streams`` (see the module docstring); ``run`` returns when all have ended."""
+    """The threads over ``streams`` (see the module docstring); ``run`` returns when all have ended. ``backends``:
+    one a worker (the same object more than once where it may be called from several threads)."""
 
     streams: list[Stream]
-    backend: Any
+    backends: list[Any]
     tel: Telemetry  # the run's (each stream's adds to it)
     halt: threading.Event
     console: Callable[[dict[str, Any]], None]
@@ -205,10 +168,11 @@ class RunLoop:
 
     def __post_init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()  # (stream, job), in arrival order
-        self._pending: list[tuple[Stream, FrameJob]] = []  # taken off the queue, not yet inferred (inference thread)
+        self._pending: list[tuple[Stream, FrameJob]] = []  # taken off the queue, not yet given to a worker
+        self._taking = threading.Lock()  # one worker at a time takes jobs
         self._infer_done = threading.Event()
         batchable = all(s.stage.batchable for s in self.streams)
-        self.batch_limit = batch_size(self.backend, len(self.streams), self.batch) if batchable else 1
+        self.batch_limit = batch_size(self.backends[0], len(self.streams), self.batch) if batchable else 1
 
     def _fail(self, exc: BaseException) -> None:
         self.errors.append(exc)
@@ -224,6 +188,7 @@ class RunLoop:
                     break
                 s.tel.add("capture_wait", (time.perf_counter() - t0) * 1e3)
                 job = s.stage.prepare(frame, s.tel)
+                job.seq = n
                 if not _acquire(s.slots, self.halt):
                     break
                 self._queue.put((s, job))
@@ -237,6 +202,9 @@ class RunLoop:
                 s.emit([{"event": "source_failed", "t": time.time(), "error": str(exc)}], self.console)
 
     def _consume(self, s: Stream) -> None:
+        """Finish the stream's frames in the order they were read (workers may complete them out of order)."""
+        waiting: dict[int, FrameJob] = {}
+        next_seq = 0
         try:
             while True:
                 try:
@@ -246,7 +214,10 @@ class RunLoop:
                     if self._infer_done.is_set() and s.out.empty():
                         break
                     continue
-                self._finish(s, job)
+                waiting[job.seq] = job
+                while next_seq in waiting:
+                    self._finish(s, waiting.pop(next_seq))
+                    next_seq += 1
         except BaseException as exc:
             self._fail(exc)
 
@@ -288,6 +259,26 @@ class RunLoop:
             item[0].slots.release()
         return jobs
 
+    def _infer(self, backend: Any, producers: list[threading.Thread]) -> None:
+        """One worker: take jobs, infer them on ``backend``, hand each to its stream's finish thread."""
+        try:
+            while not self.errors:
+                with self._taking:
+                    jobs = self._take(producers)
+                if jobs is None:
+                    return
+                infer_jobs(backend, jobs, self.tel)
+                if not all(_put(s.out, job, self.halt) for s, job in jobs):
+                    return
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _log_stats(self) -> None:
+        st = self.tel.summary()
+        log.info(
+            "frames %d  fps %.1f  infer p50 %.2f ms", st["frames"], st["fps"], st["stages"].get("infer", {}).get("p50_ms", 0.0)
+        )
+
     def run(self) -> None:
         producers = [
             threading.Thread(target=self._produce, args=(s,), name=f"capture+prepare {s.name}", daemon=True) for s in self.streams
@@ -295,26 +286,24 @@ class RunLoop:
         consumers = [
             threading.Thread(target=self._consume, args=(s,), name=f"finish+sinks {s.name}", daemon=True) for s in self.streams
         ]
-        for t in producers + consumers:
+        workers = [
+            threading.Thread(target=self._infer, args=(b, producers), name=f"infer {k}", daemon=True)
+            for k, b in enumerate(self.backends)
+        ]
+        for t in producers + consumers + workers:
             t.start()
         last_stats = time.monotonic()
-        try:
-            while not self.errors and (jobs := self._take(producers)) is not None:
-                infer_jobs(self.backend, jobs, self.tel)
-                if not all(_put(s.out, job, self.halt) for s, job in jobs):
-                    break
+        try:  # the main thread watches (and takes Ctrl-C, which only it receives)
+            while any(t.is_alive() for t in workers):
+                time.sleep(_POLL)
                 if self.stats_every_s and time.monotonic() - last_stats >= self.stats_every_s:
                     last_stats = time.monotonic()
-                    st = self.tel.summary()
-                    log.info(
-                        "frames %d  fps %.1f  infer p50 %.2f ms",
-                        st["frames"],
-                        st["fps"],
-                        st["stages"].get("infer", {}).get("p50_ms", 0.0),
-                    )
+                    self._log_stats()
         except BaseException as exc:
             self._fail(exc)
         finally:
+            for t in workers:
+                t.join()  # each sees ``halt`` (or its queue's end) within _POLL
             self._infer_done.set()
             for t in consumers:
                 t.join()

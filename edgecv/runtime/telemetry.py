@@ -104,7 +104,7 @@ class Telemetry:
 def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"frames {s['frames']}  fps {s['fps']:.1f}  wall {s['wall_s']:.1f} s"
-        + (f"  (inference alone: {s['infer_only_fps']:.1f} fps)" if "infer_only_fps" in s else "")
+        + (f"  (inference alone: {s['infer_only_fps']:.1f} fps{_per_worker(s)})" if "infer_only_fps" in s else "")
     ]
     for name, v in s["stages"].items():
         lines.append(f"  {name:<13} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms")
@@ -133,6 +133,11 @@ def format_summary(s: dict[str, Any]) -> str:
         for name, st in s["streams"].items():
             lines.append(_stream_line(name, st))
     return "\n".join(lines)
+
+
+def _per_worker(s: dict[str, Any]) -> str:
+    workers = s.get("workers", 1)
+    return f" a worker, {workers} workers x {s.get('threads')} thread(s)" if workers > 1 else ""
 
 
 def _stream_line(name: str, st: dict[str, Any]) -> str:

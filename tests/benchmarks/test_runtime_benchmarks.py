@@ -25,28 +25,39 @@ def test_nms_benchmark_prints_ratios_and_agrees_with_torchvision():
     assert [r[0] for r in rows] == ["agnostic", "class-aware"] and all(r[4] == "True" for r in rows), out
 
 
-def test_pipeline_overhead_prints_the_share_of_pure_inference(tiny_export, shapes_video):
-    out_dir, _ = tiny_export
+def test_pipeline_overhead_prints_e2e_against_the_compute_bound_limit(tiny_export, det_export, shapes_video):
     out = run(
         [
             ROOT / "benchmarks" / "pipeline_overhead.py",
             "--video",
             shapes_video,
-            "--model",
-            out_dir / "model_int8.onnx",
-            "--threads",
-            "1",
+            "--classifier",
+            tiny_export[0] / "model_int8.onnx",
+            "--detector",
+            det_export[0] / "model_int8.onnx",
+            "--max-frames",
+            "20",
             "--rounds",
             "2",
         ]
     )
-    rows = re.findall(
-        r"^(pure inference \(pre-decoded frames\)|edgecv run[^\d]*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)"
-        r"\s+(\d+) (\d+)$",
-        out,
-        re.M,
-    )
-    assert len(rows) == 3 and rows[0][3] == "1.00" and all(r[1] == "36" for r in rows), out  # 2 rounds each
+    heads = re.findall(r"^model_int8.onnx \((classify|detect)\) on \S+, (\d+) frames, (\d+) cores", out, re.M)
+    assert [(h[0], h[1]) for h in heads] == [("classify", "20"), ("detect", "20")], out
+    costs = [
+        (dict(re.findall(r"(\w+) ([\d.]+)", line.split("=")[0])), float(line.rsplit("=", 1)[1]))
+        for line in re.findall(r"^  CPU ms a frame, each step alone: (.*)$", out, re.M)
+    ]
+    assert len(costs) == 2, out
+    for steps, total in costs:
+        assert list(steps) == ["decode", "preprocess", "infer", "postprocess", "drift", "sinks"], out
+        assert abs(sum(map(float, steps.values())) - total) < 0.02 and float(steps["infer"]) > 0, out
+    cores = int(heads[0][2])
+    limits = [float(v) for v in re.findall(rf"^  compute-bound limit \({cores} cores / the sum\)\s+([\d.]+)\s*$", out, re.M)]
+    # each figure is a median over rounds: the limit's (per round) and the costs' (per step) agree to rounding
+    assert len(limits) == 2 and all(0.67 < v / (cores / (t / 1e3)) < 1.5 for v, (_, t) in zip(limits, costs)), out
+    runs = re.findall(r"^  edgecv run --events(?: --workers 1)? \((.*?)\)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+-[\d.]+$", out, re.M)
+    assert len(runs) == 4 and all(float(r[1]) > 0 and float(r[2]) > 0 for r in runs), out
+    assert len(re.findall(r"^  target e2e >= 0.9 of the limit: (met|NOT met)$", out, re.M)) == 2, out
 
 
 def test_gallery_benchmark_prints_search_times_and_finds_the_right_person():
@@ -173,8 +184,6 @@ def test_multistream_benchmark_prints_total_and_per_stream_fps_against_pure(tiny
             "20",
             "--rounds",
             "1",
-            "--threads",
-            "1",
             "--classifier",
             tiny_export[0] / "model_int8.onnx",
             "--detector",
@@ -183,7 +192,7 @@ def test_multistream_benchmark_prints_total_and_per_stream_fps_against_pure(tiny
     )
     rows = re.findall(
         r"^(classifier|detector) \S+\s+(\d) +([\d.]+) +([\d.]+) +([\d.]+) +[\d.]+-[\d.]+ +[\d.]+-[\d.]+"
-        r" +(\S+) +[\d.]+ms +\d+ms +[\d.]+ +\(pure at batch (\d)\)$",
+        r" +(\S+) +[\d.]+ms +\d+ms +[\d.]+ +\(run (\d+)x1t; pure (\d+x\d+t b\d)\)$",
         out,
         re.M,
     )

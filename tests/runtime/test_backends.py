@@ -178,7 +178,7 @@ def test_tensorrt_backend_returns_outputs_in_their_own_dtypes_and_frees_what_it_
     cudart = FakeCudart()
     backend = create_backend(_fake_engine(tmp_path, monkeypatch, cudart))
     assert backend.max_batch == 8  # the engine's profile: a multi-source run batches up to 8 streams
-    from edgecv.runtime.streams import batch_size
+    from edgecv.runtime.inference import batch_size
 
     assert [batch_size(backend, 4), batch_size(backend, 12)] == [4, 8]  # on a GPU, a batch of the streams by default
     x = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)

@@ -76,9 +76,12 @@ def test_run_says_what_it_runs_and_refuses_options_of_another_task(tiny_export, 
     proc = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     start = [line for line in proc.stderr.splitlines() if line.startswith("edgecv: run model_int8.onnx")]
+    from edgecv.runtime.inference import usable_cores
+
+    plan = f"{usable_cores()} inference worker(s) x 1 thread(s)"  # --threads 1: one worker a core
     summary = cli_torch_blocked("run", str(out / "model_int8.onnx"), "--source", str(shapes_video), "--threads", "1", "--json")
     assert summary.returncode == 0 and json.loads(summary.stdout)["frames"] == 36, summary.stdout[-2000:]
-    assert len(start) == 1 and "(classify, int8) on onnxruntime" in start[0] and "1 inference thread(s)" in start[0]
+    assert len(start) == 1 and "(classify, int8) on onnxruntime" in start[0] and plan in start[0]
     assert "results are only summarised at the end" in start[0] and f"source {shapes_video}" in start[0]
     gallery = tmp_path / "faces.db"
     gallery.write_bytes(b"")

@@ -58,7 +58,7 @@ def test_onnx_takes_a_batch_across_streams_only_when_every_output_is_per_frame(t
 
 
 def test_a_cpu_takes_one_frame_a_call_unless_asked_and_never_more_than_the_artifact_takes(tiny_export, tmp_path):
-    from edgecv.runtime.streams import batch_size
+    from edgecv.runtime.inference import batch_size
 
     with (
         create_backend(tiny_export[0] / "model_int8.onnx") as onnx,
@@ -180,3 +180,87 @@ def test_a_sources_file_without_sources_is_a_usage_error(tiny_export, tmp_path, 
     listing.write_text("\n".join(bad))
     res = CliRunner().invoke(cli, ["run", str(tiny_export[0] / "model_int8.onnx"), "--sources", str(listing)])
     assert res.exit_code == 2 and "no sources in it" in res.output
+
+
+def test_the_thread_plan_fills_the_cores_with_what_is_not_given():
+    from edgecv.runtime.inference import thread_plan
+
+    plans = [thread_plan(4), thread_plan(4, threads=2), thread_plan(4, workers=1), thread_plan(4, 3, 2), thread_plan(2, 3)]
+    assert [(p.workers, p.threads) for p in plans] == [(4, 1), (2, 2), (1, 4), (2, 3), (1, 3)]
+
+
+def test_each_worker_gets_a_backend_it_may_call_alongside_the_others(tiny_export, tmp_path, monkeypatch):
+    from edgecv.runtime.inference import ThreadPlan, worker_backends
+    from tests.fake_tensorrt import FakeCudart
+    from tests.runtime.test_backends import _fake_engine
+
+    with create_backend(tiny_export[0] / "model_int8.onnx", threads=1) as onnx:
+        backends, plan = worker_backends(onnx, ThreadPlan(3, 1), batchable=True)
+        assert backends == [onnx] * 3 and plan.workers == 3  # one session: onnxruntime's run is thread-safe
+    with create_backend(tiny_export[0] / "model_int8.tflite", threads=1) as lite:
+        backends, plan = worker_backends(lite, ThreadPlan(2, 1), batchable=True)
+        assert plan.workers == 2 and backends[0] is lite and backends[1] is not lite  # an interpreter a worker
+        inputs = np.random.default_rng(0).integers(-128, 127, (1, *lite._in["shape"][1:]), dtype=np.int8)
+        np.testing.assert_array_equal(backends[1].infer(inputs)[0], lite.infer(inputs)[0])
+        backends[1].close()
+        one, plan = worker_backends(lite, ThreadPlan(2, 1), batchable=False)  # a stage with its own calls: not shared
+        assert one == [lite] and plan.workers == 1 and "one call at a time" in plan.why
+    with create_backend(_fake_engine(tmp_path, monkeypatch, FakeCudart())) as engine:
+        assert engine.replica() is None  # one execution context
+        one, plan = worker_backends(engine, ThreadPlan(2, 1), batchable=True)
+        assert one == [engine] and plan.workers == 1 and "GPU" in plan.why
+
+
+def test_workers_infer_frames_side_by_side_and_each_stream_finishes_them_in_order(
+    tiny_export, shapes_video, tmp_path, monkeypatch
+):
+    """Three workers whose calls take random times (so they complete out of order): every frame's result is the one
+    a single worker gives it, in frame order, and the calls did overlap."""
+    import random
+    import threading
+
+    from edgecv.runtime.backends import ort
+
+    model = str(tiny_export[0] / "model_int8.onnx")
+    run_pipeline(PipelineSpec(model=model, source=str(shapes_video), workers=1, events=str(tmp_path / "one.jsonl")))
+    real, lock, state, rng = ort.OrtBackend.infer, threading.Lock(), {"live": 0, "peak": 0}, random.Random(0)
+
+    def slow(self, x):
+        with lock:
+            state["live"] += 1
+            state["peak"] = max(state["peak"], state["live"])
+            delay = rng.uniform(0.005, 0.03)
+        time.sleep(delay)
+        try:
+            return real(self, x)
+        finally:
+            with lock:
+                state["live"] -= 1
+
+    monkeypatch.setattr(ort.OrtBackend, "infer", slow)
+    s = run_pipeline(
+        PipelineSpec(model=model, source=str(shapes_video), workers=3, threads=1, events=str(tmp_path / "three.jsonl"))
+    )
+    assert (s["workers"], s["threads"]) == (3, 1) and state["peak"] >= 2, state
+    one, three = results_of(tmp_path / "one.jsonl"), results_of(tmp_path / "three.jsonl")
+    assert [e["frame"] for e in three] == list(range(frame_count(shapes_video))) == [e["frame"] for e in one]
+    for a, b in zip(one, three):
+        assert [c["label"] for c in a["top"]] == [c["label"] for c in b["top"]]
+        np.testing.assert_allclose([c["score"] for c in a["top"]], [c["score"] for c in b["top"]], atol=1e-5)
+
+
+def test_a_tracked_detector_keeps_its_ids_with_several_workers(tmp_path):
+    model = brightness_detector(tmp_path / "blobs.onnx")
+    frames = []
+    for t in range(30):
+        img = np.zeros((128, 128, 3), np.uint8)
+        img[16:32, 8 + 2 * t : 24 + 2 * t] = 255
+        img[40 + 2 * t : 56 + 2 * t, 96:112] = 255
+        frames.append(img)
+    video = write_video(tmp_path / "blobs.avi", frames)
+    ids = {}
+    for workers in (1, 2):
+        events = tmp_path / f"w{workers}.jsonl"
+        run_pipeline(PipelineSpec(model=str(model), source=str(video), conf=0.5, workers=workers, events=str(events)))
+        ids[workers] = [sorted((b["track_id"], tuple(b["xyxy"])) for b in e["boxes"]) for e in results_of(events)]
+    assert ids[1] == ids[2] and len(ids[2]) == 30  # the tracker saw the frames in order: the same tracks, the same ids

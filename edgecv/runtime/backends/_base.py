@@ -32,6 +32,12 @@ class Backend(ABC):
     def close(self) -> None:
         """Release the runtime's resources; calling it again does nothing."""
 
+    def replica(self) -> "Backend | None":
+        """A backend to call ``infer`` on from another thread while this one runs: ``self`` where the runtime allows
+        concurrent calls on one loaded model, a new one on the same file where it does not, None where the runtime
+        serves one caller (the pipeline then runs one inference worker)."""
+        return None
+
     def __enter__(self) -> "Backend":
         return self
 

@@ -41,7 +41,7 @@ class LiteRTBackend(Backend):
         if not xnnpack:  # the interpreter applies XNNPACK unless told to use the plain builtin kernels
             resolvers = importlib.import_module(cls.__module__).OpResolverType
             kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.xnnpack = xnnpack
+        self.xnnpack, self.threads = xnnpack, threads
         try:
             self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
             self.interpreter.allocate_tensors()
@@ -52,6 +52,9 @@ class LiteRTBackend(Backend):
 
     def close(self) -> None:
         self.interpreter = None  # the interpreter (and its XNNPACK delegate) are freed with the object
+
+    def replica(self) -> "LiteRTBackend":
+        return LiteRTBackend(self.path, self.threads, self.xnnpack)  # an interpreter serves one thread at a time
 
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
         if self.interpreter is None:

@@ -110,6 +110,9 @@ class OrtBackend(Backend):
     def close(self) -> None:
         self.session = None  # onnxruntime frees the session's arenas with the object
 
+    def replica(self) -> "OrtBackend":
+        return self  # InferenceSession.run may be called from several threads at once
+
     def infer(self, x: np.ndarray) -> list[np.ndarray]:
         if self.session is None:
             raise EdgecvError(f"{self.path}: backend is closed")
