@@ -7,7 +7,15 @@ variants alike. Prints p50 latency and the int8 speed-up (fp32 p50 / int8 p50), 
 with fp32 on the photos. efficientnet_lite0 uses its offline ImageNet weights; models without offline
 weights here (mobilenetv3) run from random init, which times the same graph.
 
+``--ort-kernels`` adds, per model, why onnxruntime's int8 is as fast as it is on this CPU: the int8 ONNX built
+with int8 activations (edgecv's default: what TensorRT builds engines from), with uint8 activations (what x86 int8
+kernels take natively) and with uint8 activations and 7-bit weights, each run at 1 thread on onnxruntime's default
+int8 kernels and on its exact ones (``session.x64quantprecision``, which edgecv's backend turns on where a probe
+shows the default kernels' 16-bit pair sums saturate: x86 CPUs without VNNI): p50, speed-up over fp32, and
+agreement (top-1, and the cosine of the logits) with fp32 on the photos.
+
     python benchmarks/export_latency.py [--models efficientnet_lite0,mobilenetv3_small_100] [--size 224] [--runs 200]
+        [--threads 1,2] [--ort-kernels] [--json FILE]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from edgecv.export.torch2tflite import torch2tflite
 from edgecv.models import get_spec
 from edgecv.models.weights import load_imagenet_model
 from edgecv.runtime.backends import create_backend
+from edgecv.runtime.backends.ort import KEEP_FLOAT_LAYERS_FLOAT, X64_EXACT_INT8, int8_saturates
 from edgecv.runtime.preprocess import prepare_input
 
 
@@ -84,12 +93,71 @@ def time_variants(paths: dict[str, Path], images: np.ndarray, threads: int, runs
     return out
 
 
+KERNEL_VARIANTS = {"int8 act": ("int8", 8), "uint8 act": ("uint8", 8), "uint8 act, 7-bit w": ("uint8", 7)}
+
+
+def ort_kernels(name: str, fp32: Path, images: np.ndarray, folder: Path, runs: int) -> dict[str, dict]:
+    """Each int8 variant of ``fp32`` on onnxruntime's default and exact int8 kernels, 1 thread, interleaved."""
+    import dataclasses
+
+    import onnxruntime as ort
+
+    meta = create_backend(fp32).meta
+    cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
+    paths = {"fp32": fp32}
+    for label, (act, bits) in KERNEL_VARIANTS.items():
+        spec = ConvertSpec(folder / f"{name}_{act}_{bits}.onnx", meta, "int8", cal)
+        paths[label] = onnx_int8(fp32, dataclasses.replace(spec, activations=act, weight_bits=bits))
+    sessions = {}
+    for label, path in paths.items():
+        for exact in (False, True) if label != "fp32" else (False,):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+            if exact:
+                opts.add_session_config_entry(*X64_EXACT_INT8)
+            sessions[(label, exact)] = ort.InferenceSession(
+                str(path), opts, providers=["CPUExecutionProvider"], disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT
+            )
+    x = np.stack([prepare_input(im, meta) for im in images])
+    feed = sessions[("fp32", False)].get_inputs()[0].name
+    logits = {k: np.concatenate([s.run(None, {feed: x[i : i + 1]})[0] for i in range(len(x))]) for k, s in sessions.items()}
+    ms: dict = {k: [] for k in sessions}
+    for _ in range(runs):  # round-robin, as time_variants
+        for k, s in sessions.items():
+            t = time.perf_counter()
+            s.run(None, {feed: x[:1]})
+            ms[k].append((time.perf_counter() - t) * 1e3)
+    ref = logits[("fp32", False)]
+    out = {}
+    for (label, exact), lg in logits.items():
+        cos = np.sum(lg * ref, 1) / (np.linalg.norm(lg, axis=1) * np.linalg.norm(ref, axis=1))
+        out[f"{label} {'exact' if exact else 'default'}"] = {
+            "p50_ms": float(np.median(ms[(label, exact)])),
+            "agreement_vs_fp32": float(np.mean(lg.argmax(1) == ref.argmax(1))),
+            "cosine_vs_fp32": float(cos.mean()),
+        }
+    return out
+
+
+def print_kernels(name: str, rows: dict[str, dict]) -> None:
+    fp32 = rows["fp32 default"]["p50_ms"]
+    print(f"\n{name}: onnxruntime int8 kernels at 1 thread (default kernels saturate on this CPU: {int8_saturates()})")
+    print(f"{'int8 ONNX':<20} {'kernels':<8} {'p50 ms':>7} {'vs fp32':>8} {'agree':>6} {'cosine':>7}")
+    for k, r in rows.items():
+        label, kernels = k.rsplit(" ", 1)
+        print(
+            f"{label:<20} {kernels:<8} {r['p50_ms']:>7.2f} {fp32 / r['p50_ms']:>7.2f}x {r['agreement_vs_fp32']:>6.2f} "
+            f"{r['cosine_vs_fp32']:>7.3f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="efficientnet_lite0,mobilenetv3_small_100")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--ort-kernels", action="store_true", help="also: onnxruntime's int8 kernels, variant by variant")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     images = photo_crops(args.size)
@@ -109,6 +177,9 @@ def main() -> None:
                         f"{q['agreement_vs_fp32']:>11.2f}"
                     )
                     results[f"{name}/{fmt}/{threads}"] = {"fp32": f, "int8": q, "speedup": ratio}
+            if args.ort_kernels:
+                results[f"{name}/ort_kernels"] = ort_kernels(name, paths["onnx fp32"], images, Path(tmp), args.runs)
+                print_kernels(name, results[f"{name}/ort_kernels"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

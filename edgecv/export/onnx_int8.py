@@ -1,4 +1,4 @@
-"""ONNX fp32 -> ONNX int8 (QDQ, per-channel int8 weights, int8 activations) with onnxruntime's static
+"""ONNX fp32 -> ONNX int8 (QDQ, per-channel int8 weights, int8 activations by default) with onnxruntime's static
 quantization. Calibration batches are the run's own train images, preprocessed as at inference; their
 identity is stored in the artifact as ``calibration_hash``. ``spec.keep_float`` names torch modules whose
 nodes stay float (mixed precision for sensitive layers).
@@ -66,6 +66,33 @@ def nodes_for_modules(proto, modules: Sequence[str], by_module: dict[str, list[s
     return [node.name for node in proto.graph.node if node.name in wanted]
 
 
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def untie_weights(proto) -> int:
+    """Give each layer its own copy of a weight initializer that several layers share (tied weights, or an exporter
+    that merged equal tensors), in place; returns the copies made. onnxruntime's exact int8 path for x86 CPUs without
+    VNNI (``session.x64quantprecision``, which the backend sets there) rewrites each layer's int8 weights and fails
+    to load a model whose layers share one ("Attempt to replace the existing tensor")."""
+    onnx = require("onnx", "export", "int8 quantization")
+    inits = {i.name: i for i in proto.graph.initializer}
+    seen: set[str] = set()
+    copies = 0
+    for node in proto.graph.node:
+        if node.op_type not in WEIGHTED_OPS or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        name = node.input[1]
+        if name in seen:
+            copies += 1
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[name])
+            copy.name = f"{name}.untied{copies}"
+            proto.graph.initializer.append(copy)
+            node.input[1] = copy.name
+        seen.add(name)
+    return copies
+
+
 @register_converter("onnx_int8", source="onnx")
 def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     """Quantize the fp32 ONNX ``source`` into ``spec.out`` (temp file + rename)."""
@@ -86,6 +113,9 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     float_nodes = nodes_for_modules(proto, spec.keep_float, by_module)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quant.") as tmp:
+        if untie_weights(proto):
+            onnx.save(proto, str(Path(tmp) / "untied.onnx"))
+            source = Path(tmp) / "untied.onnx"
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         qpath = Path(tmp) / "int8.onnx"
@@ -95,8 +125,9 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
             _reader(spec.calibration.inputs(meta, desc=f"calibrating {out.name}"), proto.graph.input[0].name),
             quant_format=q.QuantFormat.QDQ,
             per_channel=True,
-            activation_type=q.QuantType.QInt8,
+            activation_type=q.QuantType.QUInt8 if spec.activations == "uint8" else q.QuantType.QInt8,
             weight_type=q.QuantType.QInt8,
+            reduce_range=spec.weight_bits == 7,
             calibrate_method=methods[spec.calib_method],
             nodes_to_exclude=float_nodes,
             # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear)
@@ -108,8 +139,8 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
             "method": spec.calib_method,
             "format": "QDQ",
             "per_channel": True,
-            "weights": "int8",
-            "activations": "int8",
+            "weights": "int8" if spec.weight_bits == 8 else "int8 (7-bit range)",
+            "activations": spec.activations,
             "float_modules": list(spec.keep_float),
             "float_nodes": float_nodes,
             "calibration_images": len(spec.calibration),

@@ -106,10 +106,17 @@ class ConvertSpec:
     calibration: Calibration | None = None
     calib_method: str = "minmax"
     keep_float: tuple[str, ...] = field(default_factory=tuple)  # module paths left in float (mixed precision)
+    # int8 ONNX only: the activations' type ("int8": symmetric-capable, what TensorRT builds engines from; "uint8":
+    # what x86 int8 kernels take natively) and the weights' bits (7 leaves no 16-bit pair sum to saturate on x86
+    # CPUs without VNNI). benchmarks/export_latency.py --ort-kernels measures each choice.
+    activations: str = "int8"
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
         if self.precision == "int8" and self.calibration is None:
             raise EdgecvError(f"{self.out}: int8 needs calibration data")
+        if self.activations not in ("int8", "uint8") or self.weight_bits not in (7, 8):
+            raise EdgecvError(f"{self.out}: activations must be int8 or uint8 and weight_bits 7 or 8")
 
     def check_keep_float(self, missing: Sequence[str]) -> None:
         """Refuse ``keep_float`` names the converter found no graph nodes for: they would keep nothing float, and

@@ -1,5 +1,6 @@
 """The export latency benchmark runs (shrunk to seconds); its figures come from the full run."""
 
+import json
 import re
 import subprocess
 import sys
@@ -18,6 +19,9 @@ def test_export_latency_prints_fp32_int8_ratios_per_runtime_and_thread_count(tmp
         "64",
         "--runs",
         "5",
+        "--threads",
+        "1,2",
+        "--ort-kernels",
         "--json",
         str(tmp_path / "r.json"),
     ]
@@ -28,3 +32,16 @@ def test_export_latency_prints_fp32_int8_ratios_per_runtime_and_thread_count(tmp
     for _, _, fp32, int8, ratio, _ in rows:
         assert abs(float(fp32) / float(int8) - float(ratio)) < 0.02 * float(ratio) + 0.01
     assert (tmp_path / "r.json").is_file()
+    # --ort-kernels: fp32, then each int8 variant on the default and the exact kernels, each against fp32
+    row = r"^(fp32|int8 act|uint8 act|uint8 act, 7-bit w) +(default|exact) +([\d.]+) +([\d.]+)x +([\d.]+) +([\d.]+)$"
+    kernels = re.findall(row, proc.stdout, re.M)
+    assert [(v, k) for v, k, *_ in kernels] == [("fp32", "default")] + [
+        (v, k) for v in ("int8 act", "uint8 act", "uint8 act, 7-bit w") for k in ("default", "exact")
+    ], proc.stdout
+    fp32_ms = float(kernels[0][2])
+    for *_, ms, ratio, agree, cosine in kernels:
+        assert abs(fp32_ms / float(ms) - float(ratio)) < 0.02 * float(ratio) + 0.01
+        assert 0 <= float(agree) <= 1 and float(cosine) <= 1.0005
+    assert kernels[0][4:] == ("1.00", "1.000")  # fp32 against itself
+    figures = json.loads((tmp_path / "r.json").read_text())["mobilenetv3_small_100/ort_kernels"]
+    assert set(figures) == {f"{v} {k}" for v, k, *_ in kernels}

@@ -72,3 +72,48 @@ def test_keep_float_leaves_named_modules_unquantized(fp32, tmp_path):
     with pytest.raises(EdgecvError, match="no nodes belong.*backbone.conv_stem"):
         onnx_int8(path, ConvertSpec(tmp_path / "c.onnx", meta, "int8", calib, keep_float=("conv_stem", "backbone.conv_stem")))
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_uint8_activations_and_7_bit_weights_are_built_and_recorded(fp32, tmp_path):
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    path, meta = fp32
+    calib = calibration(photo_crops(224)[:4], "h")
+    out = onnx_int8(path, ConvertSpec(tmp_path / "u.onnx", meta, "int8", calib, activations="uint8", weight_bits=7))
+    proto = onnx.load(str(out))
+    q = meta_from_props({p.key: p.value for p in proto.metadata_props}, "u.onnx").source["quantization"]
+    assert (q["activations"], q["weights"]) == ("uint8", "int8 (7-bit range)")
+    zero_points = {n.input[2] for n in proto.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    inits = {i.name: i for i in proto.graph.initializer}
+    assert {inits[z].data_type for z in zero_points if z in inits} == {TensorProto.UINT8}  # activations
+    weights = [numpy_helper.to_array(i) for i in proto.graph.initializer if i.data_type == TensorProto.INT8 and i.dims]
+    assert weights and all(-64 <= w.min() and w.max() <= 64 for w in weights)  # 2 * 255 * 64 < 2**15: no saturation
+    with pytest.raises(EdgecvError, match="weight_bits 7 or 8"):
+        ConvertSpec(tmp_path / "x.onnx", meta, "int8", calib, weight_bits=4)
+
+
+def test_layers_that_share_a_weight_each_get_their_own_and_load_on_the_exact_int8_path(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from edgecv.runtime.backends.ort import KEEP_FLOAT_LAYERS_FLOAT, X64_EXACT_INT8
+    from tests.export.onnx_layouts import hostile_classifier
+
+    tied = hostile_classifier(tmp_path / "tied.onnx", hostile=0, layers=4)  # its four middle Gemms share one weight
+    meta = ArtifactMeta(task="classify", labels=["red", "blue"], input_size=(32, 32), mean=(0.0,) * 3, std=(1.0,) * 3)
+    rng = np.random.default_rng(0)
+    colours = np.array([(40, 40, 200), (200, 40, 40)] * 4, np.float32)[:, None, None]  # BGR: red, blue, ...
+    images = np.clip(colours + rng.normal(0, 25, (8, 32, 32, 3)), 0, 255).astype(np.uint8)
+    out = onnx_int8(tied, ConvertSpec(tmp_path / "q.onnx", meta, "int8", calibration(images)))
+    proto = onnx.load(str(out))
+    weights = [n.input[0] for n in proto.graph.node if n.op_type == "DequantizeLinear" and "eye" in n.input[0]]
+    assert len(weights) == len(set(weights)) == 4, weights  # one int8 weight a layer
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry(*X64_EXACT_INT8)  # what the backend sets on x86 CPUs without VNNI
+    cpu = ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(out), opts, providers=cpu, disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT)
+    x = np.stack([prepare_input(im, meta) for im in images])
+    got = np.concatenate([session.run(None, {"images": x[i : i + 1]})[0] for i in range(len(x))])
+    want = np.concatenate([ort.InferenceSession(str(tied)).run(None, {"images": x[i : i + 1]})[0] for i in range(len(x))])
+    assert (got.argmax(1) == want.argmax(1)).all() and set(want.argmax(1)) == {0, 1}, (got, want)  # both colours
