@@ -50,7 +50,8 @@ def test_pipeline_overhead_prints_e2e_against_the_compute_bound_limit(tiny_expor
     assert len(costs) == 2, out
     for steps, total in costs:
         assert list(steps) == ["decode", "preprocess", "infer", "postprocess", "drift", "sinks"], out
-        assert abs(sum(map(float, steps.values())) - total) < 0.02 and float(steps["infer"]) > 0, out
+        assert abs(sum(map(float, steps.values())) - total) <= 0.005 * (len(steps) + 1) + 1e-9, out  # each rounded
+        assert float(steps["infer"]) > 0, out
     cores = int(heads[0][2])
     limits = [float(v) for v in re.findall(rf"^  compute-bound limit \({cores} cores / the sum\)\s+([\d.]+)\s*$", out, re.M)]
     # each figure is a median over rounds: the limit's (per round) and the costs' (per step) agree to rounding
