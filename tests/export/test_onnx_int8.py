@@ -117,3 +117,18 @@ def test_layers_that_share_a_weight_each_get_their_own_and_load_on_the_exact_int
     got = np.concatenate([session.run(None, {"images": x[i : i + 1]})[0] for i in range(len(x))])
     want = np.concatenate([ort.InferenceSession(str(tied)).run(None, {"images": x[i : i + 1]})[0] for i in range(len(x))])
     assert (got.argmax(1) == want.argmax(1)).all() and set(want.argmax(1)) == {0, 1}, (got, want)  # both colours
+
+
+def test_an_older_int8_file_with_shared_weights_is_refused_in_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    import edgecv.export.onnx_int8 as converter
+    import edgecv.runtime.backends.ort as ort_backend
+    from tests.export.onnx_layouts import hostile_classifier
+
+    tied = hostile_classifier(tmp_path / "tied.onnx", hostile=0, layers=4)
+    meta = ArtifactMeta(task="classify", labels=["red", "blue"], input_size=(32, 32), mean=(0.0,) * 3, std=(1.0,) * 3)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    monkeypatch.setattr(converter, "untie_weights", lambda proto: 0)  # as edgecv quantized before
+    old = onnx_int8(tied, ConvertSpec(tmp_path / "old.onnx", meta, "int8", calibration(images)))
+    monkeypatch.setattr(ort_backend, "int8_saturates", lambda: True)  # a CPU without VNNI
+    with pytest.raises(EdgecvError, match="old.onnx: onnxruntime cannot load it .its layers share a weight.*again"):
+        create_backend(old)

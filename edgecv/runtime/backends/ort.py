@@ -98,7 +98,13 @@ class OrtBackend(Backend):
                 str(path), opts, providers=list(providers), disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise EdgecvError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]})") from None
+            why = str(exc).splitlines()[0]
+            if int8_saturates() and "replace the existing tensor" in why:
+                why = (
+                    "its layers share a weight, which onnxruntime's exact int8 path for this CPU (no VNNI) cannot load; "
+                    "export or import it again with this edgecv, which gives each layer its own"
+                )
+            raise EdgecvError(f"{path}: onnxruntime cannot load it ({why})") from None
         self.meta = meta_from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self._input = self.session.get_inputs()[0].name
         self.max_batch = dynamic_batch(self.session)
