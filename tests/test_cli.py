@@ -53,6 +53,7 @@ def test_quickstart_edgecv_commands(tmp_path, monkeypatch):
     assert "model_int8.tflite" in outputs[3] and (tmp_path / "runs" / "sample" / "export" / "export_report.json").is_file()
     assert "wrote 12 frames" in outputs[4] and "frames 12" in outputs[5]
     assert (tmp_path / "runs" / "sample" / "run.webm").is_file() and (tmp_path / "runs" / "sample" / "events.jsonl").is_file()
+    assert (tmp_path / "runs" / "sample" / "events.telemetry.json").is_file()  # the README names all three
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):
