@@ -39,7 +39,7 @@ from edgecv.export.torch2tflite import torch2tflite
 from edgecv.models import get_spec
 from edgecv.models.weights import load_imagenet_model
 from edgecv.runtime.backends import create_backend
-from edgecv.runtime.backends.ort import KEEP_FLOAT_LAYERS_FLOAT, X64_EXACT_INT8, int8_saturates
+from edgecv.runtime.backends.ort import int8_saturates
 from edgecv.runtime.preprocess import prepare_input
 
 
@@ -67,28 +67,32 @@ def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[
     return paths, source
 
 
-def time_variants(paths: dict[str, Path], images: np.ndarray, threads: int, runs: int) -> dict[str, dict]:
-    backends = {k: create_backend(p, threads=threads) for k, p in paths.items()}
+def time_backends(backends: dict, images: np.ndarray, runs: int) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Each backend's ms a call at batch 1, round-robin after a warm-up (every variant sees the same machine state),
+    and its first output on every image."""
     inputs = {k: prepare_input(images[0], b.meta)[None] for k, b in backends.items()}
     ms: dict[str, list[float]] = {k: [] for k in backends}
     for k, b in backends.items():
         for _ in range(5):
             b.infer(inputs[k])  # warm-up
-    for _ in range(runs):  # round-robin: every variant sees the same machine state
+    for _ in range(runs):
         for k, b in backends.items():
             t = time.perf_counter()
             b.infer(inputs[k])
             ms[k].append((time.perf_counter() - t) * 1e3)
-    tops = {
-        k: np.concatenate([b.infer(prepare_input(im, b.meta)[None])[0] for im in images]).argmax(1) for k, b in backends.items()
-    }
+    outputs = {k: np.concatenate([b.infer(prepare_input(im, b.meta)[None])[0] for im in images]) for k, b in backends.items()}
+    return ms, outputs
+
+
+def time_variants(paths: dict[str, Path], images: np.ndarray, threads: int, runs: int) -> dict[str, dict]:
+    ms, outputs = time_backends({k: create_backend(p, threads=threads) for k, p in paths.items()}, images, runs)
     out = {}
-    for k in backends:
+    for k in paths:
         fmt = k.split()[0]
         out[k] = {
             "p50_ms": float(np.median(ms[k])),
             "p99_ms": float(np.percentile(ms[k], 99)),
-            "agreement_vs_fp32": float(np.mean(tops[k] == tops[f"{fmt} fp32"])),
+            "agreement_vs_fp32": float(np.mean(outputs[k].argmax(1) == outputs[f"{fmt} fp32"].argmax(1))),
         }
     return out
 
@@ -100,39 +104,21 @@ def ort_kernels(name: str, fp32: Path, images: np.ndarray, folder: Path, runs: i
     """Each int8 variant of ``fp32`` on onnxruntime's default and exact int8 kernels, 1 thread, interleaved."""
     import dataclasses
 
-    import onnxruntime as ort
-
-    meta = create_backend(fp32).meta
+    backends = {"fp32 default": create_backend(fp32, threads=1)}
+    meta = backends["fp32 default"].meta
     cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
-    paths = {"fp32": fp32}
     for label, (act, bits) in KERNEL_VARIANTS.items():
         spec = ConvertSpec(folder / f"{name}_{act}_{bits}.onnx", meta, "int8", cal)
-        paths[label] = onnx_int8(fp32, dataclasses.replace(spec, activations=act, weight_bits=bits))
-    sessions = {}
-    for label, path in paths.items():
-        for exact in (False, True) if label != "fp32" else (False,):
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
-            if exact:
-                opts.add_session_config_entry(*X64_EXACT_INT8)
-            sessions[(label, exact)] = ort.InferenceSession(
-                str(path), opts, providers=["CPUExecutionProvider"], disabled_optimizers=KEEP_FLOAT_LAYERS_FLOAT
-            )
-    x = np.stack([prepare_input(im, meta) for im in images])
-    feed = sessions[("fp32", False)].get_inputs()[0].name
-    logits = {k: np.concatenate([s.run(None, {feed: x[i : i + 1]})[0] for i in range(len(x))]) for k, s in sessions.items()}
-    ms: dict = {k: [] for k in sessions}
-    for _ in range(runs):  # round-robin, as time_variants
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {feed: x[:1]})
-            ms[k].append((time.perf_counter() - t) * 1e3)
-    ref = logits[("fp32", False)]
+        path = onnx_int8(fp32, dataclasses.replace(spec, activations=act, weight_bits=bits))
+        for exact in (False, True):
+            backends[f"{label} {'exact' if exact else 'default'}"] = create_backend(path, threads=1, exact_int8=exact)
+    ms, outputs = time_backends(backends, images, runs)
+    ref = outputs["fp32 default"]
     out = {}
-    for (label, exact), lg in logits.items():
+    for k, lg in outputs.items():
         cos = np.sum(lg * ref, 1) / (np.linalg.norm(lg, axis=1) * np.linalg.norm(ref, axis=1))
-        out[f"{label} {'exact' if exact else 'default'}"] = {
-            "p50_ms": float(np.median(ms[(label, exact)])),
+        out[k] = {
+            "p50_ms": float(np.median(ms[k])),
             "agreement_vs_fp32": float(np.mean(lg.argmax(1) == ref.argmax(1))),
             "cosine_vs_fp32": float(cos.mean()),
         }

@@ -109,12 +109,9 @@ def serial_costs(model: Path, video: str, frames: int | None, tmp: str) -> tuple
             source = open_source(video)
             stack.callback(source.close)
             frames_in, tel = iter(source), Telemetry()
-            with ExitStack() as warm:  # a session's first calls plan its memory: not a frame's cost
-                first = open_source(video)
-                warm.callback(first.close)
-                job = stage.prepare(next(iter(first)), tel)
-                for _ in range(3):
-                    stage.infer(job)
+            warm_up = stage.prepare(next(frames_in), tel)  # a session's first calls plan its memory: not a frame's cost
+            for _ in range(3):
+                stage.infer(warm_up)
             while frames is None or n < frames:
                 t = [time.process_time()]
                 frame = next(frames_in, None)

@@ -69,6 +69,7 @@ class OrtBackend(Backend):
         threads: int | None = None,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         preferred_providers: tuple[str, ...] | None = None,
+        exact_int8: bool | None = None,  # onnxruntime's exact int8 kernels; None: where int8_saturates()
     ):
         ort = require("onnxruntime", "runtime", "running ONNX models")
         if preferred_providers:  # a device profile's wish list: take what this build has, and say what it lacks
@@ -90,7 +91,7 @@ class OrtBackend(Backend):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        if int8_saturates():
+        if int8_saturates() if exact_int8 is None else exact_int8:
             opts.add_session_config_entry(*X64_EXACT_INT8)
         self.path = path
         try:
