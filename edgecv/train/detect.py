@@ -18,14 +18,13 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 import edgecv
 from edgecv._quiet import progress
 from edgecv.data.detection import DetectionSet, DetSample, load_detection
 from edgecv.data.imagefolder import read_rgb
 from edgecv.data.splits import SPLITS, Split, stratified_split
-from edgecv.errors import EdgecvError
 from edgecv.evaluate.detect import Evaluator
 from edgecv.models import create_backbone
 from edgecv.models.detector import Detector
@@ -33,7 +32,7 @@ from edgecv.models.loading import load_checkpoint
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
 from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
-from edgecv.train.distributed import DistInfo
+from edgecv.train.distributed import DistInfo, Forward, barrier, ddp, gather_rows, mean_over_ranks, share, share_weight
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit, optimizer_step
 
 log = logging.getLogger("edgecv")
@@ -124,19 +123,24 @@ class Targets:
 
 
 @torch.no_grad()
-def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: str) -> dict[str, Any]:
+def cache_features(model: Detector, loader: DataLoader, targets: Targets, desc: str, info: DistInfo) -> dict[str, Any]:
+    """The frozen body's maps and the targets of every image of ``loader``'s dataset, in dataset order. Under DDP
+    each rank computes every world-th image and all ranks get all of them."""
     model.body.eval()
     feats: list[list[torch.Tensor]] = []
     labels, matched = [], []
-    for x, boxes, classes in progress(loader, desc=desc, disable=None, leave=False):
+    shard = Subset(loader.dataset, range(info.rank, len(loader.dataset), info.world))
+    mine = DataLoader(shard, loader.batch_size, num_workers=loader.num_workers, collate_fn=_collate)
+    for x, boxes, classes in progress(mine, desc=desc, disable=None if info.main else True, leave=False):
         feats.append([f.half() for f in model.features(x)])
         lab, mat = targets(boxes, classes)
         labels.append(lab.to(torch.int16))
         matched.append(mat)
+    index = torch.as_tensor(shard.indices)
     return {
-        "feats": [torch.cat([f[k] for f in feats]) for k in range(len(model.strides))],
-        "labels": torch.cat(labels),
-        "matched": torch.cat(matched),
+        "feats": [gather_rows(info, torch.cat([f[k] for f in feats]), index)[0] for k in range(len(model.strides))],
+        "labels": gather_rows(info, torch.cat(labels), index)[0],
+        "matched": gather_rows(info, torch.cat(matched), index)[0],
     }
 
 
@@ -146,16 +150,17 @@ def _batches(n: int, size: int, rng: np.random.Generator | None):
         yield torch.from_numpy(order[i : i + size])
 
 
-def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evaluate: Evaluator) -> Stage:
-    """Neck + head on cached backbone maps."""
+def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict | None, evaluate: Evaluator, info: DistInfo) -> Stage:
+    """Neck + head on cached backbone maps; under DDP each rank takes its share of every batch (rank 0 validates)."""
     params = [p for n, p in model.named_parameters() if not n.startswith("body.")]
     hs = rec.train.head
     opt = torch.optim.AdamW(params, lr=hs.lr, weight_decay=hs.weight_decay)
     n, bs = len(train["labels"]), rec.train.batch_size
     sched = cosine_schedule(opt, hs.epochs * -(-n // bs), warmup=min(100, n // bs))
+    net = ddp(Forward(model, "head_outputs"), info)
 
-    def run(data: dict, idx: torch.Tensor):
-        logits, boxes = model.head_outputs([f[idx].float() for f in data["feats"]])
+    def run(data: dict, idx: torch.Tensor, forward=model.head_outputs):
+        logits, boxes = forward([f[idx].float() for f in data["feats"]])
         return (
             logits,
             boxes,
@@ -165,15 +170,17 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
         model.body.eval()
-        total = 0.0
+        total, count = 0.0, 0
         for idx in _batches(n, bs, np.random.default_rng(rec.train.seed * 7919 + epoch)):
-            loss = run(train, idx)[2]["loss"]
-            total += optimizer_step(opt, sched, loss) * len(idx)
-        return {"loss": total / n}
+            k, weight = share_weight(len(idx), info)
+            loss = run(train, share(idx, info), net)[2]["loss"]
+            optimizer_step(opt, sched, loss * weight)
+            total, count = total + float(loss.detach()) * k, count + k
+        return {"loss": mean_over_ranks(total, count, info)}
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
-        if not len(val["labels"]):
+        if val is None or not len(val["labels"]):
             return {}
         model.eval()
         outs, losses = [], []
@@ -188,7 +195,13 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict, evalu
 
 
 def finetune_stage(
-    model: Detector, rec: DetectRecipe, train_ds: DetDataset, val_loader: DataLoader, targets: Targets, evaluate: Evaluator
+    model: Detector,
+    rec: DetectRecipe,
+    train_ds: DetDataset,
+    val_loader: DataLoader | None,
+    targets: Targets,
+    evaluate: Evaluator,
+    info: DistInfo,
 ) -> Stage:
     ft = rec.train.finetune
     units = model.trainable_backbone_units()
@@ -203,30 +216,27 @@ def finetune_stage(
     )
     bs = rec.train.batch_size
     sched = cosine_schedule(opt, ft.epochs * -(-len(train_ds) // bs))
+    net = ddp(Forward(model, "forward_train"), info)
 
     def train_epoch(epoch: int) -> dict[str, float]:
         model.train()
         for i, m in enumerate(units):  # frozen stages keep their ImageNet BatchNorm statistics
             m.train(i >= len(units) - ft.unfreeze_blocks)
         train_ds.seed = rec.train.seed * 7919 + epoch
-        loader = DataLoader(
-            train_ds,
-            bs,
-            shuffle=True,
-            num_workers=rec.train.workers,
-            collate_fn=_collate,
-            generator=torch.Generator().manual_seed(train_ds.seed),
-        )
-        total, n = 0.0, 0
-        for x, boxes, classes in progress(loader, desc=f"finetune {epoch + 1}", disable=None, leave=False):
+        total, count = 0.0, 0
+        for batch, (x, boxes, classes) in _rank_batches(train_ds, bs, rec.train.workers, info, f"finetune {epoch + 1}"):
+            k, weight = share_weight(len(batch), info)
             labels, matched = targets(boxes, classes)
-            logits, pred = model.forward_train(x)
+            logits, pred = net(x)
             loss = detection_loss(logits, pred, labels, matched, rec.train.box_weight)["loss"]
-            total, n = total + optimizer_step(opt, sched, loss) * len(x), n + len(x)
-        return {"loss": total / max(n, 1)}
+            optimizer_step(opt, sched, loss * weight)
+            total, count = total + float(loss.detach()) * k, count + k
+        return {"loss": mean_over_ranks(total, count, info)}
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
+        if val_loader is None:
+            return {}
         model.eval()
         outs, loss_sum, n = [], 0.0, 0
         for x, boxes, classes in val_loader:
@@ -243,13 +253,23 @@ def finetune_stage(
     return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
 
 
-def _open_data(rec: DetectRecipe, run_dir: Path, resuming: bool) -> tuple[DetectionSet, Split]:
-    """The box set and the run's split of it: made (and saved) at the start, read back when resuming."""
+def _rank_batches(train_ds: DetDataset, bs: int, workers: int, info: DistInfo, desc: str):
+    """(global batch, this rank's share of it as tensors) for one epoch. The global batches are the index batches a
+    shuffled DataLoader draws from the dataset's seed, the same at any world size."""
+    order = DataLoader(range(len(train_ds)), bs, shuffle=True, generator=torch.Generator().manual_seed(train_ds.seed))
+    batches = [b.tolist() for b in order]
+    loader = DataLoader(train_ds, batch_sampler=[share(b, info) for b in batches], num_workers=workers, collate_fn=_collate)
+    return progress(zip(batches, loader), total=len(batches), desc=desc, disable=None if info.main else True, leave=False)
+
+
+def _open_data(rec: DetectRecipe, run_dir: Path, resuming: bool, info: DistInfo) -> tuple[DetectionSet, Split]:
+    """The box set and the run's split of it: made (and saved, by rank 0) at the start, read back when resuming."""
     ds = load_detection(rec.data.root, rec.data.annotations)
     path = run_dir / "split.json"
-    if not (resuming and path.is_file()):
+    if info.main and not (resuming and path.is_file()):
         s = rec.data.split
         detect_split(ds, s.test, s.val, s.seed).save(path)
+    barrier(info)
     return ds, Split.load(path)
 
 
@@ -271,13 +291,15 @@ def _checkpoint_meta(rec: DetectRecipe, backbone, ds: DetectionSet) -> dict[str,
     }
 
 
-def _cached_train_maps(model: Detector, rec: DetectRecipe, split: Split, loader, targets: Targets) -> dict[str, Any]:
+def _cached_train_maps(
+    model: Detector, rec: DetectRecipe, split: Split, loader, targets: Targets, info: DistInfo
+) -> dict[str, Any]:
     """The frozen body's maps of the train images, plain and ``cache_augmentations`` augmented copies, concatenated."""
     tr, files = rec.train, split.files["train"]
-    copies = [cache_features(model, loader(files), targets, "caching train maps #0")]
+    copies = [cache_features(model, loader(files), targets, "caching train maps #0", info)]
     for c in range(1, tr.head.cache_augmentations + 1):
         augmented = loader(files, box_augment(rec.augment), tr.seed + c)
-        copies.append(cache_features(model, augmented, targets, f"caching train maps #{c}"))
+        copies.append(cache_features(model, augmented, targets, f"caching train maps #{c}", info))
     return {
         "feats": [torch.cat([c["feats"][k] for c in copies]) for k in range(len(model.strides))],
         "labels": torch.cat([c["labels"] for c in copies]),
@@ -289,9 +311,7 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
     """Train (or, with ``last``, the last.pt being resumed, continue) the detector ``rec`` describes."""
     from edgecv.evaluate.detect_run import evaluate_detector
 
-    if info.world > 1:
-        raise EdgecvError("detector training runs on one process for now (no torchrun)")
-    ds, split = _open_data(rec, run_dir, resuming=last is not None)
+    ds, split = _open_data(rec, run_dir, last is not None, info)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     n = split.counts()
     sizes = f"{len(ds.classes)} classes, train/val/test = {n['train']}/{n['val']}/{n['test']} images"
@@ -319,9 +339,13 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
         )
 
     if state.stage == "head":
-        train = _cached_train_maps(model, rec, split, loader, targets)
-        val = cache_features(model, loader(split.files["val"]), targets, "caching val maps")
-        stage = head_stage(model, rec, train, val, evaluate)
+        train = _cached_train_maps(model, rec, split, loader, targets, info)
+        val = (
+            cache_features(model, loader(split.files["val"]), targets, "caching val maps", DistInfo(0, 1, info.device))
+            if info.main
+            else None
+        )
+        stage = head_stage(model, rec, train, val, evaluate, info)
         if last is not None and last["loop"]["stage"] == "head" and state.epoch > 0:
             stage.optimizer.load_state_dict(last["optimizer"])
             stage.scheduler.load_state_dict(last["scheduler"])
@@ -329,13 +353,17 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
         state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
     if tr.finetune.epochs > 0:
         if state.epoch == 0:
+            barrier(info)  # rank 0 has written best.pt
             model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
         train_ds = DetDataset(ds, split.files["train"], size, mean, std, box_augment(rec.augment))
-        stage = finetune_stage(model, rec, train_ds, loader(split.files["val"]), targets, evaluate)
+        val_loader = loader(split.files["val"]) if info.main else None
+        stage = finetune_stage(model, rec, train_ds, val_loader, targets, evaluate, info)
         if last is not None and last["loop"]["stage"] == "finetune" and state.epoch > 0:
             stage.optimizer.load_state_dict(last["optimizer"])
             stage.scheduler.load_state_dict(last["scheduler"])
         fit(stage, state, **kw)
+    if not info.main:
+        return {}
     metrics = evaluate_detector(run_dir, ds=ds)
-    metrics.update(best=state.best)
+    metrics.update(best=state.best, world_size=info.world)
     return metrics

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from edgecv.errors import EdgecvError
 
@@ -58,6 +60,48 @@ def gather_rows(info: DistInfo, rows: torch.Tensor, index: torch.Tensor) -> tupl
     index = torch.cat([p[1] for p in parts])
     order = torch.argsort(index)
     return rows[order], index[order]
+
+
+def ddp(module: nn.Module, info: DistInfo) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel in a world of several (its gradients averaged over the ranks in
+    backward); the module itself in a world of one."""
+    return DistributedDataParallel(module) if info.world > 1 else module
+
+
+class Forward(nn.Module):
+    """One of a model's forward passes (a method other than ``forward``) as a module's ``forward``, for ``ddp``:
+    DistributedDataParallel only averages the gradients of what runs through its wrapper's ``forward``."""
+
+    def __init__(self, model: nn.Module, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, *args):
+        return getattr(self.model, self.method)(*args)
+
+
+def share(batch, info: DistInfo):
+    """This rank's part of a global batch (the same indices on every rank): every world-th item from its rank, or
+    the first item when the batch is smaller than the world (``share_weight`` then weighs it 0)."""
+    part = batch[info.rank :: info.world]
+    return part if len(part) else batch[:1]
+
+
+def share_weight(global_size: int, info: DistInfo) -> tuple[int, float]:
+    """(how many items of a global batch of that size this rank holds, the factor on its mean loss that makes
+    DistributedDataParallel's average of the ranks' gradients the gradient of the global batch's mean loss).
+    In a world of one: (global_size, 1.0), so every task trains on the same batches at any world size."""
+    count = len(range(info.rank, global_size, info.world))
+    return count, count * info.world / max(global_size, 1)
+
+
+def mean_over_ranks(total: float, count: int, info: DistInfo) -> float:
+    """sum(total) / sum(count) over the ranks: an epoch's mean loss per item, the same figure at any world size."""
+    if info.world > 1:
+        t = torch.tensor([float(total), float(count)], dtype=torch.float64)
+        dist.all_reduce(t)
+        total, count = float(t[0]), int(t[1])
+    return total / max(count, 1)
 
 
 def broadcast_flag(info: DistInfo, flag: bool) -> bool:

@@ -36,7 +36,7 @@ from edgecv.models.loading import embedder_meta, load_checkpoint
 from edgecv.recipes import EmbedRecipe
 from edgecv.train.cache import FeatureSet, finetune_sets, make_loader, split_features
 from edgecv.train.checkpoint import save_atomic
-from edgecv.train.distributed import DistInfo
+from edgecv.train.distributed import DistInfo, barrier, ddp, mean_over_ranks, share, share_weight
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, fit, optimizer_step
 from edgecv.train.stages import set_trainable, train_mode_with_frozen_bn
 
@@ -45,26 +45,61 @@ VAL_FAR = 1e-2  # best.pt is chosen by val TAR at this FAR (1e-3 needs more val 
 
 
 class EmbedLoss(nn.Module):
-    """ArcFace and/or batch-hard triplet loss on unnormalised embeddings (both normalise internally)."""
+    """ArcFace and/or batch-hard triplet loss on unnormalised embeddings (both normalise internally).
 
-    def __init__(self, kind: str, num_classes: int, dim: int, margin: float, scale: float, triplet_margin: float):
+    Under DDP each rank holds its share of every P x K batch. ArcFace is a mean over images: each rank's share,
+    weighted by ``share_weight``, gives the global batch's gradient exactly. The triplet miner must see the whole
+    batch (an anchor's hardest positive or negative may sit on another rank): pytorch-metric-learning's distributed
+    wrappers gather every rank's embeddings and mine and score over all of them (their loss comes times the world
+    size, which DDP's average of the ranks' gradients undoes)."""
+
+    def __init__(self, kind: str, num_classes: int, dim: int, margin: float, scale: float, triplet_margin: float, world: int = 1):
         super().__init__()
         require("pytorch_metric_learning", "train", "the face embedder's losses")
         from pytorch_metric_learning import distances, losses, miners
+        from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 
-        self.kind = kind
+        self.kind, self.world = kind, world
         self.arcface = losses.ArcFaceLoss(num_classes, dim, margin=margin, scale=scale) if "arcface" in kind else None
+        self.triplet = self.miner = None
         if "triplet" in kind:
             self.triplet = losses.TripletMarginLoss(margin=triplet_margin, distance=distances.CosineSimilarity())
             self.miner = miners.BatchHardMiner(distance=distances.CosineSimilarity())
+            if world > 1:
+                self.triplet, self.miner = DistributedLossWrapper(self.triplet), DistributedMinerWrapper(self.miner)
 
-    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = emb.new_zeros(())
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor, weight: float = 1.0) -> tuple[torch.Tensor, float]:
+        """(the loss to back-propagate, the batch's loss value for the epoch's mean)"""
+        loss, value = emb.new_zeros(()), 0.0
         if self.arcface is not None:
-            loss = loss + self.arcface(emb, labels)
-        if "triplet" in self.kind:
-            loss = loss + self.triplet(emb, labels, self.miner(emb, labels))
-        return loss
+            arc = self.arcface(emb, labels)
+            loss, value = loss + arc * weight, float(arc.detach())
+        if self.triplet is not None:
+            tri = self.triplet(emb, labels, self.miner(emb, labels))
+            loss, value = loss + tri, value + float(tri.detach()) / self.world
+        return loss, value
+
+
+def check_world(kind: str, batch_size: int, identities: int, info: DistInfo) -> None:
+    """The triplet loss's gathering needs every rank to hold as many identities of each batch as the others."""
+    per_batch = min(max(2, batch_size // 4), identities)  # pk_batches' P
+    if "triplet" in kind and per_batch % info.world:
+        raise EdgecvError(
+            f"train.batch_size {batch_size} gives {per_batch} identities per batch, which do not split evenly over "
+            f"{info.world} processes (the triplet loss mines over all of them); use a batch size of "
+            f"{4 * info.world * max(1, per_batch // info.world)} or a number of processes that divides {per_batch}"
+        )
+
+
+class EmbedStep(nn.Module):
+    """A batch's loss, from the body's cached outputs or (``through_body``) from images: one ``forward`` for ``ddp``."""
+
+    def __init__(self, model: Embedder, loss_fn: EmbedLoss):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, weight: float = 1.0, through_body: bool = False):
+        return self.loss_fn(self.model.forward_head(self.model.body(x) if through_body else x), labels, weight)
 
 
 def pk_batches(labels: np.ndarray, batch_size: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -81,6 +116,14 @@ def pk_batches(labels: np.ndarray, batch_size: int, k: int, rng: np.random.Gener
     return out
 
 
+def rank_part(batch: np.ndarray, k: int, info: DistInfo) -> tuple[np.ndarray, int, float]:
+    """This rank's identities of a P x K batch (whole blocks of K, so the triplet miner keeps its positives), how
+    many images that is, and the weight of its loss (``share_weight``)."""
+    blocks = batch.reshape(-1, k)
+    count, weight = share_weight(len(blocks), info)
+    return share(blocks, info).reshape(-1), count * k, weight
+
+
 def _verification(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     if len(labels) < 2:
         return {}
@@ -90,8 +133,13 @@ def _verification(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     return {"tar": tar, "loss": 1.0 - gap}  # loss: the tie-breaker, smaller when genuine and impostor pairs separate
 
 
-def head_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train: FeatureSet, val: FeatureSet) -> Stage:
+def head_stage(
+    model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train: FeatureSet, val: FeatureSet, info: DistInfo
+) -> Stage:
+    """The head (and ArcFace's class centres) on cached body outputs; under DDP each rank takes its share of every
+    batch's identities (rank 0 validates)."""
     tr = rec.train
+    net = ddp(EmbedStep(model, loss_fn), info)
     params = list(model.head.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=tr.head.lr, weight_decay=tr.head.weight_decay)
     labels = train.labels.numpy()
@@ -102,13 +150,17 @@ def head_stage(model: Embedder, loss_fn: EmbedLoss, rec: EmbedRecipe, train: Fea
         model.head.train()
         total, n = 0.0, 0
         for b in pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "head", epoch))):
-            idx = torch.from_numpy(b)
-            loss = loss_fn(model.forward_head(train.features[idx]), train.labels[idx])
-            total, n = total + optimizer_step(opt, sched, loss) * len(b), n + len(b)
-        return {"loss": total / max(n, 1)}
+            part, k, weight = rank_part(b, 4, info)
+            idx = torch.from_numpy(part)
+            loss, value = net(train.features[idx], train.labels[idx], weight)
+            optimizer_step(opt, sched, loss)
+            total, n = total + value * k, n + k
+        return {"loss": mean_over_ranks(total, n, info)}
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
+        if not info.main:
+            return {}
         model.head.eval()
         return _verification(model.forward_head(val.features), val.labels)
 
@@ -136,6 +188,7 @@ def finetune_stage(
     labels = np.asarray([remap[y] for y in train_ds.labels])
     steps = len(pk_batches(labels, tr.batch_size, 4, np.random.default_rng(0)))
     sched = cosine_schedule(opt, ft.epochs * steps)
+    net = ddp(EmbedStep(model, loss_fn), info)
 
     def train_epoch(epoch: int) -> dict[str, float]:
         train_mode_with_frozen_bn(model, unfrozen)
@@ -143,19 +196,23 @@ def finetune_stage(
         for b in progress(
             pk_batches(labels, tr.batch_size, 4, np.random.default_rng(epoch_seed(tr.seed, "finetune", epoch))),
             desc=f"finetune {epoch + 1}/{ft.epochs}",
-            disable=None,
+            disable=None if info.main else True,
             leave=False,
         ):
-            items = [train_ds[int(i)] for i in b]
+            part, k, weight = rank_part(b, 4, info)
+            items = [train_ds[int(i)] for i in part]
             items = [it for it in items if it is not None]
             x = torch.stack([torch.as_tensor(it[0]) for it in items])
             y = torch.as_tensor([remap[int(it[1])] for it in items])
-            loss = loss_fn(model.forward_head(model.body(x)), y)
-            total, n = total + optimizer_step(opt, sched, loss) * len(y), n + len(y)
-        return {"loss": total / max(n, 1)}
+            loss, value = net(x, y, weight, True)
+            optimizer_step(opt, sched, loss)
+            total, n = total + value * k, n + k
+        return {"loss": mean_over_ranks(total, n, info)}
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
+        if not info.main:
+            return {}
         model.eval()
         embs, ys = [], []
         for batch, _ in make_loader(val_ds, tr.batch_size, tr.workers, 0, DistInfo(0, 1, info.device)):
@@ -171,9 +228,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     """Train (or, with ``last``, continue) the face embedder ``rec`` describes; returns the test metrics."""
     from edgecv.evaluate.embed_run import evaluate_embedder
 
-    if info.world > 1:
-        raise EdgecvError("embedder training runs on one process for now (no torchrun)")
-    split = _identity_split(rec, run_dir, resuming=last is not None)
+    split = _identity_split(rec, run_dir, last is not None, info)
     state = LoopState.from_dict(last["loop"]) if last else LoopState()
     _announce(run_dir, split, f" (resuming {state.stage} after epoch {state.epoch})" if last else "")
     backbone = create_backbone(rec.model.backbone, rec.model.pretrained, rec.model.weights)
@@ -182,7 +237,10 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     train_ids = sorted(set(split.labels["train"]))
     remap = {c: i for i, c in enumerate(train_ids)}
     tr = rec.train
-    loss_fn = EmbedLoss(tr.loss, len(train_ids), rec.model.dim, tr.arcface_margin, tr.arcface_scale, tr.triplet_margin)
+    check_world(tr.loss, tr.batch_size, len(train_ids), info)
+    loss_fn = EmbedLoss(
+        tr.loss, len(train_ids), rec.model.dim, tr.arcface_margin, tr.arcface_scale, tr.triplet_margin, info.world
+    )
     holder = nn.ModuleDict({"model": model, "loss": loss_fn})  # checkpoints carry the ArcFace class centres too
     if last is not None:
         holder.load_state_dict(last["model"])
@@ -203,23 +261,25 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         # the body's output: pooled features (head "pool") or the last feature map (head "gdc")
         train_f, val_f = split_features(model.backbone, rec, split, run_dir, info, net=model.body, tag=rec.model.head)
         train_f = FeatureSet(train_f.features, torch.as_tensor([remap[int(y)] for y in train_f.labels]), train_f.skipped)
-        stage = head_stage(model, loss_fn, rec, train_f, val_f)
+        stage = head_stage(model, loss_fn, rec, train_f, val_f, info)
         stage.model = holder
         restore(stage)
         fit(stage, state, **kw)
         state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
     if tr.finetune.epochs > 0:
         if state.epoch == 0:
+            barrier(info)  # rank 0 has written best.pt
             holder.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
         train_ds, val_ds = finetune_sets(rec, split, mean, std)
         stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
         stage.model = holder
         restore(stage)
         fit(stage, state, **kw)
-
+    if not info.main:
+        return {}
     _store_threshold(model, holder, ck_meta, split, run_dir, tr.target_far)
     metrics = evaluate_embedder(run_dir)
-    metrics.update(best=state.best)
+    metrics.update(best=state.best, world_size=info.world)
     return metrics
 
 
@@ -237,10 +297,10 @@ def _announce(run_dir: Path, split: Split, resuming: str) -> None:
     )
 
 
-def _identity_split(rec: EmbedRecipe, run_dir: Path, resuming: bool) -> Split:
-    """The run's split by identity: made (and saved) at the start, read back when resuming."""
+def _identity_split(rec: EmbedRecipe, run_dir: Path, resuming: bool, info: DistInfo) -> Split:
+    """The run's split by identity: made (and saved, by rank 0) at the start, read back when resuming."""
     path, s = run_dir / "split.json", rec.data.split
-    if not (resuming and path.is_file()):
+    if info.main and not (resuming and path.is_file()):
         split = identity_split(rec.data.root, s.test, s.val, s.seed, rec.data.min_images, max(2, rec.train.workers))
         split.save(path)
         if split.skipped:
@@ -252,6 +312,7 @@ def _identity_split(rec: EmbedRecipe, run_dir: Path, resuming: bool) -> Split:
                 first["file"],
                 first["reason"],
             )
+    barrier(info)
     return Split.load(path)
 
 

@@ -144,6 +144,8 @@ def train(
             "--overwrite deletes it); pass one"
         )
     info = init_distributed(device)
+    if not info.main:  # rank 0 speaks for the run; the others only report their errors
+        log.setLevel(logging.ERROR)
     try:
         rec, run_dir, continues = _resolve_recipe(recipe, out, resume, epochs, data, overrides)
         _prepare_run_dir(rec, run_dir, resume, continues, overwrite, info)
