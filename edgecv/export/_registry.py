@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -17,24 +17,16 @@ class Converter:
     fn: Callable[[Any, Any], Path]
 
 
-_CONVERTERS: dict[str, Converter] = {}
+_CONVERTERS: Registry[Converter] = Registry("converter")
 
 
 def register_converter(name: str, source: str) -> Callable[[Callable[[Any, Any], Path]], Callable[[Any, Any], Path]]:
-    def wrap(fn: Callable[[Any, Any], Path]) -> Callable[[Any, Any], Path]:
-        if name in _CONVERTERS:
-            raise EdgecvError(f"converter {name!r} is registered twice")
-        _CONVERTERS[name] = Converter(name, source, fn)
-        return fn
-
-    return wrap
+    return _CONVERTERS.register(name, lambda fn: Converter(name, source, fn))
 
 
 def get_converter(name: str) -> Converter:
-    if name not in _CONVERTERS:
-        raise EdgecvError(f"unknown converter {name!r}; known: {', '.join(list_converters())}")
-    return _CONVERTERS[name]
+    return _CONVERTERS.get(name)
 
 
 def list_converters() -> list[str]:
-    return sorted(_CONVERTERS)
+    return _CONVERTERS.names()

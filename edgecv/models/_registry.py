@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,16 @@ class BackboneSpec:
     strip_classifier: Callable[[nn.Module], None] = field(default=lambda m: None, repr=False)
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+_REGISTRY: Registry[BackboneSpec] = Registry("backbone")
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"backbone {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.add(spec.name, spec)
 
 
 def list_backbones() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_spec(name: str) -> BackboneSpec:
-    if name not in _REGISTRY:
-        raise EdgecvError(f"unknown backbone {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 from edgecv.runtime.backends import Backend
 from edgecv.runtime.postprocess import get_postprocess, options_for
 from edgecv.runtime.preprocess import Transform, prepare_frame
@@ -95,34 +96,25 @@ class Stage(ABC):
         return {}
 
 
-_STAGES: dict[str, Callable[..., Stage]] = {}
+_STAGES: Registry[Callable[..., Stage]] = Registry("pipeline stage for task", "the runtime has no pipeline stage for task")
 
 
 def register_stage(task: str):
-    def wrap(factory: Callable[..., Stage]) -> Callable[..., Stage]:
-        if task in _STAGES:
-            raise EdgecvError(f"pipeline stage for task {task!r} is registered twice")
-        _STAGES[task] = factory
-        return factory
-
-    return wrap
+    return _STAGES.register(task)
 
 
 def create_stage(backend: Backend, options: StageOptions, stack: ExitStack) -> Stage:
     """The stage for the artifact's task; resources it opens (galleries, face detectors) join ``stack``."""
-    task = backend.meta.task
-    if task not in _STAGES:
-        raise EdgecvError(f"the runtime has no pipeline stage for task {task!r} (known: {', '.join(sorted(_STAGES))})")
-    return _STAGES[task](backend, options, stack)
+    return _STAGES.get(backend.meta.task)(backend, options, stack)
 
 
 def stage_batchable(task: str) -> bool:
     """Whether the task's stage infers one input row per frame through the artifact's own backend."""
-    return bool(getattr(_STAGES.get(task), "batchable", False))
+    return bool(getattr(_STAGES.find(task), "batchable", False))
 
 
 def list_stages() -> list[str]:
-    return sorted(_STAGES)
+    return _STAGES.names()
 
 
 def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) -> None:

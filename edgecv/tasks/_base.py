@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 
 if TYPE_CHECKING:
     from edgecv.artifact import ArtifactMeta
@@ -74,24 +75,19 @@ class Task(ABC):
         return load_eval_set(name, split.root, split.files[name], split.labels[name], input_size)
 
 
-_TASKS: dict[str, Task] = {}
+_TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    if cls.name in _TASKS:
-        raise EdgecvError(f"task {cls.name!r} is registered twice")
-    _TASKS[cls.name] = cls()
-    return cls
+    return _TASKS.register(cls.name, wrap=lambda c: c())(cls)
 
 
 def get_task(name: str) -> Task:
-    if name not in _TASKS:
-        raise EdgecvError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})")
-    return _TASKS[name]
+    return _TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
 def task_of_run(run_dir: str | Path) -> Task:

@@ -25,7 +25,7 @@ def test_every_backbone_builds_and_exposes_stages(name):
 
 def test_duplicate_registration_is_an_error():
     spec = BackboneSpec(name="efficientnet_lite0", family="timm", arch="x", mean=(0, 0, 0), std=(1, 1, 1))
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(EdgecvError, match="backbone 'efficientnet_lite0' is registered twice"):
         register_backbone(spec)
 
 

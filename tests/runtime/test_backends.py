@@ -14,7 +14,7 @@ def test_registry_maps_file_types_to_backends():
     assert list_backends() == ["litert", "onnxruntime", "tensorrt"]
     assert [backend_for(p) for p in ("a.onnx", "b.tflite", "c.engine")] == ["onnxruntime", "litert", "tensorrt"]
     for name in list_backends():
-        assert _REGISTRY[name].suffixes
+        assert _REGISTRY.get(name).suffixes
 
 
 def test_unknown_or_missing_files_are_one_line_errors(tmp_path):

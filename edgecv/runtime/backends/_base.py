@@ -11,6 +11,7 @@ import numpy as np
 
 from edgecv.artifact import ArtifactMeta
 from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 
 
 class Backend(ABC):
@@ -57,21 +58,15 @@ class _Entry:
     factory: Callable[..., Backend]
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("backend")
 
 
 def register_backend(name: str, suffixes: tuple[str, ...]) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
-    def wrap(factory: Callable[..., Backend]) -> Callable[..., Backend]:
-        if name in _REGISTRY:
-            raise EdgecvError(f"backend {name!r} is registered twice")
-        _REGISTRY[name] = _Entry(name, suffixes, factory)
-        return factory
-
-    return wrap
+    return _REGISTRY.register(name, lambda factory: _Entry(name, suffixes, factory))
 
 
 def list_backends() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def backend_for(path: str | Path) -> str:
@@ -88,7 +83,4 @@ def create_backend(path: str | Path, name: str | None = None, threads: int | Non
     path = Path(path)
     if not path.is_file():
         raise EdgecvError(f"{path}: no such model file")
-    name = name or backend_for(path)
-    if name not in _REGISTRY:
-        raise EdgecvError(f"unknown backend {name!r}; known: {', '.join(list_backends())}")
-    return _REGISTRY[name].factory(path, threads=threads, **options)
+    return _REGISTRY.get(name or backend_for(path)).factory(path, threads=threads, **options)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecv.errors import EdgecvError
+from edgecv.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Postprocess:
         )
 
 
-_POSTPROCESS: dict[str, Postprocess] = {}
+_POSTPROCESS: Registry[Postprocess] = Registry("postprocess for task", "the runtime has no postprocess for task")
 
 
 def register_postprocess(
@@ -49,19 +50,11 @@ def register_postprocess(
     confidence: Callable[[list, float], float] | None = None,
     canonical: Callable[[list, Any], list] | None = None,
 ):
-    def wrap(fn: Callable) -> Callable:
-        if task in _POSTPROCESS:
-            raise EdgecvError(f"postprocess for task {task!r} is registered twice")
-        _POSTPROCESS[task] = Postprocess(task, fn, options, result, confidence, canonical)
-        return fn
-
-    return wrap
+    return _POSTPROCESS.register(task, lambda fn: Postprocess(task, fn, options, result, confidence, canonical))
 
 
 def get_postprocess(task: str) -> Postprocess:
-    if task not in _POSTPROCESS:
-        raise EdgecvError(f"the runtime has no postprocess for task {task!r} (known: {', '.join(sorted(_POSTPROCESS))})")
-    return _POSTPROCESS[task]
+    return _POSTPROCESS.get(task)
 
 
 def options_for(task: str, given: dict[str, Any]):
@@ -76,4 +69,4 @@ def options_for(task: str, given: dict[str, Any]):
 
 
 def list_postprocess() -> list[str]:
-    return sorted(_POSTPROCESS)
+    return _POSTPROCESS.names()
