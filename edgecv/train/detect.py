@@ -365,5 +365,5 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
     if not info.main:
         return {}
     metrics = evaluate_detector(run_dir, ds=ds)
-    metrics.update(best=state.best, world_size=info.world)
+    metrics.update(best=state.best)
     return metrics

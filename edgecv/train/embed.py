@@ -279,7 +279,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         return {}
     _store_threshold(model, holder, ck_meta, split, run_dir, tr.target_far)
     metrics = evaluate_embedder(run_dir)
-    metrics.update(best=state.best, world_size=info.world)
+    metrics.update(best=state.best)
     return metrics
 
 
