@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.data.samples import photo_crops
 from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import onnx_int8
@@ -56,7 +56,13 @@ def load_model(name: str):
 def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[str, Path], str]:
     model, spec, source = load_model(name)
     meta = ArtifactMeta(
-        task="classify", labels=[str(i) for i in range(1000)], input_size=(size, size), mean=spec.mean, std=spec.std
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=[str(i) for i in range(1000)],
+        input_size=(size, size),
+        mean=spec.mean,
+        std=spec.std,
     )
     cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
     fp32 = torch2onnx(model, ConvertSpec(folder / f"{name}_fp32.onnx", meta))

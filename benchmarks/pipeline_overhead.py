@@ -45,7 +45,7 @@ def default_model(folder: Path, size: int) -> Path:
     """EfficientNet-Lite0 with its offline ImageNet weights, as an int8 ONNX calibrated on real photos."""
     import dataclasses
 
-    from edgecv.artifact import ArtifactMeta
+    from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
     from edgecv.data.samples import photo_crops
     from edgecv.export.calibration import Calibration
     from edgecv.export.onnx_int8 import onnx_int8
@@ -58,7 +58,13 @@ def default_model(folder: Path, size: int) -> Path:
     spec = get_spec("efficientnet_lite0")
     model = load_imagenet_model(spec)[0].eval()
     meta = ArtifactMeta(
-        task="classify", labels=[f"imagenet_{i}" for i in range(1000)], input_size=(size, size), mean=spec.mean, std=spec.std
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=[f"imagenet_{i}" for i in range(1000)],
+        input_size=(size, size),
+        mean=spec.mean,
+        std=spec.std,
     )
     images = photo_crops(size)
     cal = Calibration(images, tuple(map(str, range(len(images)))), "photos")

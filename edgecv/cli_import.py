@@ -108,7 +108,7 @@ def import_cmd(model, input_size, mean, std, **same) -> None:
     m = result.meta
     click.echo(
         f"{model}: {m.task}, {len(m.labels)} labels, input {m.input_size[0]}x{m.input_size[1]} {m.layout} "
-        f"{m.color} {m.resize}, decoder {m.decoder['type']}"
+        f"{m.color} {m.resize}, decoder {m.decoder.type}"
     )
     if result.rows:
         click.echo(format_table(result.rows))
@@ -116,9 +116,9 @@ def import_cmd(model, input_size, mean, std, **same) -> None:
             "drop: the imported model minus the artifact on the test part of --data, with its 95% interval; "
             f"the gate passes an artifact whose upper end is <= --max-drop ({spec.max_drop})."
         )
-    if "match" in m.thresholds:
+    if getattr(m.thresholds, "match", None) is not None:
         click.echo(
-            f"match threshold {m.thresholds['match']:.4f} (FAR {m.thresholds['target_far']:g} on the "
+            f"match threshold {m.thresholds.match:.4f} (FAR {m.thresholds.target_far:g} on the "
             "calibration people; each artifact stores its own)"
         )
     click.echo(f"wrote {', '.join(result.files)} and import_report.json to {result.out_dir}")

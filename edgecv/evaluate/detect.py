@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, DetectDecoder, DetectThresholds
 from edgecv.data.detection import DetectionSet, to_coco
 from edgecv.results import Detections
 from edgecv.runtime.preprocess import letterbox_transform
@@ -43,14 +43,15 @@ def score_outputs(
     device's NMS; mapped to image pixels by ``transforms`` when given) -> COCOeval against ``gt``."""
     from edgecv.runtime.postprocess.detect import detect_postprocess
 
-    meta = ArtifactMeta(
+    meta = ArtifactMeta(  # what the runtime's postprocess reads of canonical outputs: the labels
         task="detect",
         labels=list(classes),
         input_size=(1, 1),
         mean=(0.0,) * 3,
         std=(1.0,) * 3,
-        decoder={"nms_in_graph": True} if len(outputs) > 2 else None,
-    )  # a third output: graph NMS
+        decoder=DetectDecoder(type="ltrb-points", outputs=("boxes", "scores"), nms_in_graph=None, strides=()),
+        thresholds=DetectThresholds(conf=EVAL_CONF, iou=EVAL_IOU),
+    )
     per_image = list(zip(*outputs))
     dets = [
         detect_postprocess(

@@ -114,15 +114,15 @@ def own_threshold(
     stored = backend.meta.thresholds
     if val_set is not None and len(val_set.images) > 1:
         val_outs = run_backend(path, val_set.images, backend=backend)[0]
-        cal = calibrate_threshold(val_outs[0], val_set.labels, stored.get("target_far", 1e-3))
-    else:
+        cal = calibrate_threshold(val_outs[0], val_set.labels, stored.target_far)
+    else:  # too few val people to calibrate through this artifact: the thresholds it carries
         cal = {
-            "match": stored["match"],
-            "verify": stored.get("verify"),
-            "track_gate": stored.get("track_gate"),
-            "target_far": stored.get("target_far"),
-            "tar": stored.get("val_tar"),
-            "far": stored.get("val_far"),
+            "match": stored.required("match", str(path), "give --data enough people to calibrate on"),
+            "verify": stored.verify,
+            "track_gate": stored.track_gate,
+            "target_far": stored.target_far,
+            "tar": stored.val_tar,
+            "far": stored.val_far,
         }
     return {"threshold": cal, "at_threshold": at_threshold(outputs[0], es.labels, cal["match"])}
 
@@ -172,20 +172,11 @@ def with_row_thresholds(meta, row: dict[str, Any]):
     shifts similarities), or ``meta`` itself for a row without them."""
     import dataclasses
 
+    from edgecv.artifact import EmbedThresholds
+
     if "threshold" not in row:
         return meta
-    t = row["threshold"]
-    return dataclasses.replace(
-        meta,
-        thresholds={
-            **meta.thresholds,
-            "match": float(t["match"]),
-            "verify": float(t["verify"]),
-            **({"track_gate": float(t["track_gate"])} if t.get("track_gate") is not None else {}),
-            "val_tar": float(t["tar"]),
-            "val_far": float(t["far"]),
-        },
-    )
+    return dataclasses.replace(meta, thresholds=EmbedThresholds.calibrated(row["threshold"]))
 
 
 def drop_bound(row: dict[str, Any]) -> float:
@@ -264,3 +255,4 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{r['size_mb']:>6.2f} {r['latency_p50_ms']:>7.2f}  {note}"
         )
     return "\n".join(lines)
+

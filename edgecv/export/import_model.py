@@ -28,10 +28,11 @@ import numpy as np
 
 import edgecv
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, read_meta
+from edgecv.artifact.contract import to_plain
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import publish_together
-from edgecv.export._embed import publish, read_meta
+from edgecv.export._embed import publish
 from edgecv.export.fidelity import agreement_all, drop_bound, measure, run_backend, with_row_thresholds
 from edgecv.export.gate import GateResult, recover
 from edgecv.export.import_parts import ImportData, activation_ranking, decoder_tail, drift_reference
@@ -159,6 +160,7 @@ def _meta(spec: ImportSpec, path: Path, probe: Probe, stage: Path) -> ArtifactMe
         resize=spec.resize or preset["resize"],
         precision=probe.precision,
         input_quant=probe.input_quant,
+        decoder=task.probe_decoder(),
         thresholds=task.import_thresholds(spec),
         source={
             "imported": path.name,
@@ -229,7 +231,7 @@ def import_model(model: str | Path, spec: ImportSpec) -> ImportResult:
             "model": str(path.resolve()),
             "sha256": meta.source["sha256"],
             "task": spec.task,
-            "decoder": meta.decoder,
+            "decoder": to_plain(meta.decoder),
             "artifacts": result.rows,
             "failures": result.failures,
         }

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, DetectDecoder, EmbedDecoder
 from edgecv.errors import EdgecvError
 from edgecv.export.calibration import Calibration, load_calibration, raw_frames
 from edgecv.export.fidelity import EvalSet, detect_eval_set, load_eval_set
@@ -52,18 +52,18 @@ def vector_output(outputs: list[np.ndarray], task: str, path: Path) -> np.ndarra
     return y
 
 
-def classes_decoder(outputs: list[np.ndarray], labels: list[str], path: Path) -> dict[str, Any]:
+def classes_decoder(outputs: list[np.ndarray], labels: list[str], path: Path) -> ClassifyDecoder:
     """Class scores ``[1, C]``: logits, or probabilities when the probe's rows are already a distribution."""
     y = vector_output(outputs, "classify", path)
     if y.shape[1] != len(labels):
         raise EdgecvError(f"{path}: outputs {y.shape[1]} classes, the labels name {len(labels)}")
     probs = bool(np.all(y >= 0) and np.all(y <= 1) and np.allclose(y.sum(1), 1, atol=1e-3))
-    return {"type": "probabilities" if probs else "logits", "outputs": ["output"]}
+    return ClassifyDecoder(type="probabilities" if probs else "logits", outputs=("output",))
 
 
 def yolo_decoder(
     outputs: list[np.ndarray], labels: list[str], path: Path, layout: str | None, extra: dict[str, str]
-) -> dict[str, Any]:
+) -> DetectDecoder:
     """``layout`` given, or from the model's own metadata (Ultralytics' ``end2end``) and output shape."""
     shape, nc = one_output(outputs, "detect", path).shape, len(labels)
     layout = layout or (
@@ -76,28 +76,28 @@ def yolo_decoder(
             raise EdgecvError(
                 f"{path}: output {list(shape)} is not the end-to-end layout [1, K, 6] (x1, y1, x2, y2, score, class)"
             )
-        return {"type": layout, "rows": int(shape[1]), "outputs": ["output0"]}
+        return DetectDecoder(type=layout, outputs=("output0",), nms_in_graph=None, rows=int(shape[1]))
     if len(shape) == 3 and shape[1] == 4 + nc:
-        return {"type": "yolo", "anchors": int(shape[2]), "transposed": False, "outputs": ["output0"]}
+        return DetectDecoder(type="yolo", outputs=("output0",), nms_in_graph=None, anchors=int(shape[2]), transposed=False)
     if len(shape) == 3 and shape[2] == 4 + nc:
-        return {"type": "yolo", "anchors": int(shape[1]), "transposed": True, "outputs": ["output0"]}
+        return DetectDecoder(type="yolo", outputs=("output0",), nms_in_graph=None, anchors=int(shape[1]), transposed=True)
     raise EdgecvError(
         f"{path}: output {list(shape)} is not the YOLO layout [1, 4 + {nc} classes, N] for the "
         f"{nc} labels given (a different number of classes, or pass --layout yolo-e2e)"
     )
 
 
-def embedding_decoder(outputs: list[np.ndarray], path: Path, digest: str) -> dict[str, Any]:
+def embedding_decoder(outputs: list[np.ndarray], path: Path, digest: str) -> EmbedDecoder:
     y = vector_output(outputs, "embed", path)
-    return {
-        "type": "embedding",
-        "outputs": ["embedding"],
-        "dim": int(y.shape[1]),
-        "normalized": bool(np.allclose(np.linalg.norm(y, axis=1), 1, 1e-3)),
-        "similarity": "cosine",
-        "embedder_id": digest,
-        "chip": "detector-crop",
-    }
+    return EmbedDecoder(
+        type="embedding",
+        outputs=("embedding",),
+        dim=int(y.shape[1]),
+        normalized=bool(np.allclose(np.linalg.norm(y, axis=1), 1, 1e-3)),
+        similarity="cosine",
+        embedder_id=digest,
+        chip="detector-crop",
+    )
 
 
 def _root(spec) -> Path:

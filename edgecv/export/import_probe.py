@@ -59,7 +59,7 @@ def probe_onnx(path: Path) -> Probe:
 
 
 def probe_tflite(path: Path) -> Probe:
-    from edgecv.runtime._tflite_meta import read_tflite_meta
+    from edgecv.artifact.tflite import read_tflite_meta
     from edgecv.runtime.backends.litert import _interpreter_class
 
     try:

@@ -14,13 +14,13 @@ import tempfile
 from pathlib import Path
 
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, read_meta
+from edgecv.artifact.tensorrt import file_sha256, sidecar_path, write_engine_sidecar
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
-from edgecv.export._embed import read_meta, write_engine_sidecar
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
-from edgecv.runtime.backends.tensorrt import TENSORRT_HOW, _check, _cudart, file_sha256, sidecar_path
+from edgecv.runtime.backends.tensorrt import TENSORRT_HOW, _check, _cudart
 
 MAX_BATCH = 8
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecv._deps import require
+from edgecv.artifact.onnx import set_onnx_meta
 from edgecv.export._atomic import atomic_output
-from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
 

@@ -10,9 +10,10 @@ import dataclasses
 from pathlib import Path
 
 from edgecv._deps import require
+from edgecv.artifact import NmsInGraph
+from edgecv.artifact.onnx import set_onnx_meta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
-from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
 
@@ -22,11 +23,11 @@ NMS_DEFAULTS = {"iou": 0.45, "conf": 0.01, "max_per_class": 100}  # low conf: --
 def nms_meta(
     meta, iou: float = NMS_DEFAULTS["iou"], conf: float = NMS_DEFAULTS["conf"], max_per_class: int = NMS_DEFAULTS["max_per_class"]
 ):
-    decoder = {
-        **(meta.decoder or {}),
-        "outputs": [*meta.decoder["outputs"], "selected"],
-        "nms_in_graph": {"iou": iou, "conf": conf, "max_per_class": max_per_class},
-    }
+    decoder = dataclasses.replace(
+        meta.decoder,
+        outputs=(*meta.decoder.outputs, "selected"),
+        nms_in_graph=NmsInGraph(iou=float(iou), conf=float(conf), max_per_class=int(max_per_class)),
+    )
     return dataclasses.replace(meta, decoder=decoder)
 
 
@@ -37,8 +38,8 @@ def onnx_nms(source: str | Path, spec: ConvertSpec) -> Path:
     onnx = require("onnx", "export", "ONNX NMS")
     from onnx import TensorProto, helper
 
-    nms = (spec.meta.decoder or {}).get("nms_in_graph")
-    if not nms:
+    nms = getattr(spec.meta.decoder, "nms_in_graph", None)
+    if nms is None:
         raise EdgecvError(f"{source}: --nms-in-graph is for detectors (metadata from nms_meta)")
     proto = onnx.load(str(source))
     g = proto.graph
@@ -47,9 +48,9 @@ def onnx_nms(source: str | Path, spec: ConvertSpec) -> Path:
         raise EdgecvError(f"{source}: expected outputs boxes, scores; found {names}")
     g.initializer.extend(
         [
-            helper.make_tensor("nms_max_per_class", TensorProto.INT64, [1], [int(nms["max_per_class"])]),
-            helper.make_tensor("nms_iou", TensorProto.FLOAT, [1], [float(nms["iou"])]),
-            helper.make_tensor("nms_conf", TensorProto.FLOAT, [1], [float(nms["conf"])]),
+            helper.make_tensor("nms_max_per_class", TensorProto.INT64, [1], [nms.max_per_class]),
+            helper.make_tensor("nms_iou", TensorProto.FLOAT, [1], [nms.iou]),
+            helper.make_tensor("nms_conf", TensorProto.FLOAT, [1], [nms.conf]),
         ]
     )
     g.node.extend(

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 import edgecv
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, read_meta
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
 from edgecv.export import _converters  # noqa: F401  (registers every converter)
 from edgecv.export._atomic import publish_together
-from edgecv.export._embed import publish, read_meta
+from edgecv.export._embed import publish
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration, raw_frames
 from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure, with_row_thresholds

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from edgecv._deps import require
+from edgecv.artifact.onnx import set_onnx_meta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
-from edgecv.export._embed import set_onnx_meta
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
 
@@ -31,7 +31,7 @@ def torch2onnx(model: nn.Module, spec: ConvertSpec) -> Path:
         raise EdgecvError(f"{spec.out}: torch2onnx writes fp32 NCHW graphs (int8 comes from onnx_int8)")
     h, w = meta.input_size
     example = (torch.zeros(1, 3, h, w),)
-    outputs = list((meta.decoder or {}).get("outputs", ["output"]))  # a detector: boxes, scores
+    outputs = list(meta.decoder.outputs)  # a detector: boxes, scores
     with atomic_output(Path(spec.out)) as tmp:
         torch.onnx.export(
             model.eval(),

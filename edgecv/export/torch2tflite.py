@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from edgecv._deps import require
+from edgecv.artifact.tflite import write_tflite_meta
 from edgecv.errors import EdgecvError
 from edgecv.export._atomic import atomic_output
 from edgecv.export._registry import register_converter
 from edgecv.export.spec import ConvertSpec
-from edgecv.runtime._tflite_meta import write_tflite_meta
 
 os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # litert-torch prints a progress tree per stage
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, DetectDecoder, DetectThresholds, EmbedDecoder, EmbedThresholds
 from edgecv.errors import EdgecvError
 from edgecv.models.backbone import create_backbone
 from edgecv.models.classifier import Classifier
@@ -62,14 +62,10 @@ def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMet
         mean=tuple(mean),
         std=tuple(std),
         resize="letterbox",
-        decoder={
-            "type": "ltrb-points",
-            "outputs": ["boxes", "scores"],
-            "boxes": "xyxy-input-pixels",
-            "scores": "sigmoid",
-            "strides": list(model.strides),
-        },
-        thresholds={"conf": 0.25, "iou": 0.45},
+        decoder=DetectDecoder(
+            type="ltrb-points", outputs=("boxes", "scores"), nms_in_graph=None, strides=tuple(int(s) for s in model.strides)
+        ),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45),
     )
 
 
@@ -101,30 +97,30 @@ def embedder_id(model: Embedder) -> str:
     return h.hexdigest()[:16]
 
 
-def embedder_meta(model: Embedder, ck: dict[str, Any]) -> ArtifactMeta:
+def embedder_meta(model: Embedder, ck: dict[str, Any], calibrating_to: float | None = None) -> ArtifactMeta:
+    """The artifact metadata of a trained embedder, with the thresholds calibrated at the end of its run; or, while
+    the run calibrates them (``calibrating_to``: the target FAR), with none yet."""
     size = ck["input_size"]
-    thr = ck.get("threshold") or {}
+    if ck.get("threshold"):
+        thresholds = EmbedThresholds.calibrated(ck["threshold"])
+    elif calibrating_to is not None:
+        thresholds = EmbedThresholds(calibrating_to, None, None, None, None, None)
+    else:
+        raise EdgecvError("the checkpoint holds no calibrated threshold (its run ended before calibrating on the val people)")
     return ArtifactMeta(
         task="embed",
         labels=[],
         input_size=(size, size),
         mean=tuple(ck["mean"]),
         std=tuple(ck["std"]),
-        decoder={
-            "type": "embedding",
-            "outputs": ["embedding"],
-            "dim": model.dim,
-            "normalized": True,
-            "similarity": "cosine",
-            "embedder_id": embedder_id(model),
-            "chip": "haar-crop",
-        },
-        thresholds={
-            "match": float(thr.get("match", 0.5)),
-            "verify": float(thr.get("verify", 0.5)),
-            **({"track_gate": float(thr["track_gate"])} if "track_gate" in thr else {}),
-            "target_far": float(thr.get("target_far", 0)),
-            "val_tar": float(thr.get("tar", float("nan"))),
-            "val_far": float(thr.get("far", float("nan"))),
-        },
+        decoder=EmbedDecoder(
+            type="embedding",
+            outputs=("embedding",),
+            dim=model.dim,
+            normalized=True,
+            similarity="cosine",
+            embedder_id=embedder_id(model),
+            chip="haar-crop",
+        ),
+        thresholds=thresholds,
     )

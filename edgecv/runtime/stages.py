@@ -181,9 +181,13 @@ class DetectStage(SingleModelStage):
     def _post_options(self, given: dict[str, Any], options: StageOptions) -> dict[str, Any]:
         track, zones = given.pop("track"), given.pop("zones")
         self.tracker = self.analytics = None
+        if given.get("iou") is None:
+            given["iou"] = self.meta.thresholds.iou
         if track if track is not None else not options.still_images:
             self.tracker = detector_tracker(given.get("conf"))
             given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
+        elif given.get("conf") is None:
+            given["conf"] = self.meta.thresholds.conf
         if zones:
             from edgecv.runtime.analytics import Analytics, load_zones
 
@@ -251,12 +255,15 @@ class FaceCascadeStage(Stage):
         stored = stored_threshold(self.gallery) if threshold is None and self.gallery is not None else None
         if stored is not None:
             threshold, self.threshold_from = stored
-        elif threshold is None:
-            threshold, self.threshold_from = self.meta.thresholds.get("match", 0.5), "the artifact's"
-        self.threshold = float(threshold)
+        elif threshold is None and self.gallery is not None:
+            remedy = "pass --match-threshold, or run `edgecv gallery calibrate` on this gallery"
+            threshold, self.threshold_from = self.meta.thresholds.required("match", options.model, remedy), "the artifact's"
+        elif threshold is None:  # no gallery: no face is named, whatever the threshold (an uncalibrated one: none)
+            threshold, self.threshold_from = self.meta.thresholds.match, "the artifact's"
+        self.threshold = float("inf") if threshold is None else float(threshold)
         post = get_postprocess("embed")
         self.post, self.options = post, post.options(threshold=self.threshold, gallery=self.live)
-        self.dim = int((self.meta.decoder or {}).get("dim", 0))
+        self.dim = self.meta.decoder.dim
         self.tracker = self.identities = None
         track = v.get("track")
         if track if track is not None else not options.still_images:
@@ -265,9 +272,10 @@ class FaceCascadeStage(Stage):
 
             # a detected face is a face at once (no tentative frame); its name is what the track accumulates
             self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False))
-            # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold
+            # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold;
+            # none calibrated (an import without --data): a track is never split by how its faces look
             t = self.meta.thresholds
-            gate = float(t["track_gate"] if "track_gate" in t else t.get("verify", self.threshold))
+            gate = next((g for g in (t.track_gate, t.verify) if g is not None), -1.0)
             self.identities = TrackIdentities(self.threshold, gate)
 
     def describe(self) -> str:

@@ -55,14 +55,19 @@ class Task(ABC):
 
     def import_decoder(
         self, outputs: list, labels: list[str], path: Path, layout: str | None, extra: dict[str, str], digest: str
-    ) -> dict[str, Any]:
-        """``edgecv import``: the artifact's decoder for a model from elsewhere, from what it returned on a probe
+    ) -> Any:
+        """``edgecv import``: the artifact's typed decoder for a model from elsewhere, from what it returned on a probe
         input (``outputs``), or an EdgecvError saying why it does not fit (``extra``: the model's own metadata)."""
         raise EdgecvError(f"edgecv import does not take {self.name} models")
 
-    def import_thresholds(self, spec) -> dict[str, float]:
-        """``edgecv import``: the artifact's thresholds before ``--data`` calibrates any."""
-        return {}
+    def probe_decoder(self) -> Any:
+        """``edgecv import``: a stand-in decoder for the one run of the model that finds its real one (the
+        probe file that carries it is deleted after that run)."""
+        raise EdgecvError(f"edgecv import does not take {self.name} models")
+
+    def import_thresholds(self, spec) -> Any:
+        """``edgecv import``: the artifact's typed thresholds before ``--data`` calibrates any."""
+        raise EdgecvError(f"edgecv import does not take {self.name} models")
 
     def import_data(self, spec, meta: ArtifactMeta):
         """``edgecv import --data``: an ``ImportData`` (test part, calibration part) of the user's images."""

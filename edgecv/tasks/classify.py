@@ -19,7 +19,7 @@ class Classify(Task):
         return train_classifier(recipe, run_dir, info, last, callbacks)
 
     def load(self, run_dir: Path):
-        from edgecv.artifact import ArtifactMeta
+        from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
         from edgecv.models.loading import load_classifier
 
         model, ck = load_classifier(run_dir / "best.pt")
@@ -28,7 +28,13 @@ class Classify(Task):
             model,
             ck,
             ArtifactMeta(
-                task="classify", labels=list(ck["classes"]), input_size=(size, size), mean=tuple(ck["mean"]), std=tuple(ck["std"])
+                task="classify",
+                labels=list(ck["classes"]),
+                input_size=(size, size),
+                mean=tuple(ck["mean"]),
+                std=tuple(ck["std"]),
+                decoder=ClassifyDecoder(type="logits", outputs=("output",)),
+                thresholds=ClassifyThresholds(),
             ),
         )
 
@@ -48,6 +54,16 @@ class Classify(Task):
         from edgecv.export.import_parts import classes_decoder
 
         return classes_decoder(outputs, labels, path)
+
+    def probe_decoder(self):
+        from edgecv.artifact import ClassifyDecoder
+
+        return ClassifyDecoder(type="logits", outputs=("output",))
+
+    def import_thresholds(self, spec):
+        from edgecv.artifact import ClassifyThresholds
+
+        return ClassifyThresholds()
 
     def import_data(self, spec, meta):
         from edgecv.export.import_parts import folder_data

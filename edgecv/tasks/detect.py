@@ -48,8 +48,15 @@ class Detect(Task):
 
         return yolo_decoder(outputs, labels, path, layout, extra)
 
+    def probe_decoder(self):
+        from edgecv.artifact import DetectDecoder
+
+        return DetectDecoder(type="yolo-e2e", outputs=("output0",), nms_in_graph=None, rows=1)
+
     def import_thresholds(self, spec):
-        return {"conf": 0.25, "iou": 0.45}
+        from edgecv.artifact import DetectThresholds
+
+        return DetectThresholds(conf=0.25, iou=0.45)  # Ultralytics' own predict defaults
 
     def import_data(self, spec, meta):
         from edgecv.export.import_parts import detection_data

@@ -54,8 +54,16 @@ class Embed(Task):
 
         return embedding_decoder(outputs, path, digest)
 
+    def probe_decoder(self):
+        from edgecv.artifact import EmbedDecoder
+
+        return EmbedDecoder("embedding", ("embedding",), 1, False, "cosine", "probe", "detector-crop")
+
     def import_thresholds(self, spec):
-        return {"target_far": spec.target_far}
+        from edgecv.artifact import EmbedThresholds
+
+        none = dict.fromkeys(("match", "verify", "track_gate", "val_tar", "val_far"))
+        return EmbedThresholds(target_far=spec.target_far, **none)  # --data calibrates them
 
     def import_data(self, spec, meta):
         from edgecv.export.import_parts import folder_data

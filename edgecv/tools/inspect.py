@@ -8,6 +8,7 @@ from ONNX shape inference, node by node.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,23 +225,10 @@ def inspect_tflite(path: str | Path) -> Report:
 
 def artifact_meta(path: str | Path):
     """The edgecv metadata an artifact carries (ONNX metadata props, the .tflite metadata entry, an engine's
-    sidecar), read without loading a runtime session where the format allows."""
-    from edgecv.artifact import meta_from_props
+    sidecar), read without loading a runtime session."""
+    from edgecv.artifact import read_meta
 
-    path = Path(path)
-    if path.suffix == ".onnx":
-        from edgecv._deps import require
-
-        onnx = require("onnx", "export", "inspecting ONNX files")
-        model = onnx.load(str(path), load_external_data=False)
-        return meta_from_props({p.key: p.value for p in model.metadata_props}, str(path))
-    if path.suffix == ".tflite":
-        from edgecv.runtime._tflite_meta import read_tflite_meta
-
-        return read_tflite_meta(path)
-    from edgecv.runtime.backends.tensorrt import read_engine_meta
-
-    return read_engine_meta(path)
+    return read_meta(path)
 
 
 def format_meta(meta) -> str:
@@ -253,16 +241,17 @@ def format_meta(meta) -> str:
         f"made by: edgecv {src.get('edgecv_version', '?')} "
         + (
             f"importing {src['imported']} (sha256 {src.get('sha256', '?')}, {src.get('producer') or src.get('format')}, "
-            f"preset {src.get('preset', '?')}, decoder {(meta.decoder or {}).get('type', '?')})"
+            f"preset {src.get('preset', '?')}, decoder {meta.decoder.type})"
             if "imported" in src
             else f"from run {src.get('run', '?')} ({src.get('backbone', '?')}, recipe {src.get('recipe', '?')} "
             f"{src.get('recipe_hash', '')})"
         ),
     ]
-    if meta.thresholds:
+    thresholds = dataclasses.asdict(meta.thresholds)
+    if thresholds:
         lines.append(
             "thresholds: "
-            + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(meta.thresholds.items()))
+            + ", ".join(f"{k} {'not calibrated' if v is None else format(v, 'g')}" for k, v in sorted(thresholds.items()))
         )
     f = meta.fidelity
     if not f:

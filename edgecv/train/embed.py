@@ -338,7 +338,7 @@ def _store_threshold(model, holder, ck_meta: dict[str, Any], split: Split, run_d
     """The match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt."""
     best = load_checkpoint(run_dir / "best.pt")
     holder.load_state_dict(best["model"])
-    val_emb = embed_files(model, embedder_meta(model, ck_meta), split.root, split.files["val"])
+    val_emb = embed_files(model, embedder_meta(model, ck_meta, calibrating_to=target_far), split.root, split.files["val"])
     thr = calibrate_threshold(val_emb, np.asarray(split.labels["val"]), target_far)
     best["meta"] = {**best["meta"], "threshold": thr}
     save_atomic(best, run_dir / "best.pt")

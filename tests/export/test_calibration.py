@@ -1,6 +1,6 @@
 import numpy as np
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.export.calibration import files_hash, load_calibration, stratified_sample
 
 
@@ -25,6 +25,8 @@ def test_calibration_skips_and_counts_unreadable_images_and_hashes_its_file_list
     assert cal.hash == files_hash(files[1:]) != files_hash(files)
     meta = ArtifactMeta(
         task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
         labels=["a", "b"],
         input_size=(32, 48),
         mean=(0.5,) * 3,

@@ -79,8 +79,8 @@ def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     import torchvision
     from click.testing import CliRunner
 
+    from edgecv.artifact import read_meta
     from edgecv.cli import cli
-    from edgecv.export._embed import read_meta
     from edgecv.runtime.backends import create_backend
     from edgecv.runtime.postprocess.detect import detect_postprocess
     from edgecv.runtime.preprocess import prepare_frame
@@ -95,21 +95,21 @@ def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
     row = next(x for x in report["artifacts"] if x["file"] == "model_fp32_nms.onnx")
     assert row["nms_in_graph"] and row["metric"] == "map50" and 0 <= row["value"] <= 1
     meta = read_meta(tmp_path / "model_fp32_nms.onnx")
-    nms = meta.decoder["nms_in_graph"]
-    assert meta.decoder["outputs"] == ["boxes", "scores", "selected"] and nms["iou"] == 0.45
+    nms = meta.decoder.nms_in_graph
+    assert meta.decoder.outputs == ("boxes", "scores", "selected") and nms.iou == 0.45
 
     backend = create_backend(tmp_path / "model_fp32_nms.onnx")
     image = sorted(Path(json.loads((det_run[0] / "split.json").read_text())["root"]).rglob("*.jpg"))[0]
     x, tf = prepare_frame(cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB), backend.meta)
     boxes, scores, selected = backend.infer(x[None])
     # ONNX NonMaxSuppression is per class: every (box, class) pair over the threshold competes within its class
-    box_i, cls_i = np.nonzero(scores[0] > nms["conf"])
+    box_i, cls_i = np.nonzero(scores[0] > nms.conf)
     keep = torchvision.ops.batched_nms(
-        torch.from_numpy(boxes[0][box_i]), torch.from_numpy(scores[0][box_i, cls_i]), torch.from_numpy(cls_i), nms["iou"]
+        torch.from_numpy(boxes[0][box_i]), torch.from_numpy(scores[0][box_i, cls_i]), torch.from_numpy(cls_i), nms.iou
     ).numpy()
     expected = {(int(c), int(b)) for b, c in zip(box_i[keep], cls_i[keep])}
     per_class = {
-        c: sorted(((b for cc, b in expected if cc == c)), key=lambda b: -scores[0][b, c])[: nms["max_per_class"]]
+        c: sorted(((b for cc, b in expected if cc == c)), key=lambda b: -scores[0][b, c])[: nms.max_per_class]
         for c in {c for c, _ in expected}
     }
     assert {(int(c), int(b)) for _, c, b in selected} == {(c, b) for c, bs in per_class.items() for b in bs}
@@ -124,8 +124,7 @@ def brightness_detector(path: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecv.artifact import ArtifactMeta
-    from edgecv.export._embed import set_onnx_meta
+    from edgecv.artifact import ArtifactMeta, DetectDecoder, DetectThresholds, set_onnx_meta
 
     centres = (np.arange(8) * 8 + 4).astype(np.float32)
     cy, cx = np.meshgrid(centres, centres, indexing="ij")
@@ -164,7 +163,8 @@ def brightness_detector(path: Path) -> Path:
         mean=(0.0,) * 3,
         std=(1.0,) * 3,
         resize="letterbox",
-        decoder={"outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels"},
+        decoder=DetectDecoder("ltrb-points", ("boxes", "scores"), None, strides=(8,)),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45),
     )
     set_onnx_meta(model, meta)
     onnx.save(model, str(path))

@@ -3,7 +3,7 @@ artifact's own threshold calibrated on val pairs, and one embedder id across pre
 
 import json
 
-from edgecv.export._embed import read_meta
+from edgecv.artifact import read_meta
 
 
 def test_embedder_export_reports_tar_at_far_and_its_int8_drop(embed_export):
@@ -26,9 +26,9 @@ def test_embedder_export_reports_tar_at_far_and_its_int8_drop(embed_export):
     ids = set()
     for name, row in rows.items():
         meta = read_meta(out / name)
-        assert meta.task == "embed" and meta.decoder["dim"] == 64 and meta.drift is None
-        assert meta.thresholds["match"] == row["threshold"]["match"]  # this artifact's own calibrated threshold
-        assert meta.thresholds["track_gate"] == row["threshold"]["track_gate"] <= meta.thresholds["verify"]
+        assert meta.task == "embed" and meta.decoder.dim == 64 and meta.drift is None
+        assert meta.thresholds.match == row["threshold"]["match"]  # this artifact's own calibrated threshold
+        assert meta.thresholds.track_gate == row["threshold"]["track_gate"] <= meta.thresholds.verify
         assert meta.fidelity["value"] == row["value"]
-        ids.add(meta.decoder["embedder_id"])
+        ids.add(meta.decoder.embedder_id)
     assert len(ids) == 1  # fp32 and int8 artifacts share one embedder id: one gallery serves them all

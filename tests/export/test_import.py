@@ -57,8 +57,8 @@ def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, d
         create_backend(tmp_path / "y" / "model_fp32.onnx", threads=1) as by,
         create_backend(tmp_path / "e" / "model_fp32.onnx", threads=1) as be,
     ):
-        assert by.meta.labels == SHAPES and by.meta.decoder["type"] == "yolo" and by.meta.resize == "letterbox"
-        assert be.meta.decoder["type"] == "yolo-e2e"
+        assert by.meta.labels == SHAPES and by.meta.decoder.type == "yolo" and by.meta.resize == "letterbox"
+        assert be.meta.decoder.type == "yolo-e2e"
         checked = 0
         for frame in [cv2.imread(str(p)) for p in sorted((det_data / "images").glob("*.jpg"))[:6]]:
             x, tf = prepare_frame(frame, by.meta, "BGR")
@@ -228,7 +228,7 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
     assert people["test"] and people["calibration"] and not people["test"] & people["calibration"]
     with create_backend(out / "model_fp32.onnx", threads=1) as b:
         t = b.meta.thresholds
-        assert b.meta.decoder["type"] == "embedding" and t["target_far"] == 0.01 and {"match", "verify"} <= set(t)
+        assert b.meta.decoder.type == "embedding" and t.target_far == 0.01 and None not in (t.match, t.verify)
         from edgecv.evaluate.embed import calibrate_threshold
         from edgecv.runtime.faces.gallery import l2_normalize
 
@@ -236,7 +236,7 @@ def test_an_imported_embedder_is_calibrated_on_people_it_holds_out(embed_export,
         ids = {p: i for i, p in enumerate(sorted(set(labels)))}
         es = load_eval_set("cal", face_data, report["split"]["calibration"], [ids[p] for p in labels], b.meta.input_size)
         emb = l2_normalize(run_backend(out / "model_fp32.onnx", es.images, backend=b)[0][0])
-        assert t["match"] == pytest.approx(calibrate_threshold(emb, es.labels, 0.01)["match"])
+        assert t.match == pytest.approx(calibrate_threshold(emb, es.labels, 0.01)["match"])
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.export.onnx2trt import engine_key
 from edgecv.export.spec import ConvertSpec
 
@@ -41,7 +41,15 @@ def test_fp16_engine_matches_onnx(tmp_path, monkeypatch):
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3)
     ).eval()
-    meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=list("abc"),
+        input_size=(32, 32),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     onnx_path = torch2onnx(net, ConvertSpec(tmp_path / "m.onnx", meta))
     engine = onnx2trt(onnx_path, ConvertSpec(tmp_path / "m.engine", meta, "fp16"))
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecv.artifact import ArtifactMeta, meta_from_props
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds, meta_from_props
 from edgecv.data.samples import photo_crops
 from edgecv.errors import EdgecvError
 from edgecv.export.calibration import Calibration
@@ -25,7 +25,13 @@ def fp32(tmp_path_factory):
     spec = get_spec("efficientnet_lite0")
     model, _ = load_imagenet_model(spec)
     meta = ArtifactMeta(
-        task="classify", labels=[str(i) for i in range(1000)], input_size=(224, 224), mean=spec.mean, std=spec.std
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=[str(i) for i in range(1000)],
+        input_size=(224, 224),
+        mean=spec.mean,
+        std=spec.std,
     )
     return torch2onnx(model.eval(), ConvertSpec(tmp_path_factory.mktemp("onnx") / "fp32.onnx", meta)), meta
 
@@ -101,7 +107,15 @@ def test_layers_that_share_a_weight_each_get_their_own_and_load_on_the_exact_int
     from tests.export.onnx_layouts import hostile_classifier
 
     tied = hostile_classifier(tmp_path / "tied.onnx", hostile=0, layers=4)  # its four middle Gemms share one weight
-    meta = ArtifactMeta(task="classify", labels=["red", "blue"], input_size=(32, 32), mean=(0.0,) * 3, std=(1.0,) * 3)
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=["red", "blue"],
+        input_size=(32, 32),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
     rng = np.random.default_rng(0)
     colours = np.array([(40, 40, 200), (200, 40, 40)] * 4, np.float32)[:, None, None]  # BGR: red, blue, ...
     images = np.clip(colours + rng.normal(0, 25, (8, 32, 32, 3)), 0, 255).astype(np.uint8)
@@ -125,7 +139,15 @@ def test_an_older_int8_file_with_shared_weights_is_refused_in_one_line_saying_wh
     from tests.export.onnx_layouts import hostile_classifier
 
     tied = hostile_classifier(tmp_path / "tied.onnx", hostile=0, layers=4)
-    meta = ArtifactMeta(task="classify", labels=["red", "blue"], input_size=(32, 32), mean=(0.0,) * 3, std=(1.0,) * 3)
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=["red", "blue"],
+        input_size=(32, 32),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     monkeypatch.setattr(converter, "untie_weights", lambda proto: 0)  # as edgecv quantized before
     old = onnx_int8(tied, ConvertSpec(tmp_path / "old.onnx", meta, "int8", calibration(images)))

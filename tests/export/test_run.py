@@ -117,7 +117,7 @@ def test_the_drift_reference_is_measured_on_raw_frames_as_the_device_measures_th
     import numpy as np
     import torch
 
-    from edgecv.artifact import ArtifactMeta
+    from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
     from edgecv.runtime.drift import DriftMonitor, frame_stats
     from edgecv.runtime.preprocess import prepare_frame
 
@@ -127,7 +127,15 @@ def test_the_drift_reference_is_measured_on_raw_frames_as_the_device_measures_th
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)
     ).eval()
-    meta = ArtifactMeta(task="classify", labels=list("abc"), input_size=(32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=list("abc"),
+        input_size=(32, 32),
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+    )
     ref = export_module.drift_reference(net, meta, frames)
     brightness = [frame_stats(f, "BGR")["brightness"] for f in frames]
     assert ref["quantiles"]["brightness"][0] == pytest.approx(min(brightness), abs=1e-6)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.models import create_backbone
@@ -23,6 +23,8 @@ def classifier():
 def _meta() -> ArtifactMeta:
     return ArtifactMeta(
         task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
         labels=["a", "b", "c"],
         input_size=(64, 64),
         mean=(0.485, 0.456, 0.406),

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.data.samples import photo_crops
 from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2tflite import torch2tflite
@@ -38,7 +38,15 @@ class ReLU6Net(nn.Module):
         return self.head(self.features(x))
 
 
-META = ArtifactMeta(task="classify", labels=list("abcd"), input_size=(48, 48), mean=(0.5,) * 3, std=(0.25,) * 3)
+META = ArtifactMeta(
+    task="classify",
+    decoder=ClassifyDecoder("logits", ("output",)),
+    thresholds=ClassifyThresholds(),
+    labels=list("abcd"),
+    input_size=(48, 48),
+    mean=(0.5,) * 3,
+    std=(0.25,) * 3,
+)
 
 
 @pytest.fixture(scope="module")

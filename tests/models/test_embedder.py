@@ -67,13 +67,21 @@ def test_every_module_has_one_name(embedder):
 
 def test_gate_names_reach_the_onnx_graph(embedder, tmp_path):
     onnx = pytest.importorskip("onnx")
-    from edgecv.artifact import ArtifactMeta
+    from edgecv.artifact import ArtifactMeta, EmbedDecoder, EmbedThresholds
     from edgecv.export.gate import quantized_layers
     from edgecv.export.onnx_int8 import nodes_for_modules
     from edgecv.export.spec import ConvertSpec
     from edgecv.export.torch2onnx import torch2onnx
 
-    meta = ArtifactMeta(task="embed", labels=[], input_size=(96, 96), mean=(0.5,) * 3, std=(0.5,) * 3)
+    meta = ArtifactMeta(
+        task="embed",
+        labels=[],
+        input_size=(96, 96),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        decoder=EmbedDecoder("embedding", ("embedding",), embedder.dim, True, "cosine", "test", "haar-crop"),
+        thresholds=EmbedThresholds(target_far=1e-3, match=0.5, verify=0.5, track_gate=None, val_tar=None, val_far=None),
+    )
     proto = onnx.load(str(torch2onnx(embedder, ConvertSpec(tmp_path / "e.onnx", meta))))
     layers = [name for name, m in embedder.named_modules() if isinstance(m, quantized_layers())]
     missing = [name for name in layers if not nodes_for_modules(proto, [name])]

@@ -38,13 +38,21 @@ def test_tflite_without_edgecv_metadata_is_refused(tmp_path):
 def test_engine_sidecar_must_match_the_engine(tmp_path):
     """The TensorRT backend reads its metadata from a sidecar keyed by the engine's hash (checked before
     TensorRT itself is needed, so this runs everywhere)."""
-    from edgecv.artifact import ArtifactMeta
-    from edgecv.export._embed import write_engine_sidecar
-    from edgecv.runtime.backends.tensorrt import read_engine_meta, sidecar_path
+    from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
+    from edgecv.artifact.tensorrt import read_engine_meta, sidecar_path, write_engine_sidecar
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"engine-bytes")
-    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(8, 8), mean=(0,) * 3, std=(1,) * 3, precision="fp16")
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=["a", "b"],
+        input_size=(8, 8),
+        mean=(0,) * 3,
+        std=(1,) * 3,
+        precision="fp16",
+    )
     write_engine_sidecar(engine, meta, sidecar_path(engine))
     assert read_engine_meta(engine) == meta
     engine.write_bytes(b"another engine")
@@ -66,7 +74,7 @@ def _mixed_int8(tmp_path):
     import torch
     from torch import nn
 
-    from edgecv.artifact import ArtifactMeta
+    from edgecv.artifact import ArtifactMeta, EmbedDecoder, EmbedThresholds
     from edgecv.export.calibration import Calibration
     from edgecv.export.onnx_int8 import onnx_int8
     from edgecv.export.spec import ConvertSpec
@@ -88,7 +96,15 @@ def _mixed_int8(tmp_path):
         scales = torch.logspace(-3, 0, 16)  # would): one int8 scale for all of them loses the small channels
         net.dw.weight.mul_(scales[:, None, None, None])
         net.fc.weight.div_(scales[None, :])
-    meta = ArtifactMeta(task="embed", labels=[], input_size=(8, 8), mean=(0.5,) * 3, std=(0.5,) * 3)
+    meta = ArtifactMeta(
+        task="embed",
+        labels=[],
+        input_size=(8, 8),
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        decoder=EmbedDecoder("embedding", ("embedding",), 8, False, "cosine", "test", "haar-crop"),
+        thresholds=EmbedThresholds(target_far=1e-3, match=0.5, verify=0.5, track_gate=None, val_tar=None, val_far=None),
+    )
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
     fp32 = torch2onnx(net, ConvertSpec(tmp_path / "fp32.onnx", meta))
@@ -157,13 +173,21 @@ def test_the_exact_int8_path_is_asked_for_only_where_int8_saturates():
 def _fake_engine(tmp_path, monkeypatch, cudart):
     import json
 
-    from edgecv.artifact import ArtifactMeta
+    from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
     from edgecv.runtime.backends import tensorrt as trt_backend
     from tests.fake_tensorrt import fake_tensorrt
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"fake engine")
-    meta = ArtifactMeta(task="classify", labels=["a", "b"], input_size=(4, 4), mean=(0.0,) * 3, std=(1.0,) * 3)
+    meta = ArtifactMeta(
+        task="classify",
+        decoder=ClassifyDecoder("logits", ("output",)),
+        thresholds=ClassifyThresholds(),
+        labels=["a", "b"],
+        input_size=(4, 4),
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
     trt_backend.sidecar_path(engine).write_text(
         json.dumps({"engine_sha256": trt_backend.file_sha256(engine), "meta": json.loads(meta.to_json())})
     )

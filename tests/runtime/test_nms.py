@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, DetectDecoder, DetectThresholds
 from edgecv.runtime.postprocess import nms
 from edgecv.runtime.postprocess.detect import best_class, detect_postprocess
 from edgecv.runtime.postprocess.nms import nms_numpy, nms_xyxy
@@ -31,7 +31,14 @@ def test_letterbox_and_boxes_back_to_frame_pixels():
     assert img.shape == (64, 64, 3) and (tf.scale_x, tf.pad_x, tf.pad_y) == (0.32, 0, 16)
     assert (img[:16] == 114).all() and (img[16:48] == 0).all()
     meta = ArtifactMeta(
-        task="detect", labels=["cat", "dog"], input_size=(64, 64), mean=(0,) * 3, std=(1,) * 3, resize="letterbox"
+        task="detect",
+        labels=["cat", "dog"],
+        input_size=(64, 64),
+        mean=(0,) * 3,
+        std=(1,) * 3,
+        resize="letterbox",
+        decoder=DetectDecoder("ltrb-points", ("boxes", "scores"), None, strides=(8,)),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45),
     )
     boxes = np.array([[[0, 16, 32, 32], [1, 17, 33, 33]]], np.float32)
     scores = np.array([[[0.1, 0.9], [0.2, 0.8]]], np.float32)

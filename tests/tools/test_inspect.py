@@ -48,7 +48,7 @@ def test_tflite_macs_match_onnx_and_every_artifact_shows_its_metadata_and_fideli
         t = inspect_tflite(out / name)  # the same network, counted from LiteRT's op table
         assert t.macs == pytest.approx(o.macs, rel=0.02), name
         assert t.macs_by_kind()["depthwise"] == pytest.approx(o.macs_by_kind()["depthwise"], rel=0.02), name
-    from edgecv.export._embed import read_meta
+    from edgecv.artifact import read_meta
 
     for artifact in sorted(out.glob("model_*")):
         row = read_meta(artifact).fidelity  # the artifact's own row (the folder's report may be a later attempt's)
@@ -75,7 +75,8 @@ def test_inspect_of_any_task_run_and_of_missing_files_is_clear(det_run, embed_ru
 
 
 def test_an_engine_shows_its_sidecar_metadata_without_tensorrt(tiny_export, tmp_path):
-    from edgecv.export._embed import read_meta, write_engine_sidecar
+    from edgecv.artifact import read_meta
+    from edgecv.artifact.tensorrt import write_engine_sidecar
 
     engine = tmp_path / "model_int8.engine"
     engine.write_bytes(b"an engine only a GPU reads")

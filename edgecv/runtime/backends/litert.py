@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecv.artifact.tflite import read_tflite_meta
 from edgecv.errors import EdgecvError, MissingDependency
-from edgecv.runtime._tflite_meta import read_tflite_meta
 from edgecv.runtime.backends._base import Backend, register_backend
 
 log = logging.getLogger(__name__)

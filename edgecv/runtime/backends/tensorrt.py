@@ -1,18 +1,16 @@
-"""TensorRT engine backend (Jetson / NVIDIA GPUs). An engine cannot hold metadata, so export writes a sidecar
-``<engine>.json`` keyed by the engine file's sha256; a sidecar for another engine is refused. Device memory
+"""TensorRT engine backend (Jetson / NVIDIA GPUs). An engine cannot hold metadata: its sidecar ``<engine>.json``
+does (``edgecv.artifact.tensorrt``; a sidecar for another engine is refused). Device memory
 through cuda-python. Not runnable on machines without an NVIDIA GPU: there it fails with one line."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact.tensorrt import file_sha256, read_engine_meta, sidecar_path  # noqa: F401  (re-exported)
 from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.backends._base import Backend, register_backend
 
@@ -20,28 +18,6 @@ TENSORRT_HOW = (
     "it ships with JetPack (python3-libnvinfer; see Dockerfile.jetson) or, on x86 NVIDIA GPUs, "
     "NVIDIA's wheels: pip install tensorrt cuda-python"
 )
-
-
-def sidecar_path(engine: str | Path) -> Path:
-    return Path(str(engine) + ".json")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_engine_meta(engine: str | Path) -> ArtifactMeta:
-    side = sidecar_path(engine)
-    if not side.is_file():
-        raise EdgecvError(f"{engine}: its metadata sidecar {side.name} is missing (re-export the engine)")
-    data = json.loads(side.read_text())
-    if data.get("engine_sha256") != file_sha256(engine):
-        raise EdgecvError(f"{engine}: {side.name} describes a different engine (hash mismatch); re-export")
-    return ArtifactMeta.from_json(json.dumps(data["meta"]), str(side))
 
 
 def _cudart():

@@ -154,7 +154,10 @@ def verify_photos(
         if shot.reason:
             raise EdgecvError(f"{file}: {shot.reason}")
         chips.append(shot.chip)
-    thr = backend.meta.thresholds.get("verify", backend.meta.thresholds.get("match", 0.5)) if threshold is None else threshold
+    if threshold is None:
+        thr = backend.meta.thresholds.required("verify", str(model), "pass --threshold")
+    else:
+        thr = threshold
     emb = embed_chips(backend, chips)
     same, sim = verify(emb[0], emb[1], thr)
     return Verification(same, sim, float(thr))

@@ -11,25 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecv.artifact import ArtifactMeta
+from edgecv.artifact import ArtifactMeta, EmbedDecoder
 from edgecv.errors import EdgecvError
 from edgecv.runtime.faces.gallery import EmbedderStamp, Gallery, Templates, l2_normalize
 from edgecv.runtime.preprocess import prepare_frame
 
 
 def embedder_stamp(meta: ArtifactMeta, model: str = "model") -> EmbedderStamp:
-    dec = meta.decoder or {}
-    if dec.get("type") != "embedding" or "embedder_id" not in dec:
+    dec = meta.decoder
+    if not isinstance(dec, EmbedDecoder):
         raise EdgecvError(f"{model}: not a face embedder artifact (task {meta.task}); export an `task: embed` run")
     suffix = Path(str(model)).suffix.lstrip(".") or "?"
-    return EmbedderStamp(dec["embedder_id"], str(meta.source.get("run", "?")), int(dec["dim"]), f"{meta.precision} {suffix}")
+    return EmbedderStamp(dec.embedder_id, str(meta.source.get("run", "?")), dec.dim, f"{meta.precision} {suffix}")
 
 
 def embed_chips(backend, chips_bgr: Sequence[np.ndarray]) -> np.ndarray:
     """(n, d) L2-normalised embeddings of BGR face chips, one backend call each (artifacts have batch 1)."""
     meta = backend.meta
     if not len(chips_bgr):
-        return np.zeros((0, int((meta.decoder or {}).get("dim", 0))), np.float32)
+        return np.zeros((0, meta.decoder.dim), np.float32)
     return l2_normalize(np.concatenate([backend.infer(prepare_frame(c, meta, "BGR")[0][None])[0] for c in chips_bgr]))
 
 

@@ -30,7 +30,7 @@ def top_probability(outputs: list[np.ndarray], conf_filter: float | None = None)
 
 
 def logits_of(outputs: list[np.ndarray], meta: ArtifactMeta) -> list[np.ndarray]:
-    if (meta.decoder or {}).get("type") != "probabilities":
+    if meta.decoder.type != "probabilities":
         return outputs
     return [np.log(np.clip(np.asarray(outputs[0], np.float32), 1e-30, None)), *outputs[1:]]
 

@@ -25,7 +25,7 @@ from edgecv.runtime.postprocess.nms import nms_xyxy
 def _yolo(outputs: list, meta: ArtifactMeta) -> list:
     """``[B, 4 + nc, N]`` (or ``[B, N, 4 + nc]`` with ``decoder.transposed``) -> boxes (B, N, 4) xyxy, scores (B, N, nc)."""
     y = np.asarray(outputs[0], np.float32)
-    if not (meta.decoder or {}).get("transposed"):
+    if not meta.decoder.transposed:
         y = y.transpose(0, 2, 1)
     cxcy, wh = y[..., :2], y[..., 2:4]
     return [np.concatenate([cxcy - wh / 2, cxcy + wh / 2], -1), np.ascontiguousarray(y[..., 4:])]
@@ -45,12 +45,11 @@ def _yolo_e2e(outputs: list, meta: ArtifactMeta) -> list:
 
 
 LAYOUTS = {"yolo": _yolo, "yolo-e2e": _yolo_e2e}  # decoder.type -> raw outputs to (boxes, scores[, selection])
-SELECTS = {"yolo-e2e"}  # layouts whose model already chose its boxes (no NMS on the device)
 
 
 def canonical_outputs(outputs: list, meta: ArtifactMeta) -> list:
     """Raw outputs (batch first) in edgecv's own (boxes, scores[, selection]) form, whatever the model's layout."""
-    kind = (meta.decoder or {}).get("type")
+    kind = meta.decoder.type
     return LAYOUTS[kind](outputs, meta) if kind in LAYOUTS else outputs
 
 
@@ -83,8 +82,7 @@ def detect_postprocess(
 ) -> Detections:
     """``outputs``: canonical (``canonical_outputs``); the registry's call converts raw ones first."""
     boxes, scores = outputs[0][0], outputs[1][0]
-    decoder = meta.decoder or {}
-    if len(outputs) > 2 and (decoder.get("nms_in_graph") or decoder.get("type") in SELECTS):  # (batch, class, box) rows
+    if len(outputs) > 2:  # (batch, class, box) rows the graph chose (in-graph NMS, an end-to-end head)
         sel = outputs[2][outputs[2][:, 0] == 0]
         sc = scores[sel[:, 2], sel[:, 1]]
         order = np.argsort(-sc, kind="stable")

@@ -30,6 +30,6 @@ def faces_postprocess(
     emb = l2_normalize(outputs[0].reshape(len(boxes), -1)) if len(boxes) else np.zeros((0, 0), np.float32)
     if gallery is None or not len(boxes):
         return Faces(boxes, (None,) * len(boxes), np.full(len(boxes), -1.0, np.float32), (), emb)
-    thr = meta.thresholds.get("match", 0.5) if threshold is None else threshold
+    thr = meta.thresholds.required("match", "the embedder", "pass a threshold") if threshold is None else threshold
     names, nearest, sims = identify(emb, gallery.get(), thr)
     return Faces(boxes, tuple(names), sims, tuple(nearest), emb)

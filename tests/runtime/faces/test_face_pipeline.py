@@ -109,6 +109,27 @@ def test_run_uses_the_threshold_gallery_calibrate_stored_unless_one_is_given(emb
     assert given.returncode == 0 and "match threshold 0.900 (given)" in given.stdout + given.stderr
 
 
+def test_an_embedder_without_a_calibrated_threshold_asks_for_one_instead_of_guessing(embed_export, demo, tmp_path):
+    import dataclasses
+
+    from edgecv.artifact import read_meta
+    from edgecv.export._embed import publish
+
+    out, _ = embed_export
+    demo_dir, info = demo
+    meta = read_meta(out / "model_int8.onnx")
+    never = dataclasses.replace(meta.thresholds, match=None, verify=None, track_gate=None, val_tar=None, val_far=None)
+    model = publish(out / "model_int8.onnx", tmp_path / "uncalibrated.onnx", dataclasses.replace(meta, thresholds=never))
+    gallery = tmp_path / "faces.db"
+    enrol(gallery, model, demo_dir, info["enrolled"][:1])
+    photo = sorted((demo_dir / "enroll" / info["enrolled"][0]).glob("*.jpg"))[0]
+    refused = run_torch_blocked(model, photo, tmp_path, "--gallery", str(gallery))
+    assert refused.returncode == 2 and "thresholds.match was never calibrated" in refused.stderr, refused.stderr[-2000:]
+    assert "--match-threshold" in refused.stderr and "gallery calibrate" in refused.stderr
+    given = run_torch_blocked(model, photo, tmp_path, "--gallery", str(gallery), "--match-threshold", "0.5")
+    assert given.returncode == 0 and "match threshold 0.500 (given)" in given.stdout + given.stderr, given.stderr[-2000:]
+
+
 def test_enrolling_while_a_run_reads_the_gallery(embed_export, demo, tmp_path):
     out, _ = embed_export
     model = out / "model_int8.onnx"

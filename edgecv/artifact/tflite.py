@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecv._deps import require
-from edgecv.artifact import META_KEY, ArtifactMeta
+from edgecv.artifact.meta import META_KEY, ArtifactMeta
 from edgecv.errors import EdgecvError
 
 

@@ -1,18 +1,34 @@
-"""The artifact metadata contract between the train side and the device side (numpy/stdlib only).
+"""The artifact metadata contract between the train side and the device side (standard library only).
 
-Export writes one ``ArtifactMeta`` into every artifact (ONNX ``metadata_props`` under the key
-``edgecv``); the runtime reads it back and needs nothing else: no labels.txt, no recipe.
+Export writes one ``ArtifactMeta`` into every artifact (ONNX ``metadata_props`` under the key ``edgecv``, a
+TFLite metadata entry, a TensorRT engine's sidecar); the runtime reads it back and needs nothing else: no
+labels.txt, no recipe. ``decoder`` and ``thresholds`` are typed per task (``contract``).
+
+Schema versions: 2 (this one) types the decoder and thresholds. Schema 1 artifacts (edgecv before the typed
+contract) are read through ``_from_v1``, which writes out what schema 1's readers assumed when a field was absent,
+and nothing more; a schema 1 embedder without a ``match`` threshold reads as "never calibrated".
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Union
 
+from edgecv.artifact.contract import (
+    CONTRACTS,
+    ClassifyDecoder,
+    ClassifyThresholds,
+    DetectDecoder,
+    DetectThresholds,
+    EmbedDecoder,
+    EmbedThresholds,
+    check_part,
+    parse_part,
+)
 from edgecv.errors import EdgecvError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 META_KEY = "edgecv"
 TASKS = ("classify", "detect", "embed")
 MIN_LABELS = {"classify": 2, "detect": 1, "embed": 0}  # a classifier tells two classes apart; a detector finds one
@@ -20,6 +36,8 @@ LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
 PRECISIONS = ("fp32", "fp16", "int8")
 RESIZES = ("stretch", "letterbox")
+Decoder = Union[ClassifyDecoder, DetectDecoder, EmbedDecoder]
+Thresholds = Union[ClassifyThresholds, DetectThresholds, EmbedThresholds]
 
 
 @dataclass(frozen=True)
@@ -29,13 +47,13 @@ class ArtifactMeta:
     input_size: tuple[int, int]  # (height, width)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    decoder: Decoder
+    thresholds: Thresholds
     layout: str = "NCHW"
     color: str = "RGB"
     resize: str = "stretch"
     precision: str = "fp32"
     input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} when the input tensor is int8
-    decoder: dict[str, Any] | None = None
-    thresholds: dict[str, float] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)  # backbone, weights, recipe hash, edgecv version
     calibration_hash: str | None = None
     fidelity: dict[str, Any] | None = None
@@ -53,6 +71,8 @@ class ArtifactMeta:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise EdgecvError(f"artifact metadata: {name} {value!r} is not one of {', '.join(allowed)}")
+        check_part(self.task, "decoder", self.decoder)
+        check_part(self.task, "thresholds", self.thresholds)
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise EdgecvError(f"artifact metadata: input_size must be (height, width), got {self.input_size!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
@@ -76,11 +96,16 @@ class ArtifactMeta:
             raise EdgecvError(f"{source}: edgecv metadata is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise EdgecvError(f"{source}: edgecv metadata is not a JSON object")
-        if data.get("schema", 0) > SCHEMA_VERSION:
+        schema = data.get("schema")
+        if not isinstance(schema, int) or schema < 1:
+            raise EdgecvError(f"{source}: edgecv metadata has no valid schema version (got {schema!r})")
+        if schema > SCHEMA_VERSION:
             raise EdgecvError(
-                f"{source}: metadata schema {data['schema']} is newer than this edgecv "
+                f"{source}: metadata schema {schema} is newer than this edgecv "
                 f"understands ({SCHEMA_VERSION}); upgrade edgecv on the device"
             )
+        if schema == 1:
+            data = _from_v1(data)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
@@ -88,14 +113,24 @@ class ArtifactMeta:
         for key in ("input_size", "mean", "std"):
             if key in data:
                 data[key] = tuple(data[key])
+        if data.get("task") not in TASKS:
+            raise EdgecvError(f"{source}: metadata task {data.get('task')!r} is not one of {', '.join(TASKS)}")
+        for part in ("decoder", "thresholds"):
+            if part not in data:
+                raise EdgecvError(f"{source}: metadata {part} is missing")
+            data[part] = parse_part(data["task"], part, data[part], source)
         try:
             return cls(**data)
         except TypeError as exc:
             raise EdgecvError(f"{source}: incomplete edgecv metadata ({exc})") from None
+        except EdgecvError as exc:
+            raise EdgecvError(f"{source}: {exc}") from None
 
 
-def meta_from_props(props: dict[str, str], source: str) -> ArtifactMeta:
-    """From a model's string metadata map (ONNX metadata_props, onnxruntime's custom_metadata_map)."""
-    if META_KEY not in props:
-        raise EdgecvError(f"{source}: carries no edgecv metadata (was it exported by `edgecv export`?)")
-    return ArtifactMeta.from_json(props[META_KEY], source)
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: what schema 1's readers assumed for an absent or free-form field, written out."""
+    if data.get("task") not in TASKS:
+        return data  # refused as it is, by the task check
+    upgrade = CONTRACTS.get(data["task"]).from_v1
+    decoder, thresholds = upgrade(dict(data.get("decoder") or {}), dict(data.get("thresholds") or {}))
+    return {**data, "schema": SCHEMA_VERSION, "decoder": decoder, "thresholds": thresholds}
