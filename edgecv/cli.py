@@ -146,7 +146,7 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
-    from edgecv.export.fidelity import format_table
+    from edgecv.export.fidelity import fastest_per_format, format_fastest, format_table
     from edgecv.export.run import export_run
     from edgecv.export.spec import ExportSpec
 
@@ -181,6 +181,8 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         f"gate passes an artifact whose upper end is <= --max-drop ({max_drop}). agree: the same prediction "
         "as fp32 on the test split; all: on every image of the run (no labels needed)."
     )
+    for line in format_fastest(fastest_per_format(result.rows)):
+        click.echo(line)
     click.echo(
         "time: "
         + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.phases.items())

@@ -256,3 +256,36 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         )
     return "\n".join(lines)
 
+
+def fastest_per_format(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per format with more than one published artifact, the one to run on a machine like this one: the lowest
+    p50 latency among those the gate published, and how long each other one takes relative to it. int8 does not
+    pay on every CPU (onnxruntime's exact int8 kernels on x86 without VNNI are slower than fp32): the report says
+    so instead of leaving the int8 file to look like the fast one."""
+    out: dict[str, dict[str, Any]] = {}
+    for fmt in sorted({r["format"] for r in rows}):
+        published = [
+            r for r in rows if r["format"] == fmt and not r.get("nms_in_graph") and (r.get("gate") is None or r["gate"]["passed"])
+        ]
+        if len(published) < 2:
+            continue
+        best = min(published, key=lambda r: r["latency_p50_ms"])
+        out[fmt] = {
+            "file": best["file"],
+            "precision": best["precision"],
+            "latency_p50_ms": best["latency_p50_ms"],
+            "threads": best["threads"],
+            "relative_time": {
+                r["file"]: round(r["latency_p50_ms"] / best["latency_p50_ms"], 3) for r in published if r is not best
+            },
+        }
+    return out
+
+
+def format_fastest(fastest: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for fmt, f in fastest.items():
+        others = ", ".join(f"{name} takes {t:.2f}x as long" for name, t in f["relative_time"].items())
+        threads = f"{f['threads']} thread(s)" if f["threads"] else "the backend's default threads"
+        lines.append(f"fastest {fmt} here: {f['file']} ({f['latency_p50_ms']:.2f} ms p50, {threads}); {others}")
+    return lines

@@ -31,7 +31,7 @@ from edgecv.export._atomic import publish_together
 from edgecv.export._embed import publish
 from edgecv.export._registry import get_converter
 from edgecv.export.calibration import Calibration, load_calibration, raw_frames
-from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, measure, with_row_thresholds
+from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, fastest_per_format, measure, with_row_thresholds
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
 from edgecv.runtime.drift import build_reference, frame_stats
@@ -311,6 +311,7 @@ def _report(run_dir: Path, spec: ExportSpec, eval_set, calibration, result: Expo
         "max_drop_points": spec.max_drop,
         "calibration": cal,
         "artifacts": result.rows,
+        "fastest": fastest_per_format(result.rows),
         "failures": result.failures,
         "phases_s": phases.times,
     }

@@ -37,6 +37,42 @@ def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):
             assert row["gate"]["passed"] and row["drop_points"] <= 1.0
     assert report["calibration"]["images"] == 24 and len(report["calibration"]["hash"]) == 16
     assert not list(out.glob(".staging*")) and not list(out.glob(".*.tmp*"))
+    rows = {row["file"]: row for row in report["artifacts"]}
+    for fmt, fastest in report["fastest"].items():  # the quickest published artifact of each format, said so
+        same = [row for row in rows.values() if row["format"] == fmt]
+        assert fastest["latency_p50_ms"] == min(row["latency_p50_ms"] for row in same)
+        assert f"fastest {fmt} here: {fastest['file']}" in r.output
+    assert set(report["fastest"]) == {"onnx", "tflite"}
+
+
+def test_the_fastest_artifact_is_the_quickest_published_one():
+    from edgecv.export.fidelity import fastest_per_format, format_fastest
+
+    def row(file, ms, passed=None, nms=False):
+        gate = None if passed is None else {"passed": passed}
+        fmt = file.rsplit(".", 1)[1]
+        return dict(file=file, format=fmt, precision=file[6:10], latency_p50_ms=ms, threads=1, gate=gate, nms_in_graph=nms)
+
+    rows = [
+        row("model_fp32.onnx", 10.0),
+        row("model_int8.onnx", 12.5, passed=True),  # int8 slower than fp32: a CPU without VNNI
+        row("model_fp32_nms.onnx", 9.0, nms=True),  # another graph, not a precision choice
+        row("model_fp32.tflite", 20.0),
+        row("model_int8.tflite", 5.0, passed=False),  # refused by the gate: not published
+    ]
+    fastest = fastest_per_format(rows)
+    assert fastest == {
+        "onnx": {
+            "file": "model_fp32.onnx",
+            "precision": "fp32",
+            "latency_p50_ms": 10.0,
+            "threads": 1,
+            "relative_time": {"model_int8.onnx": 1.25},
+        }
+    }
+    assert format_fastest(fastest) == [
+        "fastest onnx here: model_fp32.onnx (10.00 ms p50, 1 thread(s)); model_int8.onnx takes 1.25x as long"
+    ]
 
 
 def test_every_artifact_runs_with_torch_blocked_and_carries_its_report(exported):
