@@ -12,11 +12,10 @@ from edgecv.data.splits import Split, make_split
 from edgecv.evaluate.plots import plot_curves
 from edgecv.models import create_backbone
 from edgecv.models.classifier import Classifier
-from edgecv.models.loading import load_checkpoint
 from edgecv.recipes import TrainRecipe
 from edgecv.train.cache import finetune_sets, split_features
 from edgecv.train.distributed import DistInfo, barrier
-from edgecv.train.loop import LoopState, Stage, fit
+from edgecv.train.loop import LoopState, Stage, transfer
 from edgecv.train.stages import finetune_stage, head_stage
 
 log = logging.getLogger("edgecv")
@@ -56,12 +55,6 @@ def _meta(model: Classifier, recipe: TrainRecipe, split: Split) -> dict[str, Any
     }
 
 
-def _restore(stage: Stage, state: LoopState, last: dict[str, Any] | None) -> None:
-    if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
-        stage.optimizer.load_state_dict(last["optimizer"])
-        stage.scheduler.load_state_dict(last["scheduler"])
-
-
 def train_classifier(
     rec: TrainRecipe, run_dir: Path, info: DistInfo, last: dict[str, Any] | None, callbacks=()
 ) -> dict[str, Any]:
@@ -91,20 +84,13 @@ def train_classifier(
         callbacks=callbacks,
     )
 
-    if state.stage == "head":
-        train_f, val_f = split_features(model.backbone, rec, split, run_dir, info)
-        stage = head_stage(model, rec, info, train_f, val_f)
-        _restore(stage, state, last)
-        fit(stage, state, **kw)
-        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
-    if rec.train.finetune.epochs > 0:
-        if state.epoch == 0:  # stage 2 starts from stage 1's best head
-            barrier(info)  # rank 0 has finished writing best.pt
-            model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-        train_ds, val_ds = finetune_sets(rec, split, backbone.spec.mean, backbone.spec.std)
-        stage = finetune_stage(model, rec, info, train_ds, val_ds)
-        _restore(stage, state, last)
-        fit(stage, state, **kw)
+    def head() -> Stage:
+        return head_stage(model, rec, info, *split_features(model.backbone, rec, split, run_dir, info))
+
+    def finetune() -> Stage:
+        return finetune_stage(model, rec, info, *finetune_sets(rec, split, backbone.spec.mean, backbone.spec.std))
+
+    transfer(state, last, model, head, finetune if rec.train.finetune.epochs > 0 else None, **kw)
 
     metrics: dict[str, Any] = {}
     if info.main:

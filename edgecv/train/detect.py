@@ -28,12 +28,11 @@ from edgecv.data.splits import SPLITS, Split, stratified_split
 from edgecv.evaluate.detect import Evaluator
 from edgecv.models import create_backbone
 from edgecv.models.detector import Detector
-from edgecv.models.loading import load_checkpoint
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
 from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo, Forward, barrier, ddp, gather_rows, mean_over_ranks, share, share_weight
-from edgecv.train.loop import LoopState, Stage, cosine_schedule, fit, optimizer_step
+from edgecv.train.loop import LoopState, Stage, cosine_schedule, optimizer_step, transfer
 
 log = logging.getLogger("edgecv")
 
@@ -338,30 +337,18 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
             DetDataset(ds, files, size, mean, std, augment, seed), tr.batch_size, num_workers=tr.workers, collate_fn=_collate
         )
 
-    if state.stage == "head":
+    def head() -> Stage:
         train = _cached_train_maps(model, rec, split, loader, targets, info)
-        val = (
-            cache_features(model, loader(split.files["val"]), targets, "caching val maps", DistInfo(0, 1, info.device))
-            if info.main
-            else None
-        )
-        stage = head_stage(model, rec, train, val, evaluate, info)
-        if last is not None and last["loop"]["stage"] == "head" and state.epoch > 0:
-            stage.optimizer.load_state_dict(last["optimizer"])
-            stage.scheduler.load_state_dict(last["scheduler"])
-        fit(stage, state, **kw)
-        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
-    if tr.finetune.epochs > 0:
-        if state.epoch == 0:
-            barrier(info)  # rank 0 has written best.pt
-            model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+        one = DistInfo(0, 1, info.device)  # rank 0 validates
+        val = cache_features(model, loader(split.files["val"]), targets, "caching val maps", one) if info.main else None
+        return head_stage(model, rec, train, val, evaluate, info)
+
+    def finetune() -> Stage:
         train_ds = DetDataset(ds, split.files["train"], size, mean, std, box_augment(rec.augment))
         val_loader = loader(split.files["val"]) if info.main else None
-        stage = finetune_stage(model, rec, train_ds, val_loader, targets, evaluate, info)
-        if last is not None and last["loop"]["stage"] == "finetune" and state.epoch > 0:
-            stage.optimizer.load_state_dict(last["optimizer"])
-            stage.scheduler.load_state_dict(last["scheduler"])
-        fit(stage, state, **kw)
+        return finetune_stage(model, rec, train_ds, val_loader, targets, evaluate, info)
+
+    transfer(state, last, model, head, finetune if tr.finetune.epochs > 0 else None, **kw)
     if not info.main:
         return {}
     metrics = evaluate_detector(run_dir, ds=ds)

@@ -37,7 +37,7 @@ from edgecv.recipes import EmbedRecipe
 from edgecv.train.cache import FeatureSet, finetune_sets, make_loader, split_features
 from edgecv.train.checkpoint import save_atomic
 from edgecv.train.distributed import DistInfo, barrier, ddp, mean_over_ranks, share, share_weight
-from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, fit, optimizer_step
+from edgecv.train.loop import LoopState, Stage, cosine_schedule, epoch_seed, optimizer_step, transfer
 from edgecv.train.stages import set_trainable, train_mode_with_frozen_bn
 
 log = logging.getLogger("edgecv")
@@ -252,29 +252,20 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
         info=info, run_dir=run_dir, seed=tr.seed, patience=tr.early_stopping, checkpoint_meta=lambda: ck_meta, callbacks=callbacks
     )
 
-    def restore(stage: Stage) -> None:
-        if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
-            stage.optimizer.load_state_dict(last["optimizer"])
-            stage.scheduler.load_state_dict(last["scheduler"])
-
-    if state.stage == "head":
+    def head() -> Stage:
         # the body's output: pooled features (head "pool") or the last feature map (head "gdc")
         train_f, val_f = split_features(model.backbone, rec, split, run_dir, info, net=model.body, tag=rec.model.head)
         train_f = FeatureSet(train_f.features, torch.as_tensor([remap[int(y)] for y in train_f.labels]), train_f.skipped)
         stage = head_stage(model, loss_fn, rec, train_f, val_f, info)
         stage.model = holder
-        restore(stage)
-        fit(stage, state, **kw)
-        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
-    if tr.finetune.epochs > 0:
-        if state.epoch == 0:
-            barrier(info)  # rank 0 has written best.pt
-            holder.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-        train_ds, val_ds = finetune_sets(rec, split, mean, std)
-        stage = finetune_stage(model, loss_fn, rec, train_ds, val_ds, remap, info)
+        return stage
+
+    def finetune() -> Stage:
+        stage = finetune_stage(model, loss_fn, rec, *finetune_sets(rec, split, mean, std), remap, info)
         stage.model = holder
-        restore(stage)
-        fit(stage, state, **kw)
+        return stage
+
+    transfer(state, last, holder, head, finetune if tr.finetune.epochs > 0 else None, **kw)
     if not info.main:
         return {}
     _store_threshold(model, holder, ck_meta, split, run_dir, tr.target_far)

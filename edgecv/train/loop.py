@@ -1,7 +1,8 @@
 """The shared epoch loop: seeding, validation, best/last checkpoints, early stopping, resume, callbacks.
 
-Every stage of every task runs through ``fit``: a stage supplies ``train_epoch`` and ``validate``;
-the loop owns everything that must be identical between them (and between a run and its resume).
+Every task trains by ``transfer`` (head stage, then fine-tuning from its best checkpoint), and every stage runs
+through ``fit``: a stage supplies ``train_epoch`` and ``validate``; the loop owns everything that must be
+identical between them (and between a run and its resume).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecv.models.loading import load_checkpoint
 from edgecv.train.checkpoint import save_atomic
-from edgecv.train.distributed import DistInfo, broadcast_flag
+from edgecv.train.distributed import DistInfo, barrier, broadcast_flag
 
 log = logging.getLogger("edgecv")
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -159,4 +161,35 @@ def fit(
             log.info("%s%s%s", progress, val_txt, "  *best" if improved else "")
         for cb in callbacks:
             cb(row)
+    return state
+
+
+def _fit_resumed(stage: Stage, state: LoopState, last: dict[str, Any] | None, fit_kw: dict[str, Any]) -> None:
+    """``fit``, with the optimizer and schedule of a stage stopped mid-way given back from ``last``."""
+    if last is not None and last["loop"]["stage"] == stage.name and state.epoch > 0:
+        stage.optimizer.load_state_dict(last["optimizer"])
+        stage.scheduler.load_state_dict(last["scheduler"])
+    fit(stage, state, **fit_kw)
+
+
+def transfer(
+    state: LoopState,
+    last: dict[str, Any] | None,
+    weights: nn.Module,
+    head: Callable[[], Stage],
+    finetune: Callable[[], Stage] | None,
+    **fit_kw: Any,
+) -> LoopState:
+    """The transfer-learning schedule every task trains by: the head stage on the frozen body (skipped by a run
+    resumed in fine-tuning), then, when the recipe fine-tunes, fine-tuning from the head stage's best checkpoint.
+    ``head``/``finetune`` build their stage when it is reached (a head stage's feature cache is only computed when
+    it runs); ``weights``: the module best.pt holds; ``fit_kw``: ``fit``'s other arguments."""
+    if state.stage == "head":
+        _fit_resumed(head(), state, last, fit_kw)
+        state.stage, state.epoch, state.bad_epochs, state.stopped_early = "finetune", 0, 0, False
+    if finetune is not None:
+        if state.epoch == 0:  # fine-tuning starts from the head stage's best weights
+            barrier(fit_kw["info"])  # rank 0 has written best.pt
+            weights.load_state_dict(load_checkpoint(Path(fit_kw["run_dir"]) / "best.pt")["model"])
+        _fit_resumed(finetune(), state, last, fit_kw)
     return state
