@@ -48,17 +48,18 @@ def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):
 def test_the_fastest_artifact_is_the_quickest_published_one():
     from edgecv.export.fidelity import fastest_per_format, format_fastest
 
-    def row(file, ms, passed=None, nms=False):
-        gate = None if passed is None else {"passed": passed}
+    def row(file, ms, published=True, nms=False):
         fmt = file.rsplit(".", 1)[1]
-        return dict(file=file, format=fmt, precision=file[6:10], latency_p50_ms=ms, threads=1, gate=gate, nms_in_graph=nms)
+        return dict(
+            file=file, format=fmt, precision=file[6:10], latency_p50_ms=ms, threads=1, published=published, nms_in_graph=nms
+        )
 
     rows = [
         row("model_fp32.onnx", 10.0),
-        row("model_int8.onnx", 12.5, passed=True),  # int8 slower than fp32: a CPU without VNNI
+        row("model_int8.onnx", 12.5),  # int8 slower than fp32: a CPU without VNNI
         row("model_fp32_nms.onnx", 9.0, nms=True),  # another graph, not a precision choice
         row("model_fp32.tflite", 20.0),
-        row("model_int8.tflite", 5.0, passed=False),  # refused by the gate: not published
+        row("model_int8.tflite", 5.0, published=False),  # refused by the gate
     ]
     fastest = fastest_per_format(rows)
     assert fastest == {
