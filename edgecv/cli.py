@@ -90,7 +90,7 @@ def train_cmd(recipe, data, epochs, out, device, resume, overwrite, overrides) -
         from edgecv.tasks import get_task
 
         click.echo(f"run: {result.run_dir}")
-        click.echo(get_task(result.metrics.get("task", "classify")).summary(result.metrics, "test"))
+        click.echo(get_task(result.task).summary(result.metrics, "test"))
 
 
 @cli.command("eval")

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import click
 
+from edgecv.tasks import get_task, list_tasks
+
+LAYOUTS = sorted({layout for name in list_tasks() for layout in get_task(name).import_layouts})  # each task's own
+
 
 def _size(text: str | None) -> tuple[int, int] | None:
     if text is None:
@@ -33,7 +37,7 @@ def _triple(text: str | None, name: str) -> tuple[float, float, float] | None:
 
 @click.command("import")
 @click.argument("model", type=click.Path(dir_okay=False, exists=True))
-@click.option("--task", type=click.Choice(["classify", "detect", "embed"]), required=True)
+@click.option("--task", type=click.Choice(list_tasks()), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder (model_<precision>.onnx ...).")
 @click.option(
     "--labels",
@@ -42,7 +46,7 @@ def _triple(text: str | None, name: str) -> tuple[float, float, float] | None:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["yolo", "yolo-e2e"]),
+    type=click.Choice(LAYOUTS),
     help="Detectors: YOLOv8/11 [1, 4+nc, N] or the "
     "end-to-end YOLOv10/YOLO26 [1, K, 6] (default: from the model's metadata and output shape).",
 )

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgecv._quiet import progress
 from edgecv.export.calibration import read_images
-from edgecv.export.stats import paired_drop_interval
+from edgecv.export.stats import Scorer, paired_drop_interval
 from edgecv.runtime.backends import Backend, create_backend
 from edgecv.runtime.preprocess import letterbox_transform, prepare_input
 
@@ -129,18 +129,16 @@ def own_threshold(
 
 @dataclass(frozen=True)
 class TaskMetric:
+    """What a task's fidelity rows report and the int8 gate compares; each ``Task`` gives its own
+    (``Task.fidelity_metric``, in ``edgecv/tasks/``)."""
+
     name: str
     fn: Callable[[list[np.ndarray], EvalSet], float]  # outputs, eval set -> metric in [0, 1]
+    scorer: Callable[[list, Any], Scorer]  # outputs, eval set -> the metric on a bootstrap draw of images (stats.py)
+    draws: int  # bootstrap draws of the drop's interval
     compared: int = 0  # the output compared for max |diff| and agreement
     agreement: Callable[[np.ndarray, np.ndarray], float] = argmax_agreement
     extra: Callable[..., dict[str, Any]] | None = None  # (outputs, eval set, path, backend, val set) -> more fields
-
-
-METRICS: dict[str, TaskMetric] = {
-    "classify": TaskMetric("top1", top1),
-    "detect": TaskMetric("map50", map50, compared=1),
-    "embed": TaskMetric("tar@far=0.01", tar_at_far, agreement=neighbour_agreement, extra=own_threshold),
-}
 
 
 def run_backend(
@@ -187,10 +185,9 @@ def drop_bound(row: dict[str, Any]) -> float:
 
 
 def agreement_all(
-    path: str | Path, images: np.ndarray, reference: list[np.ndarray], task: str, threads: int | None = None
+    path: str | Path, images: np.ndarray, reference: list[np.ndarray], tm: TaskMetric, threads: int | None = None
 ) -> float:
     """Label-free: how often the artifact's prediction is fp32's on ``images`` (every image of the run)."""
-    tm = METRICS[task]
     outs = run_backend(path, images, threads)[0]
     return tm.agreement(outs[tm.compared], reference[tm.compared])
 
@@ -199,15 +196,14 @@ def measure(
     path: str | Path,
     eval_set: EvalSet,
     reference: list[np.ndarray],
-    task: str,
+    tm: TaskMetric,
     threads: int | None = None,
     val_set: EvalSet | None = None,
     run: tuple | None = None,
 ) -> dict[str, Any]:
-    """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``val_set``:
-    what an embedder's threshold is calibrated on; ``run``: ``run_backend``'s answer for it on ``eval_set``, when the
-    caller has it already)."""
-    tm = METRICS[task]
+    """One row of the export report for the artifact at ``path`` (``reference``: torch fp32's outputs; ``tm``: the
+    task's metric; ``val_set``: what an embedder's threshold is calibrated on; ``run``: ``run_backend``'s answer for it
+    on ``eval_set``, when the caller has it already)."""
     outs, ms, backend = run or run_backend(path, eval_set.images, threads)
     ref_metric, value = tm.fn(reference, eval_set), tm.fn(outs, eval_set)
     out, ref = outs[tm.compared], reference[tm.compared]
@@ -224,7 +220,7 @@ def measure(
         "value": value,
         "reference": ref_metric,
         "drop_points": round((ref_metric - value) * 100, 4),
-        "drop_ci95": paired_drop_interval(task, outs, reference, eval_set),
+        "drop_ci95": paired_drop_interval(tm.scorer, outs, reference, eval_set, tm.draws),
         "top1_agreement": tm.agreement(out, ref),
         "max_abs_diff": float(np.abs(out - ref).max()),
         "size_mb": Path(path).stat().st_size / 1e6,

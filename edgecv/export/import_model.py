@@ -261,7 +261,7 @@ def _measure(
     )
     run = run_backend(source, data.eval_set.images, spec.threads)  # the imported model: the reference
     reference = run[0]
-    row = measure(source, data.eval_set, reference, spec.task, spec.threads, data.val_set, run=run)
+    row = measure(source, data.eval_set, reference, get_task(spec.task).fidelity_metric(), spec.threads, data.val_set, run=run)
     meta = with_row_thresholds(meta, row)
     if get_postprocess(spec.task).confidence is not None:
         meta = dataclasses.replace(meta, drift=drift_reference(source, meta, data.split["root"], data.calibration.files))
@@ -297,6 +297,7 @@ def _int8(
     tail = tuple(decoder_tail(onnx.load(str(fp32), load_external_data=False)))
     final = "model_int8.onnx"
     first: list[Path] = []
+    metric = get_task(spec.task).fidelity_metric()
 
     def build(keep: tuple[str, ...]) -> Path:
         out = fp32.with_name(f"model_int8-float{len(keep)}.onnx" if keep else final)
@@ -315,7 +316,7 @@ def _int8(
         return path
 
     def evaluate(path: Path) -> dict[str, Any]:
-        return {**measure(path, data.eval_set, reference, spec.task, spec.threads, data.val_set), "file": final}
+        return {**measure(path, data.eval_set, reference, metric, spec.threads, data.val_set), "file": final}
 
     def ranking() -> list[tuple[str, float]]:
         log.info("%s: ranking nodes by their activations' int8 error on %d calibration images", final, 8)
@@ -352,7 +353,7 @@ def _int8_row(
     images = np.concatenate([data.eval_set.images, data.calibration.images])
     ref_all = run_backend(fp32, images, spec.threads)[0]
     row["agreement_all"] = {
-        "value": agreement_all(res.path, images, ref_all, spec.task, spec.threads),
+        "value": agreement_all(res.path, images, ref_all, get_task(spec.task).fidelity_metric(), spec.threads),
         "n": len(images),
         "images": "test+calibration",
         "labels_used": False,

@@ -131,6 +131,7 @@ class _Exporter:
         self._ranking: list[tuple[str, float]] | None = None
         self._all: tuple[np.ndarray, list[np.ndarray], str] | None = None
         self.run_dir, self.split = run_dir, split
+        self.metric = get_task(meta.task).fidelity_metric()
 
     def ranking(self) -> list[tuple[str, float]]:
         if self._ranking is None:
@@ -175,11 +176,11 @@ class _Exporter:
             reference = torch_reference(self.model, self.meta, images)
             self._all = (images, reference, "+".join(names))
         images, reference, names = self._all
-        value = agreement_all(path, images, reference, self.meta.task, self.spec.threads)
+        value = agreement_all(path, images, reference, self.metric, self.spec.threads)
         return {"value": value, "n": len(images), "images": names, "labels_used": False}
 
     def _evaluate(self, path: Path) -> dict[str, Any]:
-        return measure(path, self.eval_set, self.reference, self.meta.task, self.spec.threads, self.val_set)
+        return measure(path, self.eval_set, self.reference, self.metric, self.spec.threads, self.val_set)
 
     def build(self, fmt: str, precision: str, keep: tuple[str, ...] = ()) -> tuple[Path | None, dict[str, Any]]:
         """Staged artifact + its report row; int8 goes through the gate (mixed precision when needed)."""

@@ -78,13 +78,6 @@ def map50_scorer(outputs: list, es: Any) -> Scorer:
     return score
 
 
-SCORERS: dict[str, tuple[Callable[[list, Any], Scorer], int]] = {  # task -> (scorer, bootstrap draws)
-    "classify": (top1_scorer, 2000),
-    "embed": (tar_scorer, 500),
-    "detect": (map50_scorer, 500),  # an accumulate of the per-image matches per draw (about 25 ms)
-}
-
-
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b)
@@ -92,12 +85,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def paired_drop_interval(
-    task: str, outputs: list, reference: list, es: Any, seed: int = 0, draws: int | None = None
+    make: Callable[[list, Any], Scorer], outputs: list, reference: list, es: Any, draws: int, seed: int = 0
 ) -> dict[str, Any]:
-    """The 95% percentile interval (points) of (reference - artifact) over paired bootstrap draws of the test
-    images; ``None`` bounds when the draws cannot score the metric (too few images)."""
-    make, default_draws = SCORERS[task]
-    draws = draws or default_draws
+    """The 95% percentile interval (points) of (reference - artifact) over ``draws`` paired bootstrap draws of the
+    test images, scored by the task's scorer ``make`` (its ``TaskMetric.scorer``); ``None`` bounds when the draws
+    cannot score the metric (too few images)."""
     if _same(outputs, reference):  # the reference itself (an imported model's own row): every draw's drop is 0
         return {"low": 0.0, "high": 0.0, "level": LEVEL, "draws": 0, "seed": seed, "method": "identical outputs: no draw needed"}
     art, ref = make(outputs, es), make(reference, es)

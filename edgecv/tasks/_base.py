@@ -17,7 +17,7 @@ from edgecv.registry import Registry
 if TYPE_CHECKING:
     from edgecv.artifact import ArtifactMeta
     from edgecv.data.splits import Split
-    from edgecv.export.fidelity import EvalSet
+    from edgecv.export.fidelity import EvalSet, TaskMetric
 
 
 class Task(ABC):
@@ -52,6 +52,11 @@ class Task(ABC):
     @abstractmethod
     def summary(self, result: dict[str, Any], split: str, tta: bool = False) -> str:
         """``edgecv eval``'s lines for ``evaluate``'s result."""
+
+    @abstractmethod
+    def fidelity_metric(self) -> TaskMetric:
+        """What each artifact's fidelity row measures through the runtime's backends (and the int8 gate compares):
+        the metric, its bootstrap scorer for the drop's interval, the output compared with torch fp32."""
 
     def import_decoder(
         self, outputs: list, labels: list[str], path: Path, layout: str | None, extra: dict[str, str], digest: str

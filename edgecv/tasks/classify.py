@@ -50,6 +50,12 @@ class Classify(Task):
         lines += [f"extra {name}: top-1 {e['top1']:.4f} (n={e['n']})" for name, e in result["extra"].items()]
         return "\n".join(lines)
 
+    def fidelity_metric(self):
+        from edgecv.export.fidelity import TaskMetric, top1
+        from edgecv.export.stats import top1_scorer
+
+        return TaskMetric("top1", top1, scorer=top1_scorer, draws=2000)
+
     def import_decoder(self, outputs, labels, path, layout, extra, digest):
         from edgecv.export.import_parts import classes_decoder
 

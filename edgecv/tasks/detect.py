@@ -43,6 +43,13 @@ class Detect(Task):
 
         return load_detect_eval_set(name, run_dir, split.root, split.files[name], split.labels[name], input_size)
 
+    def fidelity_metric(self):
+        from edgecv.export.fidelity import TaskMetric, map50
+        from edgecv.export.stats import map50_scorer
+
+        # 500 draws: each is an accumulate of the per-image matches (about 25 ms); output 1: the scores
+        return TaskMetric("map50", map50, scorer=map50_scorer, draws=500, compared=1)
+
     def import_decoder(self, outputs, labels, path, layout, extra, digest):
         from edgecv.export.import_parts import yolo_decoder
 

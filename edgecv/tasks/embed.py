@@ -49,6 +49,14 @@ class Embed(Task):
             )
         return line
 
+    def fidelity_metric(self):
+        from edgecv.export.fidelity import TaskMetric, neighbour_agreement, own_threshold, tar_at_far
+        from edgecv.export.stats import tar_scorer
+
+        return TaskMetric(
+            "tar@far=0.01", tar_at_far, scorer=tar_scorer, draws=500, agreement=neighbour_agreement, extra=own_threshold
+        )
+
     def import_decoder(self, outputs, labels, path, layout, extra, digest):
         from edgecv.export.import_parts import embedding_decoder
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgecv.data.splits import Split
 from edgecv.errors import EdgecvError
-from edgecv.export.fidelity import METRICS, run_backend
+from edgecv.export.fidelity import run_backend
 from edgecv.runtime.backends import create_backend
 from edgecv.tasks import get_task
 from edgecv.tools.roofline import artifact_macs, machine_peak, roofline
@@ -53,7 +53,7 @@ def bench(
         es = sets[key]
         images = np.concatenate([es.images] * repeat)
         outputs, ms, _ = run_backend(artifact, images, threads, backend)
-        tm = METRICS[meta.task]
+        tm = get_task(meta.task).fidelity_metric()
         rows.append(
             {
                 "file": artifact.name,

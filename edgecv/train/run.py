@@ -40,6 +40,7 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
     resumed_from: str | None
+    task: str  # the recipe's task: its Task prints the metrics
 
 
 def _with_epochs(recipe: TrainRecipe, epochs: int) -> TrainRecipe:
@@ -156,6 +157,7 @@ def train(
         except KeyboardInterrupt:
             raise KeyboardInterrupt(interrupted_message(run_dir, f"`edgecv train {recipe} --out {run_dir} --resume`"))
         barrier(info)
-        return RunResult(run_dir, metrics, f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None)
+        resumed = f"{last['loop']['stage']}@{last['loop']['epoch']}" if last else None
+        return RunResult(run_dir, metrics, resumed, rec.task)
     finally:
         shutdown(info)

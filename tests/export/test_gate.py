@@ -18,6 +18,7 @@ from edgecv.export.onnx_int8 import onnx_int8
 from edgecv.export.run import load_run_model, torch_reference
 from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
+from edgecv.tasks import get_task
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_hostile_model_trips_the_gate_and_mixed_precision_recovers_it(hostile, t
         return onnx_int8(fp32, ConvertSpec(tmp_path / f"int8_{len(keep)}.onnx", meta, "int8", cal, keep_float=keep))
 
     def evaluate(path):
-        return measure(path, es, reference, "classify", threads=1)
+        return measure(path, es, reference, get_task("classify").fidelity_metric(), threads=1)
 
     ranking = layer_sensitivity(model, cal, meta)
     assert ranking[0][0] == "head"
@@ -72,7 +73,7 @@ def test_gate_gives_up_when_the_budget_cannot_be_met(hostile, tmp_path):
     fp32 = torch2onnx(model, ConvertSpec(tmp_path / "fp32.onnx", meta))
     result = recover(
         lambda keep: onnx_int8(fp32, ConvertSpec(tmp_path / "q.onnx", meta, "int8", cal, keep_float=keep)),
-        lambda p: measure(p, es, reference, "classify", threads=1),
+        lambda p: measure(p, es, reference, get_task("classify").fidelity_metric(), threads=1),
         lambda: layer_sensitivity(model, cal, meta),
         max_drop=1.0,
         max_float=0,

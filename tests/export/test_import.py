@@ -13,6 +13,7 @@ from edgecv.export.fidelity import detect_eval_set, measure, run_backend
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.postprocess import get_postprocess
 from edgecv.runtime.preprocess import prepare_frame
+from edgecv.tasks import get_task
 from tests.conftest import edgecv
 from tests.export.onnx_layouts import (
     hostile_classifier,
@@ -104,7 +105,8 @@ def test_yolo_imports_quantize_through_the_gate_and_run_torch_free(yolo_models, 
             test = report["split"]["test"]
             es = detect_eval_set("test", load_detection(det_data), test, [0] * len(test), (128, 128))
             ours = det_export[0] / "model_fp32.onnx"
-            assert measure(ours, es, run_backend(ours, es.images)[0], "detect")["value"] == pytest.approx(fp32["value"])
+            row = measure(ours, es, run_backend(ours, es.images)[0], get_task("detect").fidelity_metric())
+            assert row["value"] == pytest.approx(fp32["value"])
     proc = cli_torch_blocked(*readme(2, tmp_path, {}, "--max-frames", "20", "--events", tmp_path / "ev.jsonl", "--threads", "1"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "frames 20" in proc.stdout

@@ -4,7 +4,7 @@ import numpy as np
 
 from edgecv.export.fidelity import EvalSet, drop_bound
 from edgecv.export.gate import recover
-from edgecv.export.stats import map50_scorer, paired_drop_interval, tar_scorer
+from edgecv.export.stats import map50_scorer, paired_drop_interval, tar_scorer, top1_scorer
 
 
 def _classify_case(n: int, fp32_only: int, artifact_only: int, classes: int = 4):
@@ -26,7 +26,7 @@ def _row(es, ref, art):
         "drop_points": float(drop),
         "value": 0.0,
         "top1_agreement": 0.0,
-        "drop_ci95": paired_drop_interval("classify", art, ref, es),
+        "drop_ci95": paired_drop_interval(top1_scorer, art, ref, es, draws=2000),
     }
 
 
@@ -47,13 +47,13 @@ def test_a_drop_that_passes_as_a_point_estimate_fails_on_its_upper_bound():
 
 def test_the_interval_narrows_with_more_images_and_is_zero_when_nothing_disagrees():
     es, ref, art = _classify_case(100, 2, 0)
-    small = paired_drop_interval("classify", art, ref, es)
+    small = paired_drop_interval(top1_scorer, art, ref, es, draws=2000)
     es, ref, art = _classify_case(3000, 60, 0)  # the same 2% drop, 30x the images
-    large = paired_drop_interval("classify", art, ref, es)
+    large = paired_drop_interval(top1_scorer, art, ref, es, draws=2000)
     assert small["low"] <= 2.0 <= small["high"] and large["low"] <= 2.0 <= large["high"]
     assert large["high"] - large["low"] < (small["high"] - small["low"]) / 3
     es, ref, _ = _classify_case(50, 0, 0)
-    same = paired_drop_interval("classify", ref, ref, es)
+    same = paired_drop_interval(top1_scorer, ref, ref, es, draws=2000)
     assert same["low"] == same["high"] == 0.0
     assert drop_bound({"drop_points": 0.5, "drop_ci95": {"high": None}}) == 0.5  # too few images: the point
 

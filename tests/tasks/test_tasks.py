@@ -38,6 +38,22 @@ def test_what_each_task_asks_of_export():
     assert [t for t in list_tasks() if get_task(t).supports_tta] == ["classify"]
 
 
+def test_each_task_owns_its_fidelity_metric():
+    """The fidelity rows, the gate's bootstrap interval and `edgecv bench` read the metric from the task: no table
+    keyed by task name outside edgecv/tasks/."""
+    import numpy as np
+
+    from edgecv.export.fidelity import EvalSet
+
+    metrics = {t: get_task(t).fidelity_metric() for t in list_tasks()}
+    assert {t: m.name for t, m in metrics.items()} == {"classify": "top1", "detect": "map50", "embed": "tar@far=0.01"}
+    assert all(m.draws > 0 and callable(m.scorer) for m in metrics.values())
+    es = EvalSet("test", np.zeros((4, 8, 8, 3), np.uint8), np.array([0, 1, 1, 0]), ("a", "b", "c", "d"))
+    logits = [np.array([[2.0, 0], [0, 1], [1, 0], [3, 0]])]  # three of four right
+    assert metrics["classify"].fn(logits, es) == 0.75
+    assert metrics["classify"].scorer(logits, es)(np.array([0, 1])) == 1.0
+
+
 def test_a_run_knows_its_task(tiny_run, tmp_path):
     assert task_of_run(tiny_run).name == "classify"
     with pytest.raises(EdgecvError, match="checkpoint not found"):
