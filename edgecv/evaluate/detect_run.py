@@ -50,7 +50,7 @@ def evaluate_detector(
     rec = Split.load(run_dir / "split.json", data)
     files = rec.files[split]
     ds = ds or run_dataset(run_dir, rec.root, files)
-    meta = detector_meta(model, ds.classes, ck["mean"], ck["std"])
+    meta = detector_meta(model, ds.classes, ck.mean, ck.std)
     boxes, scores, images = predict_files(model, meta, ds, files)
     metrics, dets = Evaluator(ds, files, model.input_size)(boxes, scores)
     result = {"task": "detect", "split": split, **metrics, "labels_report": ds.report.to_dict()}

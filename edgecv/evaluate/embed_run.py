@@ -41,11 +41,11 @@ def evaluate_embedder(
         raise EdgecvError(f"{run_dir}/split.json: split {split!r} is empty or missing")
     labels = np.asarray(sp.labels[split])
     emb = embed_files(model, embedder_meta(model, ck), sp.root, sp.files[split])
-    thr = (ck.get("threshold") or {}).get("match")
+    thr = (ck.threshold or {}).get("match")
     result: dict[str, Any] = {
         "task": "embed",
         split: verification_report(emb, labels, thr),
-        "threshold": ck.get("threshold"),
+        "threshold": ck.threshold,
         "data": {
             "counts": sp.counts(),
             "skipped_at_split": len(sp.skipped),

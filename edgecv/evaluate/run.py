@@ -21,6 +21,7 @@ from edgecv.evaluate.classify import classification_metrics
 from edgecv.evaluate.plots import plot_confusion
 from edgecv.models.classifier import Classifier
 from edgecv.models.loading import load_classifier
+from edgecv.models.run_meta import ClassifierMeta
 from edgecv.recipes import load_recipe
 
 
@@ -44,7 +45,7 @@ def predict_logits(
 
 
 @torch.no_grad()
-def tta_scores(model: Classifier, root: Path, files: list[str], meta: dict[str, Any]) -> tuple[np.ndarray, list[int]]:
+def tta_scores(model: Classifier, root: Path, files: list[str], meta: ClassifierMeta) -> tuple[np.ndarray, list[int]]:
     """Softmax averaged over flip + multi-crop views; returns scores and the indices that were readable."""
     out, kept = [], []
     for i, rel in enumerate(progress(files, desc="tta", disable=None, leave=False)):
@@ -52,15 +53,15 @@ def tta_scores(model: Classifier, root: Path, files: list[str], meta: dict[str, 
             rgb = read_rgb(root / rel)
         except UnreadableImage:
             continue
-        views = torch.from_numpy(tta_views(rgb, meta["input_size"], meta["mean"], meta["std"]))
+        views = torch.from_numpy(tta_views(rgb, meta.input_size, meta.mean, meta.std))
         out.append(model(views).softmax(1).mean(0).numpy())
         kept.append(i)
-    return np.stack(out) if out else np.zeros((0, len(meta["classes"]))), kept
+    return np.stack(out) if out else np.zeros((0, len(list(meta.classes)))), kept
 
 
 def score_split(
     model: Classifier,
-    meta: dict[str, Any],
+    meta: ClassifierMeta,
     split: Split,
     name: str,
     root: Path,
@@ -73,12 +74,12 @@ def score_split(
         scores, kept = tta_scores(model, root, files, meta)
         y = np.asarray(labels)[kept]
     else:
-        ds = ImageListDataset(root, files, labels, eval_transform(meta["input_size"], meta["mean"], meta["std"]))
+        ds = ImageListDataset(root, files, labels, eval_transform(meta.input_size, meta.mean, meta.std))
         logits, y_t = predict_logits(model, ds, batch_size, workers)
         scores, y = logits.softmax(1).numpy(), y_t.numpy()
     if not len(y):
         raise EdgecvError(f"{root}: none of the {len(files)} {name} images could be read; nothing written")
-    m = classification_metrics(scores, y, meta["classes"])
+    m = classification_metrics(scores, y, list(meta.classes))
     m["unreadable"] = len(files) - len(y)
     return m
 
@@ -108,12 +109,12 @@ def evaluate_run(
         result[s] = score_split(model, meta, rec, s, root, tta)
     result["extra"] = {}
     for name, folder in recipe.data.extra_test.items():
-        extra = folder_as_split(folder, meta["classes"], name)
+        extra = folder_as_split(folder, list(meta.classes), name)
         result["extra"][name] = score_split(model, meta, extra, name, Path(extra.root), tta)
         result["extra"][name]["skipped_files"] = extra.skipped
     result["data"] = {"skipped_at_split": len(rec.skipped), "counts": rec.counts()}
     if write:
-        write_eval(run_dir, result, write, wanted, meta["classes"])
+        write_eval(run_dir, result, write, wanted, list(meta.classes))
     return result
 
 

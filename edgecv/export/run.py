@@ -34,6 +34,7 @@ from edgecv.export.calibration import Calibration, load_calibration, raw_frames
 from edgecv.export.fidelity import EvalSet, agreement_all, drop_bound, fastest_per_format, measure, with_row_thresholds
 from edgecv.export.gate import layer_sensitivity, recover
 from edgecv.export.spec import FORMATS, ConvertSpec, ExportSpec
+from edgecv.models.run_meta import RunMeta
 from edgecv.runtime.drift import build_reference, frame_stats
 from edgecv.runtime.postprocess import get_postprocess
 from edgecv.runtime.preprocess import prepare_frame, prepare_input
@@ -67,15 +68,15 @@ class _Phases:
         log.info("%s: done in %.1f s", name, self.times[name])
 
 
-def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any], ArtifactMeta]:
+def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, RunMeta, ArtifactMeta]:
     """The run's best model in eval mode, its checkpoint meta, and the artifact metadata it exports with."""
     recipe_hash = hashlib.sha256((run_dir / "recipe.yaml").read_bytes()).hexdigest()[:16]
     model, ck, meta = task_of_run(run_dir).load(run_dir)
     source = {
         "run": run_dir.name,
-        "backbone": ck["backbone"],
-        "weights": ck["weights_source"],
-        "recipe": ck.get("recipe_name"),
+        "backbone": ck.backbone,
+        "weights": ck.weights_source,
+        "recipe": ck.recipe_name,
         "recipe_hash": recipe_hash,
         "edgecv_version": edgecv.__version__,
     }
@@ -143,7 +144,7 @@ class _Exporter:
         conv = get_converter(FORMATS[fmt].converters[precision])
         tag = f"-float{len(keep)}" if keep else ""
         out = self.stage / f"model_{precision}{tag}{FORMATS[fmt].suffix}"
-        always = tuple(getattr(self.model, "float_modules", ()))  # the model's own (a detector's box decoder)
+        always = tuple(self.model.float_modules)  # the model's own (a detector's box decoder)
         spec = ConvertSpec(
             out=out,
             meta=self.meta,

@@ -4,6 +4,7 @@ The built-in backbones register themselves when this package is imported (``back
 
 from edgecv.models import backbones  # noqa: F401  (registers the built-in backbones)
 from edgecv.models._registry import BackboneSpec, get_spec, list_backbones, register_backbone
+from edgecv.models._transfer import TransferModel
 from edgecv.models.backbone import Backbone, create_backbone
 
-__all__ = ["Backbone", "BackboneSpec", "create_backbone", "get_spec", "list_backbones", "register_backbone"]
+__all__ = ["Backbone", "BackboneSpec", "TransferModel", "create_backbone", "get_spec", "list_backbones", "register_backbone"]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgecv.models._transfer import TransferModel
 from edgecv.models.backbone import Backbone
 
 
@@ -121,8 +122,8 @@ class BoxDecoder(nn.Module):
         return boxes, torch.sigmoid(logits)
 
 
-class Detector(nn.Module):
-    float_modules = ("decode",)  # int8 export keeps these in float
+class Detector(TransferModel):
+    float_modules = ("decode",)  # box coordinates span hundreds of pixels: int8 export keeps the decoder float
 
     def __init__(
         self,
@@ -174,6 +175,9 @@ class Detector(nn.Module):
         """The artifact's outputs: boxes (B, A, 4) xyxy in input pixels and scores (B, A, C)."""
         return self.decode(*self.forward_features(self.features(x)))
 
-    def trainable_backbone_units(self) -> list[nn.Module]:
-        """The body's modules, input to output: stage 2 unfreezes the last N."""
-        return list(self.body)
+    def units(self) -> list[list[nn.Module]]:
+        """The body's modules, input to output, one a unit: stage 2 unfreezes the last N."""
+        return [[m] for m in self.body]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.neck.parameters()) + list(self.head.parameters())

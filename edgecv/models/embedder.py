@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgecv.models._transfer import TransferModel
 from edgecv.models.backbone import Backbone
 
 HEADS = ("gdc", "pool")
@@ -68,7 +69,7 @@ class EmbeddingHead(nn.Module):
         return self.bn_out(self.fc(self.dropout(self.bn_in(features))))
 
 
-class Embedder(nn.Module):
+class Embedder(TransferModel):
     """image -> (N, dim) unit vectors; cosine similarity = dot product. ``body`` is what stage 1 caches."""
 
     def __init__(self, backbone: Backbone, dim: int = 128, dropout: float = 0.2, head: str = "gdc", input_size: int = 112):
@@ -85,6 +86,18 @@ class Embedder(nn.Module):
         self.head = EmbeddingHead(channels, dim, dropout, hw)
         self.norm = L2Norm()
         self.dim = dim
+
+    def units(self) -> list[list[nn.Module]]:
+        return self.backbone.units()
+
+    def freeze_body(self) -> None:
+        """The whole backbone (``body`` is its modules up to the last feature map: a head conv after the global
+        pooling, as MobileNetV3 has, stays frozen too)."""
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Unnormalised embedding from ``body``'s output (what the losses see)."""

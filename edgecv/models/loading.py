@@ -15,6 +15,7 @@ from edgecv.models.backbone import create_backbone
 from edgecv.models.classifier import Classifier
 from edgecv.models.detector import Detector
 from edgecv.models.embedder import Embedder
+from edgecv.models.run_meta import ClassifierMeta, DetectorMeta, EmbedderMeta, RunMeta, read_run_meta
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -30,28 +31,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_classifier(checkpoint: str | Path) -> tuple[Classifier, dict[str, Any]]:
+def run_meta(checkpoint: str | Path, ckpt: dict[str, Any], kind: type[RunMeta]) -> Any:
+    """The checkpoint's typed meta, which must be of ``kind`` (a detector run given to load_classifier is refused)."""
+    meta = read_run_meta(ckpt.get("meta"), checkpoint)
+    if not isinstance(meta, kind):
+        raise EdgecvError(f"{checkpoint}: a {meta.task} run, not a {kind.kind} run")
+    return meta
+
+
+def load_classifier(checkpoint: str | Path) -> tuple[Classifier, ClassifierMeta]:
     """Rebuild the classifier a checkpoint describes (no download: the weights are in the file)."""
     ckpt = load_checkpoint(checkpoint)
-    meta = ckpt["meta"]
-    backbone = create_backbone(meta["backbone"], pretrained="none")
-    model = Classifier(backbone, len(meta["classes"]), meta["dropout"])
+    meta = run_meta(checkpoint, ckpt, ClassifierMeta)
+    model = Classifier(create_backbone(meta.backbone, pretrained="none"), len(meta.classes), meta.dropout)
     model.load_state_dict(ckpt["model"])
     return model.eval(), meta
 
 
-def build_detector(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Detector:
-    backbone = create_backbone(meta["backbone"], pretrained=pretrained, weights=weights)
-    return Detector(
-        backbone, len(meta["classes"]), meta["input_size"], tuple(meta["strides"]), meta["channels"], meta["head_convs"]
-    )
+def build_detector(meta: DetectorMeta, pretrained: str = "none", weights: str | None = None) -> Detector:
+    backbone = create_backbone(meta.backbone, pretrained=pretrained, weights=weights)
+    return Detector(backbone, len(meta.classes), meta.input_size, meta.strides, meta.channels, meta.head_convs)
 
 
-def load_detector(checkpoint: str | Path) -> tuple[Detector, dict[str, Any]]:
+def load_detector(checkpoint: str | Path) -> tuple[Detector, DetectorMeta]:
     ck = load_checkpoint(checkpoint)
-    model = build_detector(ck["meta"])
+    meta = run_meta(checkpoint, ck, DetectorMeta)
+    model = build_detector(meta)
     model.load_state_dict(ck["model"])
-    return model.eval(), ck["meta"]
+    return model.eval(), meta
 
 
 def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
@@ -69,22 +76,18 @@ def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMet
     )
 
 
-def build_embedder(meta: dict[str, Any], pretrained: str = "none", weights: str | None = None) -> Embedder:
-    return Embedder(
-        create_backbone(meta["backbone"], pretrained=pretrained, weights=weights),
-        meta["dim"],
-        meta["dropout"],
-        meta.get("head", "pool"),
-        meta["input_size"],
-    )
+def build_embedder(meta: EmbedderMeta, pretrained: str = "none", weights: str | None = None) -> Embedder:
+    backbone = create_backbone(meta.backbone, pretrained=pretrained, weights=weights)
+    return Embedder(backbone, meta.dim, meta.dropout, meta.head, meta.input_size)
 
 
-def load_embedder(checkpoint: str | Path) -> tuple[Embedder, dict[str, Any]]:
+def load_embedder(checkpoint: str | Path) -> tuple[Embedder, EmbedderMeta]:
     """The embedder of a checkpoint (which also holds the ArcFace class centres, under ``loss.``)."""
     ck = load_checkpoint(checkpoint)
-    model = build_embedder(ck["meta"])
+    meta = run_meta(checkpoint, ck, EmbedderMeta)
+    model = build_embedder(meta)
     model.load_state_dict({k[len("model.") :]: v for k, v in ck["model"].items() if k.startswith("model.")})
-    return model.eval(), ck["meta"]
+    return model.eval(), meta
 
 
 def embedder_id(model: Embedder) -> str:
@@ -97,12 +100,12 @@ def embedder_id(model: Embedder) -> str:
     return h.hexdigest()[:16]
 
 
-def embedder_meta(model: Embedder, ck: dict[str, Any], calibrating_to: float | None = None) -> ArtifactMeta:
+def embedder_meta(model: Embedder, ck: EmbedderMeta, calibrating_to: float | None = None) -> ArtifactMeta:
     """The artifact metadata of a trained embedder, with the thresholds calibrated at the end of its run; or, while
     the run calibrates them (``calibrating_to``: the target FAR), with none yet."""
-    size = ck["input_size"]
-    if ck.get("threshold"):
-        thresholds = EmbedThresholds.calibrated(ck["threshold"])
+    size = ck.input_size
+    if ck.threshold:
+        thresholds = EmbedThresholds.calibrated(ck.threshold)
     elif calibrating_to is not None:
         thresholds = EmbedThresholds(calibrating_to, None, None, None, None, None)
     else:
@@ -111,8 +114,8 @@ def embedder_meta(model: Embedder, ck: dict[str, Any], calibrating_to: float | N
         task="embed",
         labels=[],
         input_size=(size, size),
-        mean=tuple(ck["mean"]),
-        std=tuple(ck["std"]),
+        mean=ck.mean,
+        std=ck.std,
         decoder=EmbedDecoder(
             type="embedding",
             outputs=("embedding",),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from edgecv.artifact import ArtifactMeta
     from edgecv.data.splits import Split
     from edgecv.export.fidelity import EvalSet, TaskMetric
+    from edgecv.models.run_meta import RunMeta
 
 
 class Task(ABC):
@@ -42,8 +43,8 @@ class Task(ABC):
         """Train (or, with ``last``, the last.pt being resumed, continue) ``recipe`` into ``run_dir``: its metrics."""
 
     @abstractmethod
-    def load(self, run_dir: Path) -> tuple[Any, dict[str, Any], ArtifactMeta]:
-        """The run's best model in eval mode, its checkpoint meta and the artifact metadata it exports with."""
+    def load(self, run_dir: Path) -> tuple[Any, RunMeta, ArtifactMeta]:
+        """The run's best model in eval mode, its checkpoint's typed meta and the artifact metadata it exports with."""
 
     @abstractmethod
     def evaluate(self, run_dir: Path, split: str = "test", data: str | None = None, tta: bool = False) -> dict[str, Any]:
@@ -103,5 +104,7 @@ def list_tasks() -> list[str]:
 def task_of_run(run_dir: str | Path) -> Task:
     """The task of a finished run (its best checkpoint says which)."""
     from edgecv.models.loading import load_checkpoint
+    from edgecv.models.run_meta import read_run_meta
 
-    return get_task(load_checkpoint(Path(run_dir) / "best.pt")["meta"].get("task", "classify"))
+    best = Path(run_dir) / "best.pt"
+    return get_task(read_run_meta(load_checkpoint(best).get("meta"), best).task)

@@ -23,16 +23,16 @@ class Classify(Task):
         from edgecv.models.loading import load_classifier
 
         model, ck = load_classifier(run_dir / "best.pt")
-        size = ck["input_size"]
+        size = ck.input_size
         return (
             model,
             ck,
             ArtifactMeta(
                 task="classify",
-                labels=list(ck["classes"]),
+                labels=list(ck.classes),
                 input_size=(size, size),
-                mean=tuple(ck["mean"]),
-                std=tuple(ck["std"]),
+                mean=ck.mean,
+                std=ck.std,
                 decoder=ClassifyDecoder(type="logits", outputs=("output",)),
                 thresholds=ClassifyThresholds(),
             ),

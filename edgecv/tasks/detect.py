@@ -24,7 +24,7 @@ class Detect(Task):
         from edgecv.models.loading import detector_meta, load_detector
 
         model, ck = load_detector(run_dir / "best.pt")
-        return model, ck, detector_meta(model, ck["classes"], ck["mean"], ck["std"])
+        return model, ck, detector_meta(model, list(ck.classes), ck.mean, ck.std)
 
     def evaluate(self, run_dir, split="test", data=None, tta=False):
         from edgecv.evaluate.detect_run import evaluate_detector

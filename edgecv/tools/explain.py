@@ -111,8 +111,8 @@ def explain_image(
         rgb = read_rgb(image)
     except UnreadableImage as exc:
         raise EdgecvError(f"{image}: {exc}; explain takes one still image (.jpg, .png, ...)") from None
-    size, classes = int(meta["input_size"]), list(meta["classes"])
-    x = torch.from_numpy(eval_transform(size, meta["mean"], meta["std"])(rgb))[None]
+    size, classes = meta.input_size, list(meta.classes)
+    x = torch.from_numpy(eval_transform(size, meta.mean, meta.std)(rgb))[None]
     layer = layer or last_spatial_layer(model, size)
     modules = dict(model.named_modules())
     if layer not in modules:

@@ -72,8 +72,7 @@ def train_classifier(
     model = Classifier(backbone, len(split.classes), rec.model.dropout).to(info.device)
     if last is not None:
         model.load_state_dict(last["model"])
-    for p in model.backbone.parameters():
-        p.requires_grad_(False)
+    model.freeze_body()
     meta = lambda: _meta(model, rec, split)  # noqa: E731
     kw = dict(
         info=info,

@@ -203,12 +203,12 @@ def finetune_stage(
     info: DistInfo,
 ) -> Stage:
     ft = rec.train.finetune
-    units = model.trainable_backbone_units()
+    units = [m for unit in model.units() for m in unit]  # one module a unit
     thawed = units[-ft.unfreeze_blocks :]
     for m in thawed:
         for p in m.parameters():
             p.requires_grad_(True)
-    head = [p for n, p in model.named_parameters() if not n.startswith("body.")]
+    head = model.head_parameters()
     opt = torch.optim.AdamW(
         [{"params": [p for m in thawed for p in m.parameters()], "lr": ft.lr}, {"params": head, "lr": ft.lr * 3}],
         weight_decay=ft.weight_decay,
@@ -322,8 +322,7 @@ def train_detector(rec: DetectRecipe, run_dir: Path, info: DistInfo, last: dict[
     model = Detector(backbone, len(ds.classes), size, rec.model.strides, rec.model.channels, rec.model.head_convs)
     if last is not None:
         model.load_state_dict(last["model"])
-    for p in model.body.parameters():
-        p.requires_grad_(False)
+    model.freeze_body()
     ck_meta = _checkpoint_meta(rec, backbone, ds)
     evaluate = Evaluator(ds, split.files["val"], size)
     targets = Targets(model, rec.train.center_radius)

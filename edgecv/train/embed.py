@@ -33,6 +33,7 @@ from edgecv.evaluate.embed_run import embed_files
 from edgecv.models import create_backbone
 from edgecv.models.embedder import Embedder
 from edgecv.models.loading import embedder_meta, load_checkpoint
+from edgecv.models.run_meta import read_run_meta
 from edgecv.recipes import EmbedRecipe
 from edgecv.train.cache import FeatureSet, finetune_sets, make_loader, split_features
 from edgecv.train.checkpoint import save_atomic
@@ -244,8 +245,7 @@ def train_embedder(rec: EmbedRecipe, run_dir: Path, info: DistInfo, last: dict[s
     holder = nn.ModuleDict({"model": model, "loss": loss_fn})  # checkpoints carry the ArcFace class centres too
     if last is not None:
         holder.load_state_dict(last["model"])
-    for p in model.backbone.parameters():
-        p.requires_grad_(False)
+    model.freeze_body()
     mean, std = list(backbone.spec.mean), list(backbone.spec.std)
     ck_meta = _checkpoint_meta(rec, backbone, [split.classes[c] for c in train_ids])
     kw = dict(
@@ -329,7 +329,8 @@ def _store_threshold(model, holder, ck_meta: dict[str, Any], split: Split, run_d
     """The match threshold: calibrated on val pairs through the device's preprocessing, stored in best.pt."""
     best = load_checkpoint(run_dir / "best.pt")
     holder.load_state_dict(best["model"])
-    val_emb = embed_files(model, embedder_meta(model, ck_meta, calibrating_to=target_far), split.root, split.files["val"])
+    meta = embedder_meta(model, read_run_meta(ck_meta, run_dir / "best.pt"), calibrating_to=target_far)
+    val_emb = embed_files(model, meta, split.root, split.files["val"])
     thr = calibrate_threshold(val_emb, np.asarray(split.labels["val"]), target_far)
     best["meta"] = {**best["meta"], "threshold": thr}
     save_atomic(best, run_dir / "best.pt")

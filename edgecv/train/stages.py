@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from edgecv._quiet import progress
 from edgecv.data.dataset import ImageListDataset
 from edgecv.evaluate.run import predict_logits
+from edgecv.models._transfer import TransferModel
 from edgecv.models.classifier import Classifier
 from edgecv.recipes import TrainRecipe
 from edgecv.train.cache import FeatureSet, make_loader
@@ -62,11 +63,10 @@ def head_stage(model: Classifier, recipe: TrainRecipe, info: DistInfo, train: Fe
     return Stage("head", spec.head.epochs, model, opt, sched, train_epoch, validate)
 
 
-def set_trainable(model: Classifier, unfreeze: int) -> list[nn.Module]:
+def set_trainable(model: TransferModel, unfreeze: int) -> list[nn.Module]:
     """Freeze the backbone except its last ``unfreeze`` stages; return the unfrozen modules."""
-    for p in model.backbone.parameters():
-        p.requires_grad_(False)
-    units = model.backbone.units()
+    model.freeze_body()
+    units = model.units()
     unfrozen = [m for group in units[-unfreeze:] for m in group]
     for m in unfrozen:
         for p in m.parameters():
@@ -74,9 +74,9 @@ def set_trainable(model: Classifier, unfreeze: int) -> list[nn.Module]:
     return unfrozen
 
 
-def train_mode_with_frozen_bn(model: Classifier, unfrozen: list[nn.Module]) -> None:
+def train_mode_with_frozen_bn(model: TransferModel, unfrozen: list[nn.Module]) -> None:
     model.train()
-    model.backbone.eval()  # frozen BatchNorm keeps ImageNet statistics (and frozen dropout is off)
+    model.body.eval()  # frozen BatchNorm keeps ImageNet statistics (and frozen dropout is off)
     for m in unfrozen:
         m.train()
 

@@ -50,7 +50,7 @@ def test_plain_gradient_is_one_sample_without_noise(tiny_run, tmp_path):
 
 def test_gradcam_layer_is_the_last_feature_map(tiny_run, tmp_path):
     model, meta = load_classifier(tiny_run / "best.pt")
-    name = last_spatial_layer(model, meta["input_size"])
+    name = last_spatial_layer(model, meta.input_size)
     assert name.startswith("backbone.") and dict(model.named_modules())[name] is not model.head
     _shape_on_photo(tmp_path / "a.png", "cross", 64, np.random.default_rng(4), background_photos())
     e = explain_image(model, meta, tmp_path / "a.png", samples=2)

@@ -23,7 +23,7 @@ def test_onnx_and_torch_counts_agree_on_the_same_model(tiny_run, tiny_export):
     from edgecv.models.loading import load_classifier
 
     model, meta = load_classifier(tiny_run / "best.pt")
-    t = inspect_torch(model, (1, 3, meta["input_size"], meta["input_size"]))
+    t = inspect_torch(model, (1, 3, meta.input_size, meta.input_size))
     o = inspect_onnx(tiny_export[0] / "model_fp32.onnx")
     q = inspect_onnx(tiny_export[0] / "model_int8.onnx")  # weights reach the convs through DequantizeLinear
     assert o.macs == pytest.approx(t.macs, rel=0.01) and q.macs == pytest.approx(t.macs, rel=0.01)
