@@ -5,12 +5,14 @@ cd "$(dirname "$0")/.."
 # Real services the runtime's tests start on 127.0.0.1 (Debian packages): ffmpeg serves MJPEG camera streams and
 # publishes RTSP to rtsp-server-perl, the RTSP relay the soak benchmark's test restarts; mosquitto is the MQTT
 # broker the events sink is tested against (openssl makes its TLS certificate); qemu-user runs the int8 backend on an
-# emulated x86 CPU without VNNI, where onnxruntime's fast int8 kernels would saturate.
+# emulated x86 CPU without VNNI, where onnxruntime's fast int8 kernels would saturate; opencv-doc ships vtest.avi, the
+# street video `edgecv run` plays in the import and runtime tests.
 if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null || ! command -v mosquitto >/dev/null \
-        || ! command -v qemu-x86_64 >/dev/null; then
+        || ! command -v qemu-x86_64 >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg rtsp-server-perl mosquitto openssl qemu-user
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q ffmpeg rtsp-server-perl mosquitto openssl qemu-user \
+        opencv-doc
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export,dev]'
