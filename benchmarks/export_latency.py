@@ -8,11 +8,12 @@ with fp32 on the photos. efficientnet_lite0 uses its offline ImageNet weights; m
 weights here (mobilenetv3) run from random init, which times the same graph.
 
 ``--ort-kernels`` adds, per model, why onnxruntime's int8 is as fast as it is on this CPU: the int8 ONNX built
-with int8 activations (edgecv's default: what TensorRT builds engines from), with uint8 activations (what x86 int8
-kernels take natively) and with uint8 activations and 7-bit weights, each run at 1 thread on onnxruntime's default
-int8 kernels and on its exact ones (``session.x64quantprecision``, which edgecv's backend turns on where a probe
-shows the default kernels' 16-bit pair sums saturate: x86 CPUs without VNNI): p50, speed-up over fp32, and
-agreement (top-1, and the cosine of the logits) with fp32 on the photos.
+with signed, symmetric int8 activations (what TensorRT builds engines from: ``--int8-activations int8``), with uint8
+activations (edgecv's default ONNX: what x86 int8 kernels take natively) and with uint8 activations and 7-bit
+weights, each run at 1 thread on onnxruntime's default int8 kernels and on its exact ones
+(``session.x64quantprecision``, which edgecv's backend turns on where a probe shows the default kernels' 16-bit pair
+sums saturate: x86 CPUs without VNNI): p50, speed-up over fp32, and agreement (top-1, and the cosine of the logits)
+with fp32 on the photos.
 
     python benchmarks/export_latency.py [--models efficientnet_lite0,mobilenetv3_small_100] [--size 224] [--runs 200]
         [--threads 1,2] [--ort-kernels] [--json FILE]
@@ -33,7 +34,7 @@ from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.data.samples import photo_crops
 from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import onnx_int8
-from edgecv.export.spec import ConvertSpec
+from edgecv.export.spec import ONNX_ACTIVATIONS, ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.export.torch2tflite import torch2tflite
 from edgecv.models import get_spec
@@ -66,7 +67,8 @@ def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[
     )
     cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
     fp32 = torch2onnx(model, ConvertSpec(folder / f"{name}_fp32.onnx", meta))
-    paths = {"onnx fp32": fp32, "onnx int8": onnx_int8(fp32, ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal))}
+    int8 = ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal, activations=ONNX_ACTIVATIONS)  # export's
+    paths = {"onnx fp32": fp32, "onnx int8": onnx_int8(fp32, int8)}
     for prec in ("fp32", "int8"):
         spec_ = ConvertSpec(folder / f"{name}_{prec}.tflite", meta, prec, cal if prec == "int8" else None)
         paths[f"tflite {prec}"] = torch2tflite(model, spec_)

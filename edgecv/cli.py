@@ -137,18 +137,26 @@ def eval_cmd(run, data, split, tta, as_json) -> None:
     help="Largest test-split metric drop (points) an int8/fp16 artifact may have against torch fp32, "
     "judged by the upper end of the drop's 95% interval.",
 )
+@click.option(
+    "--int8-activations",
+    type=click.Choice(["uint8", "int8"]),
+    help="The int8 ONNX's activations: uint8 (onnxruntime's fast x86 kernels) or int8, symmetric (what TensorRT "
+    "builds engines from). Default: the --device profile's, else uint8.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads for the fidelity measurement.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default RUN/export).")
 @click.option("--device", help="Device profile (see `edgecv devices`) or a profile .yaml: its formats and precisions.")
 @click.option("--nms-in-graph", is_flag=True, help="Detectors: also write each ONNX with NonMaxSuppression appended.")
 @click.option("--data", type=click.Path(file_okay=False), help=DATA_HELP)
-def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, threads, out, device, nms_in_graph, data) -> None:
+def export_cmd(
+    run, formats, int8, fp16, calib_images, calib_method, max_drop, int8_activations, threads, out, device, nms_in_graph, data
+) -> None:
     """Export RUN's best checkpoint, measure every artifact on the test split, gate int8 accuracy."""
     require("torch", "train", "edgecv export")
     require("onnx", "export", "edgecv export")
     from edgecv.export.fidelity import fastest_per_format, format_fastest, format_table
     from edgecv.export.run import export_run
-    from edgecv.export.spec import ExportSpec
+    from edgecv.export.spec import ONNX_ACTIVATIONS, ExportSpec
 
     if device:
         from edgecv.devices import load_device
@@ -156,6 +164,7 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         profile = load_device(device)
         formats = formats or ",".join(profile.export.formats)
         int8, fp16 = int8 or profile.export.int8, fp16 or profile.export.fp16
+        int8_activations = int8_activations or profile.export.int8_activations
         click.echo(f"device {profile.name}: {formats}{' +int8' if int8 else ''}{' +fp16' if fp16 else ''}")
     formats = formats or "onnx,tflite"
     spec = ExportSpec(
@@ -168,6 +177,7 @@ def export_cmd(run, formats, int8, fp16, calib_images, calib_method, max_drop, t
         out=out,
         threads=threads,
         nms_in_graph=nms_in_graph,
+        int8_activations=int8_activations or ONNX_ACTIVATIONS,
     )
     for line in spec.skipped():
         click.echo(f"note: {line}")

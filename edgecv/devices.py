@@ -26,6 +26,7 @@ class ExportPrefs(_Frozen):
     formats: tuple[Literal["onnx", "tflite", "engine"], ...] = Field(min_length=1)
     int8: bool = True
     fp16: bool = False
+    int8_activations: Literal["uint8", "int8"] = "uint8"  # the int8 ONNX's: int8 (symmetric) for TensorRT boards
 
 
 class RuntimePrefs(_Frozen):

@@ -134,6 +134,11 @@ def engine_from_onnx(onnx_path: str | Path, out: str | Path | None = None, fp16:
     metadata, including the ONNX's fidelity rows, goes into the sidecar, marked as measured on the ONNX."""
     onnx_path = Path(onnx_path)
     meta = read_meta(onnx_path)
+    if (meta.source or {}).get("quantization", {}).get("activations") == "uint8":
+        raise EdgecvError(
+            f"{onnx_path}: its int8 activations are uint8 (made for onnxruntime on CPUs); TensorRT builds engines from "
+            "signed, symmetric ones: export it with `--int8-activations int8` (or a Jetson's --device profile)"
+        )
     precision = "int8" if meta.precision == "int8" else ("fp16" if fp16 else "fp32")
     out = Path(out) if out else onnx_path.with_name(f"{onnx_path.stem}{'_fp16' if fp16 else ''}.engine")
     return build_engine(onnx_path, out, meta, precision, {"fidelity_measured_on": onnx_path.name})

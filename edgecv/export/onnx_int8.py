@@ -1,5 +1,6 @@
-"""ONNX fp32 -> ONNX int8 (QDQ, per-channel int8 weights, int8 activations by default) with onnxruntime's static
-quantization. Calibration batches are the run's own train images, preprocessed as at inference; their
+"""ONNX fp32 -> ONNX int8 (QDQ, per-channel int8 weights; activations uint8, what onnxruntime's x86 kernels take
+natively and what export builds by default, or signed and symmetric, what TensorRT builds engines from) with
+onnxruntime's static quantization. Calibration batches are the run's own train images, preprocessed as at inference; their
 identity is stored in the artifact as ``calibration_hash``. ``spec.keep_float`` names torch modules whose
 nodes stay float (mixed precision for sensitive layers).
 """
@@ -93,6 +94,35 @@ def untie_weights(proto) -> int:
     return copies
 
 
+def _quantize_static(q, pre: Path, qpath: Path, spec: ConvertSpec, input_name: str, float_nodes: list[str]) -> None:
+    """onnxruntime's static QDQ quantization of ``pre`` into ``qpath``: per-channel int8 weights, ``spec``'s
+    activations and calibration, ``float_nodes`` left float."""
+    methods = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "percentile": q.CalibrationMethod.Percentile,
+        "entropy": q.CalibrationMethod.Entropy,
+    }
+    q.quantize_static(
+        str(pre),
+        str(qpath),
+        _reader(spec.calibration.inputs(spec.meta, desc=f"calibrating {Path(spec.out).name}"), input_name),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=q.QuantType.QUInt8 if spec.activations == "uint8" else q.QuantType.QInt8,
+        weight_type=q.QuantType.QInt8,
+        reduce_range=spec.weight_bits == 7,
+        calibrate_method=methods[spec.calib_method],
+        nodes_to_exclude=float_nodes,
+        # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear) has 1-D weights:
+        # one scale per channel (axis 0), not one for all of them; signed activations are symmetric (zero point 0),
+        # what TensorRT builds int8 engines from
+        extra_options={
+            "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0},
+            "ActivationSymmetric": spec.activations == "int8",
+        },
+    )
+
+
 @register_converter("onnx_int8", source="onnx")
 def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     """Quantize the fp32 ONNX ``source`` into ``spec.out`` (temp file + rename)."""
@@ -100,11 +130,6 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
     q = require("onnxruntime.quantization", "export", "int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {
-        "minmax": q.CalibrationMethod.MinMax,
-        "percentile": q.CalibrationMethod.Percentile,
-        "entropy": q.CalibrationMethod.Entropy,
-    }
     source, out = Path(source), Path(spec.out)
     proto = onnx.load(str(source))
     meta = spec.meta
@@ -119,28 +144,14 @@ def onnx_int8(source: str | Path, spec: ConvertSpec) -> Path:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
         qpath = Path(tmp) / "int8.onnx"
-        q.quantize_static(
-            str(pre),
-            str(qpath),
-            _reader(spec.calibration.inputs(meta, desc=f"calibrating {out.name}"), proto.graph.input[0].name),
-            quant_format=q.QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=q.QuantType.QUInt8 if spec.activations == "uint8" else q.QuantType.QInt8,
-            weight_type=q.QuantType.QInt8,
-            reduce_range=spec.weight_bits == 7,
-            calibrate_method=methods[spec.calib_method],
-            nodes_to_exclude=float_nodes,
-            # a BatchNormalization that could not be folded (one after a pooling, ahead of a Linear)
-            # has 1-D weights: one scale per channel (axis 0), not one for all of them
-            extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}},
-        )
+        _quantize_static(q, pre, qpath, spec, proto.graph.input[0].name, float_nodes)
         qproto = onnx.load(str(qpath))
         quant = {
             "method": spec.calib_method,
             "format": "QDQ",
             "per_channel": True,
             "weights": "int8" if spec.weight_bits == 8 else "int8 (7-bit range)",
-            "activations": spec.activations,
+            "activations": spec.activations if spec.activations == "uint8" else "int8 (symmetric)",
             "float_modules": list(spec.keep_float),
             "float_nodes": float_nodes,
             "calibration_images": len(spec.calibration),

@@ -152,14 +152,16 @@ class _Exporter:
             calib_method=self.spec.calib_method,
             calibration=self.calibration if precision == "int8" else None,
             keep_float=always + keep,
+            activations=self.spec.int8_activations if fmt == "onnx" else "int8",
         )
         if conv.source == "torch":
             return conv.fn(self.model, spec)
-        # ONNX-sourced: the int8 engine is built from the gated QDQ ONNX, everything else from the fp32 ONNX
-        if fmt == "engine" and precision == "int8":
-            source = self._staged[("onnx", "int8")][0]
-        else:
-            source = self.build("onnx", "fp32")[0]
+        source = self.build("onnx", "fp32")[0]  # ONNX-sourced converters start from the fp32 ONNX
+        if fmt == "engine" and precision == "int8":  # TensorRT builds int8 from signed, symmetric Q/DQ pairs
+            if self.spec.int8_activations == "int8":  # the gated ONNX itself: the engine inherits its float layers
+                return conv.fn(self._staged[("onnx", "int8")][0], spec)
+            qdq = self.stage / "engine-source" / f"model_int8{tag}.onnx"  # the same float layers (keep); not published
+            source = get_converter("onnx_int8").fn(source, dataclasses.replace(spec, out=qdq))
         return conv.fn(source, spec)
 
     def agreement_all(self, path: Path) -> dict[str, Any]:

@@ -15,6 +15,12 @@ from edgecv.artifact import ArtifactMeta
 from edgecv.errors import EdgecvError
 from edgecv.export.calibration import Calibration
 
+# The int8 ONNX artifact's activations by default: unsigned, what onnxruntime's x86 int8 kernels take natively (VNNI's
+# u8 x s8 product); signed ones ("int8", symmetric: zero point 0) are what TensorRT builds engines from, and take
+# onnxruntime's slower signed-by-signed path on x86. benchmarks/export_latency.py --ort-kernels measures both.
+ONNX_ACTIVATIONS = "uint8"
+INT8_ACTIVATIONS = ("uint8", "int8")
+
 
 @dataclass(frozen=True)
 class FormatCaps:
@@ -56,6 +62,7 @@ class ExportSpec:
     threads: int | None = None  # for the fidelity measurements
     seed: int = 0
     nms_in_graph: bool = False  # detectors: also write each ONNX artifact with NonMaxSuppression appended
+    int8_activations: str = ONNX_ACTIVATIONS  # the int8 ONNX's (engines are always built from signed ones)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -67,6 +74,8 @@ class ExportSpec:
                     f"export: none of {', '.join(self.formats)} can hold {prec}; "
                     + "; ".join(f"{f} supports {', '.join(FORMATS[f].precisions)}" for f in self.formats)
                 )
+        if self.int8_activations not in INT8_ACTIVATIONS:
+            raise EdgecvError(f"export: int8 activations {self.int8_activations!r} are not one of {', '.join(INT8_ACTIVATIONS)}")
         if self.calib_method not in CALIB_METHODS:
             raise EdgecvError(f"export: calibration method {self.calib_method!r} is not one of {', '.join(CALIB_METHODS)}")
         if self.int8 and self.calib_images < 1:
@@ -106,10 +115,10 @@ class ConvertSpec:
     calibration: Calibration | None = None
     calib_method: str = "minmax"
     keep_float: tuple[str, ...] = field(default_factory=tuple)  # module paths left in float (mixed precision)
-    # int8 ONNX only: the activations' type ("int8": symmetric-capable, what TensorRT builds engines from; "uint8":
+    # int8 ONNX only: the activations' type ("int8": signed and symmetric, what TensorRT builds engines from; "uint8":
     # what x86 int8 kernels take natively) and the weights' bits (7 leaves no 16-bit pair sum to saturate on x86
     # CPUs without VNNI). benchmarks/export_latency.py --ort-kernels measures each choice.
-    activations: str = "int8"
+    activations: str = ONNX_ACTIVATIONS
     weight_bits: int = 8
 
     def __post_init__(self) -> None:

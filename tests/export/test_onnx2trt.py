@@ -59,6 +59,39 @@ def test_fp16_engine_matches_onnx(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.engine"))) == 1
 
 
+def _signed_int8(out, tmp_path):
+    """The tiny export's fp32 ONNX quantized with signed, symmetric activations (what a Jetson profile exports)."""
+    from edgecv.artifact import read_meta
+    from edgecv.export.calibration import Calibration
+    from edgecv.export.onnx_int8 import onnx_int8
+    from edgecv.export.spec import ConvertSpec
+
+    meta = read_meta(out / "model_fp32.onnx")
+    h, w = meta.input_size
+    images = np.random.default_rng(0).integers(0, 256, (4, h, w, 3), dtype=np.uint8)
+    cal = Calibration(images, ("a", "b", "c", "d"), "random")
+    return onnx_int8(out / "model_fp32.onnx", ConvertSpec(tmp_path / "signed.onnx", meta, "int8", cal, activations="int8"))
+
+
+def test_an_onnx_for_onnxruntime_is_refused_by_the_engine_builder_in_one_line(tiny_export, tmp_path):
+    """The default int8 ONNX has uint8 activations (onnxruntime's fast x86 kernels); TensorRT needs signed, symmetric
+    Q/DQ: `edgecv engine` says so before anything is built, and a signed export has zero points of 0."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgecv.errors import EdgecvError
+    from edgecv.export.onnx2trt import engine_from_onnx
+
+    out, _ = tiny_export
+    with pytest.raises(EdgecvError, match="activations are uint8 .*--int8-activations int8"):
+        engine_from_onnx(out / "model_int8.onnx", out=tmp_path / "m.engine")
+    assert not (tmp_path / "m.engine").exists()
+    graph = onnx.load(str(_signed_int8(out, tmp_path))).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)
+
+
 @needs_trt
 def test_engine_from_an_int8_onnx_artifact_is_int8_and_carries_its_metadata(tiny_export, tmp_path, monkeypatch):
     from edgecv.export.onnx2trt import engine_from_onnx
@@ -66,9 +99,9 @@ def test_engine_from_an_int8_onnx_artifact_is_int8_and_carries_its_metadata(tiny
 
     monkeypatch.setenv("EDGECV_ENGINE_CACHE", str(tmp_path / "cache"))
     out, _ = tiny_export
-    engine = engine_from_onnx(out / "model_int8.onnx", out=tmp_path / "m.engine")
+    engine = engine_from_onnx(_signed_int8(out, tmp_path), out=tmp_path / "m.engine")
     meta = read_engine_meta(engine)
-    assert meta.precision == "int8" and meta.labels and meta.fidelity
+    assert meta.precision == "int8" and meta.labels
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
@@ -78,7 +111,7 @@ def test_engine_command_without_tensorrt_says_where_it_comes_from(tiny_export):
     from edgecv.cli import cli
 
     out, _ = tiny_export
-    r = CliRunner().invoke(cli, ["engine", str(out / "model_int8.onnx")])
+    r = CliRunner().invoke(cli, ["engine", str(out / "model_fp32.onnx")])
     assert r.exit_code == 2
     assert "tensorrt is needed for building TensorRT engines" in r.output and "JetPack" in r.output
     assert not list(out.glob("*.engine"))  # nothing half-written
