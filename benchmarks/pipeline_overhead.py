@@ -81,22 +81,24 @@ def default_detector(folder: Path, size: int = 320) -> Path:
     from edgecv.export.torch2onnx import torch2onnx
     from edgecv.models import get_spec
     from edgecv.models.loading import build_detector, detector_meta
+    from edgecv.models.run_meta import DetectorMeta
 
     recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "detect_efficientnet_lite0.yaml").read_text())
     m = recipe["model"]
     classes = ["circle", "square", "triangle", "star", "cross"]
-    model = build_detector(
-        {
-            "backbone": m["backbone"],
-            "classes": classes,
-            "input_size": size,
-            "strides": m["strides"],
-            "channels": m["channels"],
-            "head_convs": m["head_convs"],
-        },
-        pretrained="imagenet",
-    ).eval()
     spec = get_spec(m["backbone"])
+    meta = DetectorMeta(
+        task="detect",
+        classes=classes,
+        backbone=m["backbone"],
+        input_size=size,
+        mean=spec.mean,
+        std=spec.std,
+        strides=m["strides"],
+        channels=m["channels"],
+        head_convs=m["head_convs"],
+    )
+    model = build_detector(meta, pretrained="imagenet").eval()
     return torch2onnx(model, ConvertSpec(folder / "detector_fp32.onnx", detector_meta(model, classes, spec.mean, spec.std)))
 
 

@@ -56,7 +56,7 @@ def tta_scores(model: Classifier, root: Path, files: list[str], meta: Classifier
         views = torch.from_numpy(tta_views(rgb, meta.input_size, meta.mean, meta.std))
         out.append(model(views).softmax(1).mean(0).numpy())
         kept.append(i)
-    return np.stack(out) if out else np.zeros((0, len(list(meta.classes)))), kept
+    return np.stack(out) if out else np.zeros((0, len(meta.classes))), kept
 
 
 def score_split(
