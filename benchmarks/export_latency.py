@@ -34,7 +34,7 @@ from edgecv.artifact import ArtifactMeta, ClassifyDecoder, ClassifyThresholds
 from edgecv.data.samples import photo_crops
 from edgecv.export.calibration import Calibration
 from edgecv.export.onnx_int8 import onnx_int8
-from edgecv.export.spec import ONNX_ACTIVATIONS, ConvertSpec
+from edgecv.export.spec import ConvertSpec
 from edgecv.export.torch2onnx import torch2onnx
 from edgecv.export.torch2tflite import torch2tflite
 from edgecv.models import get_spec
@@ -67,7 +67,7 @@ def build(name: str, size: int, images: np.ndarray, folder: Path) -> tuple[dict[
     )
     cal = Calibration(images[::2], tuple(map(str, range(0, len(images), 2))), "photos")
     fp32 = torch2onnx(model, ConvertSpec(folder / f"{name}_fp32.onnx", meta))
-    int8 = ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal, activations=ONNX_ACTIVATIONS)  # export's
+    int8 = ConvertSpec(folder / f"{name}_int8.onnx", meta, "int8", cal)  # export's default activations
     paths = {"onnx fp32": fp32, "onnx int8": onnx_int8(fp32, int8)}
     for prec in ("fp32", "int8"):
         spec_ = ConvertSpec(folder / f"{name}_{prec}.tflite", meta, prec, cal if prec == "int8" else None)

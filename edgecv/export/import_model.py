@@ -291,7 +291,7 @@ def _int8(
 ) -> None:
     """The gated int8 ONNX of ``fp32`` (the decoder tail always float; more nodes on a failed attempt)."""
     from edgecv.export.onnx_int8 import onnx_int8
-    from edgecv.export.spec import ONNX_ACTIVATIONS, ConvertSpec
+    from edgecv.export.spec import ConvertSpec
 
     onnx = require("onnx", "import", "edgecv import")
     tail = tuple(decoder_tail(onnx.load(str(fp32), load_external_data=False)))
@@ -310,7 +310,6 @@ def _int8(
                 calibration=data.calibration,
                 calib_method=spec.calib_method,
                 keep_float=tail + keep,
-                activations=ONNX_ACTIVATIONS,
             ),
         )
         first.append(path)

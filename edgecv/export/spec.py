@@ -124,7 +124,7 @@ class ConvertSpec:
     def __post_init__(self) -> None:
         if self.precision == "int8" and self.calibration is None:
             raise EdgecvError(f"{self.out}: int8 needs calibration data")
-        if self.activations not in ("int8", "uint8") or self.weight_bits not in (7, 8):
+        if self.activations not in INT8_ACTIVATIONS or self.weight_bits not in (7, 8):
             raise EdgecvError(f"{self.out}: activations must be int8 or uint8 and weight_bits 7 or 8")
 
     def check_keep_float(self, missing: Sequence[str]) -> None:

@@ -8,18 +8,24 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from torch import nn
 
 
-class TransferModel(nn.Module):
+class TransferModel(nn.Module, ABC):
+    """A model class that leaves out ``units`` or ``head_parameters`` cannot be instantiated."""
+
     float_modules: tuple[str, ...] = ()
     body: nn.Module  # a submodule of the subclass, or a property naming one
 
+    @abstractmethod
     def units(self) -> list[list[nn.Module]]:
-        raise NotImplementedError
+        """``body``'s parameterised groups, input to output."""
 
+    @abstractmethod
     def head_parameters(self) -> list[nn.Parameter]:
-        raise NotImplementedError
+        """The parameters the task adds on top of ``body``."""
 
     def freeze_body(self) -> None:
         """Stage 1: nothing in ``body`` trains."""

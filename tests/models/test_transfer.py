@@ -28,3 +28,12 @@ def test_body_units_and_head_split_the_model(task):
     assert all(p.requires_grad for p in model.head_parameters())
     assert all(hasattr(model, name) for name in model.float_modules)
     assert model.float_modules == (("decode",) if task == "detect" else ())
+
+
+def test_a_model_that_leaves_out_part_of_the_interface_cannot_be_built():
+    class Half(TransferModel):  # a new task's model that forgot what stage 1 trains
+        def units(self):
+            return []
+
+    with pytest.raises(TypeError, match="head_parameters"):
+        Half()
