@@ -99,10 +99,11 @@ class ByteTracker:
         self.state = np.zeros(0, np.int8)
         self.last = np.zeros(0, np.int64)  # frame of the last match
         self.start = np.zeros(0, np.int64)
-        self.mean = np.zeros((0, 8))
-        self.cov = np.zeros((0, 3, 4))
+        self.mean = np.zeros((2, 0, 4))  # the Kalman filters' (kalman.py): positions, velocities
+        self.cov = np.zeros((3, 0, 4))
         self.born = 0  # confirmed tracks ever (what a count of objects would use)
         self._boxes = np.zeros((0, 4))  # this frame's predicted boxes
+        self._cls = np.zeros(0, np.int64)  # and the tracks' classes, before its votes
 
     def __len__(self) -> int:
         return int(np.sum(self.state != LOST))
@@ -113,7 +114,7 @@ class ByteTracker:
 
     def boxes(self) -> np.ndarray:
         """The tracks' predicted boxes (xyxy), in track order."""
-        return kalman.xyah_to_xyxy(self.mean[:, :4])
+        return kalman.xyah_to_xyxy(self.mean[0])
 
     def _pairs(
         self, t: np.ndarray, d: np.ndarray, index: np.ndarray, n: int, xyxy: np.ndarray, scores: np.ndarray, votes: np.ndarray
@@ -133,7 +134,7 @@ class ByteTracker:
         """``class_cost`` for each pair whose box has none of its track's class among its votes, else 0."""
         if not self.o.class_cost or not len(t):
             return 0.0
-        return np.where(votes[d, self.classes(t)] == 0, self.o.class_cost, 0.0)
+        return np.where(votes[d, self._cls[t]] == 0, self.o.class_cost, 0.0)
 
     def _recover(self, tracks: np.ndarray, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray):
         """Lost ``tracks`` matched to ``dets`` on the buffered IoU (C-BIoU); the matched tracks and boxes."""
@@ -166,23 +167,12 @@ class ByteTracker:
         if n < 2 or self.o.merge_iou >= 1 or not (cls != cls[0]).any():  # one class: nothing to merge
             return np.arange(n), scores, votes
         i, j = overlap_pairs(xyxy, xyxy) if pairs is None else pairs
-        cross = cls[i] != cls[j]
-        i, j = i[cross], j[cross]
+        pick = (cls[i] != cls[j]) & (i < j)  # the pairs come both ways: each once
+        i, j = i[pick], j[pick]
         over = pair_iou(xyxy[i], xyxy[j]) > self.o.merge_iou
         if not over.any():  # the common case: nothing to merge
             return np.arange(n), scores, votes
-        i, j = i[over], j[over]
-        neighbours: dict[int, list[int]] = {}
-        for a, b in zip(i.tolist(), j.tolist()):
-            neighbours.setdefault(a, []).append(b)
-        owner = np.arange(n)  # a box over no other is its own
-        owner[i] = -1
-        for a in sorted(neighbours, key=lambda a: -scores[a]):  # best first (ties: lower index, as sorted is stable)
-            if owner[a] < 0:
-                owner[a] = a
-                for b in neighbours[a]:
-                    if owner[b] < 0:
-                        owner[b] = a
+        owner = _owners(i[over], j[over], scores)
         joined = np.flatnonzero(owner != np.arange(n))
         np.add.at(votes, owner[joined], votes[joined])
         miss = np.log1p(-np.minimum(scores, 1 - 1e-9))
@@ -200,8 +190,8 @@ class ByteTracker:
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.asarray(class_ids, np.int64).reshape(-1)
-        self.mean[self.state != TRACKED, 7] = 0  # as ByteTrack: an unseen track's box stops growing or shrinking
-        self.mean, self.cov = kalman.predict(self.mean, self.cov)
+        self.mean[1, self.state != TRACKED, 3] = 0  # as ByteTrack: an unseen track's box stops growing or shrinking
+        kalman.predict(self.mean, self.cov)
         self._boxes = self.boxes()
         # one search for the overlapping pairs: tracks' boxes with the boxes, and the boxes with each other
         n_t, n = len(self._boxes), len(xyxy)
@@ -209,13 +199,14 @@ class ByteTracker:
         own = a >= n_t
         index, scores, votes = self.merge(xyxy, scores, cls, (a[own] - n_t, b[own]))
         xyxy = xyxy[index]
+        self._cls = np.argmax(self.votes, axis=1)  # the tracks' classes before this frame's votes
         pairs = self._pairs(a[~own], b[~own], index, n, xyxy, scores, votes)
         is_high = scores >= o.high
         tracks, dets, free_track, free_det = self._associate(pairs, is_high, scores, xyxy, votes)
         if len(tracks):
-            self.mean[tracks], self.cov[tracks] = kalman.update(
-                self.mean[tracks], self.cov[tracks], kalman.xyxy_to_xyah(xyxy[dets])
-            )
+            mean, cov = self.mean[:, tracks], self.cov[:, tracks]
+            kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy[dets]))
+            self.mean[:, tracks], self.cov[:, tracks] = mean, cov
             self.born += int(np.sum(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
@@ -265,8 +256,9 @@ class ByteTracker:
     def _prune(self, keep: np.ndarray) -> None:
         if keep.all():
             return
-        for name in ("ids", "votes", "state", "last", "start", "mean", "cov"):
+        for name in ("ids", "votes", "state", "last", "start"):
             setattr(self, name, getattr(self, name)[keep])
+        self.mean, self.cov = self.mean[:, keep], self.cov[:, keep]
 
     def _birth(self, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks for ``dets``; their ids and classes."""
@@ -287,8 +279,8 @@ class ByteTracker:
         self.state = np.concatenate([self.state, state])
         self.last = np.concatenate([self.last, np.full(n, self.frame, np.int64)])
         self.start = np.concatenate([self.start, np.full(n, self.frame, np.int64)])
-        self.mean = np.concatenate([self.mean, mean])
-        self.cov = np.concatenate([self.cov, cov])
+        self.mean = np.concatenate([self.mean, mean], axis=1)
+        self.cov = np.concatenate([self.cov, cov], axis=1)
         return ids, cls
 
     def _drop_duplicates(self) -> None:
@@ -309,3 +301,28 @@ class ByteTracker:
             age_t, age_l = self.frame - self.start[t], self.last[lo] - self.start[lo]
             keep[lo if age_t > age_l else t] = False
         self._prune(keep)
+
+
+def _owners(i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``merge``'s grouping: the boxes ``i[k] < j[k]`` overlap; best box first, each box not yet taken takes itself
+    and its neighbours not yet taken. Each box's owner (itself, for a box nobody took)."""
+    n = len(scores)
+    first = scores[i] >= scores[j]  # the better of each pair (ties: the lower index, as i < j)
+    hi, lo = np.where(first, i, j), np.where(first, j, i)
+    taken = np.bincount(lo, minlength=n)
+    owner = np.arange(n)
+    if taken[lo].max() == 1 and not taken[hi].any():  # the common case: each weaker box next to one better box
+        owner[lo] = hi  # that nobody takes: what the loop below gives, at once
+        return owner
+    neighbours: dict[int, list[int]] = {}
+    for a, b in zip(hi.tolist(), lo.tolist()):
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    owner[list(neighbours)] = -1
+    for a in sorted(neighbours, key=lambda a: (-scores[a], a)):  # best first (ties: lower index)
+        if owner[a] < 0:
+            owner[a] = a
+            for b in neighbours[a]:
+                if owner[b] < 0:
+                    owner[b] = a
+    return owner
