@@ -117,16 +117,17 @@ class ByteTracker:
         return kalman.xyah_to_xyxy(self.mean[0])
 
     def _pairs(
-        self, t: np.ndarray, d: np.ndarray, index: np.ndarray, n: int, xyxy: np.ndarray, scores: np.ndarray, votes: np.ndarray
+        self, t: np.ndarray, d: np.ndarray, iou: np.ndarray, index: np.ndarray, n: int, scores: np.ndarray, votes: np.ndarray
     ) -> _Pairs:
-        """The overlapping (track, box) pairs ``t``, ``d`` (of the ``n`` boxes given) on the boxes ``merge`` kept
-        (``index``, ascending), with their plain and score-fused costs (class penalty included)."""
+        """The overlapping (track, box) pairs ``t``, ``d`` (of the ``n`` boxes given; their IoU ``iou``) on the boxes
+        ``merge`` kept (``index``, ascending), with their plain and score-fused costs (class penalty included)."""
         if len(index) < n:  # boxes merged: the joined ones' pairs go (their owner has its own), the rest renumbered
-            kept = np.full(n, -1)
+            kept = np.empty(n, np.int64)
+            kept.fill(-1)
             kept[index] = np.arange(len(index))
             d = kept[d]
-            t, d = t[d >= 0], d[d >= 0]
-        iou = pair_iou(self._boxes[t], xyxy[d])
+            ok = d >= 0
+            t, d, iou = t[ok], d[ok], iou[ok]
         penalty = self._penalty(t, d, votes)
         return _Pairs(t, d, 1 - iou + penalty, 1 - iou * scores[d] + penalty)
 
@@ -150,15 +151,15 @@ class ByteTracker:
         the matched tracks and boxes."""
         if not tracks.any() or not dets.any():
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pick = np.flatnonzero(tracks[pairs.t] & dets[pairs.d] & (cost < limit))
+        pick = np.nonzero(tracks[pairs.t] & dets[pairs.d] & (cost < limit))[0]
         return greedy_pairs(pairs.t[pick], pairs.d[pick], cost[pick])
 
     def merge(self, xyxy: np.ndarray, scores: np.ndarray, cls: np.ndarray, pairs=None):
         """One box per object: boxes of other classes over a better box by IoU > ``merge_iou`` join it. Returns
         the kept boxes' indices (ascending), their scores (the noisy-OR of the joined boxes' scores: the chance
         that the object is of one of those classes, were the sigmoid scores independent) and their class votes
-        (n, classes): the joined boxes' scores per class. ``pairs``: the boxes' ``overlap_pairs`` with each other,
-        when known."""
+        (n, classes): the joined boxes' scores per class. ``pairs``: the boxes' ``overlap_pairs`` with each other
+        and their IoU, when known."""
         if len(cls) and cls.max() >= self.votes.shape[1]:  # a class not seen before: a column for its votes
             self.votes = np.pad(self.votes, ((0, 0), (0, int(cls.max()) + 1 - self.votes.shape[1])))
         n, k = len(scores), self.votes.shape[1]
@@ -166,10 +167,10 @@ class ByteTracker:
         votes[np.arange(n), cls] = scores
         if n < 2 or self.o.merge_iou >= 1 or not (cls != cls[0]).any():  # one class: nothing to merge
             return np.arange(n), scores, votes
-        i, j = overlap_pairs(xyxy, xyxy) if pairs is None else pairs
+        i, j, iou = (*overlap_pairs(xyxy, xyxy), None) if pairs is None else pairs
         pick = (cls[i] != cls[j]) & (i < j)  # the pairs come both ways: each once
         i, j = i[pick], j[pick]
-        over = pair_iou(xyxy[i], xyxy[j]) > self.o.merge_iou
+        over = (pair_iou(xyxy[i], xyxy[j]) if iou is None else iou[pick]) > self.o.merge_iou
         if not over.any():  # the common case: nothing to merge
             return np.arange(n), scores, votes
         owner = _owners(i[over], j[over], scores)
@@ -195,19 +196,21 @@ class ByteTracker:
         self._boxes = self.boxes()
         # one search for the overlapping pairs: tracks' boxes with the boxes, and the boxes with each other
         n_t, n = len(self._boxes), len(xyxy)
-        a, b = overlap_pairs(np.concatenate([self._boxes, xyxy]), xyxy)
-        own = a >= n_t
-        index, scores, votes = self.merge(xyxy, scores, cls, (a[own] - n_t, b[own]))
+        every = np.concatenate([self._boxes, xyxy])
+        a, b = overlap_pairs(every, xyxy)
+        iou = pair_iou(every[a], xyxy[b])
+        k = int(np.searchsorted(a, n_t))  # row-major: the tracks' pairs, then the boxes' with each other
+        index, scores, votes = self.merge(xyxy, scores, cls, (a[k:] - n_t, b[k:], iou[k:]))
         xyxy = xyxy[index]
         self._cls = np.argmax(self.votes, axis=1)  # the tracks' classes before this frame's votes
-        pairs = self._pairs(a[~own], b[~own], index, n, xyxy, scores, votes)
+        pairs = self._pairs(a[:k], b[:k], iou[:k], index, n, scores, votes)
         is_high = scores >= o.high
         tracks, dets, free_track, free_det = self._associate(pairs, is_high, scores, xyxy, votes)
         if len(tracks):
             mean, cov = self.mean[:, tracks], self.cov[:, tracks]
             kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy[dets]))
             self.mean[:, tracks], self.cov[:, tracks] = mean, cov
-            self.born += int(np.sum(self.state[tracks] == TENTATIVE))
+            self.born += int(np.count_nonzero(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
             self.votes[tracks] += votes[dets]
