@@ -270,8 +270,9 @@ class FaceCascadeStage(Stage):
             from edgecv.runtime.faces.tracks import TrackIdentities
             from edgecv.runtime.track import ByteTracker, TrackerOptions
 
-            # a detected face is a face at once (no tentative frame); its name is what the track accumulates
-            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False))
+            # a detected face is a face at once (no tentative frame); its name is what the track accumulates; a lost
+            # face is kept 1 s at 30 fps (a face that leaves and one that comes where it was are often two people)
+            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False, lost_frames=30))
             # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold;
             # none calibrated (an import without --data): a track is never split by how its faces look
             t = self.meta.thresholds

@@ -190,7 +190,7 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict | None
         m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
         return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": sum(losses) / len(val["labels"])}
 
-    return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric="map50")
+    return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric="map50_95")
 
 
 def finetune_stage(
@@ -249,7 +249,7 @@ def finetune_stage(
         m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
         return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": loss_sum / n}
 
-    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50")
+    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50_95")
 
 
 def _rank_batches(train_ds: DetDataset, bs: int, workers: int, info: DistInfo, desc: str):

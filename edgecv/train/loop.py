@@ -62,7 +62,7 @@ class Stage:
     scheduler: Any
     train_epoch: Callable[[int], dict[str, float]]  # epoch -> {"loss": ...}
     validate: Callable[[], dict[str, float]]  # -> {metric: ..., "loss": ...} or {} when there is no val split
-    metric: str = "top1"  # what selects best.pt (higher is better): top1 for classifiers, map50 for detectors
+    metric: str = "top1"  # what selects best.pt (higher is better): top1 for classifiers, map50_95 for detectors
 
 
 def seed_everything(seed: int) -> None:

@@ -24,7 +24,7 @@ def test_detector_run_writes_metrics_curves_and_predictions(det_run):
 
     ck = torch.load(run / "last.pt", weights_only=True)
     assert ck["loop"]["stage"] == "finetune" and [h["stage"] for h in ck["loop"]["history"]] == ["head"] * 3 + ["finetune"]
-    assert all("val_map50" in h for h in ck["loop"]["history"])
+    assert all("val_map50_95" in h for h in ck["loop"]["history"])
 
 
 def test_resume_continues_from_the_last_checkpoint(det_run):

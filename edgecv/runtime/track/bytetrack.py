@@ -61,7 +61,7 @@ class TrackerOptions:
     match_cost: float = 0.8  # first association: accept 1 - IoU * score under this
     low_match_cost: float = 0.5  # second association: accept 1 - IoU under this
     tentative_cost: float = 0.7  # tentative tracks: accept 1 - IoU * score under this
-    lost_frames: int = 30  # frames a lost track is kept to be found again
+    lost_frames: int = 60  # frames a lost track is kept to be found again (2 s at 30 fps; ByteTrack's 30 halves that)
     class_cost: float = 0.3  # added to a match's cost when the box's class is not the track's (inf: never match)
     recover_buffer: float = 0.3  # lost tracks: boxes widened by this share of their size on each side, then
     recover_cost: float = 0.7  # matched to the high boxes left on 1 - IoU under this (C-BIoU's buffered IoU)
