@@ -1,5 +1,6 @@
 """Face detectors side by side on the same frames: OpenCV's Haar cascade (edgecv's default) and MediaPipe's
-BlazeFace short range (``--face-detector blazeface``), each with its defaults, as ``edgecv run`` creates them.
+BlazeFace short range (``--face-detector blazeface``, 128 px) and back-camera model (``blazeface-back``, 256 px),
+each with its defaults, as ``edgecv run`` creates them.
 
 Frame sets:
   - ``face demo``: every frame of the README's face demo video (``sample face-demo``: generated people filmed in
@@ -111,14 +112,14 @@ def main() -> None:
         "LFW non-faces": [(f, np.zeros((0, 4), np.float32)) for f, _ in pasted(lfw[100:], rng)],
         "astronaut": [(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), np.float32([ASTRONAUT]))],
     }
-    detectors = {"haar": create_face_detector("haar"), "blazeface": create_face_detector("blazeface")}
-    print(f"{'frames':<16} {'detector':<10} {'found':>10} {'recall':>7} {'false boxes':>12} {'p50 ms':>7}")
+    detectors = {name: create_face_detector(name) for name in ("haar", "blazeface", "blazeface-back")}
+    print(f"{'frames':<16} {'detector':<14} {'found':>10} {'recall':>7} {'false boxes':>12} {'p50 ms':>7}")
     for name, frames in sets.items():
         for dname, det in detectors.items():
             r = score(det, frames)
             found = f"{r['found']}/{r['faces']}" if r["faces"] else "-"
             recall = f"{r['recall']:.3f}" if r["faces"] else "-"
-            print(f"{name:<16} {dname:<10} {found:>10} {recall:>7} {r['false']:>5} / {r['frames']:<4} {r['p50_ms']:>7.2f}")
+            print(f"{name:<16} {dname:<14} {found:>10} {recall:>7} {r['false']:>5} / {r['frames']:<4} {r['p50_ms']:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ import click
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
 @click.option(
     "--face-detector",
-    help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
-    "blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].",
+    help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface (short range, 128 px), blazeface-back "
+    "(256 px, smaller faces), blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].",
 )
 @click.option(
     "--match-threshold",

