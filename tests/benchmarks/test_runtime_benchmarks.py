@@ -156,11 +156,12 @@ def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_t
     assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out
 
 
-def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_truth(embed_export, tmp_path):
+@pytest.mark.parametrize("detector", ["haar", "blazeface-back"])
+def test_face_demo_benchmark_scores_tracked_and_per_frame_naming_against_the_truth(embed_export, tmp_path, detector):
     out_dir, _ = embed_export
-    out = run(
-        [ROOT / "benchmarks" / "face_demo.py", "--model", out_dir / "model_int8.onnx", "--out", tmp_path / "fd"], timeout=300
-    )
+    args = ["--model", out_dir / "model_int8.onnx", "--out", tmp_path / "fd", "--face-detector", detector]
+    out = run([ROOT / "benchmarks" / "face_demo.py", *args], timeout=300)
+    assert f"face detector {detector}:" in out, out
     rows = re.findall(
         r"^(tracked \(default\)|per frame \(--no-track\))\s+(\d+)/(\d+) \(\d+%\)\s+(\d+)\s+(\d+)\s+"
         r"(\d+)/(\d+)\s+(\d+)\s+([\d.]+)$",
