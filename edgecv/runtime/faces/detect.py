@@ -108,7 +108,7 @@ def create_face_detector(spec: str = "haar", min_size: int = 32) -> FaceDetector
     if kind in ("blazeface", "blazeface-back"):
         from edgecv.runtime.faces.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector(arg or None, variant="short" if kind == "blazeface" else "back")
+        return BlazeFaceDetector(arg or None, name=kind)
     if kind == "yunet":
         if not arg:
             raise EdgecvError("--face-detector yunet needs the model file: yunet:/path/to/face_detection_yunet.onnx")
