@@ -11,8 +11,8 @@ found are counted apart (the face detector's misses, not the matcher's).
 Targets (issue 16): enrolled people named in >= 90% of their frames with a face found, 0 wrong names, 0 strangers
 named.
 
-    python benchmarks/face_demo.py [--model runs/faces/export/model_int8.onnx] [--out /tmp/edgecv-face-demo]
-        [--face-detector haar]
+    python benchmarks/face_demo.py [--model runs/faces/export/model_fp32.onnx] [--out /tmp/edgecv-face-demo]
+        [--face-detector blazeface-back]
         (the model: the README's face commands, `edgecv train recipes/embed_efficientnet_lite0.yaml ...` and
         `edgecv export runs/faces --int8`)
 """
@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from edgecv.runtime.faces import DEFAULT_DETECTOR
 
 
 def edgecv(*args: str) -> str:
@@ -72,9 +74,9 @@ def score(events: Path, truth: list[str | None], boxes: list[list[float]]) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=Path("runs/faces/export/model_int8.onnx"))
+    ap.add_argument("--model", type=Path, default=Path("runs/faces/export/model_fp32.onnx"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/edgecv-face-demo"))
-    ap.add_argument("--face-detector", default="haar", help="for enrolment and the runs (as `edgecv run`)")
+    ap.add_argument("--face-detector", default=DEFAULT_DETECTOR, help="for enrolment and the runs (as `edgecv run`)")
     args = ap.parse_args()
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: not found; run the README's face commands first (or pass --model)")

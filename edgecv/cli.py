@@ -18,6 +18,7 @@ from edgecv.cli_inspect import inspect_cmd
 from edgecv.cli_predict import predict_cmd
 from edgecv.cli_run import run_cmd
 from edgecv.errors import EdgecvError
+from edgecv.runtime.faces import DEFAULT_DETECTOR
 
 _INTERRUPTED = {  # what an interrupted command left, per command
     "export": "the previously published artifacts are unchanged",
@@ -340,13 +341,13 @@ def sample_detect(out, images, size, layout, seed) -> None:
 @click.option("--identities", type=click.IntRange(min=6), default=600, show_default=True)
 @click.option("--per-identity", type=click.IntRange(min=2), default=6, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample_faces(out, identities, per_identity, seed) -> None:
+@click.option("--face-detector", default=DEFAULT_DETECTOR, show_default=True, help="What cuts the chips (as for `edgecv run`).")
+def sample_faces(out, identities, per_identity, seed, face_detector) -> None:
     """Generated people (face chips, one folder per identity) for an embedder recipe."""
     from edgecv.data.faces import write_faces_sample
 
-    click.echo(
-        f"wrote {identities} identities x {per_identity} face chips to {write_faces_sample(out, identities, per_identity, seed)}"
-    )
+    folder = write_faces_sample(out, identities, per_identity, seed, detector=face_detector)
+    click.echo(f"wrote {identities} identities x {per_identity} face chips to {folder}")
 
 
 @sample_group.command("face-demo")

@@ -8,12 +8,14 @@ import sys
 
 import click
 
+from edgecv.runtime.faces import DEFAULT_DETECTOR as DEFAULT
+
 
 @click.command("enroll")
 @click.option("--gallery", type=click.Path(dir_okay=False), required=True, help="SQLite gallery (created if missing).")
 @click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
 @click.option("--name", required=True, help="Who the photos show (new, or more shots for an enrolled person).")
-@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
+@click.option("--face-detector", default=DEFAULT, show_default=True, help="As for `edgecv run`.")
 @click.option("--min-face", type=click.IntRange(min=8), default=48, show_default=True, help="Smallest face side (px).")
 @click.option(
     "--min-sharpness",
@@ -35,7 +37,7 @@ def enroll_cmd(gallery, model, name, face_detector, min_face, min_sharpness, ima
 
 @click.command("verify")
 @click.option("--model", type=click.Path(dir_okay=False, exists=True), required=True, help="The face embedder artifact.")
-@click.option("--face-detector", default="haar", show_default=True, help="As for `edgecv run`.")
+@click.option("--face-detector", default=DEFAULT, show_default=True, help="As for `edgecv run`.")
 @click.option("--threshold", type=click.FloatRange(-1, 1), help="Default: the artifact's 1:1 `verify` threshold.")
 @click.argument("photo_a", type=click.Path(dir_okay=False, exists=True))
 @click.argument("photo_b", type=click.Path(dir_okay=False, exists=True))

@@ -50,7 +50,7 @@ def expand_images(args: tuple[str, ...]) -> list[Path]:
 @click.option("--conf", type=click.FloatRange(0, 1), help="Detectors: lowest box score [default: the artifact's (0.25)].")
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU [default: the artifact's (0.45)].")
 @click.option("--gallery", type=click.Path(dir_okay=False, exists=True), help="Face embedders: the enrolment gallery.")
-@click.option("--face-detector", help="Face embedders: as for `edgecv run` [default: haar].")
+@click.option("--face-detector", help="Face embedders: as for `edgecv run` [default: blazeface-back].")
 @click.option("--match-threshold", type=click.FloatRange(-1, 1), help="Face embedders: as for `edgecv run`.")
 def predict_cmd(model, images, save, as_json, threads, topk, conf, iou, gallery, face_detector, match_threshold) -> None:
     """Predict on IMAGES (files, folders or globs) with MODEL (an exported .onnx / .tflite / .engine)."""

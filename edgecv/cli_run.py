@@ -98,7 +98,7 @@ import click
 @click.option(
     "--face-detector",
     help="Face embedders: haar, haar:FILE.xml, yunet:FILE.onnx, blazeface (short range, 128 px), blazeface-back "
-    "(256 px, smaller faces), blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: haar].",
+    "(256 px, smaller faces), blazeface:FILE.tflite, or an edgecv detector artifact[#class] [default: blazeface-back].",
 )
 @click.option(
     "--match-threshold",

@@ -1,11 +1,15 @@
 """The device install: a wheel of edgecv with only the `runtime` extra, in a fresh venv (no torch, no tensorflow,
-no onnx), runs an int8 TFLite artifact over a video, carries the device profiles and nms.onnx."""
+no onnx), runs an int8 TFLite artifact over a video, carries the device profiles, nms.onnx and the default face
+detector's model."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import cv2
+import skimage.data
 
 from tests.conftest import ROOT
 
@@ -29,6 +33,14 @@ def test_runtime_extra_in_a_fresh_venv_runs_tflite(tmp_path, tiny_export, shapes
         py, "-c", "import importlib.util as u; print([m for m in ('torch', 'tensorflow', 'onnx', 'timm') if u.find_spec(m)])"
     )
     assert missing.stdout.strip() == "[]", missing.stdout  # none of them installed
+
+    # the default face detector's model ships in the wheel: BlazeFace back finds the astronaut's face there
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    code = "import cv2, sys; from edgecv.runtime.faces.detect import create_face_detector as c; "
+    code += "print(len(c().detect(cv2.imread(sys.argv[1]))))"
+    faces = _sh(py, "-c", code, photo, cwd=tmp_path)
+    assert faces.returncode == 0 and faces.stdout.strip() == "1", faces.stdout + faces.stderr
 
     edgecv = venv / "bin" / "edgecv"
     devices = _sh(edgecv, "devices", cwd=tmp_path)  # from the wheel, not the checkout

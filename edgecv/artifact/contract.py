@@ -72,12 +72,14 @@ class EmbedDecoder:
     normalized: bool  # the graph's output is L2-normalised already (the runtime normalises either way)
     similarity: str  # "cosine"
     embedder_id: str  # which weights made these vectors: a gallery refuses another embedder's
-    chip: str  # what the embedder was trained on: "haar-crop" (edgecv's own) or "detector-crop" (imported)
+    # what the embedder was trained on: "edgecv-chip" (edgecv's own: `face_chip`, aligned on the face detector's
+    # landmarks), "haar-crop" (edgecv's own before BlazeFace was the default) or "detector-crop" (imported)
+    chip: str
 
     def __post_init__(self) -> None:
         _one_of("decoder.type", self.type, ("embedding",))
         _one_of("decoder.similarity", self.similarity, ("cosine",))
-        _one_of("decoder.chip", self.chip, ("haar-crop", "detector-crop"))
+        _one_of("decoder.chip", self.chip, ("edgecv-chip", "haar-crop", "detector-crop"))
         if self.dim < 1:
             raise EdgecvError(f"artifact metadata: decoder.dim must be >= 1, got {self.dim}")
 

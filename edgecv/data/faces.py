@@ -19,6 +19,7 @@ import numpy as np
 from edgecv.data.imagefolder import scan_imagefolder
 from edgecv.data.splits import SPLITS, Split, _readable
 from edgecv.errors import EdgecvError
+from edgecv.runtime.faces import DEFAULT_DETECTOR
 
 
 def identity_split(root: str | Path, test: float, val: float, seed: int, min_images: int = 2, workers: int = 4) -> Split:
@@ -184,16 +185,23 @@ def face_clip(p: dict[str, Any], rng: np.random.Generator, background: np.ndarra
 
 
 def write_faces_sample(
-    out: str | Path, identities: int = 60, per_identity: int = 8, seed: int = 0, photo_size: int = 192
+    out: str | Path,
+    identities: int = 60,
+    per_identity: int = 8,
+    seed: int = 0,
+    photo_size: int = 192,
+    detector: str = DEFAULT_DETECTOR,
 ) -> Path:
-    """``out/person_<k>/<i>.png``: face chips of generated people, cut from photos by the runtime's Haar detector
-    and cropper (photos where it finds no single face are redrawn)."""
+    """``out/person_<k>/<i>.png``: face chips of generated people, cut from photos by the runtime's own face
+    detector (``--face-detector``'s default unless told) and chip maker, exactly as the device cuts them (photos
+    where it finds no single face are redrawn). Another detector frames the face otherwise (Haar's square crop,
+    BlazeFace's chip aligned on its landmarks): an embedder sees best the framing it was trained on."""
     from edgecv.data.samples import background_photos, random_background
     from edgecv.runtime.faces.align import face_chip
-    from edgecv.runtime.faces.detect import HaarFaceDetector
+    from edgecv.runtime.faces.detect import create_face_detector
 
     out, rng = Path(out), np.random.default_rng(seed)
-    photos, det = background_photos(), HaarFaceDetector(min_size=photo_size // 4)
+    photos, det = background_photos(), create_face_detector(detector, min_size=photo_size // 4)
     for k in range(identities):
         person, folder = random_identity(rng), out / f"person_{k:03d}"
         folder.mkdir(parents=True, exist_ok=True)

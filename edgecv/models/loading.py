@@ -123,7 +123,7 @@ def embedder_meta(model: Embedder, ck: EmbedderMeta, calibrating_to: float | Non
             normalized=True,
             similarity="cosine",
             embedder_id=embedder_id(model),
-            chip="haar-crop",
+            chip="edgecv-chip",
         ),
         thresholds=thresholds,
     )

@@ -54,7 +54,7 @@ class PipelineSpec:
     zones: str | None = None  # detectors: a zones/lines YAML (runtime/analytics.py)
     topk: int | None = None
     gallery: str | None = None  # face embedders: the enrolment gallery (SQLite) to match against
-    face_detector: str | None = None  # haar | haar:FILE.xml | yunet:FILE.onnx | an edgecv detector artifact
+    face_detector: str | None = None  # None: blazeface-back; blazeface | haar[:FILE.xml] | yunet:FILE.onnx | an artifact
     match_threshold: float | None = None  # None: the threshold calibrated at export (artifact metadata)
     event_cooldown_s: float = 5.0  # face events: one per person per this many seconds of stream time
     max_frames: int | None = None  # of each source

@@ -232,6 +232,7 @@ class FaceCascadeStage(Stage):
     TAKES = ("gallery", "face_detector", "match_threshold", "track")
 
     def __init__(self, backend: Backend, options: StageOptions, stack: ExitStack):
+        from edgecv.runtime.faces import DEFAULT_DETECTOR
         from edgecv.runtime.faces.enroll import FaceFrontend
         from edgecv.runtime.faces.events import FaceEvents
         from edgecv.runtime.faces.gallery import Gallery
@@ -241,7 +242,7 @@ class FaceCascadeStage(Stage):
         self.backend, self.meta = backend, backend.meta
         v = options.values
         stamp = embedder_stamp(self.meta, options.model)
-        self.frontend = FaceFrontend(self.meta, v.get("face_detector") or "haar")
+        self.frontend = FaceFrontend(self.meta, v.get("face_detector") or DEFAULT_DETECTOR)
         if hasattr(self.frontend.detector, "close"):
             stack.callback(self.frontend.detector.close)
         self.events = FaceEvents(options.event_cooldown_s)

@@ -79,7 +79,7 @@ def test_gate_names_reach_the_onnx_graph(embedder, tmp_path):
         input_size=(96, 96),
         mean=(0.5,) * 3,
         std=(0.5,) * 3,
-        decoder=EmbedDecoder("embedding", ("embedding",), embedder.dim, True, "cosine", "test", "haar-crop"),
+        decoder=EmbedDecoder("embedding", ("embedding",), embedder.dim, True, "cosine", "test", "edgecv-chip"),
         thresholds=EmbedThresholds(target_far=1e-3, match=0.5, verify=0.5, track_gate=None, val_tar=None, val_far=None),
     )
     proto = onnx.load(str(torch2onnx(embedder, ConvertSpec(tmp_path / "e.onnx", meta))))

