@@ -67,3 +67,16 @@ def test_a_face_clip_is_one_place_with_the_face_moving_smoothly():
         if faces:
             b = max(faces, key=lambda f: f.size).xyxy
             assert x1 <= (b[0] + b[2]) / 2 <= x2 and y1 <= (b[1] + b[3]) / 2 <= y2
+
+
+def test_the_sample_is_cut_by_the_detector_asked_for(tmp_path):
+    from click.testing import CliRunner
+
+    from edgecv.cli import cli
+
+    args = ["sample", "faces", "--identities", "6", "--per-identity", "2", "--seed", "4"]
+    r = CliRunner().invoke(cli, [*args, str(tmp_path / "haar"), "--face-detector", "haar"])
+    assert r.exit_code == 0 and "wrote 6 identities x 2 face chips" in r.output, r.output
+    assert len(list((tmp_path / "haar").rglob("*.png"))) == 12
+    r = CliRunner().invoke(cli, [*args, str(tmp_path / "bad"), "--face-detector", "nope"])
+    assert r.exit_code == 2 and "expected haar" in r.output, r.output
