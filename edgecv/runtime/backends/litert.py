@@ -3,9 +3,13 @@ give int8 output, which is dequantized here with the output tensor's own scale a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,27 @@ def _interpreter_class():
     return cls
 
 
+@contextlib.contextmanager
+def quiet_interpreter() -> Iterator[None]:
+    """Around making an interpreter: LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    straight to file descriptor 2 (past Python), a line per interpreter that tells the user nothing; fd 2 points at
+    /dev/null for the call (``edgecv --verbose`` keeps it). Errors still arrive, as exceptions."""
+    from edgecv._quiet import verbose
+
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class LiteRTBackend(Backend):
     name = "litert"
 
@@ -43,8 +68,9 @@ class LiteRTBackend(Backend):
             kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.xnnpack, self.threads = xnnpack, threads
         try:
-            self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
-            self.interpreter.allocate_tensors()
+            with quiet_interpreter():
+                self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
         self._in = self.interpreter.get_input_details()[0]

@@ -92,14 +92,15 @@ class BlazeFaceDetector:
         name: str = "blazeface",
         min_size: int = 0,
     ):
-        from edgecv.runtime.backends.litert import _interpreter_class
+        from edgecv.runtime.backends.litert import _interpreter_class, quiet_interpreter
 
         path = Path(model) if model else bundled_model(name)
         if not path.is_file():
             raise EdgecvError(f"{path}: BlazeFace .tflite not found")
         try:
-            self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with quiet_interpreter():
+                self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
         inp = self.interpreter.get_input_details()[0]
