@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,25 +35,29 @@ def _interpreter_class():
     return cls
 
 
+_FD2 = threading.RLock()  # one swap of fd 2 at a time: two threads interleaving would leave it at /dev/null
+
+
 @contextlib.contextmanager
 def quiet_interpreter() -> Iterator[None]:
     """Around making an interpreter: LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
     straight to file descriptor 2 (past Python), a line per interpreter that tells the user nothing; fd 2 points at
-    /dev/null for the call (``edgecv --verbose`` keeps it). Errors still arrive, as exceptions."""
+    /dev/null for the call, milliseconds (``edgecv --verbose`` keeps it). Errors still arrive, as exceptions."""
     from edgecv._quiet import verbose
 
     if verbose():
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with _FD2:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class LiteRTBackend(Backend):
