@@ -117,3 +117,17 @@ def test_a_missing_model_file_is_one_line_naming_it(monkeypatch, tmp_path):
     monkeypatch.setattr(blazeface, "HERE", tmp_path)
     with pytest.raises(EdgecvError, match="face_detection_back.tflite is missing"):
         create_face_detector("blazeface-back")
+
+
+def test_making_interpreters_on_several_threads_leaves_stderr_where_it_was():
+    import os
+    import threading
+
+    before = os.fstat(2)
+    threads = [threading.Thread(target=create_face_detector, args=("blazeface-back",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)  # not left at /dev/null
