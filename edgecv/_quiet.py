@@ -121,6 +121,11 @@ def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | 
                 term.close()
 
 
+def logging_elsewhere() -> bool:
+    """Whether a ``third_party_log`` is catching descriptor 2 right now (its output belongs in that log)."""
+    return _TERMINAL is not None
+
+
 def verbose() -> bool:
     """``edgecv --verbose``, for the command being run."""
     import click

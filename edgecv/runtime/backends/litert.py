@@ -42,10 +42,11 @@ _FD2 = threading.RLock()  # one swap of fd 2 at a time: two threads interleaving
 def quiet_interpreter() -> Iterator[None]:
     """Around making an interpreter: LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
     straight to file descriptor 2 (past Python), a line per interpreter that tells the user nothing; fd 2 points at
-    /dev/null for the call, milliseconds (``edgecv --verbose`` keeps it). Errors still arrive, as exceptions."""
-    from edgecv._quiet import verbose
+    /dev/null for the call, milliseconds (``edgecv --verbose`` keeps it, and inside a command that logs the
+    frameworks' output, `export`, it goes to that log). Errors still arrive, as exceptions."""
+    from edgecv._quiet import logging_elsewhere, verbose
 
-    if verbose():
+    if verbose() or logging_elsewhere():
         yield
         return
     with _FD2:
