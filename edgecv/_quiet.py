@@ -17,11 +17,13 @@ import io
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 _TERMINAL = None  # while a third_party_log is active: a stream on the terminal's descriptor
+_FD2 = threading.RLock()  # one swap of descriptor 2 at a time: two interleaving would leave it at /dev/null
 
 
 def terminal():
@@ -124,6 +126,22 @@ def third_party_log(path: str | Path, verbose: bool = False) -> Iterator[Path | 
 def logging_elsewhere() -> bool:
     """Whether a ``third_party_log`` is catching descriptor 2 right now (its output belongs in that log)."""
     return _TERMINAL is not None
+
+
+@contextlib.contextmanager
+def fd2_silenced() -> Iterator[None]:
+    """Descriptor 2 at /dev/null within, for the C++ libraries that print straight to it (OpenCV's FFmpeg writer,
+    LiteRT): keep the block to the one call. Errors still arrive, as exceptions."""
+    with _FD2:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def verbose() -> bool:

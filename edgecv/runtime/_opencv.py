@@ -27,16 +27,14 @@ def opencv_silent() -> Iterator[None]:
     if os.environ.get("EDGECV_OPENCV_LOG"):
         yield
         return
+    from edgecv._quiet import fd2_silenced
+
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+        with fd2_silenced():
             yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
         cv2.utils.logging.setLogLevel(previous)
 
 

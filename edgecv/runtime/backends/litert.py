@@ -6,12 +6,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import re
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,30 +32,22 @@ def _interpreter_class():
     return cls
 
 
-_FD2 = threading.RLock()  # one swap of fd 2 at a time: two threads interleaving would leave it at /dev/null
+def open_interpreter(path: Path, threads: int | None = None, **kwargs: Any):
+    """A LiteRT interpreter on ``path``, tensors allocated; a file it cannot load is one EdgecvError line. LiteRT's
+    C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to descriptor 2 for every
+    interpreter, a line that tells the user nothing: it is dropped (``edgecv --verbose`` keeps it, and inside a
+    command that logs the frameworks' output, `export`, it goes to that log)."""
+    from edgecv._quiet import fd2_silenced, logging_elsewhere, verbose
 
-
-@contextlib.contextmanager
-def quiet_interpreter() -> Iterator[None]:
-    """Around making an interpreter: LiteRT's C++ writes "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-    straight to file descriptor 2 (past Python), a line per interpreter that tells the user nothing; fd 2 points at
-    /dev/null for the call, milliseconds (``edgecv --verbose`` keeps it, and inside a command that logs the
-    frameworks' output, `export`, it goes to that log). Errors still arrive, as exceptions."""
-    from edgecv._quiet import logging_elsewhere, verbose
-
-    if verbose() or logging_elsewhere():
-        yield
-        return
-    with _FD2:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 2)
-                yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    cls = _interpreter_class()
+    quiet = contextlib.nullcontext() if verbose() or logging_elsewhere() else fd2_silenced()
+    try:
+        with quiet:
+            interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+    return interpreter
 
 
 class LiteRTBackend(Backend):
@@ -67,18 +56,12 @@ class LiteRTBackend(Backend):
     def __init__(self, path: Path, threads: int | None = None, xnnpack: bool = True):
         self.path = path
         self.meta = read_tflite_meta(path)
-        cls = _interpreter_class()
         kwargs = {}
         if not xnnpack:  # the interpreter applies XNNPACK unless told to use the plain builtin kernels
-            resolvers = importlib.import_module(cls.__module__).OpResolverType
+            resolvers = importlib.import_module(_interpreter_class().__module__).OpResolverType
             kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.xnnpack, self.threads = xnnpack, threads
-        try:
-            with quiet_interpreter():
-                self.interpreter = cls(model_path=str(path), num_threads=threads, **kwargs)
-                self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+        self.interpreter = open_interpreter(path, threads, **kwargs)
         self._in = self.interpreter.get_input_details()[0]
         self._outs = sorted(self.interpreter.get_output_details(), key=_output_position)
 

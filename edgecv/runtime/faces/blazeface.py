@@ -92,17 +92,12 @@ class BlazeFaceDetector:
         name: str = "blazeface",
         min_size: int = 0,
     ):
-        from edgecv.runtime.backends.litert import _interpreter_class, quiet_interpreter
+        from edgecv.runtime.backends.litert import open_interpreter
 
         path = Path(model) if model else bundled_model(name)
         if not path.is_file():
             raise EdgecvError(f"{path}: BlazeFace .tflite not found")
-        try:
-            with quiet_interpreter():
-                self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
-                self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EdgecvError(f"{path}: LiteRT cannot load it ({str(exc).splitlines()[0]})") from None
+        self.interpreter = open_interpreter(path, threads)
         inp = self.interpreter.get_input_details()[0]
         outs = {d["name"]: d["index"] for d in self.interpreter.get_output_details()}
         shape, self.size = tuple(inp["shape"]), int(inp["shape"][1])
