@@ -9,7 +9,11 @@ defaults (``--events``, drift on). For comparison, the same run with one inferen
 policy before, cores - 1 runtime threads for one call at a time). Rounds alternate (the costs, e2e, e2e with one
 worker); each figure is the median over rounds and the ratio the median of each round's own ratio (the range beside
 it), so a burst of load on a shared machine moves one round, not the ratio.
-Target (issue 19): e2e >= 0.9 of the limit for the classifier and the detector.
+Where ``ultralytics`` is importable (AGPL: never an edgecv dependency; install it in a separate venv to compare),
+each round also times its ``predict`` loop with its defaults on the same frames: YOLO11n at the detector's size and
+YOLO11n-cls at the classifier's, built from its YAML files (random weights: no download; speed only) and run as its
+own ONNX export, in the same runtime. Where it is not, that row is left out and said so.
+Targets (issue 19): e2e >= 0.9 of the limit for the classifier and the detector, and >= 1.1x Ultralytics' e2e.
 
     python benchmarks/pipeline_overhead.py [--video /usr/share/doc/opencv-doc/examples/data/vtest.avi]
         [--classifier ART] [--detector ART] [--max-frames 300] [--rounds 3]
@@ -20,7 +24,11 @@ Target (issue 19): e2e >= 0.9 of the limit for the classifier and the detector.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -28,6 +36,7 @@ from pathlib import Path
 
 import cv2
 
+from edgecv.artifact import read_meta
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor, reference_problem
 from edgecv.runtime.inference import usable_cores
@@ -36,6 +45,7 @@ from edgecv.runtime.sinks import EventsSink
 from edgecv.runtime.sources import open_source
 from edgecv.runtime.stages import create_stage
 from edgecv.runtime.telemetry import Telemetry
+from edgecv.tools.roofline import artifact_macs
 
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 STEPS = ("decode", "preprocess", "infer", "postprocess", "drift", "sinks")
@@ -145,13 +155,60 @@ def serial_costs(model: Path, video: str, frames: int | None, tmp: str) -> tuple
     return {step: v / n * 1e3 for step, v in total.items()}, n
 
 
+def ultralytics_model(kind: str, size: int, tmp: str) -> Path | None:
+    """Ultralytics' own ONNX export of YOLO11n (detector) or YOLO11n-cls (classifier) at ``size`` px, with its export
+    defaults; None where ultralytics is not importable. It runs in a child process, as its predict loop does: importing
+    ultralytics changes process-wide settings (OpenCV's thread count among them) that would change edgecv's figures."""
+    if importlib.util.find_spec("ultralytics") is None:
+        return None
+    folder = Path(tmp, f"ultralytics-{kind}")
+    folder.mkdir()
+    return Path(_peer("export", kind, size, folder))
+
+
+def ultralytics_e2e(model: Path, kind: str, size: int, video: str, frames: int | None) -> float:
+    return float(_peer("predict", model, kind, size, video, frames or 0))
+
+
+def _peer(*args) -> str:
+    cmd = [sys.executable, __file__, "--peer", *map(str, args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"Ultralytics {args[0]} failed:\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def peer_main(args: list[str]) -> None:
+    """In the child: ``export KIND SIZE FOLDER`` prints the ONNX's path; ``predict ONNX KIND SIZE VIDEO FRAMES`` prints
+    the FPS of its ``predict(stream=True)`` loop with its defaults, from its first result to its last (loading and
+    warm-up left out, as ``edgecv run``'s figure leaves them out)."""
+    from ultralytics import YOLO
+
+    if args[0] == "export":
+        kind, size, folder = args[1], int(args[2]), args[3]
+        os.chdir(folder)
+        print(Path(folder, YOLO("yolo11n.yaml" if kind == "detector" else "yolo11n-cls.yaml").export(format="onnx", imgsz=size)))
+        return
+    model, kind, size, video, frames = args[1], args[2], int(args[3]), args[4], int(args[5])
+    net, n, start = YOLO(model, task="detect" if kind == "detector" else "classify"), 0, 0.0
+    for _ in net.predict(video, imgsz=size, stream=True, verbose=False):
+        n += 1
+        if n == 1:
+            start = time.perf_counter()
+        if n == frames:
+            break
+    print((n - 1) / (time.perf_counter() - start))
+
+
 def e2e(model: Path, video: str, frames: int | None, tmp: str, **plan) -> dict:
     return run_pipeline(PipelineSpec(model=str(model), source=video, max_frames=frames, events=f"{tmp}/events.jsonl", **plan))
 
 
-def measure(model: Path, video: str, frames: int | None, rounds: int, tmp: str) -> dict:
+def measure(model: Path, video: str, frames: int | None, rounds: int, tmp: str, peer: tuple | None = None) -> dict:
+    """Each round: the serial costs, ``edgecv run``, ``--workers 1`` and, with ``peer`` (its ONNX, kind, size),
+    Ultralytics' predict, back to back."""
     cores = usable_cores()
-    out: dict = {"costs": [], "limit": [], "e2e": [], "one": [], "ratio": [], "ratio_one": []}
+    out: dict = {"costs": [], "limit": [], "e2e": [], "one": [], "ratio": [], "ratio_one": [], "peer": [], "vs_peer": []}
     for _ in range(rounds):
         costs, n = serial_costs(model, video, frames, tmp)
         limit = cores / (sum(costs.values()) / 1e3)
@@ -162,11 +219,14 @@ def measure(model: Path, video: str, frames: int | None, rounds: int, tmp: str) 
         out["one"].append(one["fps"])
         out["ratio"].append(run["fps"] / limit)
         out["ratio_one"].append(one["fps"] / limit)
+        if peer is not None:
+            out["peer"].append(ultralytics_e2e(*peer, video, frames))
+            out["vs_peer"].append(run["fps"] / out["peer"][-1])
         out.update(frames=n, plan=(run["workers"], run["threads"]), task=run["task"])
     return out
 
 
-def report(model: Path, video: str, r: dict, rounds: int) -> None:
+def report(model: Path, video: str, r: dict, rounds: int, peer: tuple | None = None) -> None:
     med = statistics.median
     costs = {s: med(c[s] for c in r["costs"]) for s in STEPS}
     cores = usable_cores()
@@ -186,9 +246,21 @@ def report(model: Path, video: str, r: dict, rounds: int) -> None:
         print(f"  {name:<50} {med(fps):>7.1f} {share}")
     verdict = "met" if med(r["ratio"]) >= 0.9 else "NOT met"
     print(f"  target e2e >= 0.9 of the limit: {verdict}")
+    if peer is None:
+        print("  Ultralytics: not importable here, its row not measured (pip install ultralytics in another venv)")
+        return
+    onnx, kind, size = peer
+    macs = (artifact_macs(model) or 0) / 1e6, (artifact_macs(onnx) or 0) / 1e6
+    name = f"Ultralytics predict, {'YOLO11n' if kind == 'detector' else 'YOLO11n-cls'} {size} px ONNX"
+    print(f"  {name:<50} {med(r['peer']):>7.1f} {med(r['peer']) / med(r['limit']):>8.2f}")
+    vs, verdict = r["vs_peer"], "met" if med(r["vs_peer"]) >= 1.1 else "NOT met"
+    print(f"  edgecv / Ultralytics e2e: {med(vs):.2f} ({min(vs):.2f}-{max(vs):.2f}); MACs {macs[0]:.0f} M vs {macs[1]:.0f} M")
+    print(f"  target edgecv e2e >= 1.1x Ultralytics': {verdict}")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--peer"]:
+        return peer_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", default=VTEST)
     ap.add_argument("--classifier", type=Path, help="a classifier artifact (default: Lite0 int8 ONNX, 224 px)")
@@ -205,7 +277,10 @@ def main() -> None:
                 continue
             build = (lambda d: default_model(d, 224)) if kind == "classifier" else default_detector
             model = getattr(args, kind) or build(Path(tmp))
-            report(model, args.video, measure(model, args.video, args.max_frames, args.rounds, tmp), args.rounds)
+            size = max(read_meta(model).input_size)
+            onnx = ultralytics_model(kind, size, tmp)
+            peer = None if onnx is None else (onnx, kind, size)
+            report(model, args.video, measure(model, args.video, args.max_frames, args.rounds, tmp, peer), args.rounds, peer)
 
 
 if __name__ == "__main__":
