@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecv._deps import require
 from edgecv.recipes import AugmentSpec
-from edgecv.runtime.preprocess import classify_input_chw, normalize_hwc, resize_rgb, to_chw
+from edgecv.runtime.preprocess import classify_input_chw, normalize_chw, resize_rgb
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -51,7 +51,7 @@ class TrainTransform:
         self.aug.set_random_seed(seed % 2**32)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        return to_chw(normalize_hwc(self.aug(image=rgb)["image"], self.mean, self.std))
+        return normalize_chw(self.aug(image=rgb)["image"], self.mean, self.std)
 
 
 def eval_transform(size: int, mean: Sequence[float], std: Sequence[float]) -> Transform:
@@ -71,4 +71,4 @@ def tta_views(rgb: np.ndarray, size: int, mean: Sequence[float], std: Sequence[f
     c = o // 2
     crops = [big[:size, :size], big[:size, o:], big[o:, :size], big[o:, o:], big[c : c + size, c : c + size]]
     views = [base, base[:, ::-1]] + crops
-    return np.stack([to_chw(normalize_hwc(np.ascontiguousarray(v), mean, std)) for v in views])
+    return np.stack([normalize_chw(v, mean, std) for v in views])

@@ -29,7 +29,7 @@ from edgecv.evaluate.detect import Evaluator
 from edgecv.models import create_backbone
 from edgecv.models.detector import Detector
 from edgecv.recipes import DetectAugmentSpec, DetectRecipe
-from edgecv.runtime.preprocess import Transform, letterbox, normalize_hwc, to_chw
+from edgecv.runtime.preprocess import Transform, letterbox, normalize_chw
 from edgecv.train.detect_loss import assign, detection_loss, level_ranges
 from edgecv.train.distributed import DistInfo, Forward, barrier, ddp, gather_rows, mean_over_ranks, share, share_weight
 from edgecv.train.loop import LoopState, Stage, cosine_schedule, optimizer_step, transfer
@@ -99,7 +99,7 @@ class DetDataset(Dataset):
             img = out["image"]
             boxes = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
             classes = np.asarray(out["classes"], np.int64)
-        x = to_chw(normalize_hwc(img, self.mean, self.std))
+        x = normalize_chw(img, self.mean, self.std)
         return torch.from_numpy(x), torch.from_numpy(boxes), torch.from_numpy(np.asarray(classes, np.int64))
 
 

@@ -2,8 +2,30 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from edgecv.runtime.preprocess import classify_input_chw, normalize_hwc
+from edgecv.runtime.preprocess import classify_input_chw, normalize_chw, normalize_hwc
+
+
+def _plain(img_u8, mean, std):
+    """The formula written the obvious way, in float32: what the fast paths must equal bit for bit."""
+    scale = (1.0 / (255.0 * np.asarray(std, np.float32))).astype(np.float32)
+    shift = (-np.asarray(mean, np.float32) / np.asarray(std, np.float32)).astype(np.float32)
+    return img_u8.astype(np.float32) * scale + shift
+
+
+@pytest.mark.parametrize("shape", [(224, 224, 3), (320, 240, 3), (7, 13, 3), (1, 1, 3)])
+def test_fast_normalisation_gives_the_same_bits(shape):
+    img = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    want = _plain(img, mean, std)
+    assert np.array_equal(normalize_hwc(img, mean, std), want)
+    assert normalize_hwc(img[..., ::-1], mean, std).flags.c_contiguous
+    assert np.array_equal(normalize_hwc(img[..., ::-1], mean, std), _plain(img[..., ::-1], mean, std))
+    chw = normalize_chw(img, mean, std)
+    assert chw.shape == (3, *shape[:2]) and chw.flags.c_contiguous
+    assert np.array_equal(chw, want.transpose(2, 0, 1))
+    assert np.array_equal(normalize_chw(img, mean, std, swap=True), _plain(img[..., ::-1], mean, std).transpose(2, 0, 1))
 
 
 def test_normalize_exact_values():
