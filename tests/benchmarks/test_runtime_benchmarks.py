@@ -1,6 +1,7 @@
 """The NMS, pipeline-overhead, multistream and other runtime benchmarks run (shrunk to seconds); their figures come
 from full runs."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -59,6 +60,9 @@ def test_pipeline_overhead_prints_e2e_against_the_compute_bound_limit(tiny_expor
     runs = re.findall(r"^  edgecv run --events(?: --workers 1)? \((.*?)\)\s+([\d.]+)\s+([\d.]+)\s+[\d.]+-[\d.]+$", out, re.M)
     assert len(runs) == 4 and all(float(r[1]) > 0 and float(r[2]) > 0 for r in runs), out
     assert len(re.findall(r"^  target e2e >= 0.9 of the limit: (met|NOT met)$", out, re.M)) == 2, out
+    peer = re.findall(r"^  target edgecv e2e >= 1.1x Ultralytics': (met|NOT met)$", out, re.M)
+    absent = re.findall(r"^  Ultralytics: not importable here", out, re.M)
+    assert (len(absent), len(peer)) == ((2, 0) if importlib.util.find_spec("ultralytics") is None else (0, 2)), out
 
 
 def test_gallery_benchmark_prints_search_times_and_finds_the_right_person():
