@@ -29,7 +29,7 @@ from typing import Any
 from edgecv.errors import EdgecvError
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.drift import DriftMonitor, reference_problem
-from edgecv.runtime.inference import ThreadPlan, on_gpu, thread_plan, usable_cores, worker_backends
+from edgecv.runtime.inference import ThreadPlan, on_gpu, thread_plan, usable_cores, warm_up, worker_backends
 from edgecv.runtime.mqtt_sink import SCHEMES as MQTT_SCHEMES
 from edgecv.runtime.sinks import EventsSink, VideoSink, WindowSink
 from edgecv.runtime.sources import open_source
@@ -262,6 +262,7 @@ def run_pipeline(spec: PipelineSpec, stop: threading.Event | None = None) -> dic
     with _Stop(stop) as stopper, ExitStack() as stack:
         halt = stopper.event
         backends, plan = _open_backends(spec, stack)
+        warm_up(backends)
         backend = backends[0]
         streams = _open_streams(spec, backend, stack, halt, tel)
         events = _attach_sinks(spec, streams, stack)  # outputs last: a bad option above leaves no empty files

@@ -211,6 +211,18 @@ def test_each_worker_gets_a_backend_it_may_call_alongside_the_others(tiny_export
         assert one == [engine] and plan.workers == 1 and "GPU" in plan.why
 
 
+def test_each_session_is_called_once_on_a_blank_frame_before_the_first_frame(tiny_export):
+    from edgecv.runtime.inference import warm_up
+
+    with create_backend(tiny_export[0] / "model_int8.tflite", threads=1) as lite, lite.replica() as other:
+        calls = []
+        for b in (lite, other):
+            b.infer = lambda x, b=b, infer=b.infer: calls.append((b, x.shape, x.dtype)) or infer(x)
+        warm_up([lite, other, lite])  # a backend listed twice (one session shared by workers) is called once
+        shape = (1, *lite._in["shape"][1:])
+        assert calls == [(lite, shape, lite._in["dtype"]), (other, shape, lite._in["dtype"])]
+
+
 def test_workers_infer_frames_side_by_side_and_each_stream_finishes_them_in_order(
     tiny_export, shapes_video, tmp_path, monkeypatch
 ):
