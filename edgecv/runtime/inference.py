@@ -80,7 +80,8 @@ def worker_backends(backend: Any, plan: ThreadPlan, batchable: bool) -> tuple[li
 def warm_up(backends: list[Any]) -> None:
     """One call on a blank frame of each worker's session before the first frame: a session's first calls plan its
     memory (onnxruntime) or prepare its kernels (LiteRT's XNNPACK, TensorRT), which would otherwise fall on the first
-    frames (EfficientNet-Lite0 int8 ONNX, 2 cores: 200 frames of vtest.avi ran at 147 fps against 183 for all 795)."""
+    frames (EfficientNet-Lite0 int8 ONNX, 2 cores, without this call: 200 frames of vtest.avi ran at 147 fps against
+    183 for all 795; with it, 201 and 214)."""
     from edgecv.runtime.preprocess import prepare_frame
 
     for k, b in enumerate(backends):

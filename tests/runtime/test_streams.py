@@ -211,7 +211,7 @@ def test_each_worker_gets_a_backend_it_may_call_alongside_the_others(tiny_export
         assert one == [engine] and plan.workers == 1 and "GPU" in plan.why
 
 
-def test_each_session_is_called_once_on_a_blank_frame_before_the_first_frame(tiny_export):
+def test_warm_up_calls_each_session_once_on_a_blank_frame(tiny_export):
     from edgecv.runtime.inference import warm_up
 
     with create_backend(tiny_export[0] / "model_int8.tflite", threads=1) as lite, lite.replica() as other:
