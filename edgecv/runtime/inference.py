@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecv.runtime.preprocess import prepare_frame
 from edgecv.runtime.stages import FrameJob
 from edgecv.runtime.telemetry import Telemetry
 
@@ -82,8 +83,6 @@ def warm_up(backends: list[Any]) -> None:
     memory (onnxruntime) or prepare its kernels (LiteRT's XNNPACK, TensorRT), which would otherwise fall on the first
     frames (EfficientNet-Lite0 int8 ONNX, 2 cores, without this call: 200 frames of vtest.avi ran at 147 fps against
     183 for all 795; with it, 201 and 214)."""
-    from edgecv.runtime.preprocess import prepare_frame
-
     for k, b in enumerate(backends):
         if all(b is not other for other in backends[:k]):
             h, w = b.meta.input_size
