@@ -79,7 +79,10 @@ def build_reference(rows: Iterable[dict[str, float]], confidence_filter: float |
 def reference_problem(reference: dict[str, Any] | None) -> str | None:
     """Why this reference cannot be used (None: it can)."""
     if not reference:
-        return "the artifact carries no drift reference (face embedders see chips, not frames)"
+        return (
+            "the artifact carries no drift reference (`edgecv export` writes one for classifiers and detectors; "
+            "face embedders see chips, not frames)"
+        )
     if reference.get("method") != METHOD or reference.get("version") != VERSION:
         return (
             "its drift reference is from an older edgecv (letterboxed images, PSI), which cries wolf on a fixed "
