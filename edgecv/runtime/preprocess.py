@@ -6,6 +6,7 @@ time and on the device (the usual source of "accurate in training, wrong on the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,9 +22,16 @@ def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def _affine(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(x/255 - mean) / std as x * scale + shift, in float32."""
+    """(x/255 - mean) / std as x * scale + shift, in float32: computed once per (mean, std), not every frame."""
+    return _affine_of(tuple(map(float, mean)), tuple(map(float, std)))
+
+
+@functools.lru_cache(maxsize=32)
+def _affine_of(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     mean32, std32 = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
-    return (1.0 / (255.0 * std32)).astype(np.float32), (-mean32 / std32).astype(np.float32)
+    scale, shift = (1.0 / (255.0 * std32)).astype(np.float32), (-mean32 / std32).astype(np.float32)
+    scale.flags.writeable = shift.flags.writeable = False  # shared by every caller
+    return scale, shift
 
 
 def normalize_hwc(rgb_u8: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

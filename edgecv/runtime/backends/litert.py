@@ -8,7 +8,6 @@ import importlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,14 +31,19 @@ def _interpreter_class():
     return cls
 
 
-def open_interpreter(path: Path, threads: int | None = None, **kwargs: Any):
-    """A LiteRT interpreter on ``path``, tensors allocated; a file it cannot load is one EdgecvError line. LiteRT's
+def open_interpreter(path: Path, threads: int | None = None, xnnpack: bool = True):
+    """A LiteRT interpreter on ``path``, tensors allocated (``xnnpack`` False: the plain builtin kernels, which the
+    interpreter otherwise replaces with XNNPACK's); a file it cannot load is one EdgecvError line. LiteRT's
     C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." straight to descriptor 2 for every
     interpreter, a line that tells the user nothing: it is dropped (``edgecv --verbose`` keeps it, and inside a
     command that logs the frameworks' output, `export`, it goes to that log)."""
     from edgecv._quiet import fd2_silenced, logging_elsewhere, verbose
 
     cls = _interpreter_class()
+    kwargs = {}
+    if not xnnpack:
+        resolvers = importlib.import_module(cls.__module__).OpResolverType
+        kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     quiet = contextlib.nullcontext() if verbose() or logging_elsewhere() else fd2_silenced()
     try:
         with quiet:
@@ -56,12 +60,8 @@ class LiteRTBackend(Backend):
     def __init__(self, path: Path, threads: int | None = None, xnnpack: bool = True):
         self.path = path
         self.meta = read_tflite_meta(path)
-        kwargs = {}
-        if not xnnpack:  # the interpreter applies XNNPACK unless told to use the plain builtin kernels
-            resolvers = importlib.import_module(_interpreter_class().__module__).OpResolverType
-            kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.xnnpack, self.threads = xnnpack, threads
-        self.interpreter = open_interpreter(path, threads, **kwargs)
+        self.interpreter = open_interpreter(path, threads, xnnpack)
         self._in = self.interpreter.get_input_details()[0]
         self._outs = sorted(self.interpreter.get_output_details(), key=_output_position)
 
