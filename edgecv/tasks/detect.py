@@ -47,7 +47,7 @@ class Detect(Task):
         from edgecv.export.fidelity import TaskMetric, map50
         from edgecv.export.stats import map50_scorer
 
-        # 500 draws: each is an accumulate of the per-image matches (about 25 ms); output 1: the scores
+        # 500 draws, each an accumulate of the per-image matches at IoU 0.5 only (about 8 ms at 300 images); output 1: the scores
         return TaskMetric("map50", map50, scorer=map50_scorer, draws=500, compared=1)
 
     def import_decoder(self, outputs, labels, path, layout, extra, digest):

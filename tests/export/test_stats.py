@@ -84,3 +84,43 @@ def test_detector_draws_reindex_images_and_boxes():
     score = map50_scorer([boxes, scores], es)
     assert 0 < score(np.arange(3)) < 1
     assert score(np.array([0, 0, 1])) == 1.0 and score(np.array([2, 2, 2])) == 0.0
+
+
+def test_detector_draws_score_what_a_full_accumulate_scores():
+    # 3 classes, 24 images of 0-5 boxes; noisy detections (shifted, missed, extra, crowded) scored on 40 draws both by
+    # the scorer (IoU 0.5 / area all / most detections only) and by pycocotools' full accumulate on the same draw
+    from edgecv.evaluate.detect import coco_evaluated, score_outputs, to_coco_results
+
+    rng, n, classes = np.random.default_rng(3), 24, 3
+    gt = {"images": [{"id": i + 1, "height": 128, "width": 128} for i in range(n)], "annotations": []}
+    gt["categories"] = [{"id": c + 1, "name": f"c{c}"} for c in range(classes)]
+    boxes, scores = np.zeros((n, 12, 4), np.float32), np.zeros((n, 12, classes), np.float32)
+    for i in range(n):
+        for j in range(rng.integers(0, 6)):
+            x, y, w, h = rng.uniform(0, 80, 2).tolist() + rng.uniform(6, 48, 2).tolist()
+            c = int(rng.integers(classes))
+            ann = {"id": len(gt["annotations"]) + 1, "image_id": i + 1, "category_id": c + 1, "iscrowd": 0}
+            gt["annotations"].append({**ann, "bbox": [x, y, w, h], "area": w * h})
+            if rng.random() < 0.85:  # found, more or less where it is
+                dx, dy = rng.normal(0, w / 5), rng.normal(0, h / 5)
+                boxes[i, j] = [x + dx, y + dy, x + dx + w, y + dy + h]
+                scores[i, j, c] = rng.uniform(0.2, 1)
+        for j in range(6, 12):  # false boxes, some of another class on a real one
+            x, y = rng.uniform(0, 100, 2)
+            boxes[i, j] = [x, y, x + rng.uniform(6, 28), y + rng.uniform(6, 28)]
+            scores[i, j, rng.integers(classes)] = rng.uniform(0.05, 0.7)
+    es = EvalSet("test", np.zeros((n, 128, 128, 3), np.uint8), np.zeros(n), tuple(map(str, range(n))), targets=gt)
+    score = map50_scorer([boxes, scores], es)
+
+    dets = score_outputs([boxes, scores], gt, [c["name"] for c in gt["categories"]])[1]
+    full = coco_evaluated(gt, to_coco_results(dets, list(range(1, n + 1))))
+    per_image, ids, seen = list(full.evalImgs), list(full._paramsEval.imgIds), set()
+    for _ in range(40):
+        idx = rng.integers(0, n, n)
+        full.evalImgs = [per_image[b * n + i] for b in range(len(per_image) // n) for i in idx.tolist()]
+        full.params.imgIds = full._paramsEval.imgIds = [ids[i] for i in idx.tolist()]
+        full.accumulate()
+        p = full.eval["precision"][0, :, :, 0, -1]
+        assert score(idx) == float(p[p > -1].mean())
+        seen.add(score(idx))
+    assert len(seen) > 30 and 0.05 < min(seen) < max(seen) < 0.95  # draws that differ, neither 0 nor 1 in reach
