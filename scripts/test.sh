@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # emulated x86 CPU without VNNI, where onnxruntime's fast int8 kernels would saturate; opencv-doc ships vtest.avi, the
 # street video `edgecv run` plays in the import and runtime tests.
 if ! command -v ffmpeg >/dev/null || ! command -v rtsp-server-perl >/dev/null || ! command -v mosquitto >/dev/null \
+        || ! command -v openssl >/dev/null \
         || ! command -v qemu-x86_64 >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -q
