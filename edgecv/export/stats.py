@@ -53,8 +53,8 @@ def map50_scorer(outputs: list, es: Any) -> Scorer:
     twice counts twice, as if it were two images) and reads mAP@0.5 as ``summarize`` does.
 
     Only the slice mAP@0.5 reads is accumulated: IoU 0.5, area "all", the most detections. Each (IoU, area, max
-    detections) cell of ``accumulate`` is computed on its own, so this is the full call's value at a 120th of its
-    work (10 IoUs x 4 areas x 3 max-dets): 500 draws of a 300-image test split took minutes a model."""
+    detections) cell of ``accumulate`` is computed on its own, so this is the full call's value from 1 of its 120
+    cells (10 IoUs x 4 areas x 3 max-dets): 500 paired draws of a 300-image test split took minutes an artifact."""
     import contextlib
     import copy
     import io
@@ -68,12 +68,12 @@ def map50_scorer(outputs: list, es: Any) -> Scorer:
     if not results:
         return lambda idx: 0.0
     ev = coco_evaluated(es.targets, results)
-    full = ev._paramsEval
-    assert full.iouThrs[0] == 0.5 and full.areaRngLbl[0] == "all", (full.iouThrs, full.areaRngLbl)
-    ids, areas = list(full.imgIds), len(full.areaRng)  # evalImgs: [category][area range][image], images sorted by id
-    per_class = [[_at_iou50(ev.evalImgs[k * areas * n + i]) for i in range(n)] for k in range(len(full.catIds))]
+    full = ev._paramsEval  # evalImgs: [category][area range][image], images sorted by id
+    t, a = int(np.flatnonzero(np.isclose(full.iouThrs, 0.5))[0]), full.areaRngLbl.index("all")
+    ids, areas = list(full.imgIds), len(full.areaRng)
+    per_class = [[_at_iou(ev.evalImgs[(k * areas + a) * n + i], t) for i in range(n)] for k in range(len(full.catIds))]
     p = copy.deepcopy(full)
-    p.iouThrs, p.areaRng, p.areaRngLbl, p.maxDets = np.array([0.5]), [full.areaRng[0]], ["all"], [full.maxDets[-1]]
+    p.iouThrs, p.areaRng, p.areaRngLbl, p.maxDets = np.array([0.5]), [full.areaRng[a]], ["all"], [full.maxDets[-1]]
     ev._paramsEval = copy.deepcopy(p)
 
     def score(idx: np.ndarray) -> float:
@@ -88,9 +88,14 @@ def map50_scorer(outputs: list, es: Any) -> Scorer:
     return score
 
 
-def _at_iou50(e: dict | None) -> dict | None:
-    """One image's matches (``COCOeval.evaluateImg``) at the first IoU threshold, 0.5, only."""
-    return e and {**e, "dtMatches": e["dtMatches"][:1], "dtIgnore": e["dtIgnore"][:1], "gtMatches": e["gtMatches"][:1]}
+def _at_iou(e: dict | None, t: int) -> dict | None:
+    """One image's matches (``COCOeval.evaluateImg``) at IoU threshold ``t`` only."""
+    return e and {
+        **e,
+        "dtMatches": e["dtMatches"][t : t + 1],
+        "dtIgnore": e["dtIgnore"][t : t + 1],
+        "gtMatches": e["gtMatches"][t : t + 1],
+    }
 
 
 def _same(a: Any, b: Any) -> bool:
