@@ -72,14 +72,13 @@ def map50_scorer(outputs: list, es: Any) -> Scorer:
     t, a = int(np.flatnonzero(np.isclose(full.iouThrs, 0.5))[0]), full.areaRngLbl.index("all")
     ids, areas = list(full.imgIds), len(full.areaRng)
     per_class = [[_at_iou(ev.evalImgs[(k * areas + a) * n + i], t) for i in range(n)] for k in range(len(full.catIds))]
-    p = copy.deepcopy(full)
+    p = ev._paramsEval = copy.deepcopy(full)  # what accumulate reads and what it indexes evalImgs by: the one slice
     p.iouThrs, p.areaRng, p.areaRngLbl, p.maxDets = np.array([0.5]), [full.areaRng[a]], ["all"], [full.maxDets[-1]]
-    ev._paramsEval = copy.deepcopy(p)
 
     def score(idx: np.ndarray) -> float:
         drawn = idx.tolist()
         ev.evalImgs = [images[i] for images in per_class for i in drawn]
-        p.imgIds = ev._paramsEval.imgIds = [ids[i] for i in drawn]
+        p.imgIds = [ids[i] for i in drawn]
         with contextlib.redirect_stdout(io.StringIO()):
             ev.accumulate(p)
         prec = ev.eval["precision"][0, :, :, 0, 0]  # IoU 0.5, every recall and class

@@ -83,10 +83,9 @@ def warm_up(backends: list[Any]) -> None:
     memory (onnxruntime) or prepare its kernels (LiteRT's XNNPACK, TensorRT), which would otherwise fall on the first
     frames (EfficientNet-Lite0 int8 ONNX, 2 cores, without this call: 200 frames of vtest.avi ran at 147 fps against
     183 for all 795; with it, 201 and 214)."""
-    for k, b in enumerate(backends):
-        if all(b is not other for other in backends[:k]):
-            h, w = b.meta.input_size
-            b.infer(prepare_frame(np.zeros((h, w, 3), np.uint8), b.meta, "BGR")[0][None])
+    for b in {id(b): b for b in backends}.values():  # a session shared by workers: once
+        h, w = b.meta.input_size
+        b.infer(prepare_frame(np.zeros((h, w, 3), np.uint8), b.meta, "BGR")[0][None])
 
 
 def infer_jobs(backend: Any, jobs: list[tuple[Any, FrameJob]], tel: Telemetry) -> None:
