@@ -19,9 +19,10 @@ the process kept busy (user + system time / wall). On a CPU the pipeline's decod
 cores pure inference had to itself, so e2e / pure is at most inference's share of a frame's CPU time there (about
 0.7 for these artifacts on 2 cores) and the limit is the bound to measure against; on a GPU, where inference runs
 off the cores, e2e / pure is (target >= 0.9 while inference is the bottleneck). ``--rounds`` rounds of (pure,
-limit, pipeline), back to back: the ratios are medians of the rounds' own ratios, the range is e2e / limit's (a
-shared machine's speed wanders by 20% from one second to the next: a ratio of medians taken minutes apart would
-measure the machine, not the pipeline).
+the costs, pipeline, the costs again), back to back, each round's limit from the mean of the costs measured just
+before and just after its pipeline run: the ratios are medians of the rounds' own ratios, the range is e2e /
+limit's (a shared machine's speed wanders by 20% from one second to the next: a ratio of medians taken minutes apart
+would measure the machine, not the pipeline).
 
     python benchmarks/multistream.py [--video /usr/share/doc/opencv-doc/examples/data/vtest.avi] [--streams 1,2,4,8]
         [--frames 100] [--rounds 5] [--workers N] [--threads N] [--batch N] [--classifier ARTIFACT] [--detector ARTIFACT]
@@ -170,14 +171,20 @@ def main() -> None:
 
 
 def measure(model: Path, video: str, inputs: list, n: int, frames: int, rounds: int, tmp: str, plan: dict) -> dict:
-    """``rounds`` rounds of (pure, the limit, the pipeline), back to back; the pipeline's median round."""
+    """``rounds`` rounds of (pure, the costs, the pipeline, the costs again), back to back: each round's limit is from
+    the mean of the CPU costs a frame measured just before and just after its pipeline run, so that the machine's
+    speed drifting during the round moves both sides of its ratio alike. The pipeline's median round."""
     from pipeline_overhead import serial_costs
+
+    def cost() -> float:  # CPU seconds a frame, every step alone
+        return sum(serial_costs(model, video, frames, tmp)[0].values()) / 1e3
 
     pures, limits, rows = [], [], []
     for _ in range(rounds):
         pures.append(pure_fps(model, inputs, n))
-        limits.append(usable_cores() / (sum(serial_costs(model, video, frames, tmp)[0].values()) / 1e3))
+        before = cost()
         rows.append(pipeline_row(model, video, n, frames, tmp, **plan))
+        limits.append(usable_cores() / ((before + cost()) / 2))
     return {
         "row": sorted(rows, key=lambda r: r["fps"])[len(rows) // 2],
         "n": n,
