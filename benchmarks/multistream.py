@@ -3,7 +3,8 @@
 For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifier and a detector), in one run:
 
 - pure inference: the first ``--frames`` frames decoded and preprocessed up front, then only ``backend.infer``
-  timed over N x them (the pipeline's work), every way the machine allows: one call at a time with a runtime
+  timed over them (a frame costs the same at every N: timing N x them would only take N times as long), every way
+  the machine allows: one call at a time with a runtime
   thread a core, at batch 1 and (when the backend takes a dynamic batch) at batch N, and one single-threaded call a
   core side by side; the best is "pure", the most this backend does with these frames on this machine;
 - the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
@@ -91,10 +92,10 @@ def _timed_calls(backends: list, calls: list[np.ndarray]) -> float:
 
 
 def pure_fps(model: Path, inputs: list[np.ndarray], n: int) -> tuple[float, str]:
-    """The most this backend does with ``n`` x ``inputs`` on this machine: the best of one call at a time with a
+    """The most this backend does with ``inputs`` on this machine (frames a second): the best of one call at a time with a
     thread a core (at batch 1, and at batch ``n`` where the backend takes it) and one single-threaded call a core
     side by side (batch 1). (fps, how)."""
-    cores, work, best = usable_cores(), inputs * n, (0.0, "")
+    cores, work, best = usable_cores(), inputs, (0.0, "")
     with create_backend(model, threads=cores) as backend:
         for b in [1] + ([n] if n > 1 and backend.max_batch >= n else []):
             calls = [np.concatenate(work[i : i + b]) for i in range(0, len(work) - b + 1, b)]
