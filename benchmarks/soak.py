@@ -13,7 +13,7 @@ Prints frames processed, reconnects and the time to each (from the run's own ``r
 (dropped by the newest-frame policy, and not received while the server was down), RSS growth after warm-up
 (target < 10 MB) and file descriptors at the end vs after warm-up.
 
-    python benchmarks/soak.py [--model runs/sample/export/model_int8.onnx] [--minutes 10] [--restarts 3]
+    python benchmarks/soak.py [--model runs/sample/export/model_int8.onnx] [--minutes 10] [--restarts 3] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument(
         "--warmup", type=float, default=60.0, help="seconds after the first frame before the RSS / fd baseline is taken"
     )
+    ap.add_argument("--logs", type=Path, help="a folder for the run's and the camera's logs (default: a new one in /tmp)")
     args = ap.parse_args()
     for tool in ("ffmpeg", "rtsp-server-perl"):
         if shutil.which(tool) is None:
@@ -160,7 +161,8 @@ def main() -> None:
     for path in (args.model, Path(args.video)):
         if not path.is_file():
             raise SystemExit(f"{path}: not found (the model: README command 1; the video: apt install opencv-doc)")
-    tmp = Path(tempfile.mkdtemp(prefix="edgecv-soak."))
+    tmp = args.logs or Path(tempfile.mkdtemp(prefix="edgecv-soak."))
+    tmp.mkdir(parents=True, exist_ok=True)
     events, telemetry = tmp / "events.jsonl", tmp / "telemetry.json"
     camera = Camera(args.video, tmp)
     camera.start()

@@ -108,11 +108,13 @@ def test_drift_benchmark_is_quiet_on_still_scenes_and_alarms_on_a_change(tiny_ru
     (shutil.which("ffmpeg") is None or shutil.which("rtsp-server-perl") is None) and not os.environ.get("CI"),
     reason="ffmpeg / rtsp-server-perl not installed (scripts/test.sh)",
 )
-def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
+def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video, tmp_path):
     out_dir, _ = tiny_export
     out = run(
         [
             ROOT / "benchmarks" / "soak.py",
+            "--logs",
+            tmp_path / "soak",
             "--model",
             out_dir / "model_int8.onnx",
             "--video",
@@ -130,6 +132,7 @@ def test_soak_benchmark_survives_a_server_restart(tiny_export, shapes_video):
     )
     assert re.search(r"reconnects 1: after [\d.]+ s", out) and "0 broken" in out, out
     assert out.rstrip().endswith("PASS"), out
+    assert f"(logs in {tmp_path / 'soak'})" in out and (tmp_path / "soak" / "run.log").is_file(), out
 
 
 def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_trackeval(det_export):
