@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,10 @@ KINDS = ("arcface", "triplet", "arcface+triplet")
 
 def torchrun_train(recipe, out, *args, timeout=300):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "edgecv.cli"]
-    proc = subprocess.run([*cmd, "train", str(recipe), "--out", str(out), *args], capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "TMPDIR": str(Path(out).parent)}  # torchrun's own log folder (torchelastic_*) goes there too
+    proc = subprocess.run(
+        [*cmd, "train", str(recipe), "--out", str(out), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
