@@ -4,9 +4,9 @@ For N = 1, 2, 4, 8 copies of one video (vtest.avi) and each artifact (a classifi
 
 - pure inference: the first ``--frames`` frames decoded and preprocessed up front, then only ``backend.infer``
   timed over them (a frame costs the same at every N: timing N x them would only take N times as long), every way
-  the machine allows: one call at a time with a runtime
-  thread a core, at batch 1 and (when the backend takes a dynamic batch) at batch N, and one single-threaded call a
-  core side by side; the best is "pure", the most this backend does with these frames on this machine;
+  the machine allows: one call at a time with a runtime thread a core, at batch 1 and (when the backend takes a
+  dynamic batch) at batch N, and one single-threaded call a core side by side; the best is "pure", the most this
+  backend does with these frames on this machine;
 - the pipeline: ``run_pipeline`` over N sources (each its own capture, decode, preprocess, tracker, drift; events
   to a JSON-lines file, as a user runs it), ``--frames`` frames each, with edgecv run's defaults (on a CPU one
   single-threaded inference worker a core, one frame a call; ``--workers``, ``--threads``, ``--batch`` to choose);
@@ -92,9 +92,9 @@ def _timed_calls(backends: list, calls: list[np.ndarray]) -> float:
 
 
 def pure_fps(model: Path, inputs: list[np.ndarray], n: int) -> tuple[float, str]:
-    """The most this backend does with ``inputs`` on this machine (frames a second): the best of one call at a time with a
-    thread a core (at batch 1, and at batch ``n`` where the backend takes it) and one single-threaded call a core
-    side by side (batch 1). (fps, how)."""
+    """The most this backend does with ``inputs`` on this machine (frames a second): the best of one call at a time
+    with a thread a core (at batch 1, and at batch ``n`` where the backend takes it) and one single-threaded call a
+    core side by side (batch 1). (fps, how)."""
     cores, work, best = usable_cores(), inputs, (0.0, "")
     with create_backend(model, threads=cores) as backend:
         for b in [1] + ([n] if n > 1 and backend.max_batch >= n else []):
