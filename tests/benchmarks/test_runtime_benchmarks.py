@@ -210,3 +210,7 @@ def test_multistream_benchmark_prints_total_and_per_stream_fps_against_pure(tiny
     for r in rows:  # one round: each ratio is that round's own
         fps, pure, to_pure, limit, to_limit = map(float, r[2:7])
         assert abs(fps / pure - to_pure) < 0.02 and abs(fps / limit - to_limit) < 0.02, out
+    for kind in ("classifier", "detector"):  # the verdict names the rows under 0.9
+        short = [r[1] for r in rows if r[0] == kind and float(r[6]) < 0.9]
+        verdict = f"NOT met at N = {', '.join(short)}" if short else "met"
+        assert f"  {kind}: target e2e >= 0.9 of the limit at every N (issue 19, on a CPU): {verdict}\n" in out, out
