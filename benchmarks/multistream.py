@@ -95,16 +95,16 @@ def pure_fps(model: Path, inputs: list[np.ndarray], n: int) -> tuple[float, str]
     """The most this backend does with ``inputs`` on this machine (frames a second): the best of one call at a time
     with a thread a core (at batch 1, and at batch ``n`` where the backend takes it) and one single-threaded call a
     core side by side (batch 1). (fps, how)."""
-    cores, work, best = usable_cores(), inputs, (0.0, "")
+    cores, best = usable_cores(), (0.0, "")
     with create_backend(model, threads=cores) as backend:
         for b in [1] + ([n] if n > 1 and backend.max_batch >= n else []):
-            calls = [np.concatenate(work[i : i + b]) for i in range(0, len(work) - b + 1, b)]
+            calls = [np.concatenate(inputs[i : i + b]) for i in range(0, len(inputs) - b + 1, b)]
             best = max(best, (b * len(calls) / _timed_calls([backend], calls), f"1x{cores}t b{b}"))
     if cores > 1:
         with create_backend(model, threads=1) as backend:
             replicas = [backend] + [backend.replica() for _ in range(cores - 1)]
             if None not in replicas:
-                best = max(best, (len(work) / _timed_calls(replicas, work), f"{cores}x1t b1"))
+                best = max(best, (len(inputs) / _timed_calls(replicas, inputs), f"{cores}x1t b1"))
             for r in replicas[1:]:
                 if r is not None and r is not backend:
                     r.close()
@@ -171,7 +171,7 @@ def main() -> None:
             for n in counts:
                 m = measure(model, args.video, inputs, n, args.frames, args.rounds, tmp, plan)
                 print(row_line(kind, model, m))
-                short += [n] if round(statistics.median(m["to_limit"]), 2) < 0.9 else []  # as the row prints it
+                short += [n] if round(m["ratio"], 2) < 0.9 else []  # as the row prints it
             verdict = f"NOT met at N = {', '.join(map(str, short))}" if short else "met"
             print(f"  {kind}: target e2e >= 0.9 of the limit at every N (issue 19, on a CPU): {verdict}")
 
@@ -191,6 +191,7 @@ def measure(model: Path, video: str, inputs: list, n: int, frames: int, rounds: 
         before = cost()
         rows.append(pipeline_row(model, video, n, frames, tmp, **plan))
         limits.append(usable_cores() / ((before + cost()) / 2))
+    to_limit = [r["fps"] / lim for r, lim in zip(rows, limits)]
     return {
         "row": sorted(rows, key=lambda r: r["fps"])[len(rows) // 2],
         "n": n,
@@ -198,7 +199,8 @@ def measure(model: Path, video: str, inputs: list, n: int, frames: int, rounds: 
         "pure_how": statistics.mode(p[1] for p in pures),
         "limit": statistics.median(limits),
         "to_pure": statistics.median(r["fps"] / p[0] for r, p in zip(rows, pures)),
-        "to_limit": [r["fps"] / lim for r, lim in zip(rows, limits)],
+        "to_limit": to_limit,
+        "ratio": statistics.median(to_limit),  # e2e / limit, the figure the target reads
     }
 
 
@@ -207,7 +209,7 @@ def row_line(kind: str, model: Path, m: dict) -> str:
     batches = " ".join(f"{v}@{k}" for k, v in row["batches"].items())
     return (
         f"{kind + ' ' + Path(str(model)).name[:11]:<22} {m['n']:>2} {row['fps']:>7.1f} {m['pure']:>7.1f} {m['to_pure']:>6.2f} "
-        f"{m['limit']:>7.1f} {statistics.median(to_limit):>6.2f} {min(to_limit):>4.2f}-{max(to_limit):<4.2f} "
+        f"{m['limit']:>7.1f} {m['ratio']:>6.2f} {min(to_limit):>4.2f}-{max(to_limit):<4.2f} "
         f"{min(row['per_stream']):>5.1f}-{max(row['per_stream']):<5.1f} {batches[:12]:<12} {row['lat_p50']:>6.1f}ms "
         f"{row['lat_p99']:>5.0f}ms {row['cores']:>5.2f}   (run {row['plan']}; pure {m['pure_how']})"
     )
