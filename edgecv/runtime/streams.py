@@ -171,6 +171,9 @@ class RunLoop:
         self._pending: list[tuple[Stream, FrameJob]] = []  # taken off the queue, not yet given to a worker
         self._taking = threading.Lock()  # one worker at a time takes jobs
         self._infer_done = threading.Event()
+        self._producing = len(self.streams)  # capture threads still running; the last one out queues _END
+        self._producing_lock = threading.Lock()
+        self._ended = False  # _END taken: every source has ended (set and read under ``_taking``)
         batchable = all(s.stage.batchable for s in self.streams)
         self.batch_limit = batch_size(self.backends[0], len(self.streams), self.batch) if batchable else 1
 
@@ -200,6 +203,12 @@ class RunLoop:
             if len(self.streams) > 1:
                 log.error("%s: %s; the other streams go on", s.name, exc)
                 s.emit([{"event": "source_failed", "t": time.time(), "error": str(exc)}], self.console)
+        finally:
+            with self._producing_lock:
+                self._producing -= 1
+                last = self._producing == 0
+            if last:  # after every job of every stream: the workers end as soon as they reach it, not a poll later
+                self._queue.put(_END)
 
     def _consume(self, s: Stream) -> None:
         """Finish the stream's frames in the order they were read (workers may complete them out of order)."""
@@ -214,6 +223,8 @@ class RunLoop:
                     if self._infer_done.is_set() and s.out.empty():
                         break
                     continue
+                if job is _END:  # run() queues it once every worker is done: nothing can follow
+                    break
                 waiting[job.seq] = job
                 while next_seq in waiting:
                     self._finish(s, waiting.pop(next_seq))
@@ -241,14 +252,21 @@ class RunLoop:
         while True:
             while True:
                 try:
-                    self._pending.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if item is _END:
+                    self._ended = True
+                else:
+                    self._pending.append(item)
             if self._pending:
                 break
+            if self._ended:
+                return None
             item = _get(self._queue, lambda: any(p.is_alive() for p in producers))
             if item is _END:
-                return None
+                self._ended = True
+                continue
             self._pending.append(item)
         jobs: list[tuple[Stream, FrameJob]] = []
         for item in self._pending:
@@ -294,8 +312,8 @@ class RunLoop:
             t.start()
         last_stats = time.monotonic()
         try:  # the main thread watches (and takes Ctrl-C, which only it receives)
-            while any(t.is_alive() for t in workers):
-                time.sleep(_POLL)
+            while live := [t for t in workers if t.is_alive()]:
+                live[0].join(timeout=_POLL)  # returns as soon as it ends (Ctrl-C still reaches this thread)
                 if self.stats_every_s and time.monotonic() - last_stats >= self.stats_every_s:
                     last_stats = time.monotonic()
                     self._log_stats()
@@ -305,7 +323,13 @@ class RunLoop:
             for t in workers:
                 t.join()  # each sees ``halt`` (or its queue's end) within _POLL
             self._infer_done.set()
-            for t in consumers:
+            for s, t in zip(self.streams, consumers):  # end each finish thread after its last frame, not a poll later
+                while t.is_alive():
+                    try:
+                        s.out.put(_END, timeout=_POLL)  # as soon as it has room (a finish thread behind drains it)
+                        break
+                    except queue.Full:
+                        pass
                 t.join()
             for t in producers:
                 t.join(timeout=1.0)  # gone already, unless the run stopped: then it sees ``halt`` within _POLL

@@ -261,6 +261,24 @@ def test_workers_infer_frames_side_by_side_and_each_stream_finishes_them_in_orde
         np.testing.assert_allclose([c["score"] for c in a["top"]], [c["score"] for c in b["top"]], atol=1e-5)
 
 
+def test_a_run_ends_when_its_last_frame_is_done_not_at_a_later_poll(tiny_export, shapes_video, tmp_path, monkeypatch):
+    """The threads hand the end on (the last source out queues it for the workers, run() for the finish threads)
+    instead of each noticing it at its next poll: with the poll at 5 s, 2 streams x 36 frames through 2 workers end
+    in well under one poll (before, the run's wall time held three polls after its last frame)."""
+    from edgecv.runtime import streams
+
+    monkeypatch.setattr(streams, "_POLL", 5.0)
+    model = str(tiny_export[0] / "model_int8.onnx")
+    t = time.perf_counter()
+    s = run_pipeline(
+        PipelineSpec(
+            model=model, source=(f"a={shapes_video}", f"b={shapes_video}"), workers=2, threads=1, events=str(tmp_path / "e.jsonl")
+        )
+    )
+    assert s["frames"] == 2 * frame_count(shapes_video)
+    assert s["wall_s"] < 5.0 and time.perf_counter() - t < 5.0, (s["wall_s"], time.perf_counter() - t)
+
+
 def test_a_tracked_detector_keeps_its_ids_with_several_workers(tmp_path):
     model = brightness_detector(tmp_path / "blobs.onnx")
     frames = []
