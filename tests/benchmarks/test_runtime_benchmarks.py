@@ -152,12 +152,14 @@ def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_t
         timeout=240,
     )
     rows = re.findall(
-        r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\)|supervision [\d.]+ ByteTrack)\s+(-?[\d.]+)\s+"
+        r"^(ByteTrack \(edgecv\)|IoU matching \(baseline\)|supervision [\d.]+ ByteTrack|edgecv, boxes' objects known|"
+        r"edgecv on the true boxes)\s+(-?[\d.]+)\s+"
         r"([\d.]+)\s+(\d+)\s+([\d.]+)$",
         out,
         re.M,
     )
-    assert [r[0] for r in rows] == ["ByteTrack (edgecv)", "IoU matching (baseline)", "supervision 0.25.1 ByteTrack"], out
+    names = ["ByteTrack (edgecv)", "IoU matching (baseline)", "supervision 0.25.1 ByteTrack", "edgecv, boxes' objects known"]
+    assert [r[0] for r in rows] == [*names, "edgecv on the true boxes"], out
     assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
     assert re.search(r"detector \(score >= 0.25\): finds [\d.]+ of the visible objects", out), out
     assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out
