@@ -100,9 +100,10 @@ def true_boxes(seq, min_visibility: float, rng) -> list[_Boxes]:
 
 
 def known_objects(seq, detections) -> list[_Boxes]:
-    """The detector's boxes, each one's class replaced by the object it overlaps most (IoU > 0.2; others a class of
-    their own): the tracker given a perfect appearance cue, so that it never takes one object for another. What it
-    still loses are the detector's misses, its boxes that fit no object, and tracks whose boxes stop overlapping."""
+    """The detector's boxes, each one's class replaced by the object it overlaps most (IoU > 0.2; the boxes on no
+    object share one more class): the tracker given a perfect appearance cue, so that it never takes one object for
+    another. What it still loses are the detector's misses, its boxes that fit no object, and tracks whose boxes stop
+    overlapping."""
     out = []
     for (_, _, xyxy, _), det in zip(seq, detections):
         cls = np.full(len(det.xyxy), len(xyxy))

@@ -269,14 +269,13 @@ def test_a_run_ends_when_its_last_frame_is_done_not_at_a_later_poll(tiny_export,
 
     monkeypatch.setattr(streams, "_POLL", 5.0)
     model = str(tiny_export[0] / "model_int8.onnx")
-    t = time.perf_counter()
     s = run_pipeline(
         PipelineSpec(
             model=model, source=(f"a={shapes_video}", f"b={shapes_video}"), workers=2, threads=1, events=str(tmp_path / "e.jsonl")
         )
     )
     assert s["frames"] == 2 * frame_count(shapes_video)
-    assert s["wall_s"] < 5.0 and time.perf_counter() - t < 5.0, (s["wall_s"], time.perf_counter() - t)
+    assert s["wall_s"] < 5.0, s["wall_s"]  # from the first frame to the run's end, the threads joined
 
 
 def test_a_tracked_detector_keeps_its_ids_with_several_workers(tmp_path):
