@@ -241,7 +241,7 @@ def _cost_run(objects: int, frames: int, seed: int) -> float:
     return float(np.median(times) * 1e3)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("/tmp/edgecv-detect/run/export/model_int8.onnx"))
     ap.add_argument("--sequences", type=int, default=3)
@@ -254,10 +254,11 @@ def main() -> None:
         default=0.5,
         help="ground truth less visible than this is left out (with the tracker's boxes on it)",
     )
-    args = ap.parse_args()
-    if not args.model.is_file():
-        raise SystemExit(f"{args.model}: not found; run `python benchmarks/detect.py` first (or pass --model)")
-    rng, photos = np.random.default_rng(args.seed), background_photos()
+    return ap.parse_args()
+
+
+def make_trackers() -> dict:
+    """Each row's tracker factory, in the table's order."""
     trackers = {"ByteTrack (edgecv)": lambda: _Edgecv(detector_tracker()), "IoU matching (baseline)": IouBaseline}
     try:
         import supervision
@@ -267,48 +268,42 @@ def main() -> None:
         print("(supervision not installed: `pip install --no-deps supervision==0.25.1 defusedxml` adds its row)")
     trackers[KNOWN] = known_tracker
     trackers[TRUTH] = lambda: _Edgecv(detector_tracker())
-    jitter = np.random.default_rng(args.seed + 1)
-    totals: dict[str, list] = {name: [] for name in trackers}
-    found = visible = boxes = 0
-    with ExitStack() as stack:
-        backend = stack.enter_context(create_backend(args.model, threads=1))
-        classes = [c for c in backend.meta.labels if c in SHAPES] or list(SHAPES)
-        # the raw detections down to 0.1 (the tracker's low threshold); each tracker filters what it takes
-        stage = create_stage(backend, StageOptions({"track": False, "conf": 0.1}, str(args.model)), stack)
-        tel = Telemetry()
-        for s in range(args.sequences):
-            seq = sequence(rng, photos, classes, args.objects, args.frames)
-            detections = []
-            for n, (bgr, *_) in enumerate(seq):
-                job = stage.prepare(Frame(bgr, n, time.monotonic(), pts=n / 30), tel)
-                stage.infer(job)
-                det = stage.finish(job)[0]
-                detections.append(det)
-                confident = det.xyxy[det.scores >= 0.25]
-                gt = seq[n][2][seq[n][3] >= args.min_visibility]
-                visible += len(gt)
-                boxes += len(confident)
-                if len(gt) and len(confident):
-                    found += int((iou_matrix(gt, confident).max(1) >= 0.5).sum())
-            given = {TRUTH: true_boxes(seq, args.min_visibility, jitter), KNOWN: known_objects(seq, detections)}
-            for name, make in trackers.items():
-                tracker, out = make(), []
-                for det in given.get(name, detections):
-                    ids, xyxy = tracker.update(det)
-                    out.append((np.asarray(ids, int), np.asarray(xyxy, float).reshape(-1, 4)))
-                pairs = [ignore_hidden(g[1:], t, args.min_visibility) for g, t in zip(seq, out)]
-                m = score([g for g, _ in pairs], [t for _, t in pairs])
-                totals[name].append(m)
-                print(
-                    f"  sequence {s}: {name:<32} MOTA {m['MOTA']:.3f}  IDF1 {m['IDF1']:.3f}  ID switches "
-                    f"{m['IDSW']}  ({m['tracks']} tracks)"
-                )
+    return trackers
+
+
+def detect(stage, seq, tel: Telemetry, min_visibility: float, counts: dict[str, int]) -> list:
+    """The detector's boxes on every frame of ``seq``, through the device's stage; ``counts`` adds up the visible
+    objects, the confident boxes (>= 0.25) and the visible objects one of them finds (IoU >= 0.5)."""
+    detections = []
+    for n, (bgr, _, xyxy, vis) in enumerate(seq):
+        job = stage.prepare(Frame(bgr, n, time.monotonic(), pts=n / 30), tel)
+        stage.infer(job)
+        det = stage.finish(job)[0]
+        detections.append(det)
+        confident, gt = det.xyxy[det.scores >= 0.25], xyxy[vis >= min_visibility]
+        counts["visible"] += len(gt)
+        counts["boxes"] += len(confident)
+        if len(gt) and len(confident):
+            counts["found"] += int((iou_matrix(gt, confident).max(1) >= 0.5).sum())
+    return detections
+
+
+def track_and_score(make, seq, boxes: list, min_visibility: float) -> dict[str, float]:
+    tracker, out = make(), []
+    for det in boxes:
+        ids, xyxy = tracker.update(det)
+        out.append((np.asarray(ids, int), np.asarray(xyxy, float).reshape(-1, 4)))
+    pairs = [ignore_hidden(g[1:], t, min_visibility) for g, t in zip(seq, out)]
+    return score([g for g, _ in pairs], [t for _, t in pairs])
+
+
+def print_table(args: argparse.Namespace, totals: dict[str, list], counts: dict[str, int]) -> None:
+    frames = max(args.sequences * args.frames, 1)
     print()
     print(f"{args.model.name}: {args.sequences} sequences x {args.frames} frames, {args.objects} objects, {SIZE} px")
     print(
-        f"detector (score >= 0.25): finds {found / max(visible, 1):.3f} of the visible objects (IoU >= 0.5), "
-        f"{boxes / max(args.sequences * args.frames, 1):.1f} boxes per frame for "
-        f"{visible / max(args.sequences * args.frames, 1):.1f} visible objects"
+        f"detector (score >= 0.25): finds {counts['found'] / max(counts['visible'], 1):.3f} of the visible objects "
+        f"(IoU >= 0.5), {counts['boxes'] / frames:.1f} boxes per frame for {counts['visible'] / frames:.1f} visible objects"
     )
     print(f"{'tracker':<34} {'MOTA':>6} {'IDF1':>6} {'ID sw':>6} {'sw/10 tracks':>13}")
     for name, rows in totals.items():
@@ -322,6 +317,35 @@ def main() -> None:
         f"edgecv's tracker, cost per frame: p50 {cost_p50(10):.3f} ms at 10 objects, {cost_p50(100):.3f} ms at 100 "
         "(6 classes, a tenth of the objects with a second box of another class; lowest of 5 runs; target < 0.5 ms)"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.model.is_file():
+        raise SystemExit(f"{args.model}: not found; run `python benchmarks/detect.py` first (or pass --model)")
+    rng, photos = np.random.default_rng(args.seed), background_photos()
+    trackers = make_trackers()
+    jitter = np.random.default_rng(args.seed + 1)
+    totals: dict[str, list] = {name: [] for name in trackers}
+    counts = {"found": 0, "visible": 0, "boxes": 0}
+    with ExitStack() as stack:
+        backend = stack.enter_context(create_backend(args.model, threads=1))
+        classes = [c for c in backend.meta.labels if c in SHAPES] or list(SHAPES)
+        # the raw detections down to 0.1 (the tracker's low threshold); each tracker filters what it takes
+        stage = create_stage(backend, StageOptions({"track": False, "conf": 0.1}, str(args.model)), stack)
+        tel = Telemetry()
+        for s in range(args.sequences):
+            seq = sequence(rng, photos, classes, args.objects, args.frames)
+            detections = detect(stage, seq, tel, args.min_visibility, counts)
+            given = {TRUTH: true_boxes(seq, args.min_visibility, jitter), KNOWN: known_objects(seq, detections)}
+            for name, make in trackers.items():
+                m = track_and_score(make, seq, given.get(name, detections), args.min_visibility)
+                totals[name].append(m)
+                print(
+                    f"  sequence {s}: {name:<32} MOTA {m['MOTA']:.3f}  IDF1 {m['IDF1']:.3f}  ID switches "
+                    f"{m['IDSW']}  ({m['tracks']} tracks)"
+                )
+    print_table(args, totals, counts)
 
 
 if __name__ == "__main__":
