@@ -141,16 +141,6 @@ def _acquire(slots: threading.Semaphore, halt: threading.Event) -> bool:
     return True
 
 
-def _get(q: queue.Queue, upstream_alive: Callable[[], bool]) -> Any:
-    """The next item, or _END once the upstream threads are gone and nothing is left."""
-    while True:
-        try:
-            return q.get(timeout=_POLL)
-        except queue.Empty:
-            if not upstream_alive() and q.empty():
-                return _END
-
-
 @dataclass
 class RunLoop:
     """The threads over ``streams`` (see the module docstring); ``run`` returns when all have ended. ``backends``:
@@ -170,7 +160,6 @@ class RunLoop:
         self._queue: queue.Queue = queue.Queue()  # (stream, job), in arrival order
         self._pending: list[tuple[Stream, FrameJob]] = []  # taken off the queue, not yet given to a worker
         self._taking = threading.Lock()  # one worker at a time takes jobs
-        self._infer_done = threading.Event()
         self._producing = len(self.streams)  # capture threads still running; the last one out queues _END
         self._producing_lock = threading.Lock()
         self._ended = False  # _END taken: every source has ended (set and read under ``_taking``)
@@ -219,9 +208,7 @@ class RunLoop:
                 try:
                     job = s.out.get(timeout=_POLL)
                 except queue.Empty:
-                    s.emit([], self.console)
-                    if self._infer_done.is_set() and s.out.empty():
-                        break
+                    s.emit([], self.console)  # the source's own events (a reconnect) while no frame comes
                     continue
                 if job is _END:  # run() queues it once every worker is done: nothing can follow
                     break
@@ -245,7 +232,7 @@ class RunLoop:
         s.tel.add("latency", (time.monotonic() - job.frame.t) * 1e3)
         s.tel.frame_done()
 
-    def _take(self, producers: list[threading.Thread]) -> list[tuple[Stream, FrameJob]] | None:
+    def _take(self) -> list[tuple[Stream, FrameJob]] | None:
         """The oldest waiting job of each stream that has one (at least one job, at most ``batch_limit``), or None
         once every source has ended. One frame a stream a call: a stream's next frame waits for the next call rather
         than make the batch (and every stream's latency) longer."""
@@ -263,7 +250,7 @@ class RunLoop:
                 break
             if self._ended:
                 return None
-            item = _get(self._queue, lambda: any(p.is_alive() for p in producers))
+            item = self._queue.get()  # the last capture thread to end always queues _END
             if item is _END:
                 self._ended = True
                 continue
@@ -277,12 +264,12 @@ class RunLoop:
             item[0].slots.release()
         return jobs
 
-    def _infer(self, backend: Any, producers: list[threading.Thread]) -> None:
+    def _infer(self, backend: Any) -> None:
         """One worker: take jobs, infer them on ``backend``, hand each to its stream's finish thread."""
         try:
             while not self.errors:
                 with self._taking:
-                    jobs = self._take(producers)
+                    jobs = self._take()
                 if jobs is None:
                     return
                 infer_jobs(backend, jobs, self.tel)
@@ -305,8 +292,7 @@ class RunLoop:
             threading.Thread(target=self._consume, args=(s,), name=f"finish+sinks {s.name}", daemon=True) for s in self.streams
         ]
         workers = [
-            threading.Thread(target=self._infer, args=(b, producers), name=f"infer {k}", daemon=True)
-            for k, b in enumerate(self.backends)
+            threading.Thread(target=self._infer, args=(b,), name=f"infer {k}", daemon=True) for k, b in enumerate(self.backends)
         ]
         for t in producers + consumers + workers:
             t.start()
@@ -321,14 +307,13 @@ class RunLoop:
             self._fail(exc)
         finally:
             for t in workers:
-                t.join()  # each sees ``halt`` (or its queue's end) within _POLL
-            self._infer_done.set()
-            for s, t in zip(self.streams, consumers):  # end each finish thread after its last frame, not a poll later
+                t.join()  # each ends at _END, which the capture threads queue when they end (halt ends them)
+            for s, t in zip(self.streams, consumers):  # a finish thread ends at _END, queued after its last frame
                 while t.is_alive():
                     try:
                         s.out.put(_END, timeout=_POLL)  # as soon as it has room (a finish thread behind drains it)
                         break
-                    except queue.Full:
+                    except queue.Full:  # it is behind: room comes as it finishes frames
                         pass
                 t.join()
             for t in producers:
