@@ -235,16 +235,21 @@ def test_an_object_the_detector_splits_over_three_classes_is_one_confident_track
 
 
 def test_a_lost_object_that_comes_back_off_its_predicted_path_is_found_again_by_its_buffered_box():
-    def run(options):
+    def run(options, past=30):
         tracker = ByteTracker(options)
         for t in range(10):  # 2 px a frame to the right
             step(tracker, [box(100 + 2 * t, 100)], [0.9], [0])
         for _ in range(12):  # hidden, while (unseen) it speeds up
             step(tracker, [], [], [])
-        return step(tracker, [box(100 + 2 * 9 + 2 * 12 + 30, 100)], [0.9], [0])  # 30 px past the prediction
+        return step(tracker, [box(100 + 2 * 9 + 2 * 12 + past, 100)], [0.9], [0])  # ``past`` px past the prediction
 
     assert run(TrackerOptions()) == {0: 1}
     assert run(TrackerOptions(recover_cost=0.0)) == {}  # plain IoU (0.14) cannot: a new, tentative track
+    # a box's width (40 px) past it: the buffered IoU is 0.33 (boxes widened by half their size on each side), over
+    # the 0.2 asked; with C-BIoU's smaller buffer (0.3 of the size, IoU over 0.3 asked) 0.23, and a new track
+    assert run(TrackerOptions(), past=40) == {0: 1}
+    assert run(TrackerOptions(recover_buffer=0.3, recover_cost=0.7), past=40) == {}
+    assert run(TrackerOptions(), past=100) == {}  # two and a half widths away: another object
 
 
 def test_a_second_offset_box_on_a_tracked_object_starts_no_second_track():
