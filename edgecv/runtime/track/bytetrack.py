@@ -66,7 +66,7 @@ class TrackerOptions:
     class_cost: float = 0.3  # added to a match's cost when the box's class is not the track's (inf: never match)
     recover_buffer: float = 0.5  # lost tracks: boxes widened by this share of their size on each side (C-BIoU's
     recover_cost: float = 0.8  # larger buffer), then matched to the high boxes left on 1 - buffered IoU under this
-    birth_iou: float = 0.3  # a left-over box overlapping a box matched this frame by more starts no track
+    birth_iou: float = 0.2  # a left-over box overlapping a box matched this frame by more starts no track
     merge_iou: float = 0.7  # boxes of other classes this much over a better box are that object (one box)
     tentative: bool = True  # new tracks wait for a second sighting before they are objects (False: at once)
 

@@ -252,6 +252,18 @@ def test_a_lost_object_that_comes_back_off_its_predicted_path_is_found_again_by_
     assert run(TrackerOptions(), past=100) == {}  # two and a half widths away: another object
 
 
+def test_an_object_arriving_beside_a_tracked_one_is_born_but_a_box_a_quarter_over_it_is_not():
+    def run(dx):  # a second box from frame 3, dx px right of the tracked object (IoU 0.25 at 24 px, 0.10 at 33)
+        tracker = ByteTracker()
+        for t in range(6):
+            boxes = [box(100 + t, 100)] + ([box(100 + dx + t, 100)] if t >= 2 else [])
+            got = step(tracker, boxes, [0.9, 0.9][: len(boxes)], [0] * len(boxes))
+        return got, tracker.born
+
+    assert run(33) == ({0: 1, 1: 2}, 2)
+    assert run(24) == ({0: 1}, 1)  # over ``birth_iou`` (0.2): the detector's second box on the object
+
+
 def test_a_second_offset_box_on_a_tracked_object_starts_no_second_track():
     def run(options):
         tracker = ByteTracker(options)
