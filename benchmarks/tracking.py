@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -117,8 +118,6 @@ def known_objects(seq, detections) -> list[_Boxes]:
 
 def known_tracker():
     """``edgecv run``'s tracker with classes that never match each other (the classes are the objects)."""
-    from dataclasses import replace
-
     return _Edgecv(ByteTracker(replace(detector_tracker().o, class_cost=float("inf"))))
 
 

@@ -237,24 +237,16 @@ class RunLoop:
         once every source has ended. One frame a stream a call: a stream's next frame waits for the next call rather
         than make the batch (and every stream's latency) longer."""
         while True:
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _END:
-                    self._ended = True
-                else:
-                    self._pending.append(item)
+            try:
+                while True:
+                    self._receive(self._queue.get_nowait())
+            except queue.Empty:
+                pass
             if self._pending:
                 break
             if self._ended:
                 return None
-            item = self._queue.get()  # the last capture thread to end always queues _END
-            if item is _END:
-                self._ended = True
-                continue
-            self._pending.append(item)
+            self._receive(self._queue.get())  # blocks: the last capture thread to end always queues _END
         jobs: list[tuple[Stream, FrameJob]] = []
         for item in self._pending:
             if len(jobs) < self.batch_limit and all(item[0] is not s for s, _ in jobs):
@@ -263,6 +255,13 @@ class RunLoop:
             self._pending.remove(item)
             item[0].slots.release()
         return jobs
+
+    def _receive(self, item: Any) -> None:
+        """One item off the shared queue: a job waits in ``_pending``; _END marks every source ended."""
+        if item is _END:
+            self._ended = True
+        else:
+            self._pending.append(item)
 
     def _infer(self, backend: Any) -> None:
         """One worker: take jobs, infer them on ``backend``, hand each to its stream's finish thread."""
