@@ -60,15 +60,18 @@ def test_a_detector_trains_on_two_processes_as_on_one(det_run, tmp_path):
 
 
 def test_an_embedder_trains_on_two_processes_as_on_one(embed_run, tmp_path):
-    """Same recipe, same seeds: test TAR@FAR=1e-2 within 0.05 and AUC within 0.02 of the one-process run's. The
+    """Same recipe, same seeds: test AUC within 0.03 and TAR@FAR=1e-2 within 0.1 of the one-process run's. The
     gradients are the one-process gradients (next test); what differs is BatchNorm in the head, which sees each
-    rank's half of a batch (SyncBatchNorm is GPU-only), and the dropout draws."""
+    rank's half of a batch (SyncBatchNorm is GPU-only), and the dropout draws. So the two runs end as two trainings of
+    one recipe do, not as one: the tiny embedder's TAR@FAR=1e-2 (about 0.4, from 360 genuine pairs; its standard
+    error is 0.026, 0.036 for the difference of two runs) moved by 0.053 on an AMD EPYC where it had kept within 0.05
+    on a Xeon; 0.1 is about three standard errors, AUC's 0.03 about two (its error is 0.010 a run)."""
     one = embed_run[0]
     two = tmp_path / "two"
     proc = torchrun_train(one / "recipe.yaml", two)
     m1, m2 = (json.loads((r / "metrics.json").read_text())["test"] for r in (one, two))
-    assert m2["tar@far=0.01"] == pytest.approx(m1["tar@far=0.01"], abs=0.05), (m1, m2)
-    assert m2["auc"] == pytest.approx(m1["auc"], abs=0.02), (m1, m2)
+    assert m2["auc"] == pytest.approx(m1["auc"], abs=0.03), (m1, m2)
+    assert m2["tar@far=0.01"] == pytest.approx(m1["tar@far=0.01"], abs=0.1), (m1, m2)
     assert len(history(two)) == len(history(one))
     assert "threshold" in load_checkpoint(two / "best.pt")["meta"]  # calibrated once, by rank 0
     assert proc.stdout.count("TAR@FAR=1e-2") == 1
