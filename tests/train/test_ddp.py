@@ -62,10 +62,9 @@ def test_a_detector_trains_on_two_processes_as_on_one(det_run, tmp_path):
 def test_an_embedder_trains_on_two_processes_as_on_one(embed_run, tmp_path):
     """Same recipe, same seeds: test AUC within 0.03 and TAR@FAR=1e-2 within 0.1 of the one-process run's. The
     gradients are the one-process gradients (next test); what differs is BatchNorm in the head, which sees each
-    rank's half of a batch (SyncBatchNorm is GPU-only), and the dropout draws. So the two runs end as two trainings of
-    one recipe do, not as one: the tiny embedder's TAR@FAR=1e-2 (about 0.4, from 360 genuine pairs; its standard
-    error is 0.026, 0.036 for the difference of two runs) moved by 0.053 on an AMD EPYC where it had kept within 0.05
-    on a Xeon; 0.1 is about three standard errors, AUC's 0.03 about two (its error is 0.010 a run)."""
+    rank's half of a batch (SyncBatchNorm is GPU-only), and the dropout draws, so the two runs differ as two trainings
+    of one recipe do. The bounds are about three standard errors of the difference of two runs for TAR@FAR=1e-2
+    (about 0.4 from 360 genuine pairs: 0.036) and about two for AUC (0.010 a run)."""
     one = embed_run[0]
     two = tmp_path / "two"
     proc = torchrun_train(one / "recipe.yaml", two)
