@@ -274,3 +274,31 @@ def test_a_second_offset_box_on_a_tracked_object_starts_no_second_track():
 
     assert run(TrackerOptions()) == ({0: 1}, 1)
     assert run(TrackerOptions(birth_iou=1.0))[1] == 2  # without the rule the offset box becomes an object
+
+
+def test_a_weaker_box_around_a_better_box_of_its_class_is_a_group_not_an_object():
+    a, b = box(100, 100), box(130, 100)  # two objects of one class, one half over the other
+    group = [70, 50, 160, 150]  # the detector's box around both: it covers all of each
+    tracker = ByteTracker()
+    keep, _, _ = tracker.merge(np.asarray([a, b, group], float), np.asarray([0.9, 0.8, 0.6]), np.asarray([0, 0, 0]))
+    assert list(keep) == [0, 1]  # the group's box goes: it covers a better box of its class
+    keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.5, 0.9]), np.asarray([0, 0]))
+    assert list(keep) == [0, 1]  # a box inside a better one is an object (a far, small one): kept
+    keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.9, 0.6]), np.asarray([0, 1]))
+    assert list(keep) == [0, 1]  # a box of another class around it (a person holding a bag): kept
+
+    def reported(options):
+        """Per frame, the boxes reported under each id; the first object's own box is missed on frames 10-12,
+        while the group's box and the second object's are there."""
+        tracker, out = ByteTracker(options), []
+        for t in range(20):
+            boxes, scores = [b, group], [0.9, 0.6]
+            if not 10 <= t < 13:
+                boxes, scores = [a] + boxes, [0.9] + scores
+            out.append({i: boxes[k] for k, i in step(tracker, boxes, scores, [0] * len(boxes)).items()})
+        return out
+
+    frames = reported(TrackerOptions())
+    assert all(f == {1: a, 2: b} for f in frames[:10] + frames[13:])  # two objects, the first found again
+    assert all(f == {2: b} for f in frames[10:13])  # lost while its box is missed, not given the group's box
+    assert any(group in f.values() for f in reported(TrackerOptions(group_cover=1.0)))  # without: a third object
