@@ -73,7 +73,7 @@ class TrackerOptions:
     birth_iou: float = 0.2  # a left-over box overlapping a box matched this frame by more starts no track
     merge_iou: float = 0.7  # boxes of other classes this much over a better box are that object (one box)
     group_cover: float = 0.7  # a box covering this share of a better box of its class, and at least
-    group_area: float = 1.5  # this many times its area, is the box of a group: dropped (1: no group is dropped)
+    group_area: float = 1.5  # this many times its area, is the box of a group: dropped (group_cover 1: none is)
     tentative: bool = True  # new tracks wait for a second sighting before they are objects (False: at once)
 
 
