@@ -5,10 +5,12 @@ over the device's ``opencv-python-headless`` (supervision, trackers), or torch (
 numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one from C-BIoU (4):
 
 0. boxes of other classes over a better box are merged into it (see Classes, below), and a weaker box that covers
-   most of a better box of its class (``group_cover``) and is larger (``group_area``) is dropped: the detector's box
-   around a group, two or three objects one half over the other, which otherwise becomes a track of its own or
-   takes the id of an object whose box it missed. On ``benchmarks/tracking.py``'s videos it cut the switches by a
-   third (chosen on 6 sequences, held on 6 others);
+   most of a better box of its class (``group_cover``) and is larger (``group_area``) is taken as a low box,
+   whatever its score: the detector's box around a group, two or three objects one half over the other, which
+   otherwise becomes a track of its own or takes the id of an object whose box it missed. As a low box it starts
+   no track and only continues one it fits well (step 3), so an object partly hidden behind a smaller one of its
+   class keeps its track. On ``benchmarks/tracking.py``'s videos it cut the switches by a third (chosen on 6
+   sequences, held on 6 others; dropping the box instead scored the same);
 1. every track (tracked and lost) is moved by its Kalman filter (``kalman.py``); as in ByteTrack's code, an
    unseen track's box stops growing or shrinking;
 2. **high** boxes (score >= ``high``) are matched to tracked and lost tracks on IoU fused with the box score
@@ -73,7 +75,7 @@ class TrackerOptions:
     birth_iou: float = 0.2  # a left-over box overlapping a box matched this frame by more starts no track
     merge_iou: float = 0.7  # boxes of other classes this much over a better box are that object (one box)
     group_cover: float = 0.7  # a box covering this share of a better box of its class, and at least
-    group_area: float = 1.5  # this many times its area, is the box of a group: dropped (group_cover 1: none is)
+    group_area: float = 1.5  # this many times its area, is a group's box: a low box (group_cover 1: none is)
     tentative: bool = True  # new tracks wait for a second sighting before they are objects (False: at once)
 
 
@@ -164,9 +166,9 @@ class ByteTracker:
     def merge(self, xyxy: np.ndarray, scores: np.ndarray, cls: np.ndarray, pairs=None):
         """One box per object: boxes of other classes over a better box by IoU > ``merge_iou`` join it. Returns
         the kept boxes' indices (ascending), their scores (the noisy-OR of the joined boxes' scores: the chance
-        that the object is of one of those classes, were the sigmoid scores independent) and their class votes
-        (n, classes): the joined boxes' scores per class. ``pairs``: the boxes' ``overlap_pairs`` with each other
-        and their IoU, when known."""
+        that the object is of one of those classes, were the sigmoid scores independent; a group's box, see
+        ``_groups``, just under ``high``) and their class votes (n, classes): the joined boxes' scores per class.
+        ``pairs``: the boxes' ``overlap_pairs`` with each other and their IoU, when known."""
         if len(cls) and cls.max() >= self.votes.shape[1]:  # a class not seen before: a column for its votes
             self.votes = np.pad(self.votes, ((0, 0), (0, int(cls.max()) + 1 - self.votes.shape[1])))
         n, k = len(scores), self.votes.shape[1]
@@ -178,18 +180,16 @@ class ByteTracker:
         once = i < j  # the pairs come both ways (and each box with itself): each once
         i, j = i[once], j[once]
         iou = pair_iou(xyxy[i], xyxy[j]) if pairs is None else pairs[2][once]
+        over = (cls[i] != cls[j]) & (iou > self.o.merge_iou)
         group = self._groups(xyxy, scores, cls, i, j, iou)
-        pick = cls[i] != cls[j]
-        if group is not None:
-            pick &= ~group[i] & ~group[j]
-        over = pick & (iou > self.o.merge_iou)
+        if group is not None:  # a group's box is a low box (it joins no other, none joins it)
+            over &= ~group[i] & ~group[j]
+            scores = scores.copy()
+            scores[group] = np.minimum(scores[group], np.nextafter(self.o.high, 0))
         if not over.any():  # the common case: nothing to merge
-            keep = np.arange(n) if group is None else np.flatnonzero(~group)
-            return keep, scores[keep], votes[keep]
+            return np.arange(n), scores, votes
         owner = _owners(i[over], j[over], scores)
-        if group is not None:
-            owner[group] = -1
-        joined = np.flatnonzero((owner != np.arange(n)) & (owner >= 0))
+        joined = np.flatnonzero(owner != np.arange(n))
         np.add.at(votes, owner[joined], votes[joined])
         miss = np.log1p(-np.minimum(scores, 1 - 1e-9))
         np.add.at(miss, owner[joined], miss[joined])
@@ -199,7 +199,7 @@ class ByteTracker:
         return keep, scores[keep], votes[keep]
 
     def _groups(self, xyxy, scores, cls, i, j, iou) -> np.ndarray | None:
-        """The group boxes (a mask; None: none): a box that covers ``group_cover`` of a better box of its class and
+        """The groups' boxes (a mask; None: none): a box that covers ``group_cover`` of a better box of its class and
         is ``group_area`` times as large, the detector's box around two or three objects one half over the other.
         Boxes of like size are the NMS's to judge (two objects crossing). The pairs ``i < j`` overlap by ``iou``."""
         if self.o.group_cover >= 1 or not len(i):

@@ -280,8 +280,9 @@ def test_a_weaker_box_around_a_better_box_of_its_class_is_a_group_not_an_object(
     a, b = box(100, 100), box(130, 100)  # two objects of one class, one half over the other
     group = [70, 50, 160, 150]  # the detector's box around both: it covers all of each
     tracker = ByteTracker()
-    keep, _, _ = tracker.merge(np.asarray([a, b, group], float), np.asarray([0.9, 0.8, 0.6]), np.asarray([0, 0, 0]))
-    assert list(keep) == [0, 1]  # the group's box goes: it covers a better box of its class
+    keep, scores, _ = tracker.merge(np.asarray([a, b, group], float), np.asarray([0.9, 0.8, 0.6]), np.asarray([0, 0, 0]))
+    assert list(keep) == [0, 1, 2] and list(scores[:2]) == [0.9, 0.8]
+    assert 0.49 < scores[2] < tracker.o.high  # the group's box, over a better box of its class, is a low box
     keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.5, 0.9]), np.asarray([0, 0]))
     assert list(keep) == [0, 1]  # a box inside a better one is an object (a far, small one): kept
     keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.9, 0.6]), np.asarray([0, 1]))
@@ -301,4 +302,10 @@ def test_a_weaker_box_around_a_better_box_of_its_class_is_a_group_not_an_object(
     frames = reported(TrackerOptions())
     assert all(f == {1: a, 2: b} for f in frames[:10] + frames[13:])  # two objects, the first found again
     assert all(f == {2: b} for f in frames[10:13])  # lost while its box is missed, not given the group's box
+    tracker, adult = ByteTracker(), []  # a tracked object that a smaller, surer one of its class steps in front of
+    for t in range(9):
+        big = [60 + t, 40, 150 + t, 160]
+        got = step(tracker, [big], [0.8], [0]) if t < 3 else step(tracker, [box(100, 110, 30, 50), big], [0.9, 0.6], [0, 0])
+        adult.append(got.get(0 if t < 3 else 1))
+    assert adult == [1] * 9  # its box, now a low box, still continues its track
     assert any(group in f.values() for f in reported(TrackerOptions(group_cover=1.0)))  # without: a third object
