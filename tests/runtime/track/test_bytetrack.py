@@ -307,5 +307,5 @@ def test_a_weaker_box_around_a_better_box_of_its_class_is_a_group_not_an_object(
         big = [60 + t, 40, 150 + t, 160]
         got = step(tracker, [big], [0.8], [0]) if t < 3 else step(tracker, [box(100, 110, 30, 50), big], [0.9, 0.6], [0, 0])
         adult.append(got.get(0 if t < 3 else 1))
-    assert adult == [1] * 9  # its box, now a low box, still continues its track
+    assert adult == [1] * 9  # its box, now a low box, still continues its track (dropped, the track was lost)
     assert any(group in f.values() for f in reported(TrackerOptions(group_cover=1.0)))  # without: a third object
