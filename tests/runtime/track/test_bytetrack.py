@@ -283,6 +283,10 @@ def test_a_weaker_box_around_a_better_box_of_its_class_is_a_group_not_an_object(
     keep, scores, _ = tracker.merge(np.asarray([a, b, group], float), np.asarray([0.9, 0.8, 0.6]), np.asarray([0, 0, 0]))
     assert list(keep) == [0, 1, 2] and list(scores[:2]) == [0.9, 0.8]
     assert 0.49 < scores[2] < tracker.o.high  # the group's box, over a better box of its class, is a low box
+    _, scores, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.6, 0.6]), np.asarray([0, 0]))
+    assert list(scores) == [0.6, 0.6]  # as sure as the box inside it: no evidence of a group, in either order
+    _, scores, _ = tracker.merge(np.asarray([group, a], float), np.asarray([0.6, 0.6]), np.asarray([0, 0]))
+    assert list(scores) == [0.6, 0.6]
     keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.5, 0.9]), np.asarray([0, 0]))
     assert list(keep) == [0, 1]  # a box inside a better one is an object (a far, small one): kept
     keep, _, _ = tracker.merge(np.asarray([a, group], float), np.asarray([0.9, 0.6]), np.asarray([0, 1]))
