@@ -32,10 +32,11 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
 
 Matching is greedy (lowest cost first), not the optimal assignment of the paper's LAPJV: with one-to-one costs
 under the thresholds the two agree except where two boxes are near-equally good for two tracks (tested against
-scipy's ``linear_sum_assignment``). Costs are computed only for the pairs that overlap at all (``overlap_pairs``,
+scipy's ``linear_sum_assignment``). Costs are computed only for the pairs that overlap at all (``overlap_iou``,
 one search per frame for the tracks' and the boxes' pairs: all pairs compared at once for a few boxes, a sort and
 sweep on x for many), since a pair that does not overlap can never match; at 100 objects that is a few hundred
-pairs instead of 100 x 100 costs per association.
+pairs instead of 100 x 100 costs per association. Per-frame arrays are read with ``take`` / ``compress`` rather
+than fancy indexing, which costs several times as much per call on 2-D arrays of this size (``overlap_iou``).
 
 Classes: a track's class is the vote of its boxes (their scores summed per class), so one frame's flicker between
 two classes neither renames nor splits it; a box of another class than the track's may still continue it, at an
@@ -55,7 +56,7 @@ from typing import NamedTuple
 import numpy as np
 
 import edgecv.runtime.track.kalman as kalman
-from edgecv.runtime.track.matching import buffered, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
+from edgecv.runtime.track.matching import buffered, greedy_pairs, iou_matrix, overlap_iou
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 
@@ -119,7 +120,7 @@ class ByteTracker:
 
     def classes(self, tracks: np.ndarray) -> np.ndarray:
         """The class of each of ``tracks``: the one its boxes voted for most."""
-        return np.argmax(self.votes[tracks], axis=1)
+        return self.votes.take(tracks, 0).argmax(axis=1)
 
     def boxes(self) -> np.ndarray:
         """The tracks' predicted boxes (xyxy), in track order."""
@@ -148,10 +149,10 @@ class ByteTracker:
 
     def _recover(self, tracks: np.ndarray, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray):
         """Lost ``tracks`` matched to ``dets`` on the buffered IoU (C-BIoU); the matched tracks and boxes."""
-        a, b = buffered(self._boxes[tracks], self.o.recover_buffer), buffered(xyxy[dets], self.o.recover_buffer)
-        i, j = overlap_pairs(a, b)
+        a = buffered(self._boxes.take(tracks, 0), self.o.recover_buffer)
+        i, j, iou = overlap_iou(a, buffered(xyxy.take(dets, 0), self.o.recover_buffer))
         t, d = tracks[i], dets[j]
-        cost = 1 - pair_iou(a[i], b[j]) + self._penalty(t, d, votes)
+        cost = 1 - iou + self._penalty(t, d, votes)
         pick = np.flatnonzero(cost < self.o.recover_cost)
         return greedy_pairs(t[pick], d[pick], cost[pick])
 
@@ -168,7 +169,7 @@ class ByteTracker:
         the kept boxes' indices (ascending), their scores (the noisy-OR of the joined boxes' scores: the chance
         that the object is of one of those classes, were the sigmoid scores independent; a group's box, see
         ``_groups``, just under ``high``) and their class votes (n, classes): the joined boxes' scores per class.
-        ``pairs``: the boxes' ``overlap_pairs`` with each other and their IoU, when known."""
+        ``pairs``: the boxes' ``overlap_iou`` with each other, when known."""
         if len(cls) and cls.max() >= self.votes.shape[1]:  # a class not seen before: a column for its votes
             self.votes = np.pad(self.votes, ((0, 0), (0, int(cls.max()) + 1 - self.votes.shape[1])))
         n, k = len(scores), self.votes.shape[1]
@@ -176,10 +177,9 @@ class ByteTracker:
         votes[np.arange(n), cls] = scores
         if n < 2:
             return np.arange(n), scores, votes
-        i, j = overlap_pairs(xyxy, xyxy) if pairs is None else pairs[:2]
+        i, j, iou = overlap_iou(xyxy, xyxy) if pairs is None else pairs
         once = i < j  # the pairs come both ways (and each box with itself): each once
-        i, j = i[once], j[once]
-        iou = pair_iou(xyxy[i], xyxy[j]) if pairs is None else pairs[2][once]
+        i, j, iou = i[once], j[once], iou[once]
         over = (cls[i] != cls[j]) & (iou > self.o.merge_iou)
         group = self._groups(xyxy, scores, cls, i, j, iou)
         if group is not None:  # a group's box is a low box (it joins no other, none joins it)
@@ -229,29 +229,28 @@ class ByteTracker:
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.asarray(class_ids, np.int64).reshape(-1)
-        self.mean[1, self.state != TRACKED, 3] = 0  # as ByteTrack: an unseen track's box stops growing or shrinking
+        self.mean[1, :, 3][self.state != TRACKED] = 0  # as ByteTrack: an unseen track's box stops growing or shrinking
         kalman.predict(self.mean, self.cov)
         self._boxes = self.boxes()
         # one search for the overlapping pairs: tracks' boxes with the boxes, and the boxes with each other
         n_t, n = len(self._boxes), len(xyxy)
         every = np.concatenate([self._boxes, xyxy])
-        a, b = overlap_pairs(every, xyxy)
-        iou = pair_iou(every[a], xyxy[b])
+        a, b, iou = overlap_iou(every, xyxy)
         k = int(np.searchsorted(a, n_t))  # row-major: the tracks' pairs, then the boxes' with each other
         index, scores, votes = self.merge(xyxy, scores, cls, (a[k:] - n_t, b[k:], iou[k:]))
-        xyxy = xyxy[index]
+        xyxy = xyxy.take(index, 0)
         self._cls = np.argmax(self.votes, axis=1)  # the tracks' classes before this frame's votes
         pairs = self._pairs(a[:k], b[:k], iou[:k], index, n, scores, votes)
         is_high = scores >= o.high
         tracks, dets, free_track, free_det = self._associate(pairs, is_high, scores, xyxy, votes)
         if len(tracks):
-            mean, cov = self.mean[:, tracks], self.cov[:, tracks]
-            kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy[dets]))
+            mean, cov = self.mean.take(tracks, 1), self.cov.take(tracks, 1)
+            kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy.take(dets, 0)))
             self.mean[:, tracks], self.cov[:, tracks] = mean, cov
             self.born += int(np.count_nonzero(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
-            self.votes[tracks] += votes[dets]
+            self.votes[tracks] += votes.take(dets, 0)
         self.state[(self.state == TRACKED) & free_track] = LOST
         order = np.argsort(dets, kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
@@ -298,8 +297,8 @@ class ByteTracker:
         if keep.all():
             return
         for name in ("ids", "votes", "state", "last", "start"):
-            setattr(self, name, getattr(self, name)[keep])
-        self.mean, self.cov = self.mean[:, keep], self.cov[:, keep]
+            setattr(self, name, getattr(self, name).compress(keep, axis=0))
+        self.mean, self.cov = self.mean.compress(keep, axis=1), self.cov.compress(keep, axis=1)
 
     def _birth(self, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks for ``dets``; their ids and classes."""
@@ -333,7 +332,7 @@ class ByteTracker:
         if not len(tracked):
             return
         boxes = self.boxes()
-        pairs = np.argwhere(iou_matrix(boxes[tracked], boxes[lost]) > 0.85)
+        pairs = np.argwhere(iou_matrix(boxes.take(tracked, 0), boxes.take(lost, 0)) > 0.85)
         if not len(pairs):
             return
         keep = np.ones(len(self.ids), bool)

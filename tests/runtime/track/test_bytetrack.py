@@ -8,7 +8,7 @@ import pytest
 import edgecv.runtime.track.matching as matching
 from edgecv.runtime.track import ByteTracker, TrackerOptions
 from edgecv.runtime.track.kalman import initiate, predict, update, xyah_to_xyxy, xyxy_to_xyah
-from edgecv.runtime.track.matching import greedy_match, greedy_pairs, iou_matrix, overlap_pairs, pair_iou
+from edgecv.runtime.track.matching import greedy_match, greedy_pairs, iou_matrix, overlap_iou
 
 
 def box(cx, cy, w=40, h=80):
@@ -134,7 +134,7 @@ def test_greedy_matching_agrees_with_the_optimal_assignment_on_unambiguous_scene
         assert set(zip(r.tolist(), c.tolist())) == optimal
 
 
-def test_overlap_pairs_finds_exactly_the_overlapping_pairs_by_comparing_all_or_by_sweeping(monkeypatch):
+def test_overlap_iou_finds_exactly_the_overlapping_pairs_and_their_iou_by_comparing_all_or_by_sweeping(monkeypatch):
     rng = np.random.default_rng(3)
     for n, m in [(1, 1), (7, 12), (120, 90), (300, 5)]:
         xy = rng.uniform(0, 600, (n + m, 2))
@@ -144,9 +144,9 @@ def test_overlap_pairs_finds_exactly_the_overlapping_pairs_by_comparing_all_or_b
         expected = np.nonzero(iou_matrix(a, b) > 0)  # row-major, as both ways must be
         for sweep in (10**9, 0):  # compare all pairs / always sweep
             monkeypatch.setattr(matching, "_SWEEP", sweep)
-            i, j = overlap_pairs(a, b)
+            i, j, iou = overlap_iou(a, b)
             assert np.array_equal(i, expected[0]) and np.array_equal(j, expected[1])
-            assert np.allclose(pair_iou(a[i], b[j]), iou_matrix(a, b)[i, j], atol=1e-6)
+            assert np.allclose(iou, iou_matrix(a, b)[i, j], atol=1e-6)
 
 
 def test_greedy_pairs_on_candidate_pairs_is_greedy_on_the_full_matrix():
