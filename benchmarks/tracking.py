@@ -19,7 +19,7 @@ and the tracker's own cost per frame (p50) at 10 and 100 objects.
 
 Targets: IDF1 >= 0.9, ID switches <= 1 per 10 ground-truth tracks, p50 < 0.5 ms at 100 objects.
 
-    python benchmarks/tracking.py [--model /tmp/edgecv-detect/run/export/model_int8.onnx] [--sequences 3]
+    python benchmarks/tracking.py [--model /tmp/edgecv-detect/run/export/model_int8.onnx] [--sequences 12] [--seed 0]
         (the model: ``python benchmarks/detect.py`` first; needs ``pip install --no-deps trackeval``; for the
         supervision row ``pip install --no-deps supervision==0.25.1 defusedxml``: scripts/test.sh installs all)
 """
@@ -243,7 +243,8 @@ def _cost_run(objects: int, frames: int, seed: int) -> float:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Path("/tmp/edgecv-detect/run/export/model_int8.onnx"))
-    ap.add_argument("--sequences", type=int, default=3)
+    # 12: the mean IDF1 of 3 sequences ranged 0.80-0.92 over four seeds, the same tracker on the same detector
+    ap.add_argument("--sequences", type=int, default=12)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--objects", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
