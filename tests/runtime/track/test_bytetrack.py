@@ -147,6 +147,13 @@ def test_overlap_iou_finds_exactly_the_overlapping_pairs_and_their_iou_by_compar
             i, j, iou = overlap_iou(a, b)
             assert np.array_equal(i, expected[0]) and np.array_equal(j, expected[1])
             assert np.allclose(iou, iou_matrix(a, b)[i, j], atol=1e-6)
+    # exact values: a box sharing only an edge, or with no width, overlaps nothing; 10x10 half over 10x20: 50 / 250
+    a = np.asarray([[0.0, 0, 10, 10], [20, 0, 20, 10]])
+    b = np.asarray([[10.0, 0, 20, 10], [5, 0, 15, 20]])
+    for sweep in (10**9, 0):
+        monkeypatch.setattr(matching, "_SWEEP", sweep)
+        i, j, iou = overlap_iou(a, b)
+        assert i.tolist() == [0] and j.tolist() == [1] and iou.tolist() == [0.2]
 
 
 def test_greedy_pairs_on_candidate_pairs_is_greedy_on_the_full_matrix():
