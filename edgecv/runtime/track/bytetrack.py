@@ -17,8 +17,9 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    (cost 1 - IoU * score, accepted under ``match_cost``); a lost track that matches is found again, same id. A
    lost track's cost is raised by ``lost_cost``, DeepSORT's matching cascade (tracks seen last frame first) made
    soft: where a box fits a track seen last frame and a lost one about as well (two objects of one class, one just
-   gone behind the other), it continues the one seen last frame. On the true boxes of ``benchmarks/tracking.py``'s
-   default sequences that cut the tracker's own switches from 17 to 10 (no change on the detector's boxes);
+   gone behind the other), it continues the one seen last frame (and a lost track needs IoU * score over 0.25, not
+   0.2, to be found again here; step 4 still may). On the true boxes of ``benchmarks/tracking.py``'s default
+   sequences that cut the tracker's own switches from 17 to 10 (on the detector's boxes 153 to 147);
 3. **low** boxes (``low`` <= score < ``high``: occluded, blurred objects) are matched to the tracks still
    unmatched that were tracked last frame, on IoU (accepted over 1 - ``low_match_cost``): the step that keeps ids
    through occlusions; tracks matched by neither become lost;
