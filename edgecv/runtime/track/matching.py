@@ -8,11 +8,11 @@ import numpy as np
 _SWEEP = 4096  # overlap_iou: above this many box pairs, sort and sweep instead of comparing all (both measured)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; float32, computed in place."""
+def iou_matrix(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; ``dtype``, computed in place."""
     if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), np.float32)
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        return np.zeros((len(a), len(b)), dtype)
+    a, b = np.asarray(a, dtype), np.asarray(b, dtype)
     inter = np.minimum(a[:, None, 2], b[None, :, 2])
     inter -= np.maximum(a[:, None, 0], b[None, :, 0])
     np.maximum(inter, 0, out=inter)
@@ -41,35 +41,30 @@ def overlap_iou(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     ``_SWEEP``): ``b`` sorted on x1 and swept (a box overlapping ``a[i]`` starts less than the widest box's width
     left of it, and before its end), so 1,000 objects cost a few thousand pairs, not a million.
 
-    Rows are gathered with ``take`` and coordinates held as columns: on these few hundred rows numpy's fancy
+    The sweep gathers rows with ``take`` and holds coordinates as columns: on these few hundred rows numpy's fancy
     indexing of a 2-D array costs 5-10x as much per call (numpy 2.4, measured), and this runs every frame."""
     if not len(a) or not len(b):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    ac, bc = a.T, b.T
     if len(a) * len(b) <= _SWEEP:
-        w = np.minimum(ac[2, :, None], bc[2])
-        w -= np.maximum(ac[0, :, None], bc[0])
-        h = np.minimum(ac[3, :, None], bc[3])
-        h -= np.maximum(ac[1, :, None], bc[1])
-        i, j = np.nonzero((w > 0) & (h > 0))
-        inter = w[i, j] * h[i, j]
-        A, B = ac.take(i, 1), bc.take(j, 1)
-    else:
-        order = bc[0].argsort(kind="stable")
-        x1 = bc[0].take(order)
-        lo = np.searchsorted(x1, ac[0] - float((bc[2] - bc[0]).max()), "right")
-        count = np.searchsorted(x1, ac[2], "left") - lo
-        np.maximum(count, 0, out=count)
-        i = np.repeat(np.arange(len(a)), count)
-        j = order.take(np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(len(i)))
-        A, B = ac.take(i, 1), bc.take(j, 1)
-        w = np.minimum(A[2], B[2])
-        w -= np.maximum(A[0], B[0])
-        h = np.minimum(A[3], B[3])
-        h -= np.maximum(A[1], B[1])
-        ok = np.flatnonzero((w > 0) & (h > 0))
-        ok = ok.take(np.lexsort((j.take(ok), i.take(ok))))  # row-major (i is sorted; within a row, j is not)
-        i, j, A, B, inter = i.take(ok), j.take(ok), A.take(ok, 1), B.take(ok, 1), w.take(ok) * h.take(ok)
+        iou = iou_matrix(a, b, np.float64)
+        i, j = np.nonzero(iou > 0)
+        return i, j, iou[i, j]
+    ac, bc = a.T, b.T
+    order = bc[0].argsort(kind="stable")
+    x1 = bc[0].take(order)
+    lo = np.searchsorted(x1, ac[0] - float((bc[2] - bc[0]).max()), "right")
+    count = np.searchsorted(x1, ac[2], "left") - lo
+    np.maximum(count, 0, out=count)
+    i = np.repeat(np.arange(len(a)), count)
+    j = order.take(np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(len(i)))
+    A, B = ac.take(i, 1), bc.take(j, 1)
+    w = np.minimum(A[2], B[2])
+    w -= np.maximum(A[0], B[0])
+    h = np.minimum(A[3], B[3])
+    h -= np.maximum(A[1], B[1])
+    ok = np.flatnonzero((w > 0) & (h > 0))
+    ok = ok.take(np.lexsort((j.take(ok), i.take(ok))))  # row-major (i is sorted; within a row, j is not)
+    i, j, A, B, inter = i.take(ok), j.take(ok), A.take(ok, 1), B.take(ok, 1), w.take(ok) * h.take(ok)
     union = (A[2] - A[0]) * (A[3] - A[1]) + (B[2] - B[0]) * (B[3] - B[1])
     union -= inter
     return i, j, inter / np.maximum(union, 1e-9)
