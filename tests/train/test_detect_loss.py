@@ -50,3 +50,22 @@ def test_loss_is_lower_for_the_right_answer():
     bad = detection_loss(-good_logits, matched + 5, labels, matched)
     assert float(good["box"]) < 1e-6 and float(good["cls"]) < 1e-3
     assert float(bad["loss"]) > 10 * float(good["loss"])
+
+
+def test_a_positive_s_class_target_is_how_well_its_box_fits():
+    """Quality focal loss: a location whose box covers its 10 x 10 object and as much again (IoU 0.5) is right to
+    score 0.5, and is pushed down from 0.9 and up from 0.1; background is pushed to 0."""
+    labels = torch.tensor([[0, -1]])
+    matched = torch.tensor([[[0, 0, 10, 10], [0, 0, 1, 1]]], dtype=torch.float32)
+    boxes = torch.tensor([[[0, 0, 10, 20], [0, 0, 1, 1]]], dtype=torch.float32)
+
+    def cls_loss_and_grad(p: float) -> tuple[float, float]:
+        logits = torch.tensor([[[p, 0.01], [0.01, 0.01]]]).logit().requires_grad_()
+        loss = detection_loss(logits, boxes, labels, matched)["cls"]
+        detection_loss(logits, boxes, labels, matched)["loss"].backward()
+        return float(loss), float(logits.grad[0, 0, 0])
+
+    at_iou, grad_at_iou = cls_loss_and_grad(0.5)
+    assert at_iou < 1e-3 and abs(grad_at_iou) < 1e-6
+    assert cls_loss_and_grad(0.9)[1] > 0 > cls_loss_and_grad(0.1)[1]
+    assert cls_loss_and_grad(0.9)[0] > 0.05 and cls_loss_and_grad(0.1)[0] > 0.05
