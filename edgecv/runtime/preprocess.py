@@ -70,17 +70,21 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Transform:
-    """How a frame became the model input, to map model-input coordinates back to frame pixels."""
+    """How a frame became the model input, to map model-input coordinates back to frame pixels (boxes clipped to the
+    frame, ``width`` x ``height``, as Ultralytics' ``scale_boxes`` does: a box that reaches into the letterbox's
+    padding or past the input's edge says nothing about pixels the frame does not have)."""
 
     scale_x: float
     scale_y: float
     pad_x: float = 0.0
     pad_y: float = 0.0
+    width: float = float("inf")
+    height: float = float("inf")
 
     def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
         out = xyxy.astype(np.float32, copy=True)
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
+        out[:, [0, 2]] = np.clip((out[:, [0, 2]] - self.pad_x) / self.scale_x, 0, self.width)
+        out[:, [1, 3]] = np.clip((out[:, [1, 3]] - self.pad_y) / self.scale_y, 0, self.height)
         return out
 
     def to_input(self, xyxy: np.ndarray) -> np.ndarray:
@@ -97,7 +101,7 @@ def letterbox_transform(frame_hw: tuple[int, int], size: tuple[int, int]) -> Tra
     (ih, iw), (h, w) = frame_hw, size
     r = min(h / ih, w / iw)
     nh, nw = round(ih * r), round(iw * r)
-    return Transform(nw / iw, nh / ih, (w - nw) // 2, (h - nh) // 2)
+    return Transform(nw / iw, nh / ih, (w - nw) // 2, (h - nh) // 2, iw, ih)
 
 
 def letterbox(img: np.ndarray, size: tuple[int, int], fill: int = 114) -> tuple[np.ndarray, Transform]:
@@ -120,7 +124,7 @@ def prepare_frame(img: np.ndarray, meta, order: str = "RGB") -> tuple[np.ndarray
     if meta.resize == "letterbox":
         img, tf = letterbox(img, (h, w))
     else:
-        tf = Transform(w / img.shape[1], h / img.shape[0])
+        tf = Transform(w / img.shape[1], h / img.shape[0], width=img.shape[1], height=img.shape[0])
         if img.shape[:2] != (h, w):
             img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
     swap = order != meta.color

@@ -60,14 +60,15 @@ def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_pa
     out, _ = det_export
     frames = [cv2.resize(cv2.imread(str(p)), (192, 144)) for p in sorted((det_data / "images").glob("*.jpg"))[:12]]
     video = write_video(tmp_path / "clip.avi", frames)
-    # unrelated images, not one scene: nothing to track (and the tiny model's scores, ~0.05, start no track)
-    proc = run_torch_blocked(out / model, video, tmp_path, "--conf", "0.05", "--no-track")
+    # unrelated images, not one scene: nothing to track (and the tiny model's scores, ~0.02 after its few epochs of
+    # quality focal loss, which asks a box's score to be its IoU, start no track)
+    proc = run_torch_blocked(out / model, video, tmp_path, "--conf", "0.01", "--no-track")
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     results = [e for e in events if e["event"] == "result"]
     assert len(results) == 12 and all(e["task"] == "detect" for e in results)
     boxes = [d for e in results for d in e["boxes"]]
-    assert boxes, "no detection above 0.05 in 12 frames"
+    assert boxes, "no detection above 0.01 in 12 frames"
     for d in boxes:  # frame pixels, not the 128 px letterbox
         x1, y1, x2, y2 = d["xyxy"]
         assert -1 <= x1 < x2 <= 193 and -1 <= y1 < y2 <= 145

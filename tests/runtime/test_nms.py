@@ -44,6 +44,9 @@ def test_letterbox_and_boxes_back_to_frame_pixels():
     scores = np.array([[[0.1, 0.9], [0.2, 0.8]]], np.float32)
     det = detect_postprocess([boxes, scores], meta, conf=0.5, iou=0.5, transform=tf)
     assert det.labels == ("dog",) and det.xyxy.tolist() == [[0.0, 0.0, 100.0, 50.0]]
+    # a box reaching into the padding (above y 16) and past the input's right edge ends at the frame's edges
+    over = detect_postprocess([np.float32([[[-4, 8, 70, 40]]]), np.float32([[[0.9, 0.1]]])], meta, 0.5, 0.5, transform=tf)
+    assert over.xyxy.tolist() == [[0.0, 0.0, 200.0, 75.0]]
 
 
 def test_onnxruntime_kernel_numpy_fallback_and_torchvision_keep_the_same_boxes():
