@@ -40,7 +40,7 @@ import click
 @click.option(
     "--conf",
     type=click.FloatRange(0, 1),
-    help="Detectors: score threshold [default: the artifact's (0.25); tracked, the tracker's first-association score, 0.5].",
+    help="Detectors: score threshold [default: the artifact's (0.25); tracked, the tracker's first-association score, 0.6].",
 )
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: the artifact's (0.45)].")
 @click.option(
