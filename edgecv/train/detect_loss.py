@@ -6,7 +6,7 @@ with its object, Li et al. 2020) and torchvision's ``generalized_box_iou_loss`` 
 Why quality targets: with plain focal loss (target 1 at every positive) a location between two objects of a class
 learns a confident class score while its box, pulled between the two, covers both; NMS then keeps that box over the
 objects' own. With the IoU as target a box's score says how well it fits, so the union box scores low: on
-``benchmarks/detect.py`` test mAP50-95 0.643 -> 0.657 (mAP50 0.934 -> 0.932), and on ``benchmarks/tracking.py``'s
+``benchmarks/detect.py`` test mAP50-95 0.643 -> 0.659 (mAP50 0.934 -> 0.931), and on ``benchmarks/tracking.py``'s
 videos fewer confident boxes that fit no object (see the README's tracking figures)."""
 
 from __future__ import annotations
