@@ -64,9 +64,9 @@ def test_yolo_layouts_decode_as_their_definitions_say(yolo_models, det_export, d
         for frame in [cv2.imread(str(p)) for p in sorted((det_data / "images").glob("*.jpg"))[:6]]:
             x, tf = prepare_frame(frame, by.meta, "BGR")
             raw_y, raw_e = by.infer(x[None]), be.infer(x[None])
-            opts = post.options(conf=0.05, iou=0.45)
+            opts = post.options(conf=0.01, iou=0.45)
             dy, de = post(raw_y, by.meta, opts), post(raw_e, be.meta, opts)
-            want_y, want_e = reference_yolo(raw_y[0][0], 0.05, 0.45), reference_e2e(raw_e[0][0], 0.05)
+            want_y, want_e = reference_yolo(raw_y[0][0], 0.01, 0.45), reference_e2e(raw_e[0][0], 0.01)
             assert [(c, round(s, 5)) for c, s, _ in want_y] == [
                 (int(c), round(float(s), 5)) for c, s in zip(dy.class_ids, dy.scores)
             ]
