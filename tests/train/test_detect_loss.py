@@ -59,13 +59,15 @@ def test_a_positive_s_class_target_is_how_well_its_box_fits():
     matched = torch.tensor([[[0, 0, 10, 10], [0, 0, 1, 1]]], dtype=torch.float32)
     boxes = torch.tensor([[[0, 0, 10, 20], [0, 0, 1, 1]]], dtype=torch.float32)
 
-    def cls_loss_and_grad(p: float) -> tuple[float, float]:
-        logits = torch.tensor([[[p, 0.01], [0.01, 0.01]]]).logit().requires_grad_()
-        loss = detection_loss(logits, boxes, labels, matched)["cls"]
-        detection_loss(logits, boxes, labels, matched)["loss"].backward()
-        return float(loss), float(logits.grad[0, 0, 0])
+    def cls_loss_and_grads(p: float) -> tuple[float, float, float]:
+        """The class loss with the positive's score at ``p`` (the rest at 0.2), and the gradients on the positive's
+        logit and on the background location's logit of the same class."""
+        logits = torch.tensor([[[p, 0.2], [0.2, 0.2]]]).logit().requires_grad_()
+        out = detection_loss(logits, boxes, labels, matched)
+        out["loss"].backward()
+        return float(out["cls"]), float(logits.grad[0, 0, 0]), float(logits.grad[0, 1, 0])
 
-    at_iou, grad_at_iou = cls_loss_and_grad(0.5)
-    assert at_iou < 1e-3 and abs(grad_at_iou) < 1e-6
-    assert cls_loss_and_grad(0.9)[1] > 0 > cls_loss_and_grad(0.1)[1]
-    assert cls_loss_and_grad(0.9)[0] > 0.05 and cls_loss_and_grad(0.1)[0] > 0.05
+    _, at_iou, background = cls_loss_and_grads(0.5)
+    assert abs(at_iou) < 1e-6 and background > 0
+    (high, down, _), (low, up, _) = cls_loss_and_grads(0.9), cls_loss_and_grads(0.1)
+    assert down > 0 > up and high > 0.05 and low > 0.05
