@@ -69,9 +69,9 @@ def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_pa
     assert len(results) == 12 and all(e["task"] == "detect" for e in results)
     boxes = [d for e in results for d in e["boxes"]]
     assert boxes, "no detection above 0.01 in 12 frames"
-    for d in boxes:  # frame pixels, not the 128 px letterbox
+    for d in boxes:  # frame pixels, not the 128 px letterbox, and clipped to the 192 x 144 frame
         x1, y1, x2, y2 = d["xyxy"]
-        assert -1 <= x1 < x2 <= 193 and -1 <= y1 < y2 <= 145
+        assert 0 <= x1 < x2 <= 192 and 0 <= y1 < y2 <= 144
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).read()[0]
 
 
