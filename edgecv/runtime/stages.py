@@ -210,7 +210,7 @@ class DetectStage(SingleModelStage):
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
         result, events = super().finish(job)
         if self.tracker is not None:
-            tracked = self.tracker.update(result.xyxy, result.scores, result.class_ids)
+            tracked = self.tracker.update(result.xyxy, result.scores, result.class_ids, job.frame.bgr)
             result = result.subset(tracked.index, tracked.ids, tracked.class_ids, self.meta.labels)
         if self.analytics is not None:
             h, w = job.frame.bgr.shape[:2]
@@ -276,7 +276,8 @@ class FaceCascadeStage(Stage):
 
             # a detected face is a face at once (no tentative frame); its name is what the track accumulates; a lost
             # face is kept 1 s at 30 fps (a face that leaves and one that comes where it was are often two people)
-            self.tracker = ByteTracker(TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False, lost_frames=30))
+            faces = TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False, lost_frames=30, appearance=None)
+            self.tracker = ByteTracker(faces)  # (what a face looks like is its embedding: see TrackIdentities)
             # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold;
             # none calibrated (an import without --data): a track is never split by how its faces look
             t = self.meta.thresholds

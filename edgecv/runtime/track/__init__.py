@@ -1,4 +1,4 @@
-"""Multi-object tracking on the device (numpy only): ids that live across frames."""
+"""Multi-object tracking on the device (numpy; OpenCV for what objects look like): ids that live across frames."""
 
 from edgecv.runtime.track.bytetrack import ByteTracker, TrackerOptions
 

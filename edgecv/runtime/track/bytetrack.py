@@ -1,4 +1,4 @@
-"""ByteTrack (Zhang et al., ECCV 2022) for the device: numpy only, class-aware, tracks held as arrays.
+"""ByteTrack (Zhang et al., ECCV 2022) for the device: numpy (and OpenCV for colours), class-aware, tracks as arrays.
 
 Why our own: the maintained Python implementations pull scipy (~110 MB) and often the full ``opencv-python``
 over the device's ``opencv-python-headless`` (supervision, trackers), or torch (boxmot, AGPL); a Pi's install is
@@ -9,8 +9,7 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    low box, whatever its own score: the detector's box around a group, two or three objects one half over the
    other, which otherwise becomes a track of its own or takes the id of an object whose box it missed. As a low box
    it starts no track and only continues one it fits well (step 3), so an object partly hidden behind a smaller
-   one of its class keeps its track. On ``benchmarks/tracking.py``'s videos it cut the switches by a quarter
-   (chosen on 6 sequences, held on 6 others; dropping the box instead scored about the same);
+   one of its class keeps its track (README: what each rule changed on ``benchmarks/tracking.py``);
 1. every track (tracked and lost) is moved by its Kalman filter (``kalman.py``); as in ByteTrack's code, an
    unseen track's box stops growing or shrinking;
 2. **high** boxes (score >= ``high``) are matched to tracked and lost tracks on IoU fused with the box score
@@ -18,8 +17,8 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    lost track's cost is raised by ``lost_cost``, DeepSORT's matching cascade (tracks seen last frame first) made
    soft: where a box fits a track seen last frame and a lost one about as well (two objects of one class, one just
    gone behind the other), it continues the one seen last frame (and a lost track needs IoU * score over 0.25, not
-   0.2, to be found again here; step 4 still may). On the true boxes of ``benchmarks/tracking.py``'s default
-   sequences that cut the tracker's own switches from 17 to 10 (on the detector's boxes 153 to 147);
+   0.2, to be found again here; step 4 still may). Given the frame, where a box fits two tracks about as well (or a
+   track two boxes), the one it looks less like costs more (``appearance.py``: colours, the objects' own);
 3. **low** boxes (``low`` <= score < ``high``: occluded, blurred objects) are matched to the tracks still
    unmatched that were tracked last frame, on IoU (accepted over 1 - ``low_match_cost``): the step that keeps ids
    through occlusions; tracks matched by neither become lost;
@@ -27,7 +26,8 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    ``recover_buffer`` of their size on each side; Yang et al., WACV 2023): an object that comes back from an
    occlusion off its predicted path (its velocity was learnt from the shrinking boxes of its disappearance) is
    found again instead of becoming a new object. The buffer is C-BIoU's larger one (half the box's size, IoU over
-   0.2): on 12 of ``benchmarks/tracking.py``'s videos it kept more ids than the smaller one (0.3, IoU over 0.3);
+   0.2): on 12 of ``benchmarks/tracking.py``'s videos it kept more ids than the smaller one (0.3, IoU over 0.3).
+   Given the frame, lost tracks still unmatched take a box of their class within reach that looks like them;
 5. tentative tracks (born last frame) are matched to the high boxes left (cost under ``tentative_cost``) and
    confirmed, or removed;
 6. high boxes still left with score >= ``birth`` start tentative tracks, unless one overlaps a box matched this
@@ -39,9 +39,8 @@ Matching is greedy (lowest cost first), not the optimal assignment of the paper'
 under the thresholds the two agree except where two boxes are near-equally good for two tracks (tested against
 scipy's ``linear_sum_assignment``). Costs are computed only for the pairs that overlap at all (``overlap_iou``,
 one search per frame for the tracks' and the boxes' pairs: all pairs compared at once for a few boxes, a sort and
-sweep on x for many), since a pair that does not overlap can never match; at 100 objects that is a few hundred
-pairs instead of 100 x 100 costs per association. Per-frame arrays are read with ``take`` / ``compress`` rather
-than fancy indexing, which costs several times as much per call on 2-D arrays of this size (``overlap_iou``).
+sweep on x for many): at 100 objects a few hundred pairs, not 100 x 100 costs per association. Per-frame arrays
+are read with ``take`` / ``compress``, not fancy indexing (several times as costly per call at this size).
 
 Classes: a track's class is the vote of its boxes (their scores summed per class), so one frame's flicker between
 two classes neither renames nor splits it; a box of another class than the track's may still continue it, at an
@@ -61,6 +60,7 @@ from typing import NamedTuple
 import numpy as np
 
 import edgecv.runtime.track.kalman as kalman
+from edgecv.runtime.track.appearance import LookOptions, Looks
 from edgecv.runtime.track.matching import buffered, greedy_pairs, iou_matrix, overlap_iou
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
@@ -84,6 +84,7 @@ class TrackerOptions:
     group_cover: float = 0.7  # a box covering this share of a better box of its class, and at least
     group_area: float = 1.5  # this many times its area, is a group's box: a low box (group_cover 1: none is)
     tentative: bool = True  # new tracks wait for a second sighting before they are objects (False: at once)
+    appearance: LookOptions | None = LookOptions()  # colours, where motion is in doubt (given the image; None: off)
 
 
 class _Pairs(NamedTuple):
@@ -120,6 +121,7 @@ class ByteTracker:
         self.born = 0  # confirmed tracks ever (what a count of objects would use)
         self._boxes = np.zeros((0, 4))  # this frame's predicted boxes
         self._cls = np.zeros(0, np.int64)  # and the tracks' classes, before its votes
+        self.looks = Looks(self.o.appearance) if self.o.appearance else None
 
     def __len__(self) -> int:
         return int(np.sum(self.state != LOST))
@@ -146,6 +148,8 @@ class ByteTracker:
             ok = d >= 0
             t, d, iou = t[ok], d[ok], iou[ok]
         penalty = self._penalty(t, d, votes)
+        if self.looks is not None:
+            penalty = penalty + self.looks.penalty(t, d, iou, len(self.ids), len(index))
         fused = 1 - iou * scores[d] + penalty
         if self.o.lost_cost:
             fused += self.o.lost_cost * (self.state[t] == LOST)
@@ -164,7 +168,15 @@ class ByteTracker:
         t, d = tracks[i], dets[j]
         cost = 1 - iou + self._penalty(t, d, votes)
         pick = np.flatnonzero(cost < self.o.recover_cost)
-        return greedy_pairs(t[pick], d[pick], cost[pick])
+        t, d = greedy_pairs(t[pick], d[pick], cost[pick])
+        if self.looks is None:
+            return t, d
+        rest_t, rest_d = np.ones(len(tracks), bool), np.ones(len(dets), bool)  # the rest: by colour (appearance.py)
+        rest_t[np.searchsorted(tracks, t)], rest_d[np.searchsorted(dets, d)] = False, False  # (both sorted)
+        tracks, dets = tracks[rest_t], dets[rest_d]
+        lost_for = self.frame - self.last.take(tracks)
+        t2, d2 = self.looks.reidentify(tracks, dets, self._boxes.take(tracks, 0), lost_for, votes, self._cls)
+        return np.concatenate([t, t2]), np.concatenate([d, d2])
 
     def _match(self, pairs: _Pairs, tracks: np.ndarray, dets: np.ndarray, cost: np.ndarray, limit: float):
         """Greedy matching of the pairs between ``tracks`` and ``dets`` (boolean masks) with ``cost`` under ``limit``;
@@ -231,7 +243,7 @@ class ByteTracker:
         group[weaker[covers]] = True
         return group
 
-    def update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> Tracked:
+    def update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, image: np.ndarray | None = None) -> Tracked:
         """The detections that belong to confirmed tracks this frame (indices, ascending), their track ids and
         the tracks' classes."""
         o = self.o
@@ -249,6 +261,8 @@ class ByteTracker:
         k = int(np.searchsorted(a, n_t))  # row-major: the tracks' pairs, then the boxes' with each other
         index, scores, votes = self.merge(xyxy, scores, cls, (a[k:] - n_t, b[k:], iou[k:]))
         xyxy = xyxy.take(index, 0)
+        if self.looks is not None:
+            self.looks.frame(image, xyxy)
         self._cls = np.argmax(self.votes, axis=1)  # the tracks' classes before this frame's votes
         pairs = self._pairs(a[:k], b[:k], iou[:k], index, n, scores, votes)
         is_high = scores >= o.high
@@ -261,6 +275,8 @@ class ByteTracker:
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
             self.votes[tracks] += votes.take(dets, 0)
+            if self.looks is not None:
+                self.looks.learn(tracks, dets, self.frame)
         self.state[(self.state == TRACKED) & free_track] = LOST
         order = np.argsort(dets, kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
@@ -309,6 +325,8 @@ class ByteTracker:
         for name in ("ids", "votes", "state", "last", "start"):
             setattr(self, name, getattr(self, name).compress(keep, axis=0))
         self.mean, self.cov = self.mean.compress(keep, axis=1), self.cov.compress(keep, axis=1)
+        if self.looks is not None:
+            self.looks.keep(keep)
 
     def _birth(self, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks for ``dets``; their ids and classes."""
@@ -331,6 +349,8 @@ class ByteTracker:
         self.start = np.concatenate([self.start, np.full(n, self.frame, np.int64)])
         self.mean = np.concatenate([self.mean, mean], axis=1)
         self.cov = np.concatenate([self.cov, cov], axis=1)
+        if self.looks is not None:
+            self.looks.add(n)
         return ids, cls
 
     def _drop_duplicates(self) -> None:

@@ -1,0 +1,103 @@
+"""The tracker's colours (``appearance.py``): an object's colours apart from its background, the same on any
+background and unlike another object's; and what they change in the tracker, where boxes alone cannot tell: a box
+that two tracks fit as well, and an object that comes back far from where it was lost."""
+
+import cv2
+import numpy as np
+
+import edgecv.runtime.track.appearance as appearance
+from edgecv.data.samples import background_photos, random_background
+from edgecv.runtime.track import ByteTracker, TrackerOptions
+from edgecv.runtime.track.appearance import colours
+
+RED, BLUE = (0, 0, 220), (220, 60, 0)  # BGR
+
+
+def scene(photo, objects):
+    """``photo`` with hollow discs (cx, cy, colour) drawn on it, and their boxes: a ring is mostly background."""
+    img = photo.copy()
+    for cx, cy, colour in objects:
+        cv2.circle(img, (int(cx), int(cy)), 18, colour, 6)
+    return img, np.asarray([[cx - 21, cy - 21, cx + 21, cy + 21] for cx, cy, _ in objects], float)
+
+
+def photos(n):
+    rng, all_photos = np.random.default_rng(0), background_photos()
+    return [random_background(all_photos, 320, rng) for _ in range(n)]
+
+
+def test_an_object_s_colours_are_the_same_on_any_background_and_unlike_another_object_s():
+    a, b = photos(2)
+    red_on_a, box = scene(a, [(100, 100, RED)])
+    red_on_b, _ = scene(b, [(200, 150, RED)])
+    blue_on_a, _ = scene(a, [(100, 100, BLUE)])
+    red1 = colours(red_on_a, box)[0]
+    red2 = colours(red_on_b, np.asarray([[179, 129, 221, 171]], float))[0]
+    blue = colours(blue_on_a, box)[0]
+    assert np.isclose(np.linalg.norm(red1), 1) and red1 @ red2 > 0.9 and red1 @ blue < 0.1
+    # without its ring (a plain histogram of the box), the photo inside the ring makes red and blue look alike
+    plain_red, plain_blue = colours(red_on_a, box, ring=0)[0], colours(blue_on_a, box, ring=0)[0]
+    assert plain_red @ plain_blue > 0.3 > red1 @ blue
+    # a box on nothing but its own surroundings has no colours of its own; a box half out of the frame is read
+    flat = np.full((100, 100, 3), 90, np.uint8)
+    assert not colours(flat, np.asarray([[30, 30, 60, 60]], float)).any()
+    assert colours(red_on_a, np.asarray([[-20, 80, 22, 122]], float)).shape == (1, appearance.SIZE)
+
+
+def between(options, with_image=True):
+    """A red and a blue hollow disc of one class stand side by side; for a frame the red one is not detected and the
+    blue one is seen halfway towards it (IoU 0.35 with either track: boxes cannot tell); then both are back. Each
+    frame's detection index -> track id."""
+    photo = photos(1)[0]
+    tracker, out = ByteTracker(options), []
+    for t in range(14):
+        objects = [(120, 120, BLUE)] if t == 10 else [(100, 120, RED), (140, 120, BLUE)]
+        img, boxes = scene(photo, objects)
+        got = tracker.update(boxes, np.full(len(boxes), 0.9), np.zeros(len(boxes), int), img if with_image else None)
+        out.append(dict(zip(got.index.tolist(), got.ids.tolist())))
+    return out
+
+
+def test_a_box_two_tracks_could_take_goes_to_the_one_it_looks_like():
+    frames = between(TrackerOptions())
+    assert frames[10] == {0: 2}  # the blue disc's box, to the blue disc's track
+    assert all(f == {0: 1, 1: 2} for f in frames[:10] + frames[11:])  # red stays 1 (found again), blue 2
+    for blind in (between(TrackerOptions(), with_image=False), between(TrackerOptions(appearance=None))):
+        assert blind[10] == {0: 1}  # by boxes alone a tie, taken by the first track: the red one's id on blue
+
+
+def come_back(colour, options=None, at=150):
+    """A red disc moves right, is hidden for 20 frames, and a disc of ``colour`` shows up ``at`` px left of where
+    the red one would be by then (it turned back). The id the newcomer gets, over 2 frames."""
+    photo = photos(1)[0]
+    tracker = ByteTracker(options or TrackerOptions())
+    for t in range(15):
+        img, boxes = scene(photo, [(40 + 3 * t, 160, RED)])
+        tracker.update(boxes, [0.9], [0], img)
+    for _ in range(20):
+        tracker.update(np.zeros((0, 4)), [], [], photo)
+    x = 40 + 3 * 35 - at
+    ids = []
+    for _ in range(2):
+        img, boxes = scene(photo, [(x, 160, colour)])
+        ids.append(tracker.update(boxes, [0.9], [0], img).ids.tolist())
+    return ids
+
+
+def test_a_lost_object_is_found_again_by_its_colours_within_reach_and_another_is_a_new_object():
+    assert come_back(RED, at=75) == [[1], [1]]  # 75 px off (1.8 box sizes): beyond the buffered IoU, within reach
+    assert come_back(RED, TrackerOptions(appearance=None), at=75) == [[], [2]]  # by boxes alone: a new object
+    assert come_back(BLUE, at=75) == [[], [2]]  # not its colours: a new object (born, then confirmed)
+    assert come_back(RED, at=150) == [[], [2]]  # 3.6 box sizes off after 20 frames: out of reach (3 box sizes)
+
+
+def test_colours_are_read_only_where_motion_is_in_doubt_and_on_a_track_s_learning_turns(monkeypatch):
+    read = []
+    real = appearance.colours
+    monkeypatch.setattr(appearance, "colours", lambda image, xyxy, **kw: read.append(len(xyxy)) or real(image, xyxy, **kw))
+    photo = photos(1)[0]
+    tracker = ByteTracker()
+    for t in range(30):  # two objects far apart: nothing in doubt
+        img, boxes = scene(photo, [(40 + 2 * t, 60, RED), (40 + 2 * t, 240, BLUE)])
+        tracker.update(boxes, [0.9, 0.9], [0, 0], img)
+    assert read == [2, 2, 2, 2]  # frame 1 (each track's first lesson), then every 10th: frames 10, 20 and 30
