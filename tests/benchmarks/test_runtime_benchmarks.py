@@ -162,7 +162,7 @@ def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_t
     assert [r[0] for r in rows] == [*names, "edgecv on the true boxes"], out
     assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
     assert re.search(r"detector \(score >= 0.25\): finds [\d.]+ of the visible objects", out), out
-    assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100", out), out
+    assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100; without colours", out), out
 
 
 @pytest.mark.parametrize("detector", ["haar", "blazeface-back"])

@@ -14,8 +14,9 @@ The tracker uses it only where motion is in doubt: a box that two tracks could t
 could continue (a penalty of ``weight`` x (1 - cosine) on the match), and a lost track that the buffered IoU
 could not find again (a box of its class within reach with cosine over ``reid``: DeepSORT's appearance matching
 of lost tracks, kept near where the object was). A track learns its colours from boxes no other matched box
-covers, as a running mean, every ``every`` frames: colours change slowly, and at 100 objects computing every box's
-histogram on every frame would cost more than the rest of the tracker.
+covers, as a running mean: on its first match, then every ``every`` frames while another box is near it (colours
+change slowly, and where no other object is near, none can be taken for it). At 100 objects, every box's histogram
+on every frame would cost more than the rest of the tracker.
 """
 
 from __future__ import annotations
@@ -152,8 +153,9 @@ class Looks:
         return greedy_pairs(t[ok], d[ok], 1 - sim[ok])
 
     def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int) -> None:
-        """Matched ``tracks`` learn from their boxes ``dets``, from a box no other matched box covers: a track on
-        its first match, and every track on every ``every``-th frame (all at once: one call, not ten)."""
+        """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs: a track on
+        its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
+        where a mix-up can come; all at once, one call rather than ``every``)."""
         if self._image is None or not len(tracks):
             return
         due = ~self.tried.take(tracks) | (frame % self.o.every == 0)
@@ -161,15 +163,15 @@ class Looks:
             return
         self.tried[tracks[due]] = True  # (a track whose box is not clear tries again on the next turn)
         boxes = self._boxes.take(dets, 0)
-        x1 = np.maximum(boxes[due, None, 0], boxes[None, :, 0])
-        x2 = np.minimum(boxes[due, None, 2], boxes[None, :, 2])
-        y1 = np.maximum(boxes[due, None, 1], boxes[None, :, 1])
-        y2 = np.minimum(boxes[due, None, 3], boxes[None, :, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        inter[np.arange(int(due.sum())), np.flatnonzero(due)] = 0  # not itself
-        area = (boxes[due, 2] - boxes[due, 0]) * (boxes[due, 3] - boxes[due, 1])
-        clear = inter.max(axis=1) <= self.o.cover * np.maximum(area, 1e-9)
-        t, d = tracks[due][clear], dets[due][clear]
+        mine, me = boxes[due], (np.arange(int(due.sum())), np.flatnonzero(due))
+        inter = _intersection(mine, boxes)
+        inter[me] = 0  # not itself
+        clear = inter.max(axis=1) <= self.o.cover * np.prod(mine[:, 2:] - mine[:, :2], axis=1)
+        wh = mine[:, 2:] - mine[:, :2]
+        near = _intersection(np.concatenate([mine[:, :2] - wh, mine[:, 2:] + wh], 1), boxes)
+        near[me] = 0
+        fresh = ~self.has.take(tracks[due]) | (near.max(axis=1) > 0)
+        t, d = tracks[due][clear & fresh], dets[due][clear & fresh]
         if not len(t):
             return
         new = self.features(d)
@@ -192,10 +194,21 @@ class Looks:
 def _close(k: np.ndarray, iou: np.ndarray, n: int, margin: float) -> np.ndarray:
     """Of the pairs of ``k`` (tracks or boxes, of ``n``), those whose IoU is within ``margin`` of the best of their
     ``k``'s, where that ``k`` has two such pairs or more (a mask)."""
+    out = np.zeros(len(k), bool)
     count = np.bincount(k, minlength=n)
     if count.max(initial=0) < 2:  # the common case: no track (no box) in two pairs
-        return np.zeros(len(k), bool)
+        return out
+    multi = np.flatnonzero(count.take(k) > 1)
+    k, iou = k.take(multi), iou.take(multi)
     best = np.zeros(n)
     np.maximum.at(best, k, iou)
     close = iou >= best.take(k) - margin
-    return close & (np.bincount(k.compress(close), minlength=n).take(k) > 1)
+    out[multi] = close & (np.bincount(k.compress(close), minlength=n).take(k) > 1)
+    return out
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The intersection area of every box of ``a`` with every box of ``b`` (xyxy)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)

@@ -96,8 +96,14 @@ def test_colours_are_read_only_where_motion_is_in_doubt_and_on_a_track_s_learnin
     real = appearance.colours
     monkeypatch.setattr(appearance, "colours", lambda image, xyxy, **kw: read.append(len(xyxy)) or real(image, xyxy, **kw))
     photo = photos(1)[0]
-    tracker = ByteTracker()
-    for t in range(30):  # two objects far apart: nothing in doubt
-        img, boxes = scene(photo, [(40 + 2 * t, 60, RED), (40 + 2 * t, 240, BLUE)])
-        tracker.update(boxes, [0.9, 0.9], [0, 0], img)
-    assert read == [2, 2, 2, 2]  # frame 1 (each track's first lesson), then every 10th: frames 10, 20 and 30
+
+    def run(gap):
+        read.clear()
+        tracker = ByteTracker()
+        for t in range(30):  # two objects side by side, ``gap`` px apart, moving together: nothing in doubt
+            img, boxes = scene(photo, [(40 + 2 * t, 60, RED), (40 + 2 * t, 60 + 42 + gap, BLUE)])
+            tracker.update(boxes, [0.9, 0.9], [0, 0], img)
+        return list(read)
+
+    assert run(gap=20) == [2, 2, 2, 2]  # within a box's size: frame 1 (first lessons), then frames 10, 20 and 30
+    assert run(gap=60) == [2]  # far apart: no mix-up can come, the colours learnt at first are kept
