@@ -66,7 +66,7 @@ class LookOptions:
     reid: float = 0.8  # a lost track takes a box of its class with a cosine over this, within reach
     reach: float = 0.1  # reach: the box's size, and this share of it per frame the track has been lost
     learn: float = 0.1  # a track's colours: running mean, this weight to the new box's
-    every: int = 10  # frames between a track's lessons (its first as soon as a clear box comes)
+    every: int = 10  # frames between lessons (the first on a track's first match; if its box is covered, a turn)
     doubt_iou: float = 0.2  # pairs this far apart are not in doubt (no match takes them: bytetrack.py's costs)
     cover: float = 0.05  # a box another matched box covers more of than this teaches nothing
 
