@@ -212,13 +212,12 @@ def score(gt, tracked) -> dict[str, float]:
     return {"MOTA": float(res["MOTA"]), "IDF1": float(res["IDF1"]), "IDSW": int(res["IDSW"]), "tracks": len(gt_map)}
 
 
-def cost_p50(objects: int, colours: bool = True, frames: int = 300, seed: int = 0, repeats: int = 5) -> float:
-    """The tracker's time per frame (p50, ms) on ``objects`` moving boxes of 6 classes over a 2000 px photo, a
-    tenth of them with a second box of another class each frame (what a detector's per-class NMS leaves on an object
-    it is unsure of); with ``colours``, the tracker is given the frame, as ``edgecv run`` gives it. The lowest p50 of
-    ``repeats`` runs (as ``timeit`` advises: on a shared VM the spread between runs, up to 1.5x here, is the
-    machine's, not the code's)."""
-    image = random_background(background_photos(), 2000, np.random.default_rng(seed)) if colours else None
+def cost_p50(objects: int, image: np.ndarray | None, frames: int = 300, seed: int = 0, repeats: int = 5) -> float:
+    """The tracker's time per frame (p50, ms) on ``objects`` moving boxes of 6 classes within 2000 px, a tenth of
+    them with a second box of another class each frame (what a detector's per-class NMS leaves on an object it is
+    unsure of); given ``image`` (a 2000 px frame), the tracker reads colours, as ``edgecv run`` gives it the frame.
+    The lowest p50 of ``repeats`` runs (as ``timeit`` advises: on a shared VM the spread between runs, up to 1.5x
+    here, is the machine's, not the code's)."""
     return min(_cost_run(objects, frames, seed, image) for _ in range(repeats))
 
 
@@ -315,9 +314,10 @@ def print_table(args: argparse.Namespace, totals: dict[str, list], counts: dict[
             f"{name:<34} {np.mean([r['MOTA'] for r in rows]):>6.3f} {np.mean([r['IDF1'] for r in rows]):>6.3f} "
             f"{sw:>6} {10 * sw / max(tracks, 1):>13.2f}"
         )
+    frame = random_background(background_photos(), 2000, np.random.default_rng(0))
     print(
-        f"edgecv's tracker, cost per frame: p50 {cost_p50(10):.3f} ms at 10 objects, {cost_p50(100):.3f} ms at 100; "
-        f"without colours (no frame given) {cost_p50(10, False):.3f} and {cost_p50(100, False):.3f} ms "
+        f"edgecv's tracker, cost per frame: p50 {cost_p50(10, frame):.3f} ms at 10 objects, {cost_p50(100, frame):.3f} ms "
+        f"at 100; without colours (no frame given) {cost_p50(10, None):.3f} and {cost_p50(100, None):.3f} ms "
         "(6 classes, a tenth of the objects with a second box of another class; lowest of 5 runs; target < 0.5 ms)"
     )
 

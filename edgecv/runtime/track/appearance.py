@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecv.runtime.track.matching import greedy_pairs
+from edgecv.runtime.track.matching import buffered, greedy_pairs, intersection
 
 BINS = (8, 4, 4)  # hue, saturation, value
 SIZE = BINS[0] * BINS[1] * BINS[2]
@@ -78,7 +78,6 @@ class Looks:
     def __init__(self, options: LookOptions | None = None):
         self.o = options or LookOptions()
         self.models = np.zeros((0, SIZE), np.float32)
-        self.has = np.zeros(0, bool)  # a track has colours
         self.tried = np.zeros(0, bool)  # a track has had its first lesson (it may have found nothing to learn)
         self._image: np.ndarray | None = None
         self._boxes = np.zeros((0, 4))
@@ -103,11 +102,12 @@ class Looks:
     def similarity(self, t: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Cosine of track ``t``'s colours and box ``d``'s, pairwise; nan where either has none."""
         feats = self.features(d)
-        sim = np.einsum("ij,ij->i", self.models.take(t, 0), feats)
-        known = self.has.take(t) & feats.any(axis=1)
+        models = self.models.take(t, 0)
+        sim = np.einsum("ij,ij->i", models, feats)
+        known = models.any(axis=1) & feats.any(axis=1)
         return np.where(known, sim, np.nan)
 
-    def penalty(self, t: np.ndarray, d: np.ndarray, iou: np.ndarray, tracks: int, boxes: int) -> np.ndarray | float:
+    def penalty(self, t: np.ndarray, d: np.ndarray, iou: np.ndarray) -> np.ndarray | float:
         """The match cost added to each (track ``t``, box ``d``) pair that motion leaves in doubt, for tracks that
         have colours: a box that two tracks fit about as well (IoU within ``weight`` of its best, and over
         ``doubt_iou``), or a track that two boxes do. Elsewhere colours could not change the match."""
@@ -115,8 +115,8 @@ class Looks:
             return 0.0
         near = np.flatnonzero(iou > self.o.doubt_iou)
         tn, dn, iou = t.take(near), d.take(near), iou.take(near)
-        doubt = near[_close(tn, iou, tracks, self.o.weight) | _close(dn, iou, boxes, self.o.weight)]
-        doubt = doubt[self.has.take(t.take(doubt))]
+        doubt = near[_close(tn, iou, self.o.weight) | _close(dn, iou, self.o.weight)]
+        doubt = doubt[self._has(t.take(doubt))]
         if not len(doubt):
             return 0.0
         out = np.zeros(len(t))
@@ -138,7 +138,7 @@ class Looks:
         alike first."""
         if self._image is None or not len(tracks) or not len(dets):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        has = self.has.take(tracks)
+        has = self._has(tracks)
         if not has.any():
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         tracks, predicted, lost_for = tracks[has], predicted[has], lost_for[has]
@@ -164,51 +164,45 @@ class Looks:
         self.tried[tracks[due]] = True  # (a track whose box is not clear tries again on the next turn)
         boxes = self._boxes.take(dets, 0)
         mine, me = boxes[due], (np.arange(int(due.sum())), np.flatnonzero(due))
-        inter = _intersection(mine, boxes)
+        inter = intersection(mine, boxes)
         inter[me] = 0  # not itself
         clear = inter.max(axis=1) <= self.o.cover * np.prod(mine[:, 2:] - mine[:, :2], axis=1)
-        wh = mine[:, 2:] - mine[:, :2]
-        near = _intersection(np.concatenate([mine[:, :2] - wh, mine[:, 2:] + wh], 1), boxes)
+        near = intersection(buffered(mine, 1.0), boxes)  # within the box's size
         near[me] = 0
-        fresh = ~self.has.take(tracks[due]) | (near.max(axis=1) > 0)
+        fresh = ~self._has(tracks[due]) | (near.max(axis=1) > 0)
         t, d = tracks[due][clear & fresh], dets[due][clear & fresh]
         if not len(t):
             return
         new = self.features(d)
         old = self.models.take(t, 0)
-        mix = np.where(self.has.take(t)[:, None], (1 - self.o.learn) * old + self.o.learn * new, new)
+        mix = np.where(old.any(axis=1, keepdims=True), (1 - self.o.learn) * old + self.o.learn * new, new)
         mix /= np.maximum(np.linalg.norm(mix, axis=1, keepdims=True), 1e-12)
         seen = new.any(axis=1)
         self.models[t[seen]] = mix[seen]
-        self.has[t[seen]] = True
+
+    def _has(self, t: np.ndarray) -> np.ndarray:
+        """Whether tracks ``t`` have colours (a row of zeros: none learnt yet)."""
+        return self.models.take(t, 0).any(axis=1)
 
     def keep(self, mask: np.ndarray) -> None:
-        self.models = self.models.compress(mask, axis=0)
-        self.has, self.tried = self.has.compress(mask), self.tried.compress(mask)
+        self.models, self.tried = self.models.compress(mask, axis=0), self.tried.compress(mask)
 
     def add(self, n: int) -> None:
         self.models = np.concatenate([self.models, np.zeros((n, SIZE), np.float32)])
-        self.has, self.tried = np.concatenate([self.has, np.zeros(n, bool)]), np.concatenate([self.tried, np.zeros(n, bool)])
+        self.tried = np.concatenate([self.tried, np.zeros(n, bool)])
 
 
-def _close(k: np.ndarray, iou: np.ndarray, n: int, margin: float) -> np.ndarray:
-    """Of the pairs of ``k`` (tracks or boxes, of ``n``), those whose IoU is within ``margin`` of the best of their
-    ``k``'s, where that ``k`` has two such pairs or more (a mask)."""
+def _close(k: np.ndarray, iou: np.ndarray, margin: float) -> np.ndarray:
+    """Of the pairs of ``k`` (tracks or boxes), those whose IoU is within ``margin`` of the best of their ``k``'s,
+    where that ``k`` has two such pairs or more (a mask)."""
     out = np.zeros(len(k), bool)
-    count = np.bincount(k, minlength=n)
+    count = np.bincount(k)
     if count.max(initial=0) < 2:  # the common case: no track (no box) in two pairs
         return out
     multi = np.flatnonzero(count.take(k) > 1)
     k, iou = k.take(multi), iou.take(multi)
-    best = np.zeros(n)
+    best = np.zeros(len(count))
     np.maximum.at(best, k, iou)
     close = iou >= best.take(k) - margin
-    out[multi] = close & (np.bincount(k.compress(close), minlength=n).take(k) > 1)
+    out[multi] = close & (np.bincount(k.compress(close), minlength=len(count)).take(k) > 1)
     return out
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The intersection area of every box of ``a`` with every box of ``b`` (xyxy)."""
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)

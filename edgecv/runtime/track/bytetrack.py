@@ -149,7 +149,7 @@ class ByteTracker:
             t, d, iou = t[ok], d[ok], iou[ok]
         penalty = self._penalty(t, d, votes)
         if self.looks is not None:
-            penalty = penalty + self.looks.penalty(t, d, iou, len(self.ids), len(index))
+            penalty = penalty + self.looks.penalty(t, d, iou)
         fused = 1 - iou * scores[d] + penalty
         if self.o.lost_cost:
             fused += self.o.lost_cost * (self.state[t] == LOST)

@@ -8,10 +8,8 @@ import numpy as np
 _SWEEP = 4096  # overlap_iou: above this many box pairs, sort and sweep instead of comparing all (both measured)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; ``dtype``, computed in place."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), dtype)
+def intersection(a: np.ndarray, b: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """The intersection area of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; ``dtype``."""
     a, b = np.asarray(a, dtype), np.asarray(b, dtype)
     inter = np.minimum(a[:, None, 2], b[None, :, 2])
     inter -= np.maximum(a[:, None, 0], b[None, :, 0])
@@ -20,6 +18,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     h -= np.maximum(a[:, None, 1], b[None, :, 1])
     np.maximum(h, 0, out=h)
     inter *= h
+    return inter
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), xyxy; ``dtype``, computed in place."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)), dtype)
+    a, b = np.asarray(a, dtype), np.asarray(b, dtype)
+    inter = intersection(a, b, dtype)
     union = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None] + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union -= inter
     np.maximum(union, 1e-9, out=union)
