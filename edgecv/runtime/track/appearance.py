@@ -21,7 +21,9 @@ on every frame would cost more than the rest of the tracker.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,7 +31,16 @@ from edgecv.runtime.track.matching import buffered, greedy_pairs, intersection
 
 BINS = (8, 4, 4)  # hue, saturation, value
 SIZE = BINS[0] * BINS[1] * BINS[2]
-_HUE = np.minimum(np.arange(256) * BINS[0] // 180, BINS[0] - 1).astype(np.uint8) * (BINS[1] * BINS[2])
+# each HSV channel's part of a pixel's bin (OpenCV's 8-bit hue runs to 179), summed over the channels
+_BIN = np.stack(
+    [
+        np.minimum(np.arange(256) * BINS[0] // 180, BINS[0] - 1) * (BINS[1] * BINS[2]),
+        np.arange(256) * BINS[1] // 256 * BINS[2],
+        np.arange(256) * BINS[2] // 256,
+    ],
+    axis=1,
+).astype(np.uint8)[:, None, :]
+_SUM = np.ones((1, 3))
 
 
 def colours(image: np.ndarray, xyxy: np.ndarray, ring: float = 0.3, grid: int = 12) -> np.ndarray:
@@ -42,22 +53,36 @@ def colours(image: np.ndarray, xyxy: np.ndarray, ring: float = 0.3, grid: int = 
         return np.zeros((0, SIZE), np.float32)
     h, w = image.shape[:2]
     xyxy = np.asarray(xyxy, np.float64)
-    t = (np.arange(grid) + 0.5) / grid * (1 + 2 * ring) - ring  # sample positions, in box sizes from its corner
-    xs = np.floor(xyxy[:, :1] + t * (xyxy[:, 2:3] - xyxy[:, :1])).astype(np.int64)
-    ys = np.floor(xyxy[:, 1:2] + t * (xyxy[:, 3:4] - xyxy[:, 1:2])).astype(np.int64)
-    valid = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
-    at = ys.clip(0, h - 1)[:, :, None] * w + xs.clip(0, w - 1)[:, None, :]
+    t, ring_of = _lattice(ring, grid)
+    corner = xyxy[:, :2, None]
+    at = np.floor(corner + (xyxy[:, 2:, None] - corner) * t).astype(np.int64)  # (n, 2, grid): xs, ys
+    xs, ys = at[:, 0], at[:, 1]
+    valid = None
+    if at.min() < 0 or xs.max() >= w or ys.max() >= h:  # a ring past the frame's edge: those samples left out
+        valid = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
+        xs, ys = np.minimum(np.maximum(xs, 0), w - 1), np.minimum(np.maximum(ys, 0), h - 1)
+    at = ys[:, :, None] * w + xs[:, None, :]
     pixels = image.reshape(-1, 3).take(at.ravel(), axis=0).reshape(n * grid, grid, 3)
-    hsv = cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV).reshape(n, grid, grid, 3)
-    bins = _HUE.take(hsv[..., 0]) | (hsv[..., 1] >> 6) << 2 | hsv[..., 2] >> 6  # 8 x 4 x 4
+    bins = cv2.transform(cv2.LUT(cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV), _BIN), _SUM).reshape(n, grid, grid)
+    key = (np.arange(n) * (2 * SIZE))[:, None, None] + ring_of + bins  # the box's bins, then its ring's
+    counts = np.bincount(key.ravel() if valid is None else key[valid], minlength=n * 2 * SIZE).reshape(n, 2, SIZE)
+    total = np.maximum(counts.sum(axis=2), 1)
+    # the box's share less the ring's, bin by bin, times both totals (the scale goes with the unit length)
+    out = np.maximum(counts[:, 0] * total[:, 1:] - counts[:, 1] * total[:, :1], 0).astype(np.float32)
+    out /= np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), 1e-12)[:, None]
+    return out
+
+
+@lru_cache(maxsize=8)
+def _lattice(ring: float, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``colours`` samples a box (``grid`` positions, in box sizes from its corner, over box and ring) and,
+    per sample of the ``grid`` x ``grid`` lattice, the offset of its histogram: 0 in the box, ``SIZE`` in the ring."""
+    t = (np.arange(grid) + 0.5) / grid * (1 + 2 * ring) - ring
     inside = (t >= 0) & (t < 1)
-    ring_of = np.where(inside[:, None] & inside[None, :], 0, SIZE)  # box's bins, then ring's
-    key = (np.arange(n) * (2 * SIZE))[:, None, None] + ring_of + bins
-    counts = np.bincount(key[valid], minlength=n * 2 * SIZE).reshape(n, 2, SIZE)
-    share = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1)
-    out = np.maximum(share[:, 0] - share[:, 1], 0)
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out.astype(np.float32)
+    t.flags.writeable = False
+    ring_of = np.where(inside[:, None] & inside[None, :], 0, SIZE)
+    ring_of.flags.writeable = False
+    return t, ring_of
 
 
 @dataclass(frozen=True)
@@ -114,14 +139,18 @@ class Looks:
         if self._image is None or not len(t):
             return 0.0
         near = np.flatnonzero(iou > self.o.doubt_iou)
-        tn, dn, iou = t.take(near), d.take(near), iou.take(near)
-        doubt = near[_close(tn, iou, self.o.weight) | _close(dn, iou, self.o.weight)]
+        tn, dn = t.take(near), d.take(near)
+        shared = np.flatnonzero((np.bincount(tn).take(tn) > 1) | (np.bincount(dn).take(dn) > 1))
+        if not len(shared):  # no track near two boxes, no box near two tracks
+            return 0.0
+        near, tn, dn, iou = near.take(shared), tn.take(shared), dn.take(shared), iou.take(near.take(shared))
+        doubt = near[_close(tn, iou, self.o.weight) | _close(dn, iou, self.o.weight)]  # (a handful of pairs)
         doubt = doubt[self._has(t.take(doubt))]
         if not len(doubt):
             return 0.0
         out = np.zeros(len(t))
         sim = self.similarity(t.take(doubt), d.take(doubt))
-        out[doubt] = self.o.weight * (1 - np.nan_to_num(sim, nan=1.0))
+        out[doubt] = self.o.weight * (1 - np.where(np.isnan(sim), 1.0, sim))  # no colours: no penalty
         return out
 
     def reidentify(
@@ -194,15 +223,13 @@ class Looks:
 
 def _close(k: np.ndarray, iou: np.ndarray, margin: float) -> np.ndarray:
     """Of the pairs of ``k`` (tracks or boxes), those whose IoU is within ``margin`` of the best of their ``k``'s,
-    where that ``k`` has two such pairs or more (a mask)."""
-    out = np.zeros(len(k), bool)
-    count = np.bincount(k)
-    if count.max(initial=0) < 2:  # the common case: no track (no box) in two pairs
-        return out
-    multi = np.flatnonzero(count.take(k) > 1)
-    k, iou = k.take(multi), iou.take(multi)
-    best = np.zeros(len(count))
-    np.maximum.at(best, k, iou)
-    close = iou >= best.take(k) - margin
-    out[multi] = close & (np.bincount(k.compress(close), minlength=len(count)).take(k) > 1)
-    return out
+    where that ``k`` has two such pairs or more (a mask). In plain Python: ``penalty`` asks about a handful of
+    pairs, where each numpy call would cost more than the loop."""
+    ks, ious = k.tolist(), iou.tolist()
+    best: dict[int, float] = {}
+    for a, v in zip(ks, ious):
+        if v > best.get(a, -1.0):
+            best[a] = v
+    close = [v >= best[a] - margin for a, v in zip(ks, ious)]
+    count = Counter(a for a, c in zip(ks, close) if c)
+    return np.fromiter((c and count[a] > 1 for a, c in zip(ks, close)), bool, len(ks))

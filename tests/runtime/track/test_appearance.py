@@ -44,6 +44,19 @@ def test_an_object_s_colours_are_the_same_on_any_background_and_unlike_another_o
     assert colours(red_on_a, np.asarray([[-20, 80, 22, 122]], float)).shape == (1, appearance.SIZE)
 
 
+def test_a_plain_colour_falls_in_its_hue_saturation_and_value_bin():
+    grey = np.full((60, 60, 3), 128, np.uint8)
+    box = np.asarray([[20, 20, 40, 40]], float)
+    for bgr, (hue, sat, val) in [((0, 0, 255), (0, 3, 3)), ((255, 0, 0), (5, 3, 3)), ((64, 128, 64), (2, 2, 2))]:
+        img = grey.copy()
+        img[20:40, 20:40] = bgr
+        h, s, v = cv2.cvtColor(np.uint8([[bgr]]), cv2.COLOR_BGR2HSV)[0, 0].tolist()  # OpenCV's 8-bit HSV: hue 0-179
+        assert (h * 8 // 180, s // 64, v // 64) == (hue, sat, val)
+        expected = np.zeros(appearance.SIZE, np.float32)
+        expected[hue * 16 + sat * 4 + val] = 1  # hue, then saturation, then value (8 x 4 x 4)
+        np.testing.assert_allclose(colours(img, box)[0], expected, atol=1e-6)
+
+
 def between(options, with_image=True):
     """A red and a blue hollow disc of one class stand side by side; for a frame the red one is not detected and the
     blue one is seen halfway towards it (IoU 0.35 with either track: boxes cannot tell); then both are back. Each
