@@ -17,6 +17,14 @@ of lost tracks, kept near where the object was). A track learns its colours from
 covers, as a running mean: on its first match, then every ``every`` frames while another box is near it (colours
 change slowly, and where no other object is near, none can be taken for it). At 100 objects, every box's histogram
 on every frame would cost more than the rest of the tracker.
+
+Where boxes cross, motion can still carry a track onto the other object (two that meet and turn back, or one that
+hides behind another just as the other steps into its path) and, once the boxes part, nothing is in doubt any more:
+by boxes alone the track follows the wrong object for good. So on those learning frames, a track that has been in
+doubt since it was last checked, and whose box is clear, is checked (``_mistaken``): if its box looks unlike it
+and like another track that is lost, or that holds a box looking like the first, the two exchange identities. A
+trade put right counts as switches too, and is worth them: the ids last (README: what it changed on
+``benchmarks/tracking.py``).
 """
 
 from __future__ import annotations
@@ -94,6 +102,7 @@ class LookOptions:
     every: int = 10  # frames between lessons (the first on a track's first match; if its box is covered, a turn)
     doubt_iou: float = 0.2  # pairs this far apart are not in doubt (no match takes them: bytetrack.py's costs)
     cover: float = 0.05  # a box another matched box covers more of than this teaches nothing
+    unlike: float = 0.5  # a track whose clear box has a cosine under this with it may be following another object
 
 
 class Looks:
@@ -104,6 +113,7 @@ class Looks:
         self.o = options or LookOptions()
         self.models = np.zeros((0, SIZE), np.float32)
         self.tried = np.zeros(0, bool)  # a track has had its first lesson (it may have found nothing to learn)
+        self.mixed = np.zeros(0, bool)  # a track has been in doubt since it was last checked (``_mistaken``)
         self._image: np.ndarray | None = None
         self._boxes = np.zeros((0, 4))
         self._feats: np.ndarray | None = None
@@ -144,6 +154,7 @@ class Looks:
         if not len(shared):  # no track near two boxes, no box near two tracks
             return 0.0
         near, tn, dn, iou = near.take(shared), tn.take(shared), dn.take(shared), iou.take(near.take(shared))
+        self.mixed[tn] = True
         doubt = near[_close(tn, iou, self.o.weight) | _close(dn, iou, self.o.weight)]  # (a handful of pairs)
         doubt = doubt[self._has(t.take(doubt))]
         if not len(doubt):
@@ -181,44 +192,90 @@ class Looks:
         ok = sim > self.o.reid
         return greedy_pairs(t[ok], d[ok], 1 - sim[ok])
 
-    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int) -> None:
+    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int, lost: np.ndarray) -> list[tuple[int, int]]:
         """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs: a track on
         its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
-        where a mix-up can come; all at once, one call rather than ``every``)."""
+        where a mix-up can come; all at once, one call rather than ``every``). On those frames, before learning,
+        tracks that follow another object are put right (``_mistaken``; ``lost``: which tracks are lost): the pairs
+        of tracks whose identities, colours included, were exchanged, for the tracker to exchange the rest."""
         if self._image is None or not len(tracks):
-            return
-        due = ~self.tried.take(tracks) | (frame % self.o.every == 0)
+            return []
+        turn = frame % self.o.every == 0
+        due = ~self.tried.take(tracks) | turn
         if not due.any():
-            return
+            return []
         self.tried[tracks[due]] = True  # (a track whose box is not clear tries again on the next turn)
         boxes = self._boxes.take(dets, 0)
         mine, me = boxes[due], (np.arange(int(due.sum())), np.flatnonzero(due))
         inter = intersection(mine, boxes)
         inter[me] = 0  # not itself
         clear = inter.max(axis=1) <= self.o.cover * np.prod(mine[:, 2:] - mine[:, :2], axis=1)
+        mixed = self.mixed.take(tracks[due]) & clear
+        swaps = self._mistaken(tracks[due][mixed], dets[due][mixed], lost) if turn and mixed.any() else []
         near = intersection(buffered(mine, 1.0), boxes)  # within the box's size
         near[me] = 0
-        fresh = ~self._has(tracks[due]) | (near.max(axis=1) > 0)
+        fresh = ~self._has(tracks[due]) | (near.max(axis=1) > 0) | mixed
+        if turn:
+            self.mixed[tracks[due][mixed]] = False
         t, d = tracks[due][clear & fresh], dets[due][clear & fresh]
         if not len(t):
-            return
+            return swaps
         new = self.features(d)
         old = self.models.take(t, 0)
         mix = np.where(old.any(axis=1, keepdims=True), (1 - self.o.learn) * old + self.o.learn * new, new)
         mix /= np.maximum(np.linalg.norm(mix, axis=1, keepdims=True), 1e-12)
         seen = new.any(axis=1)
         self.models[t[seen]] = mix[seen]
+        return swaps
+
+    def _mistaken(self, tracks: np.ndarray, dets: np.ndarray, lost: np.ndarray) -> list[tuple[int, int]]:
+        """Tracks that took another object's box where boxes crossed and have followed it since: a track whose clear
+        box looks unlike it (cosine under ``unlike``) and like another track (over ``reid``, the most alike one)
+        gives its box to that track if it is lost, or trades boxes with it if that one's box looks like the first
+        and unlike itself (two objects that traded tracks). Exchanges colours and tried flags; returns the pairs."""
+        has = self._has(tracks)
+        tracks, dets = tracks[has], dets[has]
+        if not len(tracks):
+            return []
+        feats = self.features(dets)
+        own = np.einsum("ij,ij->i", self.models.take(tracks, 0), feats)
+        wrong = np.flatnonzero(own < self.o.unlike)
+        if not len(wrong):  # the common case: every track looks like its box
+            return []
+        slot = {int(a): k for k, a in enumerate(tracks.tolist())}
+        swaps: list[tuple[int, int]] = []
+        done: set[int] = set()
+        for k in wrong.tolist():
+            a = int(tracks[k])
+            sim = self.models @ feats[k]
+            sim[a] = -1
+            b = int(np.argmax(sim))
+            if a in done or b in done or sim[b] <= self.o.reid:
+                continue
+            j = slot.get(b)
+            traded = j is not None and own[j] < self.o.unlike and self.models[a] @ feats[j] > self.o.reid
+            if lost[b] or traded:
+                self.swap(a, b)
+                swaps.append((a, b))
+                done |= {a, b}
+        return swaps
+
+    def swap(self, a: int, b: int) -> None:
+        """Tracks ``a`` and ``b`` exchange colours (and whether they have had their first lesson)."""
+        self.models[[a, b]] = self.models[[b, a]]
+        self.tried[[a, b]] = self.tried[[b, a]]
 
     def _has(self, t: np.ndarray) -> np.ndarray:
         """Whether tracks ``t`` have colours (a row of zeros: none learnt yet)."""
         return self.models.take(t, 0).any(axis=1)
 
     def keep(self, mask: np.ndarray) -> None:
-        self.models, self.tried = self.models.compress(mask, axis=0), self.tried.compress(mask)
+        self.models, self.tried, self.mixed = self.models.compress(mask, 0), self.tried.compress(mask), self.mixed.compress(mask)
 
     def add(self, n: int) -> None:
         self.models = np.concatenate([self.models, np.zeros((n, SIZE), np.float32)])
         self.tried = np.concatenate([self.tried, np.zeros(n, bool)])
+        self.mixed = np.concatenate([self.mixed, np.zeros(n, bool)])
 
 
 def _close(k: np.ndarray, iou: np.ndarray, margin: float) -> np.ndarray:

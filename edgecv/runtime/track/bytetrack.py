@@ -29,7 +29,9 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    0.2): on 12 of ``benchmarks/tracking.py``'s videos it kept more ids than the smaller one (0.3, IoU over 0.3).
    Given the frame, lost tracks still unmatched take a box of their class within reach that looks like them;
 5. tentative tracks (born last frame) are matched to the high boxes left (cost under ``tentative_cost``) and
-   confirmed, or removed;
+   confirmed, or removed. Given the frame, the matched tracks learn their colours, and every 10th frame one that
+   has been in doubt and now follows a box that looks like another track (lost, or holding a box that looks like
+   the first) exchanges identities with it: an id that motion carried across where boxes crossed goes back;
 6. high boxes still left with score >= ``birth`` start tentative tracks, unless one overlaps a box matched this
    frame by IoU over ``birth_iou`` (a detector's second, offset box on an object already tracked, which would
    otherwise become a second track that trades the object with the first); lost tracks unseen for more than
@@ -75,7 +77,7 @@ class TrackerOptions:
     lost_cost: float = 0.05  # first association: added to a lost track's cost (a near tie goes to a track seen)
     low_match_cost: float = 0.5  # second association: accept 1 - IoU under this
     tentative_cost: float = 0.7  # tentative tracks: accept 1 - IoU * score under this
-    lost_frames: int = 60  # frames a lost track is kept to be found again (2 s at 30 fps; ByteTrack's 30 halves that)
+    lost_frames: int = 90  # frames a lost track is kept to be found again (3 s at 30 fps; ByteTrack keeps 30)
     class_cost: float = 0.3  # added to a match's cost when the box's class is not the track's (inf: never match)
     recover_buffer: float = 0.5  # lost tracks: boxes widened by this share of their size on each side (C-BIoU's
     recover_cost: float = 0.8  # larger buffer), then matched to the high boxes left on 1 - buffered IoU under this
@@ -267,6 +269,7 @@ class ByteTracker:
         pairs = self._pairs(a[:k], b[:k], iou[:k], index, n, scores, votes)
         is_high = scores >= o.high
         tracks, dets, free_track, free_det = self._associate(pairs, is_high, scores, xyxy, votes)
+        self.state[(self.state == TRACKED) & free_track] = LOST
         if len(tracks):
             mean, cov = self.mean.take(tracks, 1), self.cov.take(tracks, 1)
             kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy.take(dets, 0)))
@@ -274,10 +277,10 @@ class ByteTracker:
             self.born += int(np.count_nonzero(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
+            if self.looks is not None:  # (a track that follows another object takes its identity back first)
+                for a, b in self.looks.learn(tracks, dets, self.frame, self.state == LOST):
+                    self._swap(a, b)
             self.votes[tracks] += votes.take(dets, 0)
-            if self.looks is not None:
-                self.looks.learn(tracks, dets, self.frame)
-        self.state[(self.state == TRACKED) & free_track] = LOST
         order = np.argsort(dets, kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
 
@@ -318,6 +321,12 @@ class ByteTracker:
         free_det[d3] = False
         free_track[t3] = False
         return np.concatenate([t1, t2, t4, t3]), np.concatenate([d1, d2, d4, d3]), free_track, free_det
+
+    def _swap(self, a: int, b: int) -> None:
+        """Tracks ``a`` and ``b`` exchange identities (id, class votes, age); each keeps its motion and its box."""
+        for name in ("ids", "votes", "start"):
+            values = getattr(self, name)
+            values[[a, b]] = values[[b, a]]
 
     def _prune(self, keep: np.ndarray) -> None:
         if keep.all():
