@@ -63,7 +63,7 @@ import numpy as np
 
 import edgecv.runtime.track.kalman as kalman
 from edgecv.runtime.track.appearance import LookOptions, Looks
-from edgecv.runtime.track.matching import buffered, greedy_pairs, iou_matrix, overlap_iou
+from edgecv.runtime.track.matching import buffered, greedy_pairs, group_owners, iou_matrix, overlap_iou
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 
@@ -212,7 +212,7 @@ class ByteTracker:
             scores[group] = np.minimum(scores[group], np.nextafter(self.o.high, 0))
         if not over.any():  # the common case: nothing to merge
             return np.arange(n), scores, votes
-        owner = _owners(i[over], j[over], scores)
+        owner = group_owners(i[over], j[over], scores)
         joined = np.flatnonzero(owner != np.arange(n))
         np.add.at(votes, owner[joined], votes[joined])
         miss = np.log1p(-np.minimum(scores, 1 - 1e-9))
@@ -380,28 +380,3 @@ class ByteTracker:
             age_t, age_l = self.frame - self.start[t], self.last[lo] - self.start[lo]
             keep[lo if age_t > age_l else t] = False
         self._prune(keep)
-
-
-def _owners(i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``merge``'s grouping: the boxes ``i[k] < j[k]`` overlap; best box first, each box not yet taken takes itself
-    and its neighbours not yet taken. Each box's owner (itself, for a box nobody took)."""
-    n = len(scores)
-    first = scores[i] >= scores[j]  # the better of each pair (ties: the lower index, as i < j)
-    hi, lo = np.where(first, i, j), np.where(first, j, i)
-    taken = np.bincount(lo, minlength=n)
-    owner = np.arange(n)
-    if taken[lo].max() == 1 and not taken[hi].any():  # the common case: each weaker box next to one better box
-        owner[lo] = hi  # that nobody takes: what the loop below gives, at once
-        return owner
-    neighbours: dict[int, list[int]] = {}
-    for a, b in zip(hi.tolist(), lo.tolist()):
-        neighbours.setdefault(a, []).append(b)
-        neighbours.setdefault(b, []).append(a)
-    owner[list(neighbours)] = -1
-    for a in sorted(neighbours, key=lambda a: (-scores[a], a)):  # best first (ties: lower index)
-        if owner[a] < 0:
-            owner[a] = a
-            for b in neighbours[a]:
-                if owner[b] < 0:
-                    owner[b] = a
-    return owner

@@ -116,3 +116,28 @@ def greedy_match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray
     """Rows and columns of a cost matrix matched one to one, lowest cost first, only pairs under ``limit``."""
     rows, cols = np.nonzero(cost < limit)
     return greedy_pairs(rows, cols, cost[rows, cols])
+
+
+def group_owners(i: np.ndarray, j: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``ByteTracker.merge``'s grouping: the boxes ``i[k] < j[k]`` overlap; best box (``scores``) first, each box
+    not yet taken takes itself and its neighbours not yet taken. Each box's owner (itself, for a box nobody took)."""
+    n = len(scores)
+    first = scores[i] >= scores[j]  # the better of each pair (ties: the lower index, as i < j)
+    hi, lo = np.where(first, i, j), np.where(first, j, i)
+    taken = np.bincount(lo, minlength=n)
+    owner = np.arange(n)
+    if taken[lo].max() == 1 and not taken[hi].any():  # the common case: each weaker box next to one better box
+        owner[lo] = hi  # that nobody takes: what the loop below gives, at once
+        return owner
+    neighbours: dict[int, list[int]] = {}
+    for a, b in zip(hi.tolist(), lo.tolist()):
+        neighbours.setdefault(a, []).append(b)
+        neighbours.setdefault(b, []).append(a)
+    owner[list(neighbours)] = -1
+    for a in sorted(neighbours, key=lambda a: (-scores[a], a)):  # best first (ties: lower index)
+        if owner[a] < 0:
+            owner[a] = a
+            for b in neighbours[a]:
+                if owner[b] < 0:
+                    owner[b] = a
+    return owner
