@@ -134,6 +134,15 @@ class Analytics:
         events += self._forget(pts)
         return events
 
+    def exchange(self, a: int, b: int) -> None:
+        """Track ids ``a`` and ``b`` were on each other's objects (the tracker put them back): what each has said
+        since, in a zone since when and which side of a line, is the other's. Swapped, so that the ids' jump back
+        to their objects crosses no line and enters or leaves no zone."""
+        for state in (*self._inside.values(), self._last_seen, self._label):
+            _swap_keys(state, a, b)
+        for line in self.spec.lines:
+            _swap_keys(self._sides, (line.name, a), (line.name, b))
+
     def _applies(self, classes: list[str] | None, label: str) -> bool:
         return classes is None or label in classes
 
@@ -212,3 +221,12 @@ class Analytics:
             if name in self._inside:
                 out[name]["inside_now"] = len(self._inside[name])
         return out
+
+
+def _swap_keys(state: dict, a, b) -> None:
+    """``state``'s entries for keys ``a`` and ``b`` exchanged (either may be absent)."""
+    va, vb = state.pop(a, None), state.pop(b, None)
+    if vb is not None:
+        state[a] = vb
+    if va is not None:
+        state[b] = va

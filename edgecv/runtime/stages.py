@@ -214,6 +214,8 @@ class DetectStage(SingleModelStage):
             result = result.subset(tracked.index, tracked.ids, tracked.class_ids, self.meta.labels)
         if self.analytics is not None:
             h, w = job.frame.bgr.shape[:2]
+            for a, b in self.tracker.exchanged:  # (analytics needs tracking: see __init__)
+                self.analytics.exchange(a, b)
             events = self.analytics.observe(result, job.frame.pts, (w, h))
         return result, events
 

@@ -88,6 +88,24 @@ def test_an_object_lost_inside_a_zone_leaves_it_after_forget_s(analytics):
     assert events[0]["dwell_s"] == pytest.approx(0.1)
 
 
+def test_ids_the_tracker_puts_back_on_their_objects_cross_no_line_and_keep_their_zones(analytics):
+    # two people walk side by side, 1 left of the gate line (x 150) inside the door, 2 right of it; the tracker
+    # mixed them up for a while (each id on the other's box), then puts the ids back
+    a, b = (1, "person", 80, 50), (2, "person", 170, 50)
+    mixed_up = analytics.observe(dets((1, "person", 170, 50), (2, "person", 80, 50)), 0.0, SIZE)
+    assert [(e["event"], e["track_id"]) for e in mixed_up] == [("zone_enter", 2)]  # id 2 on the one in the door
+    analytics.exchange(1, 2)
+    events = analytics.observe(dets(a, b), 0.1, SIZE)
+    assert events == []  # no crossing, no exit or entry: the ids went back to where their objects were
+    assert analytics.summary()["gate"] == {"in": {}, "out": {}} and analytics.summary()["door"]["inside_now"] == 1
+    events = analytics.observe(dets((1, "person", 120, 50), b), 0.2, SIZE)  # 1 leaves the door, since 0.0
+    assert [(e["event"], e["track_id"], e["dwell_s"]) for e in events] == [("zone_exit", 1, 0.2)]
+    unrepaired = Analytics(analytics.spec, forget_s=1.0)  # without being told, the same frames cross the line twice
+    unrepaired.observe(dets((1, "person", 170, 50), (2, "person", 80, 50)), 0.0, SIZE)
+    events = unrepaired.observe(dets(a, b), 0.1, SIZE)
+    assert sorted(e["event"] for e in events) == ["line_cross", "line_cross", "zone_enter", "zone_exit"]
+
+
 @pytest.mark.parametrize(
     "data,message",
     [

@@ -121,6 +121,7 @@ class ByteTracker:
         self.mean = np.zeros((2, 0, 4))  # the Kalman filters' (kalman.py): positions, velocities
         self.cov = np.zeros((3, 0, 4))
         self.born = 0  # confirmed tracks ever (what a count of objects would use)
+        self.exchanged: list[tuple[int, int]] = []  # last update's pairs of ids put back on their objects (swapped)
         self._boxes = np.zeros((0, 4))  # this frame's predicted boxes
         self._cls = np.zeros(0, np.int64)  # and the tracks' classes, before its votes
         self.looks = Looks(self.o.appearance) if self.o.appearance else None
@@ -250,6 +251,7 @@ class ByteTracker:
         the tracks' classes."""
         o = self.o
         self.frame += 1
+        self.exchanged = []
         xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.asarray(class_ids, np.int64).reshape(-1)
@@ -323,7 +325,10 @@ class ByteTracker:
         return np.concatenate([t1, t2, t4, t3]), np.concatenate([d1, d2, d4, d3]), free_track, free_det
 
     def _swap(self, a: int, b: int) -> None:
-        """Tracks ``a`` and ``b`` exchange identities (id, class votes, age); each keeps its motion and its box."""
+        """Tracks ``a`` and ``b`` exchange identities (id, class votes, age); each keeps its motion and its box. The
+        ids go on ``exchanged``: what was said of one id since the objects traded belongs to the other (a zone's
+        dwell, the side of a line: ``analytics.py``'s ``exchange``)."""
+        self.exchanged.append((int(self.ids[a]), int(self.ids[b])))
         for name in ("ids", "votes", "start"):
             values = getattr(self, name)
             values[[a, b]] = values[[b, a]]

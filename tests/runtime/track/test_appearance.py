@@ -125,30 +125,33 @@ def test_colours_are_read_only_where_motion_is_in_doubt_and_on_a_track_s_learnin
 def meet_and_turn(options, blue_hidden_after=False):
     """A red and a blue disc of one class meet head-on (frame 26: one on the other) and both turn back, so each
     track's motion carries it on to the other disc; with ``blue_hidden_after``, the blue one is not seen again.
-    Each frame's detection index -> track id (index 0: red)."""
+    Each frame's detection index -> track id (index 0: red), and the pairs of ids the tracker said it exchanged."""
     photo = photos(1)[0]
-    tracker, out = ByteTracker(options), []
+    tracker, out, exchanged = ByteTracker(options), [], []
     for t in range(45):
         d = 4 * (t if t <= 25 else 50 - t)
         objects = [(60 + d, 120, RED)] + ([] if blue_hidden_after and t > 25 else [(260 - d, 120, BLUE)])
         img, boxes = scene(photo, objects)
         got = tracker.update(boxes, np.full(len(boxes), 0.9), np.zeros(len(boxes), int), img)
         out.append(dict(zip(got.index.tolist(), got.ids.tolist())))
-    return out
+        exchanged.append(sorted(map(sorted, tracker.exchanged)))
+    return out, exchanged
 
 
 def test_two_objects_that_traded_tracks_get_their_ids_back_once_their_boxes_are_clear():
-    ids = meet_and_turn(TrackerOptions())
+    ids, exchanged = meet_and_turn(TrackerOptions())
+    assert [t for t, pairs in enumerate(exchanged) if pairs] == [39] and exchanged[39] == [[1, 2]]  # told, once
     assert all(f == {0: 1, 1: 2} for f in ids[:25])
     assert all(f == {0: 2, 1: 1} for f in ids[25:39])  # motion took each id across (frame 30: boxes still overlap)
     assert all(f == {0: 1, 1: 2} for f in ids[39:])  # frame 40, the first check with both boxes clear: put right
-    unchecked = meet_and_turn(TrackerOptions(appearance=LookOptions(unlike=-1)))  # (no cosine is under -1)
+    unchecked, _ = meet_and_turn(TrackerOptions(appearance=LookOptions(unlike=-1)))  # (no cosine is under -1)
     assert all(f == {0: 2, 1: 1} for f in unchecked[25:])  # by motion alone the trade lasts
 
 
 def test_a_track_that_took_a_lost_object_s_box_gives_it_back():
-    ids = meet_and_turn(TrackerOptions(), blue_hidden_after=True)
+    ids, exchanged = meet_and_turn(TrackerOptions(), blue_hidden_after=True)
     assert all(f == {0: 2} for f in ids[26:29])  # the blue disc's track took the red disc's box, red's is lost
     assert all(f == {0: 1} for f in ids[29:])  # frame 30, a check: the red disc's box goes back to its lost track
-    unchecked = meet_and_turn(TrackerOptions(appearance=LookOptions(unlike=-1)), blue_hidden_after=True)
+    assert [t for t, pairs in enumerate(exchanged) if pairs] == [29] and exchanged[29] == [[1, 2]]
+    unchecked, _ = meet_and_turn(TrackerOptions(appearance=LookOptions(unlike=-1)), blue_hidden_after=True)
     assert all(f == {0: 2} for f in unchecked[26:])
