@@ -21,7 +21,7 @@ on every frame would cost more than the rest of the tracker.
 Where boxes cross, motion can still carry a track onto the other object (two that meet and turn back, or one that
 hides behind another just as the other steps into its path) and, once the boxes part, nothing is in doubt any more:
 by boxes alone the track follows the wrong object for good. So on those learning frames, a track that has been in
-doubt since it was last checked, and whose box is clear, is checked (``_mistaken``): if its box looks unlike it
+doubt since it was last checked, and whose box is clear, is checked (``mistaken``): if its box looks unlike it
 and like another track that is lost, or that holds a box looking like the first, the two exchange identities. A
 trade put right counts as switches too, and is worth them: the ids last (README: what it changed on
 ``benchmarks/tracking.py``).
@@ -113,7 +113,7 @@ class Looks:
         self.o = options or LookOptions()
         self.models = np.zeros((0, SIZE), np.float32)
         self.tried = np.zeros(0, bool)  # a track has had its first lesson (it may have found nothing to learn)
-        self.mixed = np.zeros(0, bool)  # a track has been in doubt since it was last checked (``_mistaken``)
+        self.mixed = np.zeros(0, bool)  # a track has been in doubt since it was last checked (``mistaken``)
         self._image: np.ndarray | None = None
         self._boxes = np.zeros((0, 4))
         self._feats: np.ndarray | None = None
@@ -192,60 +192,26 @@ class Looks:
         ok = sim > self.o.reid
         return greedy_pairs(t[ok], d[ok], 1 - sim[ok])
 
-    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int, lost: np.ndarray) -> list[tuple[int, int]]:
-        """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs: a track on
-        its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
-        where a mix-up can come; all at once, one call rather than ``every``). On those frames, before learning,
-        tracks that follow another object are put right (``_mistaken``; ``lost``: which tracks are lost): the pairs
-        of tracks whose identities, colours included, were exchanged, for the tracker to exchange the rest."""
-        if self._image is None or not len(tracks):
+    def mistaken(self, tracks: np.ndarray, dets: np.ndarray, frame: int, lost: np.ndarray) -> list[tuple[int, int]]:
+        """On learning turns (every ``every``-th frame), the matched ``tracks`` (boxes ``dets``) that took another
+        object's box where boxes crossed and have followed it since: of the tracks in doubt since their last turn,
+        one whose clear box looks unlike it (cosine under ``unlike``) and most like another track (over ``reid``)
+        goes with that track if it is lost (``lost``: a mask of all tracks), or if that track holds a box that looks
+        like the first and unlike itself (two objects that traded tracks). The pairs whose identities to exchange
+        (``ByteTracker._swap``, which calls ``swap``)."""
+        if self._image is None or frame % self.o.every or not len(tracks):
             return []
-        turn = frame % self.o.every == 0
-        due = ~self.tried.take(tracks) | turn
-        if not due.any():
+        ask = np.flatnonzero(self.mixed.take(tracks) & self._has(tracks))
+        ask = ask[self._clear(dets, ask)]
+        if not len(ask):
             return []
-        self.tried[tracks[due]] = True  # (a track whose box is not clear tries again on the next turn)
-        boxes = self._boxes.take(dets, 0)
-        mine, me = boxes[due], (np.arange(int(due.sum())), np.flatnonzero(due))
-        inter = intersection(mine, boxes)
-        inter[me] = 0  # not itself
-        clear = inter.max(axis=1) <= self.o.cover * np.prod(mine[:, 2:] - mine[:, :2], axis=1)
-        mixed = self.mixed.take(tracks[due]) & clear
-        swaps = self._mistaken(tracks[due][mixed], dets[due][mixed], lost) if turn and mixed.any() else []
-        near = intersection(buffered(mine, 1.0), boxes)  # within the box's size
-        near[me] = 0
-        fresh = ~self._has(tracks[due]) | (near.max(axis=1) > 0) | mixed
-        if turn:
-            self.mixed[tracks[due][mixed]] = False
-        t, d = tracks[due][clear & fresh], dets[due][clear & fresh]
-        if not len(t):
-            return swaps
-        new = self.features(d)
-        old = self.models.take(t, 0)
-        mix = np.where(old.any(axis=1, keepdims=True), (1 - self.o.learn) * old + self.o.learn * new, new)
-        mix /= np.maximum(np.linalg.norm(mix, axis=1, keepdims=True), 1e-12)
-        seen = new.any(axis=1)
-        self.models[t[seen]] = mix[seen]
-        return swaps
-
-    def _mistaken(self, tracks: np.ndarray, dets: np.ndarray, lost: np.ndarray) -> list[tuple[int, int]]:
-        """Tracks that took another object's box where boxes crossed and have followed it since: a track whose clear
-        box looks unlike it (cosine under ``unlike``) and like another track (over ``reid``, the most alike one)
-        gives its box to that track if it is lost, or trades boxes with it if that one's box looks like the first
-        and unlike itself (two objects that traded tracks). Exchanges colours and tried flags; returns the pairs."""
-        has = self._has(tracks)
-        tracks, dets = tracks[has], dets[has]
-        if not len(tracks):
-            return []
-        feats = self.features(dets)
+        tracks, feats = tracks.take(ask), self.features(dets.take(ask))
         own = np.einsum("ij,ij->i", self.models.take(tracks, 0), feats)
         wrong = np.flatnonzero(own < self.o.unlike)
-        if not len(wrong):  # the common case: every track looks like its box
-            return []
         slot = {int(a): k for k, a in enumerate(tracks.tolist())}
         swaps: list[tuple[int, int]] = []
         done: set[int] = set()
-        for k in wrong.tolist():
+        for k in wrong.tolist():  # (the common case: none; every track looks like its box)
             a = int(tracks[k])
             sim = self.models @ feats[k]
             sim[a] = -1
@@ -255,13 +221,53 @@ class Looks:
             j = slot.get(b)
             traded = j is not None and own[j] < self.o.unlike and self.models[a] @ feats[j] > self.o.reid
             if lost[b] or traded:
-                self.swap(a, b)
                 swaps.append((a, b))
                 done |= {a, b}
         return swaps
 
+    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int) -> None:
+        """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs: a track on
+        its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
+        where a mix-up can come; all at once, one call rather than ``every``) or that were in doubt since the last
+        turn (whose doubt the turn ends: ``mistaken`` has looked at them)."""
+        if self._image is None or not len(tracks):
+            return
+        turn = frame % self.o.every == 0
+        due = np.flatnonzero(~self.tried.take(tracks) | turn)
+        if not len(due):
+            return
+        clear = self._clear(dets, due)
+        boxes = self._boxes.take(dets, 0)
+        near = intersection(buffered(boxes.take(due, 0), 1.0), boxes)  # within the box's size
+        near[np.arange(len(due)), due] = 0  # not itself
+        tracks, dets = tracks.take(due), dets.take(due)
+        self.tried[tracks] = True  # (a track whose box is not clear tries again on the next turn)
+        mixed = self.mixed.take(tracks) & clear
+        if turn:
+            self.mixed[tracks[mixed]] = False
+        fresh = ~self._has(tracks) | (near.max(axis=1) > 0) | mixed
+        t, d = tracks[clear & fresh], dets[clear & fresh]
+        if not len(t):
+            return
+        new = self.features(d)
+        old = self.models.take(t, 0)
+        mix = np.where(old.any(axis=1, keepdims=True), (1 - self.o.learn) * old + self.o.learn * new, new)
+        mix /= np.maximum(np.linalg.norm(mix, axis=1, keepdims=True), 1e-12)
+        seen = new.any(axis=1)
+        self.models[t[seen]] = mix[seen]
+
+    def _clear(self, dets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Whether each of the matched boxes ``dets[rows]`` is clear of the others ``dets`` (none covers more than
+        ``cover`` of it): a box whose colours are its object's alone."""
+        boxes = self._boxes.take(dets, 0)
+        mine = boxes.take(rows, 0)
+        inter = intersection(mine, boxes)
+        inter[np.arange(len(rows)), rows] = 0  # not itself
+        return inter.max(axis=1, initial=0) <= self.o.cover * np.prod(mine[:, 2:] - mine[:, :2], axis=1)
+
     def swap(self, a: int, b: int) -> None:
-        """Tracks ``a`` and ``b`` exchange colours (and whether they have had their first lesson)."""
+        """Tracks ``a`` and ``b`` exchange colours and first lessons (what goes with an identity; whether a track
+        was in doubt goes with its box, and stays)."""
         self.models[[a, b]] = self.models[[b, a]]
         self.tried[[a, b]] = self.tried[[b, a]]
 

@@ -280,8 +280,9 @@ class ByteTracker:
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
             if self.looks is not None:  # (a track that follows another object takes its identity back first)
-                for a, b in self.looks.learn(tracks, dets, self.frame, self.state == LOST):
+                for a, b in self.looks.mistaken(tracks, dets, self.frame, self.state == LOST):
                     self._swap(a, b)
+                self.looks.learn(tracks, dets, self.frame)
             self.votes[tracks] += votes.take(dets, 0)
         order = np.argsort(dets, kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
@@ -325,13 +326,15 @@ class ByteTracker:
         return np.concatenate([t1, t2, t4, t3]), np.concatenate([d1, d2, d4, d3]), free_track, free_det
 
     def _swap(self, a: int, b: int) -> None:
-        """Tracks ``a`` and ``b`` exchange identities (id, class votes, age); each keeps its motion and its box. The
+        """Tracks ``a`` and ``b`` exchange identities (id, class votes, age, colours); each keeps its motion and box. The
         ids go on ``exchanged``: what was said of one id since the objects traded belongs to the other (a zone's
         dwell, the side of a line: ``analytics.py``'s ``exchange``)."""
         self.exchanged.append((int(self.ids[a]), int(self.ids[b])))
         for name in ("ids", "votes", "start"):
             values = getattr(self, name)
             values[[a, b]] = values[[b, a]]
+        if self.looks is not None:
+            self.looks.swap(a, b)
 
     def _prune(self, keep: np.ndarray) -> None:
         if keep.all():
