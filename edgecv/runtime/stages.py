@@ -209,14 +209,18 @@ class DetectStage(SingleModelStage):
 
     def finish(self, job: FrameJob) -> tuple[Any, list[dict[str, Any]]]:
         result, events = super().finish(job)
-        if self.tracker is not None:
-            tracked = self.tracker.update(result.xyxy, result.scores, result.class_ids, job.frame.bgr)
-            result = result.subset(tracked.index, tracked.ids, tracked.class_ids, self.meta.labels)
+        if self.tracker is None:
+            return result, events
+        tracked = self.tracker.update(result.xyxy, result.scores, result.class_ids, job.frame.bgr)
+        result = result.subset(tracked.index, tracked.ids, tracked.class_ids, self.meta.labels)
+        # ids put back on their objects: said, so that a consumer keeping state per id can swap it too
+        pts = round(job.frame.pts, 2)
+        events = events + [{"event": "track_exchange", "track_ids": [a, b], "stream_s": pts} for a, b in self.tracker.exchanged]
         if self.analytics is not None:
             h, w = job.frame.bgr.shape[:2]
-            for a, b in self.tracker.exchanged:  # (analytics needs tracking: see __init__)
+            for a, b in self.tracker.exchanged:
                 self.analytics.exchange(a, b)
-            events = self.analytics.observe(result, job.frame.pts, (w, h))
+            events += self.analytics.observe(result, job.frame.pts, (w, h))
         return result, events
 
     def summary(self) -> dict[str, Any]:

@@ -124,3 +124,45 @@ def test_bad_zone_files_name_the_file_and_field(tmp_path, data, message):
     with pytest.raises(RecipeError, match=message) as err:
         load_zones(path)
     assert str(err.value).startswith(path)
+
+
+def test_a_detector_stage_says_when_its_tracker_puts_ids_back_and_its_lines_count_only_real_crossings(tmp_path, monkeypatch):
+    """The stage's wiring, on a real tracker and real zones (the detector's decoding replaced by the scene's boxes):
+    a red and a blue disc meet and turn back (``meet_and_turn``), and the tracker gives their ids back on frame 39
+    (from 0). A line at x = 210 that only the blue disc crosses (left on frame 13, right again on 38, under the red
+    disc's id then): two crossings, and on frame 39 the ``track_exchange`` event and nothing else (the ids' jump
+    back, told to the zones, crosses no line)."""
+    from contextlib import ExitStack
+
+    from edgecv.runtime.backends import create_backend
+    from edgecv.runtime.sources import Frame
+    from edgecv.runtime.stages import FrameJob, StageOptions, create_stage
+    from tests.export.test_detect_export import brightness_detector
+    from tests.runtime.track.test_appearance import BLUE, RED, photos, scene
+
+    zones = zones_file(tmp_path, {"units": "pixels", "lines": [{"name": "fence", "points": [[210, 0], [210, 240]]}]})
+    photo, events = photos(1)[0], []
+    with ExitStack() as stack:
+        backend = stack.enter_context(create_backend(brightness_detector(tmp_path / "blobs.onnx")))
+        stage = create_stage(backend, StageOptions({"track": True, "zones": zones}), stack)
+        for t in range(45):
+            d = 4 * (t if t <= 25 else 50 - t)
+            img, boxes = scene(photo, [(60 + d, 120, RED), (260 - d, 120, BLUE)])
+            found = Detections(boxes.astype(np.float32), np.full(2, 0.9, np.float32), np.zeros(2, np.int64), ("blob",) * 2)
+            monkeypatch.setattr(stage, "post", Decoded(found))
+            _, said = stage.finish(FrameJob(Frame(img, t, float(t)), np.zeros(0), None, outputs=[]))
+            events += [(t, e["event"], e.get("track_ids", e.get("track_id"))) for e in said]
+    assert events == [(13, "line_cross", 2), (38, "line_cross", 1), (39, "track_exchange", [1, 2])], events
+
+
+class Decoded:
+    """A detector's post-processing that returns the given boxes (the stage's ``post``)."""
+
+    def __init__(self, found):
+        self.found = found
+
+    def to_canonical(self, outputs, meta):
+        return outputs
+
+    def __call__(self, *args, **kwargs):
+        return self.found
