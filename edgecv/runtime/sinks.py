@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -67,7 +68,9 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
 
 class Trails:
     """Short trails behind tracked boxes: the last ``length`` centres of each track id, drawn as a polyline; a track
-    unseen for ``forget`` frames is dropped (memory stays bounded)."""
+    unseen for ``forget`` frames is dropped (memory stays bounded). Where an id jumps farther than its box's size per
+    frame since it was last seen (the tracker put it back on its own object, or found it again after a hiding far
+    from where it went), its trail starts again: no line across the frame from one object to another."""
 
     def __init__(self, length: int = 30, forget: int = 60):
         self.length, self.forget = length, forget
@@ -79,8 +82,12 @@ class Trails:
         self._frame += 1
         if isinstance(result, Detections) and result.track_ids is not None:
             centres = (result.xyxy[:, :2] + result.xyxy[:, 2:]) / 2
-            for tid, c in zip(result.track_ids.tolist(), centres):
-                self._points.setdefault(tid, deque(maxlen=self.length)).append((int(c[0]), int(c[1])))
+            sizes = (result.xyxy[:, 2:] - result.xyxy[:, :2]).max(axis=1)
+            for tid, c, size in zip(result.track_ids.tolist(), centres.tolist(), sizes.tolist()):
+                trail = self._points.setdefault(tid, deque(maxlen=self.length))
+                if trail and math.dist(trail[-1], c) > size * (self._frame - self._seen[tid]):
+                    trail.clear()
+                trail.append((int(c[0]), int(c[1])))
                 self._seen[tid] = self._frame
                 pts = np.asarray(self._points[tid], np.int32)
                 if len(pts) > 1:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from tests.runtime.test_preprocess import BLOCK_TORCH
@@ -109,3 +110,25 @@ def test_save_webm_is_vp8_which_browsers_play(tiny_export, shapes_video, tmp_pat
     cap = cv2.VideoCapture(str(tmp_path / "out.webm"))
     assert int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode().upper().startswith("VP8")
     assert frame_count(tmp_path / "out.webm") == 36
+
+
+def test_a_trail_follows_its_object_and_starts_again_where_its_id_jumps_to_another():
+    from edgecv.results import Detections
+    from edgecv.runtime.sinks import Trails
+
+    def frame(objects):  # (id, centre x, centre y) -> 20 px boxes
+        xyxy = np.asarray([[x - 10, y - 10, x + 10, y + 10] for _, x, y in objects], np.float32)
+        n = len(objects)
+        ids = np.asarray([t for t, _, _ in objects], np.int64)
+        return Detections(xyxy, np.full(n, 0.9, np.float32), np.zeros(n, np.int64), ("blob",) * n, ids)
+
+    trails, drawn = Trails(), None
+    for t in range(10):  # id 1 walks along y = 20, id 2 along y = 80, 3 px a frame
+        drawn = trails.draw(np.zeros((100, 100, 3), np.uint8), frame([(1, 10 + 3 * t, 20), (2, 10 + 3 * t, 80)]))
+    assert drawn[18:23, 15:35].any() and drawn[78:83, 15:35].any()  # each trail drawn along its own path
+    # the tracker puts the ids back on each other's objects: each id jumps 60 px, three times its box's size
+    drawn = trails.draw(np.zeros((100, 100, 3), np.uint8), frame([(1, 40, 80), (2, 40, 20)]))
+    assert not drawn[25:75].any()  # no line across from one object to the other
+    assert list(trails._points[1]) == [(40, 80)]  # id 1's trail starts again where it is now
+    drawn = trails.draw(np.zeros((100, 100, 3), np.uint8), frame([(1, 43, 80), (2, 43, 20)]))
+    assert drawn[78:83, 38:46].any() and not drawn[25:75].any()
