@@ -116,9 +116,9 @@ def known_objects(seq, detections) -> list[_Boxes]:
     return out
 
 
-def known_tracker():
+def known_tracker(high: float):
     """``edgecv run``'s tracker with classes that never match each other (the classes are the objects)."""
-    return _Edgecv(ByteTracker(replace(detector_tracker().o, class_cost=float("inf"))))
+    return _Edgecv(ByteTracker(replace(detector_tracker(high).o, class_cost=float("inf"))))
 
 
 def ignore_hidden(gt_frame, tracked_frame, min_visibility: float):
@@ -258,17 +258,17 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def make_trackers() -> dict:
-    """Each row's tracker factory, in the table's order."""
-    trackers = {"ByteTrack (edgecv)": lambda: _Edgecv(detector_tracker()), "IoU matching (baseline)": IouBaseline}
+def make_trackers(high: float) -> dict:
+    """Each row's tracker factory, in the table's order (edgecv's tracking from ``high``, the artifact's)."""
+    trackers = {"ByteTrack (edgecv)": lambda: _Edgecv(detector_tracker(high)), "IoU matching (baseline)": IouBaseline}
     try:
         import supervision
 
         trackers[f"supervision {supervision.__version__} ByteTrack"] = _Supervision
     except ImportError:
         print("(supervision not installed: `pip install --no-deps supervision==0.25.1 defusedxml` adds its row)")
-    trackers[KNOWN] = known_tracker
-    trackers[TRUTH] = lambda: _Edgecv(detector_tracker())
+    trackers[KNOWN] = lambda: known_tracker(high)
+    trackers[TRUTH] = lambda: _Edgecv(detector_tracker(high))
     return trackers
 
 
@@ -327,13 +327,13 @@ def main() -> None:
     if not args.model.is_file():
         raise SystemExit(f"{args.model}: not found; run `python benchmarks/detect.py` first (or pass --model)")
     rng, photos = np.random.default_rng(args.seed), background_photos()
-    trackers = make_trackers()
     jitter = np.random.default_rng(args.seed + 1)
-    totals: dict[str, list] = {name: [] for name in trackers}
     counts = {"found": 0, "visible": 0, "boxes": 0}
     with ExitStack() as stack:
         backend = stack.enter_context(create_backend(args.model, threads=1))
         classes = [c for c in backend.meta.labels if c in SHAPES] or list(SHAPES)
+        trackers = make_trackers(backend.meta.thresholds.track)
+        totals: dict[str, list] = {name: [] for name in trackers}
         # the raw detections down to 0.1 (the tracker's low threshold); each tracker filters what it takes
         stage = create_stage(backend, StageOptions({"track": False, "conf": 0.1}, str(args.model)), stack)
         tel = Telemetry()

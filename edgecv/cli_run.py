@@ -40,7 +40,8 @@ import click
 @click.option(
     "--conf",
     type=click.FloatRange(0, 1),
-    help="Detectors: score threshold [default: the artifact's (0.25); tracked, the tracker's first-association score, 0.6].",
+    help="Detectors: score threshold [default: the artifact's (0.25); tracked, the artifact's tracking score, from which "
+    "boxes are matched first (0.6 for edgecv's detectors, 0.25 for imported YOLO)].",
 )
 @click.option("--iou", type=click.FloatRange(0, 1), help="Detectors: NMS IoU threshold [default: the artifact's (0.45)].")
 @click.option(

@@ -46,7 +46,7 @@ def test_roundtrip_through_json():
         (dict(task="segment"), "task 'segment' is not one of"),
         (dict(layout="CHW"), "layout 'CHW'"),
         (dict(labels=["only"]), r"a classify artifact needs at least 2 label\(s\), got 1"),
-        (dict(task="detect", labels=[], decoder=DETECT, thresholds=DetectThresholds(0.25, 0.45)), r"needs at least 1 label"),
+        (dict(task="detect", labels=[], decoder=DETECT, thresholds=DetectThresholds(0.25, 0.45, 0.6)), r"needs at least 1 label"),
         (dict(task="detect"), "a detect artifact's decoder is a DetectDecoder, got ClassifyDecoder"),
         (dict(std=(1, 0, 1)), "std > 0"),
         (dict(input_size=(0, 5)), "input_size"),
@@ -70,11 +70,11 @@ def test_foreign_or_future_metadata_is_refused():
 @pytest.mark.parametrize(
     "kw",
     [
-        dict(task="detect", decoder=DETECT, thresholds=DetectThresholds(conf=0.25, iou=0.45)),
+        dict(task="detect", decoder=DETECT, thresholds=DetectThresholds(conf=0.25, iou=0.45, track=0.6)),
         dict(
             task="detect",
             decoder=DetectDecoder("yolo", ("output0",), NmsInGraph(0.45, 0.01, 100), anchors=2100, transposed=False),
-            thresholds=DetectThresholds(conf=0.25, iou=0.45),
+            thresholds=DetectThresholds(conf=0.25, iou=0.45, track=0.6),
         ),
         dict(task="embed", labels=[], decoder=EMBED, thresholds=CALIBRATED),
     ],
@@ -131,12 +131,24 @@ def test_schema_1_artifacts_read_with_what_schema_1_readers_assumed():
     v1_classify = json.loads(meta().to_json()) | {"schema": 1, "decoder": None, "thresholds": {}}
     assert ArtifactMeta.from_json(json.dumps(v1_classify)).decoder == ClassifyDecoder("logits", ("output",))
     detect = {"outputs": ["boxes", "scores"], "boxes": "xyxy-input-pixels", "scores": "sigmoid", "strides": [8, 16]}
-    v1_detect = json.loads(meta(task="detect", decoder=DETECT, thresholds=DetectThresholds(0.25, 0.45)).to_json())
-    v1_detect |= {"schema": 1, "decoder": detect}
-    assert ArtifactMeta.from_json(json.dumps(v1_detect)).decoder == DETECT
+    v1_detect = json.loads(meta(task="detect", decoder=DETECT, thresholds=DetectThresholds(0.25, 0.45, 0.6)).to_json())
+    v1_detect |= {"schema": 1, "decoder": detect, "thresholds": {"conf": 0.25, "iou": 0.45}}
+    read = ArtifactMeta.from_json(json.dumps(v1_detect))
+    assert read.decoder == DETECT and read.thresholds == DetectThresholds(0.25, 0.45, 0.6)  # (schema 2's, then)
     v1_embed = _embed_json() | {"schema": 1}
     v1_embed["thresholds"] = {"match": 0.61, "verify": 0.55, "target_far": 1e-3, "val_tar": float("nan"), "val_far": 0.0}
     t = ArtifactMeta.from_json(json.dumps(v1_embed)).thresholds
     assert (t.match, t.track_gate, t.val_tar, t.val_far) == (0.61, None, None, 0.0)
     imported = _embed_json() | {"schema": 1, "thresholds": {"target_far": 0.01}}  # an import without --data
     assert ArtifactMeta.from_json(json.dumps(imported)).thresholds.match is None
+
+
+def test_schema_2_detectors_track_from_what_schema_2_runtimes_used_and_schema_3_needs_the_field():
+    v2 = json.loads(meta(task="detect", decoder=DETECT, thresholds=DetectThresholds(0.3, 0.5, 0.25)).to_json())
+    v2 |= {"schema": 2, "thresholds": {"conf": 0.3, "iou": 0.5}}
+    assert ArtifactMeta.from_json(json.dumps(v2)).thresholds == DetectThresholds(0.3, 0.5, 0.6)  # imported or not
+    v3 = v2 | {"schema": SCHEMA_VERSION}
+    with pytest.raises(EdgecvError, match=r"m.onnx: metadata thresholds.track is missing"):
+        ArtifactMeta.from_json(json.dumps(v3), "m.onnx")
+    classify = json.loads(meta().to_json()) | {"schema": 2}
+    assert ArtifactMeta.from_json(json.dumps(classify)) == meta()  # the other tasks' parts are as they were

@@ -93,6 +93,7 @@ class ClassifyThresholds:
 class DetectThresholds:
     conf: float  # lowest box score `edgecv run` reports unless --conf says otherwise
     iou: float  # NMS IoU unless --iou says otherwise
+    track: float  # tracked runs: boxes from this score are matched first and start tracks (+0.1), unless --conf
 
 
 @dataclass(frozen=True)
@@ -151,16 +152,30 @@ def _embed_from_v1(decoder: dict, thresholds: dict) -> tuple[dict, dict]:
     return decoder, {name: thresholds.get(name) for name in names}
 
 
+# Schema 2 -> 3: the same, for what schema 2's readers assumed of a field schema 3 added.
+SCHEMA_2_TRACK = 0.6  # every detector's tracking threshold before artifacts carried their own
+
+
+def _same(decoder: dict, thresholds: dict) -> tuple[dict, dict]:
+    return decoder, thresholds
+
+
+def _detect_from_v2(decoder: dict, thresholds: dict) -> tuple[dict, dict]:
+    """No ``track``: schema 2's runtime tracked every detector from 0.6, imported or not."""
+    return decoder, {"track": SCHEMA_2_TRACK, **thresholds}
+
+
 @dataclass(frozen=True)
 class TaskContract:
     decoder: type
     thresholds: type
     from_v1: Upgrade
+    from_v2: Upgrade = _same
 
 
 CONTRACTS: Registry[TaskContract] = Registry("artifact task", missing="artifact metadata: unknown task")
 CONTRACTS.add("classify", TaskContract(ClassifyDecoder, ClassifyThresholds, _classify_from_v1))
-CONTRACTS.add("detect", TaskContract(DetectDecoder, DetectThresholds, _detect_from_v1))
+CONTRACTS.add("detect", TaskContract(DetectDecoder, DetectThresholds, _detect_from_v1, _detect_from_v2))
 CONTRACTS.add("embed", TaskContract(EmbedDecoder, EmbedThresholds, _embed_from_v1))
 
 

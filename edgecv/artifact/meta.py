@@ -4,9 +4,10 @@ Export writes one ``ArtifactMeta`` into every artifact (ONNX ``metadata_props`` 
 TFLite metadata entry, a TensorRT engine's sidecar); the runtime reads it back and needs nothing else: no
 labels.txt, no recipe. ``decoder`` and ``thresholds`` are typed per task (``contract``).
 
-Schema versions: 2 (this one) types the decoder and thresholds. Schema 1 artifacts (edgecv before the typed
-contract) are read through ``_from_v1``, which writes out what schema 1's readers assumed when a field was absent,
-and nothing more; a schema 1 embedder without a ``match`` threshold reads as "never calibrated".
+Schema versions: 3 (this one) adds a detector's tracking threshold (``thresholds.track``); 2 typed the decoder and
+thresholds. Older artifacts are read through ``_upgrade``, which writes out what their readers assumed when a field
+was absent, and nothing more: a schema 1 embedder without a ``match`` threshold reads as "never calibrated", a
+schema 2 detector tracks from 0.6, as schema 2's runtime tracked every detector.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from edgecv.artifact.contract import (
 )
 from edgecv.errors import EdgecvError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 META_KEY = "edgecv"
 TASKS = ("classify", "detect", "embed")
 MIN_LABELS = {"classify": 2, "detect": 1, "embed": 0}  # a classifier tells two classes apart; a detector finds one
@@ -104,8 +105,8 @@ class ArtifactMeta:
                 f"{source}: metadata schema {schema} is newer than this edgecv "
                 f"understands ({SCHEMA_VERSION}); upgrade edgecv on the device"
             )
-        if schema == 1:
-            data = _from_v1(data)
+        if schema < SCHEMA_VERSION:
+            data = _upgrade(data, schema)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
@@ -127,10 +128,14 @@ class ArtifactMeta:
             raise EdgecvError(f"{source}: {exc}") from None
 
 
-def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 -> 2: what schema 1's readers assumed for an absent or free-form field, written out."""
+def _upgrade(data: dict[str, Any], schema: int) -> dict[str, Any]:
+    """Schema ``schema`` -> this one, a version at a time: what each version's readers assumed for an absent or
+    free-form field, written out (per task: ``contract``'s ``from_v1``, ``from_v2``)."""
     if data.get("task") not in TASKS:
         return data  # refused as it is, by the task check
-    upgrade = CONTRACTS.get(data["task"]).from_v1
-    decoder, thresholds = upgrade(dict(data.get("decoder") or {}), dict(data.get("thresholds") or {}))
-    return {**data, "schema": SCHEMA_VERSION, "decoder": decoder, "thresholds": thresholds}
+    contract, out = CONTRACTS.get(data["task"]), {**data, "schema": SCHEMA_VERSION}
+    if schema == 1:
+        out["decoder"], out["thresholds"] = contract.from_v1(dict(data.get("decoder") or {}), dict(data.get("thresholds") or {}))
+    if isinstance(out.get("decoder"), dict) and isinstance(out.get("thresholds"), dict):  # (else refused as they are)
+        out["decoder"], out["thresholds"] = contract.from_v2(out["decoder"], out["thresholds"])
+    return out

@@ -50,7 +50,7 @@ def score_outputs(
         mean=(0.0,) * 3,
         std=(1.0,) * 3,
         decoder=DetectDecoder(type="ltrb-points", outputs=("boxes", "scores"), nms_in_graph=None, strides=()),
-        thresholds=DetectThresholds(conf=EVAL_CONF, iou=EVAL_IOU),
+        thresholds=DetectThresholds(conf=EVAL_CONF, iou=EVAL_IOU, track=EVAL_CONF),  # (nothing is tracked here)
     )
     per_image = list(zip(*outputs))
     dets = [

@@ -61,6 +61,13 @@ def load_detector(checkpoint: str | Path) -> tuple[Detector, DetectorMeta]:
     return model.eval(), meta
 
 
+# Tracked runs of edgecv's detectors match boxes from this score first (ByteTrack's high threshold, new tracks from
+# 0.1 more): the ByteTrack paper's and MMTracking's MOT17 setting. Their scores are trained to say how well the box
+# fits (quality focal loss), and on benchmarks/tracking.py 0.6 against ByteTrack's demo's 0.5: ID switches 126 -> 90,
+# IDF1 0.801 -> 0.812 (README). An imported model's scores are its own (``tasks/detect.py``).
+TRACK_FROM = 0.6
+
+
 def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMeta:
     return ArtifactMeta(
         task="detect",
@@ -72,7 +79,7 @@ def detector_meta(model: Detector, classes: list[str], mean, std) -> ArtifactMet
         decoder=DetectDecoder(
             type="ltrb-points", outputs=("boxes", "scores"), nms_in_graph=None, strides=tuple(int(s) for s in model.strides)
         ),
-        thresholds=DetectThresholds(conf=0.25, iou=0.45),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45, track=TRACK_FROM),
     )
 
 

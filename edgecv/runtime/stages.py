@@ -125,16 +125,14 @@ def _refuse_foreign(task: str, options: StageOptions, takes: tuple[str, ...]) ->
         )
 
 
-def detector_tracker(conf: float | None = None):
-    """The tracker ``edgecv run`` gives a detector: boxes from ``--conf`` (default 0.6, the ByteTrack paper's and
-    MMTracking's MOT17 setting, not the 0.25 of untracked runs: a track is reported on every frame it is matched, so
-    a doubtful box need not be an object on its own) are matched first, new tracks need 0.1 more, boxes down to 0.1
-    keep tracks alive. 0.6 rather than the 0.5 of ByteTrack's demo: with the detector's scores trained to say how
-    well its box fits (quality focal loss), ``benchmarks/tracking.py``'s switches 126 -> 90 and IDF1 0.801 -> 0.812,
-    and on the 9 sequences of ``--sequences 3 --seed`` 1-3, 53 -> 41 and 0.838 -> 0.867."""
+def detector_tracker(high: float):
+    """The tracker ``edgecv run`` gives a detector: boxes from ``high`` (``--conf``, else the artifact's
+    ``thresholds.track``: 0.6 for edgecv's own detectors, whose scores say how well the box fits, 0.25 for imported
+    Ultralytics models, as their own trackers take them) are matched first, new tracks need 0.1 more, boxes down to
+    0.1 keep tracks alive (a track is reported on every frame it is matched, so a doubtful box need not be an object
+    on its own)."""
     from edgecv.runtime.track import ByteTracker, TrackerOptions
 
-    high = 0.6 if conf is None else conf
     return ByteTracker(TrackerOptions(high=high, birth=min(high + 0.1, 0.95), low=min(0.1, high)))
 
 
@@ -187,7 +185,7 @@ class DetectStage(SingleModelStage):
         if given.get("iou") is None:
             given["iou"] = self.meta.thresholds.iou
         if track if track is not None else not options.still_images:
-            self.tracker = detector_tracker(given.get("conf"))
+            self.tracker = detector_tracker(self.meta.thresholds.track if given.get("conf") is None else given["conf"])
             given["conf"] = self.tracker.o.low  # low-score boxes are the tracker's to judge (the BYTE step)
         elif given.get("conf") is None:
             given["conf"] = self.meta.thresholds.conf

@@ -63,7 +63,9 @@ class Detect(Task):
     def import_thresholds(self, spec):
         from edgecv.artifact import DetectThresholds
 
-        return DetectThresholds(conf=0.25, iou=0.45)  # Ultralytics' own predict defaults
+        # Ultralytics' own defaults, for the scores of its models: predict's conf and NMS IoU, and its trackers'
+        # first association and new tracks (track_high_thresh, new_track_thresh: 0.25; edgecv adds 0.1 for the latter)
+        return DetectThresholds(conf=0.25, iou=0.45, track=0.25)
 
     def import_data(self, spec, meta):
         from edgecv.export.import_parts import detection_data

@@ -165,7 +165,7 @@ def brightness_detector(path: Path) -> Path:
         std=(1.0,) * 3,
         resize="letterbox",
         decoder=DetectDecoder("ltrb-points", ("boxes", "scores"), None, strides=(8,)),
-        thresholds=DetectThresholds(conf=0.25, iou=0.45),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45, track=0.6),
     )
     set_onnx_meta(model, meta)
     onnx.save(model, str(path))

@@ -38,7 +38,7 @@ def test_letterbox_and_boxes_back_to_frame_pixels():
         std=(1,) * 3,
         resize="letterbox",
         decoder=DetectDecoder("ltrb-points", ("boxes", "scores"), None, strides=(8,)),
-        thresholds=DetectThresholds(conf=0.25, iou=0.45),
+        thresholds=DetectThresholds(conf=0.25, iou=0.45, track=0.6),
     )
     boxes = np.array([[[0, 16, 32, 32], [1, 17, 33, 33]]], np.float32)
     scores = np.array([[[0.1, 0.9], [0.2, 0.8]]], np.float32)
