@@ -68,9 +68,10 @@ def annotate(bgr: np.ndarray, result: Any) -> np.ndarray:
 
 class Trails:
     """Short trails behind tracked boxes: the last ``length`` centres of each track id, drawn as a polyline; a track
-    unseen for ``forget`` frames is dropped (memory stays bounded). Where an id jumps farther than its box's size per
-    frame since it was last seen (the tracker put it back on its own object, or found it again after a hiding far
-    from where it went), its trail starts again: no line across the frame from one object to another."""
+    unseen for ``forget`` frames is dropped (memory stays bounded). Where an id jumps farther than its box's size and
+    twice its last step, per frame since it was last seen (the tracker put it back on its own object, or found it
+    again after a hiding far from where it went), its trail starts again: no line across the frame from one object
+    to another, while a small, fast object (a ball) keeps its trail."""
 
     def __init__(self, length: int = 30, forget: int = 60):
         self.length, self.forget = length, forget
@@ -85,8 +86,10 @@ class Trails:
             sizes = (result.xyxy[:, 2:] - result.xyxy[:, :2]).max(axis=1)
             for tid, c, size in zip(result.track_ids.tolist(), centres.tolist(), sizes.tolist()):
                 trail = self._points.setdefault(tid, deque(maxlen=self.length))
-                if trail and math.dist(trail[-1], c) > size * (self._frame - self._seen[tid]):
-                    trail.clear()
+                if len(trail) > 1:  # (one point: no step to judge by yet)
+                    reach = (size + 2 * math.dist(trail[-2], trail[-1])) * (self._frame - self._seen[tid])
+                    if math.dist(trail[-1], c) > reach:
+                        trail.clear()
                 trail.append((int(c[0]), int(c[1])))
                 self._seen[tid] = self._frame
                 pts = np.asarray(self._points[tid], np.int32)

@@ -132,3 +132,7 @@ def test_a_trail_follows_its_object_and_starts_again_where_its_id_jumps_to_anoth
     assert list(trails._points[1]) == [(40, 80)]  # id 1's trail starts again where it is now
     drawn = trails.draw(np.zeros((100, 100, 3), np.uint8), frame([(1, 43, 80), (2, 43, 20)]))
     assert drawn[78:83, 38:46].any() and not drawn[25:75].any()
+    ball = Trails()  # a 20 px ball, 25 px a frame: faster than its size, steadily, keeps its trail
+    for t in range(4):
+        drawn = ball.draw(np.zeros((100, 100, 3), np.uint8), frame([(3, 10 + 25 * t, 50)]))
+    assert len(ball._points[3]) == 4 and drawn[48:53, 15:80].any(axis=(0, 2)).all()  # one line along its path
