@@ -163,6 +163,9 @@ def test_tracking_benchmark_scores_bytetrack_the_baseline_and_supervision_with_t
     assert all(0 <= float(r[2]) <= 1 for r in rows), out  # IDF1 from TrackEval
     assert re.search(r"detector \(score >= 0.25\): finds [\d.]+ of the visible objects", out), out
     assert re.search(r"cost per frame: p50 [\d.]+ ms at 10 objects, [\d.]+ ms at 100; without colours", out), out
+    said = re.search(r"targets \(edgecv's row\): IDF1 >= 0.9: ([\d.]+), (met|not met); ID switches <= 1 per 10", out)
+    idf1 = float(rows[0][2])
+    assert said and float(said[1]) == pytest.approx(idf1, abs=1e-3) and (said[2] == "met") == (idf1 >= 0.9), out
 
 
 @pytest.mark.parametrize("detector", ["haar", "blazeface-back"])
