@@ -145,21 +145,20 @@ def test_a_detector_stage_says_when_its_tracker_puts_ids_back_and_its_lines_coun
     with ExitStack() as stack:
         backend = stack.enter_context(create_backend(brightness_detector(tmp_path / "blobs.onnx")))
         stage = create_stage(backend, StageOptions({"track": True, "zones": zones}), stack)
+        monkeypatch.setattr(stage, "post", decoded := Decoded())
         for t in range(45):
             d = 4 * (t if t <= 25 else 50 - t)
             img, boxes = scene(photo, [(60 + d, 120, RED), (260 - d, 120, BLUE)])
-            found = Detections(boxes.astype(np.float32), np.full(2, 0.9, np.float32), np.zeros(2, np.int64), ("blob",) * 2)
-            monkeypatch.setattr(stage, "post", Decoded(found))
+            decoded.found = Detections(boxes.astype(np.float32), np.full(2, 0.9, np.float32), np.zeros(2, np.int64), ("b", "b"))
             _, said = stage.finish(FrameJob(Frame(img, t, float(t)), np.zeros(0), None, outputs=[]))
             events += [(t, e["event"], e.get("track_ids", e.get("track_id"))) for e in said]
     assert events == [(13, "line_cross", 2), (38, "line_cross", 1), (39, "track_exchange", [1, 2])], events
 
 
 class Decoded:
-    """A detector's post-processing that returns the given boxes (the stage's ``post``)."""
+    """A detector's post-processing that returns the boxes it is given (``found``), as the stage's ``post``."""
 
-    def __init__(self, found):
-        self.found = found
+    found: Detections | None = None
 
     def to_canonical(self, outputs, meta):
         return outputs
