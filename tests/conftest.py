@@ -172,10 +172,12 @@ def det_run(det_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def det_export(det_run, tmp_path_factory):
-    """int8 ONNX + TFLite of the tiny detector (gate budget wide open: the tiny run is for plumbing, not accuracy)."""
+    """int8 ONNX + TFLite of the tiny detector (gate budget wide open: the tiny run is for plumbing, not accuracy),
+    each ONNX file also with NMS in its graph."""
 
     def build(out):
-        r = edgecv("export", det_run[0], "--int8", "--calib-images", "16", "--max-drop", "100", "--threads", "1", "--out", out)
+        args = ("--int8", "--nms-in-graph", "--calib-images", "16", "--max-drop", "100", "--threads", "1", "--out", out)
+        r = edgecv("export", det_run[0], *args)
         return out, r.output
 
     return once(tmp_path_factory, "det_export", build)

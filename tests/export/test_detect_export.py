@@ -10,17 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecv.export.spec import ConvertSpec
 from tests.conftest import write_video
 from tests.runtime.test_pipeline import run_torch_blocked
 
 
-def test_torch_onnx_and_tflite_outputs_agree(det_run, tmp_path):
+def test_torch_onnx_and_tflite_outputs_agree(det_run, det_export):
+    """The published fp32 artifacts give torch's boxes and scores on the same input."""
     import torch
 
     from edgecv.export.run import load_run_model
-    from edgecv.export.torch2onnx import torch2onnx
-    from edgecv.export.torch2tflite import torch2tflite
     from edgecv.runtime.backends import create_backend
     from edgecv.runtime.preprocess import prepare_input
 
@@ -28,12 +26,9 @@ def test_torch_onnx_and_tflite_outputs_agree(det_run, tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
     with torch.no_grad():
         ref = [t.numpy() for t in model(torch.from_numpy(prepare_input(rgb, meta))[None])]
-    for path in (
-        torch2onnx(model, ConvertSpec(tmp_path / "m.onnx", meta)),
-        torch2tflite(model, ConvertSpec(tmp_path / "m.tflite", meta)),
-    ):
-        backend = create_backend(path, threads=1)
-        boxes, scores = backend.infer(prepare_input(rgb, backend.meta)[None])
+    for name in ("model_fp32.onnx", "model_fp32.tflite"):
+        with create_backend(det_export[0] / name, threads=1) as backend:
+            boxes, scores = backend.infer(prepare_input(rgb, backend.meta)[None])
         assert boxes.shape == ref[0].shape == (1, 16 * 16 + 8 * 8 + 4 * 4, 4) and scores.shape == ref[1].shape
         np.testing.assert_allclose(boxes, ref[0], atol=1e-2, rtol=1e-4)  # pixels
         np.testing.assert_allclose(scores, ref[1], atol=1e-4)
@@ -75,31 +70,25 @@ def test_run_detector_on_a_video_with_torch_blocked(det_export, det_data, tmp_pa
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).read()[0]
 
 
-def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, tmp_path):
+def test_nms_in_graph_keeps_what_per_class_nms_keeps(det_run, det_export):
     import torch
     import torchvision
-    from click.testing import CliRunner
 
     from edgecv.artifact import read_meta
-    from edgecv.cli import cli
     from edgecv.runtime.backends import create_backend
     from edgecv.runtime.postprocess.detect import detect_postprocess
     from edgecv.runtime.preprocess import prepare_frame
 
-    r = CliRunner().invoke(
-        cli,
-        ["export", str(det_run[0]), "--format", "onnx", "--nms-in-graph", "--threads", "1", "--out", str(tmp_path)],
-        catch_exceptions=False,
-    )
-    assert r.exit_code == 0, r.output
-    report = json.loads((tmp_path / "export_report.json").read_text())
-    row = next(x for x in report["artifacts"] if x["file"] == "model_fp32_nms.onnx")
-    assert row["nms_in_graph"] and row["metric"] == "map50" and 0 <= row["value"] <= 1
-    meta = read_meta(tmp_path / "model_fp32_nms.onnx")
+    out, _ = det_export  # exported with --nms-in-graph: every ONNX file also with NMS in its graph
+    report = json.loads((out / "export_report.json").read_text())
+    rows = {x["file"]: x for x in report["artifacts"]}
+    for name in ("model_fp32_nms.onnx", "model_int8_nms.onnx"):
+        assert rows[name]["nms_in_graph"] and rows[name]["metric"] == "map50" and 0 <= rows[name]["value"] <= 1
+    meta = read_meta(out / "model_fp32_nms.onnx")
     nms = meta.decoder.nms_in_graph
     assert meta.decoder.outputs == ("boxes", "scores", "selected") and nms.iou == 0.45
 
-    backend = create_backend(tmp_path / "model_fp32_nms.onnx")
+    backend = create_backend(out / "model_fp32_nms.onnx")
     image = sorted(Path(json.loads((det_run[0] / "split.json").read_text())["root"]).rglob("*.jpg"))[0]
     x, tf = prepare_frame(cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB), backend.meta)
     boxes, scores, selected = backend.infer(x[None])
