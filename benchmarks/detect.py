@@ -10,7 +10,7 @@
    and its drop against torch fp32 (target <= 1 point), as the export gate measured it.
 
   python benchmarks/detect.py [--images 600] [--out /tmp/edgecv-detect] [--epochs N] [--input-size 320] [--max-drop 1]
-      [--max-objects 6] [--occlusion 0.5]
+      [--max-objects 6] [--occlusion 0.5] [--formats onnx,tflite]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--max-drop", type=float, default=1.0, help="the int8 gate's budget in mAP50 points")
     ap.add_argument("--max-objects", type=int, default=6)
     ap.add_argument("--occlusion", type=float, default=0.5, help="the share of busy (occluded) images")
+    ap.add_argument("--formats", default="onnx,tflite", help="what to export, comma-separated")
     args = ap.parse_args()
     out = Path(args.out)
     data = out / f"data-{args.images}-{args.input_size}-{args.max_objects}-{args.occlusion:g}"
@@ -62,10 +63,9 @@ def main() -> None:
         f"mAP50-95 {m['map50_95']:.4f}   ({m['images']} test images)"
     )
     t = time.perf_counter()
-    res = export_run(
-        run.run_dir,
-        ExportSpec(formats=("onnx", "tflite"), int8=True, calib_images=args.calib_images, max_drop=args.max_drop, threads=1),
-    )
+    formats = tuple(args.formats.split(","))
+    spec = ExportSpec(formats=formats, int8=True, calib_images=args.calib_images, max_drop=args.max_drop, threads=1)
+    res = export_run(run.run_dir, spec)
     print(f"export: {(time.perf_counter() - t) / 60:.1f} min")
     print(f"{'artifact':<20} {'mAP50':>7} {'torch fp32':>11} {'drop pts':>9}  gate (target drop <= 1 point)")
     for r in res.rows:
