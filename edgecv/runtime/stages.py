@@ -280,7 +280,9 @@ class FaceCascadeStage(Stage):
 
             # a detected face is a face at once (no tentative frame); its name is what the track accumulates; a lost
             # face is kept 1 s at 30 fps (a face that leaves and one that comes where it was are often two people)
-            faces = TrackerOptions(high=0.5, birth=0.5, low=0.1, tentative=False, lost_frames=30, appearance=None)
+            faces = TrackerOptions(  # (low boxes on IoU over ByteTrack's 0.5: the objects' 0.4 was measured on shapes)
+                high=0.5, birth=0.5, low=0.1, low_match_cost=0.5, tentative=False, lost_frames=30, appearance=None
+            )
             self.tracker = ByteTracker(faces)  # (what a face looks like is its embedding: see TrackIdentities)
             # "probably another person" (1:1, calibrated at 10x the FAR); artifacts from before it: the verify threshold;
             # none calibrated (an import without --data): a track is never split by how its faces look

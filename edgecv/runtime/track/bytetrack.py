@@ -20,8 +20,9 @@ numpy + OpenCV + one runtime. Per frame, the paper's steps (1-3, 5, 6) and one f
    0.2, to be found again here; step 4 still may). Given the frame, where a box fits two tracks about as well (or a
    track two boxes), the one it looks less like costs more (``appearance.py``: colours, the objects' own);
 3. **low** boxes (``low`` <= score < ``high``: occluded, blurred objects) are matched to the tracks still
-   unmatched that were tracked last frame, on IoU (accepted over 1 - ``low_match_cost``): the step that keeps ids
-   through occlusions; tracks matched by neither become lost;
+   unmatched that were tracked last frame, on IoU (accepted over 1 - ``low_match_cost``: 0.4, where ByteTrack
+   takes 0.5, as the box of an object being covered shifts and shrinks away from its track's): the step that keeps
+   ids through occlusions; tracks matched by neither become lost;
 4. lost tracks still unmatched get the high boxes left on a *buffered* IoU (both boxes widened by
    ``recover_buffer`` of their size on each side; Yang et al., WACV 2023): an object that comes back from an
    occlusion off its predicted path (its velocity was learnt from the shrinking boxes of its disappearance) is
@@ -75,7 +76,7 @@ class TrackerOptions:
     birth: float = 0.6  # a high detection needs this score to start a track
     match_cost: float = 0.8  # first association: accept 1 - IoU * score under this
     lost_cost: float = 0.05  # first association: added to a lost track's cost (a near tie goes to a track seen)
-    low_match_cost: float = 0.5  # second association: accept 1 - IoU under this
+    low_match_cost: float = 0.6  # second association: accept 1 - IoU under this (README: what each rule changed)
     tentative_cost: float = 0.7  # tentative tracks: accept 1 - IoU * score under this
     lost_frames: int = 90  # frames a lost track is kept to be found again (3 s at 30 fps; ByteTrack keeps 30)
     class_cost: float = 0.3  # added to a match's cost when the box's class is not the track's (inf: never match)
