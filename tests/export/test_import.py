@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgecv.artifact import read_meta
 from edgecv.export.fidelity import detect_eval_set, measure, run_backend
 from edgecv.runtime.backends import create_backend
 from edgecv.runtime.postprocess import get_postprocess
@@ -112,8 +113,7 @@ def test_yolo_imports_quantize_through_the_gate_and_run_torch_free(yolo_models, 
     assert "frames 20" in proc.stdout
     # tracked from the score Ultralytics' own trackers take (an edgecv detector's artifact says 0.6)
     assert "tracking (ByteTrack: objects from score 0.25, new tracks from 0.35" in proc.stderr, proc.stderr[-2000:]
-    with create_backend(det_export[0] / "model_int8.onnx") as b:
-        assert b.meta.thresholds.track == 0.6
+    assert read_meta(det_export[0] / "model_int8.onnx").thresholds.track == 0.6
     events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
     assert sum(e.get("event") == "result" for e in events) == 20
     e2e_run = cli_torch_blocked(
