@@ -43,7 +43,9 @@ under the thresholds the two agree except where two boxes are near-equally good 
 scipy's ``linear_sum_assignment``). Costs are computed only for the pairs that overlap at all (``overlap_iou``,
 one search per frame for the tracks' and the boxes' pairs: all pairs compared at once for a few boxes, a sort and
 sweep on x for many): at 100 objects a few hundred pairs, not 100 x 100 costs per association. Per-frame arrays
-are read with ``take`` / ``compress``, not fancy indexing (several times as costly per call at this size).
+are read with ``take`` / ``compress``, not fancy indexing (several times as costly per call at this size), and
+masks tested with ``count_nonzero`` and ``nonzero``, not ``any`` and ``flatnonzero`` (numpy's Python wrappers: a
+microsecond a call, and a frame makes some two hundred calls).
 
 Classes: a track's class is the vote of its boxes (their scores summed per class), so one frame's flicker between
 two classes neither renames nor splits it; a box of another class than the track's may still continue it, at an
@@ -163,7 +165,8 @@ class ByteTracker:
         """``class_cost`` for each pair whose box has none of its track's class among its votes, else 0."""
         if not self.o.class_cost or not len(t):
             return 0.0
-        return np.where(votes[d, self._cls[t]] == 0, self.o.class_cost, 0.0)
+        k = votes.shape[1]  # (votes[d, cls[t]], read flat: 2-D fancy indexing costs several times as much)
+        return (votes.take(d * k + self._cls.take(t)) == 0) * self.o.class_cost
 
     def _recover(self, tracks: np.ndarray, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray):
         """Lost ``tracks`` matched to ``dets`` on the buffered IoU (C-BIoU); the matched tracks and boxes."""
@@ -171,7 +174,7 @@ class ByteTracker:
         i, j, iou = overlap_iou(a, buffered(xyxy.take(dets, 0), self.o.recover_buffer))
         t, d = tracks[i], dets[j]
         cost = 1 - iou + self._penalty(t, d, votes)
-        pick = np.flatnonzero(cost < self.o.recover_cost)
+        pick = (cost < self.o.recover_cost).nonzero()[0]
         t, d = greedy_pairs(t[pick], d[pick], cost[pick])
         if self.looks is None:
             return t, d
@@ -185,7 +188,7 @@ class ByteTracker:
     def _match(self, pairs: _Pairs, tracks: np.ndarray, dets: np.ndarray, cost: np.ndarray, limit: float):
         """Greedy matching of the pairs between ``tracks`` and ``dets`` (boolean masks) with ``cost`` under ``limit``;
         the matched tracks and boxes."""
-        if not tracks.any() or not dets.any():
+        if not np.count_nonzero(tracks) or not np.count_nonzero(dets):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         pick = np.nonzero(tracks[pairs.t] & dets[pairs.d] & (cost < limit))[0]
         return greedy_pairs(pairs.t[pick], pairs.d[pick], cost[pick])
@@ -212,17 +215,19 @@ class ByteTracker:
             over &= ~group[i] & ~group[j]
             scores = scores.copy()
             scores[group] = np.minimum(scores[group], np.nextafter(self.o.high, 0))
-        if not over.any():  # the common case: nothing to merge
+        if not np.count_nonzero(over):  # the common case: nothing to merge
             return np.arange(n), scores, votes
-        owner = group_owners(i[over], j[over], scores)
-        joined = np.flatnonzero(owner != np.arange(n))
-        np.add.at(votes, owner[joined], votes[joined])
+        owner = group_owners(i.compress(over), j.compress(over), scores)
+        alone = owner == np.arange(n)
+        joined = (~alone).nonzero()[0]
+        to = owner.take(joined)
+        np.add.at(votes, to, votes.take(joined, 0))
         miss = np.log1p(-np.minimum(scores, 1 - 1e-9))
-        np.add.at(miss, owner[joined], miss[joined])
+        np.add.at(miss, to, miss.take(joined))
         scores = scores.copy()
-        scores[owner[joined]] = 1 - np.exp(miss[owner[joined]])
-        keep = np.flatnonzero(owner == np.arange(n))
-        return keep, scores[keep], votes[keep]
+        scores[to] = 1 - np.exp(miss.take(to))
+        keep = alone.nonzero()[0]
+        return keep, scores.take(keep), votes.take(keep, 0)
 
     def _groups(self, xyxy, scores, cls, i, j, iou) -> np.ndarray | None:
         """The groups' boxes (a mask; None: none): a box that covers ``group_cover`` of a better box of its class and
@@ -231,7 +236,7 @@ class ByteTracker:
         if self.o.group_cover >= 1 or not len(i):
             return None
         same = cls[i] == cls[j]
-        if not same.any():
+        if not np.count_nonzero(same):
             return None
         i, j, iou = i[same], j[same], iou[same]
         area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
@@ -241,7 +246,7 @@ class ByteTracker:
         covers = inter >= self.o.group_cover * np.maximum(area[better], 1e-9)
         covers &= area[weaker] >= self.o.group_area * area[better]
         covers &= scores[weaker] < scores[better]  # a tie (common in int8's few score levels) is no evidence
-        if not covers.any():
+        if not np.count_nonzero(covers):
             return None
         group = np.zeros(len(scores), bool)
         group[weaker[covers]] = True
@@ -268,15 +273,13 @@ class ByteTracker:
         xyxy = xyxy.take(index, 0)
         if self.looks is not None:
             self.looks.frame(image, xyxy)
-        self._cls = np.argmax(self.votes, axis=1)  # the tracks' classes before this frame's votes
+        self._cls = self.votes.argmax(axis=1)  # the tracks' classes before this frame's votes
         pairs = self._pairs(a[:k], b[:k], iou[:k], index, n, scores, votes)
         is_high = scores >= o.high
         tracks, dets, free_track, free_det = self._associate(pairs, is_high, scores, xyxy, votes)
         self.state[(self.state == TRACKED) & free_track] = LOST
         if len(tracks):
-            mean, cov = self.mean.take(tracks, 1), self.cov.take(tracks, 1)
-            kalman.update(mean, cov, kalman.xyxy_to_xyah(xyxy.take(dets, 0)))
-            self.mean[:, tracks], self.cov[:, tracks] = mean, cov
+            kalman.update(self.mean, self.cov, kalman.xyxy_to_xyah(xyxy.take(dets, 0)), tracks)
             self.born += int(np.count_nonzero(self.state[tracks] == TENTATIVE))
             self.state[tracks] = TRACKED
             self.last[tracks] = self.frame
@@ -285,12 +288,12 @@ class ByteTracker:
                     self._swap(a, b)
                 self.looks.learn(tracks, dets, self.frame)
             self.votes[tracks] += votes.take(dets, 0)
-        order = np.argsort(dets, kind="stable")
+        order = dets.argsort(kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])
 
         keep = ~((self.state == TENTATIVE) & free_track)  # tentative and not seen again: a false start
         keep &= ~((self.state == LOST) & (self.frame - self.last > o.lost_frames))
-        new = np.flatnonzero(is_high & free_det & (scores >= o.birth))
+        new = (is_high & free_det & (scores >= o.birth)).nonzero()[0]
         if len(new) and len(dets):  # a second box on an object matched this frame is not a new object
             new = new[iou_matrix(xyxy[new], xyxy[dets]).max(axis=1) <= o.birth_iou]
         self._prune(keep)
@@ -315,8 +318,9 @@ class ByteTracker:
         t2, d2 = self._match(pairs, (self.state == TRACKED) & free_track, is_low, pairs.plain, o.low_match_cost)
         free_track[t2] = False
         lost = (self.state == LOST) & free_track
-        if lost.any() and free_det.any():  # C-BIoU: lost tracks and the high boxes left, on their widened boxes
-            t4, d4 = self._recover(np.flatnonzero(lost), np.flatnonzero(free_det), xyxy, votes)
+        # C-BIoU: lost tracks and the high boxes left, on their widened boxes
+        if np.count_nonzero(lost) and np.count_nonzero(free_det):
+            t4, d4 = self._recover(lost.nonzero()[0], free_det.nonzero()[0], xyxy, votes)
         else:
             t4 = d4 = np.zeros(0, np.int64)
         free_det[d4] = False
@@ -338,7 +342,7 @@ class ByteTracker:
             self.looks.swap(a, b)
 
     def _prune(self, keep: np.ndarray) -> None:
-        if keep.all():
+        if np.count_nonzero(keep) == len(keep):
             return
         for name in ("ids", "votes", "state", "last", "start"):
             setattr(self, name, getattr(self, name).compress(keep, axis=0))
@@ -374,9 +378,9 @@ class ByteTracker:
     def _drop_duplicates(self) -> None:
         """A tracked and a lost track on the same object (IoU > 0.85): the one that lived shorter goes."""
         is_lost = self.state == LOST
-        if not is_lost.any():
+        if not np.count_nonzero(is_lost):
             return
-        tracked, lost = np.flatnonzero(self.state == TRACKED), np.flatnonzero(is_lost)
+        tracked, lost = (self.state == TRACKED).nonzero()[0], is_lost.nonzero()[0]
         if not len(tracked):
             return
         boxes = self.boxes()

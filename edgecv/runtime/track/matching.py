@@ -59,20 +59,23 @@ def overlap_iou(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     ac, bc = a.T, b.T
     order = bc[0].argsort(kind="stable")
     x1 = bc[0].take(order)
-    lo = np.searchsorted(x1, ac[0] - float((bc[2] - bc[0]).max()), "right")
-    count = np.searchsorted(x1, ac[2], "left") - lo
+    lo = x1.searchsorted(ac[0] - float((bc[2] - bc[0]).max()), "right")
+    count = x1.searchsorted(ac[2], "left")
+    count -= lo
     np.maximum(count, 0, out=count)
-    i = np.repeat(np.arange(len(a)), count)
-    j = order.take(np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(len(i)))
+    i = np.arange(len(a)).repeat(count)
+    lo -= count.cumsum()
+    lo += count
+    j = order.take(np.arange(len(i)) + lo.repeat(count))
     A, B = ac.take(i, 1), bc.take(j, 1)
-    w = np.minimum(A[2], B[2])
-    w -= np.maximum(A[0], B[0])
-    h = np.minimum(A[3], B[3])
-    h -= np.maximum(A[1], B[1])
-    ok = np.flatnonzero((w > 0) & (h > 0))
-    ok = ok.take(np.lexsort((j.take(ok), i.take(ok))))  # row-major (i is sorted; within a row, j is not)
-    i, j, A, B, inter = i.take(ok), j.take(ok), A.take(ok, 1), B.take(ok, 1), w.take(ok) * h.take(ok)
-    union = (A[2] - A[0]) * (A[3] - A[1]) + (B[2] - B[0]) * (B[3] - B[1])
+    wh = np.minimum(A[2:], B[2:])
+    wh -= np.maximum(A[:2], B[:2])
+    ok = ((wh[0] > 0) & (wh[1] > 0)).nonzero()[0]
+    i, j = i.take(ok), j.take(ok)
+    row_major = (i * len(b) + j).argsort(kind="stable")  # (i is sorted; within a row, j is not)
+    i, j, ok = i.take(row_major), j.take(row_major), ok.take(row_major)
+    inter = wh[0].take(ok) * wh[1].take(ok)
+    union = ((ac[2] - ac[0]) * (ac[3] - ac[1])).take(i) + ((bc[2] - bc[0]) * (bc[3] - bc[1])).take(j)
     union -= inter
     return i, j, inter / np.maximum(union, 1e-9)
 
@@ -99,7 +102,7 @@ def greedy_pairs(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> tuple[
     taken_r, taken_c = np.zeros(len(first_r), bool), np.zeros(len(first_c), bool)
     taken_r[rows[mutual]] = True
     taken_c[cols[mutual]] = True
-    rest = np.flatnonzero(~taken_r[rows] & ~taken_c[cols])
+    rest = (~taken_r[rows] & ~taken_c[cols]).nonzero()[0]
     if not len(rest):
         return rows[mutual], cols[mutual]
     keep = []

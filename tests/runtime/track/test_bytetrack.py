@@ -202,6 +202,25 @@ def test_kalman_follows_a_constant_velocity_box():
     assert mean[1, 0, :2] == pytest.approx([3, -2], abs=0.05)
 
 
+def test_correcting_some_tracks_leaves_the_others_as_they_were():
+    rng = np.random.default_rng(2)
+    xyah = np.abs(rng.normal(100, 20, (7, 4)))
+    mean, cov = initiate(xyah)
+    predict(mean, cov)
+    tracks, z = np.asarray([1, 4, 5]), xyah[[1, 4, 5]] + rng.normal(0, 2, (3, 4))
+    some_mean, some_cov = mean.take(tracks, 1), cov.take(tracks, 1)
+    update(some_mean, some_cov, z)  # the matched tracks alone, gathered
+    update(mean, cov, z, tracks)
+    np.testing.assert_array_equal(mean[:, tracks], some_mean)
+    np.testing.assert_array_equal(cov[:, tracks], some_cov)
+    before_mean, before_cov = initiate(xyah)
+    predict(before_mean, before_cov)
+    others = [0, 2, 3, 6]
+    np.testing.assert_array_equal(mean[:, others], before_mean[:, others])
+    np.testing.assert_array_equal(cov[:, others], before_cov[:, others])
+    assert not np.array_equal(mean[:, tracks], before_mean[:, tracks])
+
+
 def matrix_kalman(xyah_seq):
     """The textbook 8-state filter with ByteTrack's noise weights, in full matrix form (the reference)."""
     pos, vel = 1 / 20, 1 / 160
