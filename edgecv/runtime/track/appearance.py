@@ -22,7 +22,8 @@ Where boxes cross, motion can still carry a track onto the other object (two tha
 hides behind another just as the other steps into its path) and, once the boxes part, nothing is in doubt any more:
 by boxes alone the track follows the wrong object for good. So on those learning frames, a track that has been in
 doubt since it was last checked, and whose box is clear, is checked (``mistaken``): if its box looks unlike it
-and like another track that is lost, or that holds a box looking like the first, the two exchange identities. A
+and like another track that is lost, or like one that holds a box looking like the first, the two exchange
+identities. A
 trade put right counts as switches too, and is worth them: the ids last (README: what it changed on
 ``benchmarks/tracking.py``).
 """
@@ -196,9 +197,10 @@ class Looks:
         """On learning turns (every ``every``-th frame), the matched ``tracks`` (boxes ``dets``) that took another
         object's box where boxes crossed and have followed it since: of the tracks in doubt since their last turn,
         one whose clear box looks unlike it (cosine under ``unlike``) and most like another track (over ``reid``)
-        goes with that track if it is lost (``lost``: a mask of all tracks), or if that track holds a box that looks
-        like the first and unlike itself (two objects that traded tracks). The pairs whose identities to exchange
-        (``ByteTracker._swap``, which calls ``swap``)."""
+        goes with that track if it is lost (``lost``: a mask of all tracks); or, of the tracks it looks like (over
+        ``reid``, most alike first), with the first that holds a box looking like the first track and unlike itself
+        (two objects that traded tracks; the most alike may be a third object of like colours, tracked where it
+        should be). The pairs whose identities to exchange (``ByteTracker._swap``, which calls ``swap``)."""
         if self._image is None or frame % self.o.every or not len(tracks):
             return []
         ask = (self.mixed.take(tracks) & self._has(tracks)).nonzero()[0]
@@ -213,16 +215,19 @@ class Looks:
         done: set[int] = set()
         for k in wrong.tolist():  # (the common case: none; every track looks like its box)
             a = int(tracks[k])
+            if a in done:
+                continue
             sim = self.models @ feats[k]
             sim[a] = -1
-            b = int(np.argmax(sim))
-            if a in done or b in done or sim[b] <= self.o.reid:
-                continue
-            j = slot.get(b)
-            traded = j is not None and own[j] < self.o.unlike and self.models[a] @ feats[j] > self.o.reid
-            if lost[b] or traded:
-                swaps.append((a, b))
-                done |= {a, b}
+            for rank, b in enumerate(np.argsort(-sim, kind="stable").tolist()):
+                if sim[b] <= self.o.reid:
+                    break
+                j = slot.get(b)
+                traded = j is not None and own[j] < self.o.unlike and self.models[a] @ feats[j] > self.o.reid
+                if b not in done and (traded or (rank == 0 and lost[b])):
+                    swaps.append((a, b))
+                    done |= {a, b}
+                    break
         return swaps
 
     def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import edgecv.runtime.track.appearance as appearance
 from edgecv.data.samples import background_photos, random_background
 from edgecv.runtime.track import ByteTracker, TrackerOptions
-from edgecv.runtime.track.appearance import LookOptions, colours
+from edgecv.runtime.track.appearance import LookOptions, Looks, colours
 
 RED, BLUE = (0, 0, 220), (220, 60, 0)  # BGR
 
@@ -155,3 +155,27 @@ def test_a_track_that_took_a_lost_object_s_box_gives_it_back():
     assert [t for t, pairs in enumerate(exchanged) if pairs] == [29] and exchanged[29] == [[1, 2]]
     unchecked, _ = meet_and_turn(TrackerOptions(appearance=LookOptions(unlike=-1)), blue_hidden_after=True)
     assert all(f == {0: 2} for f in unchecked[26:])
+
+
+def test_a_trade_is_put_right_when_a_third_object_looks_even_more_like_each_box(monkeypatch):
+    """Tracks 0 and 1 traded objects P and Q; tracks 2 and 3 follow, far away, objects of colours a little nearer to
+    Q's and P's than the traded tracks learnt. Each traded box looks most like a distractor, which holds its own box;
+    the next most alike is the other traded track, which holds a box like the first and unlike itself: the trade."""
+    p, q, x, w = np.eye(appearance.SIZE, dtype=np.float32)[:4]
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    box_colours = [q, p, unit(q + 0.1 * w), unit(p + 0.1 * x)]  # what tracks 0-3 hold now: 0 and 1 traded
+    monkeypatch.setattr(appearance, "colours", lambda image, xyxy, **kw: np.stack([box_colours[int(b[0]) // 100] for b in xyxy]))
+    looks = Looks()
+    looks.add(4)
+    looks.models[:] = [unit(p + 0.4 * x), unit(q + 0.4 * w), unit(q + 0.1 * w), unit(p + 0.1 * x)]
+    looks.mixed[:2] = True  # the traded tracks were in doubt where the boxes crossed
+    boxes = np.asarray([[100 * k, 0, 100 * k + 40, 40] for k in range(4)], float)  # apart: every box clear
+    looks.frame(np.zeros((100, 400, 3), np.uint8), boxes)
+    tracks = np.arange(4)
+    assert looks.models[2] @ q > looks.models[1] @ q > LookOptions().reid  # (the distractors: most alike)
+    assert looks.models[3] @ p > looks.models[0] @ p > LookOptions().reid
+    assert looks.mistaken(tracks, tracks, frame=10, lost=np.zeros(4, bool)) == [(0, 1)]
+    assert looks.mistaken(tracks, tracks, frame=11, lost=np.zeros(4, bool)) == []  # (checks on learning turns only)
