@@ -14,9 +14,11 @@ The tracker uses it only where motion is in doubt: a box that two tracks could t
 could continue (a penalty of ``weight`` x (1 - cosine) on the match), and a lost track that the buffered IoU
 could not find again (a box of its class within reach with cosine over ``reid``: DeepSORT's appearance matching
 of lost tracks, kept near where the object was). A track learns its colours from boxes no other matched box
-covers, as a running mean: on its first match, then every ``every`` frames while another box is near it (colours
-change slowly, and where no other object is near, none can be taken for it). At 100 objects, every box's histogram
-on every frame would cost more than the rest of the tracker.
+covers and that are at least the tracking score (``high``: a box the detector doubts is mostly an object partly
+hidden, by something no box marks, whose colours would be the cover's), as a running mean: on its first match,
+then every ``every`` frames while another box is near it (colours change slowly, and where no other object is near,
+none can be taken for it). At 100 objects, every box's histogram on every frame would cost more than the rest of
+the tracker.
 
 Where boxes cross, motion can still carry a track onto the other object (two that meet and turn back, or one that
 hides behind another just as the other steps into its path) and, once the boxes part, nothing is in doubt any more:
@@ -230,15 +232,16 @@ class Looks:
                     break
         return swaps
 
-    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int) -> None:
-        """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs: a track on
+    def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int, sure: np.ndarray) -> None:
+        """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs and the box is
+        ``sure`` (a mask of the pairs: at least the tracking score; a track whose box is not tries again): a track on
         its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
         where a mix-up can come; all at once, one call rather than ``every``) or that were in doubt since the last
         turn (whose doubt the turn ends: ``mistaken`` has looked at them)."""
         if self._image is None or not len(tracks):
             return
         turn = frame % self.o.every == 0
-        due = (~self.tried.take(tracks) | turn).nonzero()[0]
+        due = ((~self.tried.take(tracks) | turn) & sure).nonzero()[0]
         if not len(due):
             return
         clear = self._clear(dets, due)

@@ -110,16 +110,18 @@ def test_colours_are_read_only_where_motion_is_in_doubt_and_on_a_track_s_learnin
     monkeypatch.setattr(appearance, "colours", lambda image, xyxy, **kw: read.append(len(xyxy)) or real(image, xyxy, **kw))
     photo = photos(1)[0]
 
-    def run(gap):
+    def run(gap, red_later=0.9):
         read.clear()
         tracker = ByteTracker()
         for t in range(30):  # two objects side by side, ``gap`` px apart, moving together: nothing in doubt
             img, boxes = scene(photo, [(40 + 2 * t, 60, RED), (40 + 2 * t, 60 + 42 + gap, BLUE)])
-            tracker.update(boxes, [0.9, 0.9], [0, 0], img)
+            got = tracker.update(boxes, [0.9 if t < 5 else red_later, 0.9], [0, 0], img)
+            assert got.ids.tolist() == [1, 2]
         return list(read)
 
     assert run(gap=20) == [2, 2, 2, 2]  # within a box's size: frame 1 (first lessons), then frames 10, 20 and 30
     assert run(gap=60) == [2]  # far apart: no mix-up can come, the colours learnt at first are kept
+    assert run(gap=20, red_later=0.3) == [2, 1, 1, 1]  # a box under the tracking score continues its track, teaches nothing
 
 
 def meet_and_turn(options, blue_hidden_after=False):
