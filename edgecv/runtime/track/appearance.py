@@ -99,7 +99,7 @@ def _lattice(ring: float, grid: int) -> tuple[np.ndarray, np.ndarray]:
 class LookOptions:
     weight: float = 0.3  # a doubtful match's cost: + weight x (1 - cosine of the box's colours and the track's)
     reid: float = 0.8  # a lost track takes a box of its class with a cosine over this, within reach
-    reach: float = 0.1  # reach: the box's size, and this share of it per frame the track has been lost
+    reach: float = 0.3  # reach: the box's size, and this share of it per frame the track has been lost (README)
     learn: float = 0.1  # a track's colours: running mean, this weight to the new box's
     every: int = 10  # frames between lessons (the first on a track's first match; if its box is covered, a turn)
     doubt_iou: float = 0.2  # pairs this far apart are not in doubt (no match takes them: bytetrack.py's costs)

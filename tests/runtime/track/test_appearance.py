@@ -79,17 +79,17 @@ def test_a_box_two_tracks_could_take_goes_to_the_one_it_looks_like():
         assert blind[10] == {0: 1}  # by boxes alone a tie, taken by the first track: the red one's id on blue
 
 
-def come_back(colour, options=None, at=150):
-    """A red disc moves right, is hidden for 20 frames, and a disc of ``colour`` shows up ``at`` px left of where
-    the red one would be by then (it turned back). The id the newcomer gets, over 2 frames."""
+def come_back(colour, options=None, at=150, hidden=20):
+    """A red disc moves right, is hidden for ``hidden`` frames, and a disc of ``colour`` shows up ``at`` px left of
+    where the red one would be by then (it turned back). The id the newcomer gets, over 2 frames."""
     photo = photos(1)[0]
     tracker = ByteTracker(options or TrackerOptions())
     for t in range(15):
         img, boxes = scene(photo, [(40 + 3 * t, 160, RED)])
         tracker.update(boxes, [0.9], [0], img)
-    for _ in range(20):
+    for _ in range(hidden):
         tracker.update(np.zeros((0, 4)), [], [], photo)
-    x = 40 + 3 * 35 - at
+    x = 40 + 3 * (15 + hidden) - at
     ids = []
     for _ in range(2):
         img, boxes = scene(photo, [(x, 160, colour)])
@@ -101,7 +101,9 @@ def test_a_lost_object_is_found_again_by_its_colours_within_reach_and_another_is
     assert come_back(RED, at=75) == [[1], [1]]  # 75 px off (1.8 box sizes): beyond the buffered IoU, within reach
     assert come_back(RED, TrackerOptions(appearance=None), at=75) == [[], [2]]  # by boxes alone: a new object
     assert come_back(BLUE, at=75) == [[], [2]]  # not its colours: a new object (born, then confirmed)
-    assert come_back(RED, at=150) == [[], [2]]  # 3.6 box sizes off after 20 frames: out of reach (3 box sizes)
+    # reach: the box's size (42 px), and 0.3 of it per frame lost
+    assert come_back(RED, at=150) == [[1], [1]]  # 3.6 box sizes off, lost 21 frames: within reach (7.3 box sizes)
+    assert come_back(RED, at=150, hidden=5) == [[], [2]]  # lost 6 frames: out of reach (2.8 box sizes)
 
 
 def test_colours_are_read_only_where_motion_is_in_doubt_and_on_a_track_s_learning_turns(monkeypatch):
