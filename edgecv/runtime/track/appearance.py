@@ -130,7 +130,9 @@ class Looks:
         """The colours of boxes ``d`` (computed on first ask)."""
         if self._feats is None:
             self._feats, self._done = np.zeros((len(self._boxes), SIZE), np.float32), np.zeros(len(self._boxes), bool)
-        todo = np.unique(d[~self._done[d]])
+        need = np.zeros(len(self._done), bool)
+        need[d] = True
+        todo = (need & ~self._done).nonzero()[0]  # (d's boxes not read yet, each once)
         if len(todo):
             self._feats[todo] = colours(self._image, self._boxes.take(todo, 0))
             self._done[todo] = True
