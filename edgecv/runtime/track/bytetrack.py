@@ -166,7 +166,7 @@ class ByteTracker:
         if not self.o.class_cost or not len(t):
             return 0.0
         k = votes.shape[1]  # (votes[d, cls[t]], read flat: 2-D fancy indexing costs several times as much)
-        return (votes.take(d * k + self._cls.take(t)) == 0) * self.o.class_cost
+        return np.where(votes.take(d * k + self._cls.take(t)) == 0, self.o.class_cost, 0.0)  # (inf * 0 would be nan)
 
     def _recover(self, tracks: np.ndarray, dets: np.ndarray, xyxy: np.ndarray, votes: np.ndarray):
         """Lost ``tracks`` matched to ``dets`` on the buffered IoU (C-BIoU); the matched tracks and boxes."""

@@ -108,7 +108,8 @@ def test_a_track_keeps_its_id_and_its_voted_class_through_class_flicker():
 def test_class_cost_inf_keeps_classes_apart_and_0_ignores_them():
     strict = ByteTracker(TrackerOptions(class_cost=float("inf")))
     step(strict, [box(100, 100)], [0.9], [0])
-    assert step(strict, [box(101, 100)], [0.9], [1]) == {}  # the same place, another class: another object
+    assert step(strict, [box(101, 100)], [0.9], [0]) == {0: 1}  # its class: the same object
+    assert step(strict, [box(102, 100)], [0.9], [1]) == {}  # the same place, another class: another object
     agnostic = ByteTracker(TrackerOptions(class_cost=0))
     step(agnostic, [box(100, 100)], [0.9], [0])
     assert step(agnostic, [box(101, 100)], [0.9], [1]) == {0: 1}
