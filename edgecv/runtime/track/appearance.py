@@ -25,8 +25,7 @@ hides behind another just as the other steps into its path) and, once the boxes 
 by boxes alone the track follows the wrong object for good. So on those learning frames, a track that has been in
 doubt since it was last checked, and whose box is clear, is checked (``mistaken``): if its box looks unlike it
 and like another track that is lost, or like one that holds a box looking like the first, the two exchange
-identities. A
-trade put right counts as switches too, and is worth them: the ids last (README: what it changed on
+identities. A trade put right counts as switches too, and is worth them: the ids last (README: what it changed on
 ``benchmarks/tracking.py``).
 """
 
