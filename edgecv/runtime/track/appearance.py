@@ -235,14 +235,17 @@ class Looks:
 
     def learn(self, tracks: np.ndarray, dets: np.ndarray, frame: int, sure: np.ndarray) -> None:
         """Matched ``tracks`` learn from their boxes ``dets``, where no other matched box covers theirs and the box is
-        ``sure`` (a mask of the pairs: at least the tracking score; a track whose box is not tries again): a track on
-        its first match, and on every ``every``-th frame the tracks another box is near (within their box's size:
-        where a mix-up can come; all at once, one call rather than ``every``) or that were in doubt since the last
-        turn (whose doubt the turn ends: ``mistaken`` has looked at them)."""
+        ``sure`` (a mask of this frame's boxes, the tracker's high ones: a track whose box is not tries again): a
+        track on its first match, and on every ``every``-th frame the tracks another box is near (within their box's
+        size: where a mix-up can come; all at once, one call rather than ``every``) or that were in doubt since the
+        last turn (whose doubt the turn ends: ``mistaken`` has looked at them)."""
         if self._image is None or not len(tracks):
             return
         turn = frame % self.o.every == 0
-        due = ((~self.tried.take(tracks) | turn) & sure).nonzero()[0]
+        due = (~self.tried.take(tracks) | turn).nonzero()[0]
+        if not len(due):  # (most frames: only a track's first match teaches between turns)
+            return
+        due = due.compress(sure.take(dets.take(due)))
         if not len(due):
             return
         clear = self._clear(dets, due)

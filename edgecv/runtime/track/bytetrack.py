@@ -286,7 +286,7 @@ class ByteTracker:
             if self.looks is not None:  # (a track that follows another object takes its identity back first)
                 for a, b in self.looks.mistaken(tracks, dets, self.frame, self.state == LOST):
                     self._swap(a, b)
-                self.looks.learn(tracks, dets, self.frame, scores.take(dets) >= o.high)
+                self.looks.learn(tracks, dets, self.frame, is_high)
             self.votes[tracks] += votes.take(dets, 0)
         order = dets.argsort(kind="stable")
         report = index[dets[order]], self.ids[tracks[order]], self.classes(tracks[order])

@@ -93,8 +93,9 @@ def update(mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray, tracks: np.ndarr
     s += cov[0]
     gain = cov[:2] / s  # (2, n, 4): the position's and the velocity's gain
     if tracks is not None:
-        z, xyah = xyah, mean[0].copy()  # the others' innovation: 0
-        xyah[tracks] = z
+        measured = mean[0].copy()  # the other tracks' innovation: 0
+        measured[tracks] = xyah
+        xyah = measured
         seen = np.zeros((len(s), 1))
         seen[tracks] = 1.0
         gain *= seen
